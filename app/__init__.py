@@ -1,0 +1,1 @@
+"""otcdesk app package."""

@@ -1,0 +1,52 @@
+"""Settings, loaded once from the environment and passed down explicitly.
+
+Only this module reads environment variables; every other package receives a
+`Settings` (or the plain values it needs) from `app`.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide configuration (env vars; see README for the list)."""
+
+    model_config = SettingsConfigDict(env_prefix="OTCDESK_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./var"))
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    llm_base_url: str | None = None
+    llm_model: str = "default"
+    llm_api_key: str = "sk-local"
+    llm_timeout_s: float = 20.0
+    embed_base_url: str | None = None
+    embed_model: str = "bge-m3"
+    backend: str = "auto"
+    review_ttl_s: float = 120.0
+    session_ttl_s: float = 8 * 3600.0
+    ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
+    wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")
+    wechaty_puppet_service_endpoint: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_ENDPOINT")
+
+    @cached_property
+    def db_url(self) -> str:
+        """SQLAlchemy URL: `DATABASE_URL` when set, else a SQLite file under the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'otcdesk.db').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.db_url.startswith("postgresql")
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(**overrides) -> Settings:
+    """Read the environment once; keyword overrides win (used by tests and the CLI)."""
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""otcdesk bots package."""

@@ -1,0 +1,1 @@
+"""otcdesk knowledge package."""

@@ -1,0 +1,1 @@
+"""otcdesk pricing_engine package."""
