@@ -1,0 +1,24 @@
+"""Market snapshot: the checked-in, clearly SIMULATED demo snapshot (a feed adapter would write the same shape)."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+SNAPSHOT_PATH = Path(__file__).with_name("data") / "market_snapshot.json"
+
+
+@lru_cache(maxsize=1)
+def load_snapshot(path: str = str(SNAPSHOT_PATH)) -> dict:
+    """The whole snapshot document: `as_of`, `source`, `rate`, `underlyings{code: {name, spot, vol, div}}`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def market_for(underlying: str, snapshot: dict | None = None) -> dict | None:
+    """The `market` object of CONTRACTS.md (`spot`, `vol`, `rate`, `div`) for one underlying, or None if not in the snapshot."""
+    snap = snapshot or load_snapshot()
+    row = snap["underlyings"].get(underlying)
+    if row is None:
+        return None
+    return {"spot": row["spot"], "vol": row["vol"], "rate": snap["rate"], "div": row.get("div", 0.0),
+            "as_of": snap["as_of"], "source": snap["source"]}

@@ -1,0 +1,1 @@
+from sqlmodel import SQLModel  # tables are added here by the skeleton
