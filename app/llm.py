@@ -1,0 +1,266 @@
+"""OpenAI-compatible LLM and embeddings clients, built from `Settings`.
+
+Production talks to vLLM; tests talk to a local llama.cpp server (`tests/llm_fixture.py`). Both speak the
+OpenAI chat API, but they take a JSON schema in different request shapes, chosen by `flavor`:
+
+* ``"llama_cpp"`` — ``response_format={"type": "json_object", "schema": S}``; llama-cpp-python's server turns
+  the schema into a grammar (it does not accept ``json_schema``).
+* ``"vllm"`` — ``response_format={"type": "json_schema", "json_schema": {"name", "schema"}}``, the OpenAI form,
+  which vLLM enforces with its structured-output backend. (vLLM's old ``extra_body={"guided_json": S}`` was
+  removed in vLLM 0.12; the replacement ``{"structured_outputs": {"json": S}}`` is equivalent to this.)
+* ``"openai"`` — the same ``json_schema`` form with nothing non-standard, for any other OpenAI-compatible API.
+* ``"auto"`` (default) — asks ``GET /models`` once: ``owned_by == "vllm"`` selects ``vllm``, anything else
+  ``llama_cpp``; if the server rejects the request shape with HTTP 400/422 it retries once with the other shape
+  and keeps whichever worked.
+
+Whatever the flavor, the answer is parsed and validated against the schema client-side, so a server that
+ignores the schema still cannot hand back unchecked data: every failure surfaces as `LLMError`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from typing import Any, Sequence
+
+import jsonschema
+import openai
+
+log = logging.getLogger(__name__)
+
+FLAVORS = ("auto", "llama_cpp", "vllm", "openai")
+
+
+class LLMError(RuntimeError):
+    """The LLM could not produce a usable answer (timeout, connection, HTTP error, bad JSON, schema violation)."""
+
+
+class LLMTimeoutError(LLMError):
+    """The request did not finish within its timeout."""
+
+
+class LLMConnectionError(LLMError):
+    """The endpoint could not be reached."""
+
+
+class LLMResponseError(LLMError):
+    """The server answered, but not with something usable: HTTP error, empty/invalid JSON, schema violation."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # HTTP status when the server refused the request
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.S)
+
+
+def _parse_json(text: str) -> Any:
+    m = _FENCE.match(text)
+    if m:
+        text = m.group(1)
+    return json.loads(text)
+
+
+def validate_json(data: Any, schema: dict) -> None:
+    """Raise `LLMResponseError` unless `data` validates against the JSON `schema`."""
+    cls = jsonschema.validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"invalid JSON schema: {exc.message}") from exc
+    errors = sorted(cls(schema).iter_errors(data), key=lambda e: list(e.path))
+    if errors:
+        where = "/".join(str(p) for p in errors[0].path) or "<root>"
+        raise LLMResponseError(f"LLM answer violates the schema at {where}: {errors[0].message}")
+
+
+class LLMClient:
+    """Chat client for an OpenAI-compatible endpoint (vLLM, llama.cpp server, OpenAI).
+
+    `timeout` is the default per-request timeout in seconds; no automatic retries, so a dead endpoint fails fast.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str = "sk-local",
+        timeout: float = 20.0,
+        *,
+        flavor: str = "auto",
+        max_tokens: int = 512,
+        temperature: float = 0.0,
+    ) -> None:
+        if flavor not in FLAVORS:
+            raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = float(timeout)
+        self.flavor = flavor
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self._resolved: str | None = None if flavor == "auto" else flavor
+        self._lock = threading.Lock()
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "sk-none", timeout=self.timeout,
+                                     max_retries=0)
+
+    def __repr__(self) -> str:
+        return f"LLMClient(base_url={self.base_url!r}, model={self.model!r}, flavor={self.flavor!r})"
+
+    # -- public API -----------------------------------------------------------------------------------
+
+    def complete_json(self, messages: list[dict], schema: dict, timeout: float | None = None) -> dict:
+        """Ask for a JSON answer constrained by `schema`; return it parsed and validated.
+
+        Raises `LLMError` (or a subclass) on timeout, connection failure, HTTP error, invalid JSON or a schema
+        violation.
+        """
+        flavor = self._flavor(timeout)
+        try:
+            text = self._chat(messages, timeout, response_format=self._response_format(flavor, schema))
+        except LLMResponseError as exc:
+            if self.flavor != "auto" or exc.status not in (400, 422):
+                raise
+            other = "vllm" if flavor == "llama_cpp" else "llama_cpp"
+            log.info("LLM server rejected the %s request shape (%s); retrying as %s", flavor, exc, other)
+            text = self._chat(messages, timeout, response_format=self._response_format(other, schema))
+            self._resolved = other
+        try:
+            data = _parse_json(text)
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise LLMResponseError(f"LLM answer is not valid JSON ({exc}): {text[:200]!r}") from exc
+        validate_json(data, schema)
+        return data
+
+    def complete_text(self, messages: list[dict], timeout: float | None = None) -> str:
+        """Plain chat completion; returns the assistant's text. Raises `LLMError` on failure."""
+        return self._chat(messages, timeout)
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _response_format(flavor: str, schema: dict) -> dict:
+        if flavor == "llama_cpp":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+
+    def _flavor(self, timeout: float | None) -> str:
+        if self._resolved is not None:
+            return self._resolved
+        with self._lock:
+            if self._resolved is None:
+                self._resolved = self._detect_flavor(timeout)
+        return self._resolved
+
+    def _detect_flavor(self, timeout: float | None) -> str:
+        try:
+            models = self._client.with_options(timeout=self._t(timeout)).models.list()
+            owners = {getattr(m, "owned_by", None) for m in models.data}
+        except openai.APITimeoutError as exc:
+            raise LLMTimeoutError(f"LLM endpoint {self.base_url} timed out") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMConnectionError(f"LLM endpoint {self.base_url} unreachable: {exc}") from exc
+        except openai.APIError as exc:  # /models missing or forbidden: fall back to the llama.cpp shape
+            log.info("could not list models at %s (%s); assuming llama_cpp request shape", self.base_url, exc)
+            return "llama_cpp"
+        return "vllm" if "vllm" in owners else "llama_cpp"
+
+    def _t(self, timeout: float | None) -> float:
+        return self.timeout if timeout is None else float(timeout)
+
+    def _chat(self, messages: list[dict], timeout: float | None, **extra: Any) -> str:
+        try:
+            resp = self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                max_tokens=self.max_tokens,
+                temperature=self.temperature,
+                timeout=self._t(timeout),
+                **extra,
+            )
+        except openai.APITimeoutError as exc:
+            raise LLMTimeoutError(f"LLM request timed out after {self._t(timeout)} s") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMConnectionError(f"LLM endpoint {self.base_url} unreachable: {exc}") from exc
+        except openai.APIStatusError as exc:
+            raise LLMResponseError(f"LLM server answered HTTP {exc.status_code}: {str(exc)[:300]}",
+                                   status=exc.status_code) from exc
+        except openai.APIError as exc:
+            raise LLMResponseError(f"LLM request failed: {exc}") from exc
+        if not resp.choices:
+            raise LLMResponseError("LLM answer has no choices")
+        choice = resp.choices[0]
+        text = choice.message.content or ""
+        if not text.strip():
+            raise LLMResponseError("LLM answer is empty")
+        return text
+
+
+class Embedder:
+    """Client for an OpenAI-compatible `/embeddings` endpoint (vLLM embedding model, llama.cpp, OpenAI)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "sk-local", timeout: float = 20.0,
+                 *, batch_size: int = 64) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = float(timeout)
+        self.batch_size = batch_size
+        self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "sk-none", timeout=self.timeout,
+                                     max_retries=0)
+
+    def __repr__(self) -> str:
+        return f"Embedder(base_url={self.base_url!r}, model={self.model!r})"
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One vector per text, in input order. Raises `LLMError` on failure."""
+        out: list[list[float]] = []
+        texts = list(texts)
+        for i in range(0, len(texts), self.batch_size):
+            batch = texts[i:i + self.batch_size]
+            try:
+                resp = self._client.embeddings.create(model=self.model, input=batch, encoding_format="float")
+            except openai.APITimeoutError as exc:
+                raise LLMTimeoutError(f"embeddings request timed out after {self.timeout} s") from exc
+            except openai.APIConnectionError as exc:
+                raise LLMConnectionError(f"embeddings endpoint {self.base_url} unreachable: {exc}") from exc
+            except openai.APIError as exc:
+                raise LLMResponseError(f"embeddings request failed: {exc}") from exc
+            rows = sorted(resp.data, key=lambda d: d.index)
+            if len(rows) != len(batch):
+                raise LLMResponseError(f"asked for {len(batch)} embeddings, got {len(rows)}")
+            out.extend(_flat_vector(r.embedding) for r in rows)
+        return out
+
+
+def _flat_vector(vec: Any) -> list[float]:
+    # llama.cpp returns one vector per token (a nested list) when the server runs without pooling
+    if vec and isinstance(vec[0], list):
+        raise LLMResponseError("embeddings endpoint returned per-token vectors; start it with pooling enabled")
+    return [float(x) for x in vec]
+
+
+def build_llm_client(settings: Any) -> LLMClient | None:
+    """The app's chat client from `settings` (llm_base_url, llm_model, llm_api_key, llm_timeout_s, optional
+    llm_flavor); None when no LLM is configured."""
+    if not getattr(settings, "llm_base_url", None):
+        return None
+    return LLMClient(
+        settings.llm_base_url,
+        settings.llm_model,
+        settings.llm_api_key,
+        settings.llm_timeout_s,
+        flavor=getattr(settings, "llm_flavor", None) or "auto",
+    )
+
+
+def build_embedder(settings: Any) -> Embedder | None:
+    """The embeddings client from `settings` (embed_base_url, embed_model); None when not configured."""
+    if not getattr(settings, "embed_base_url", None):
+        return None
+    return Embedder(
+        settings.embed_base_url,
+        settings.embed_model,
+        getattr(settings, "llm_api_key", "sk-local"),
+        getattr(settings, "llm_timeout_s", 20.0),
+    )
