@@ -110,21 +110,25 @@ class LLMClient:
 
     # -- public API -----------------------------------------------------------------------------------
 
-    def complete_json(self, messages: list[dict], schema: dict, timeout: float | None = None) -> dict:
-        """Ask for a JSON answer constrained by `schema`; return it parsed and validated.
+    def complete_json(self, messages: list[dict], schema: dict, timeout: float | None = None, *,
+                      request_schema: dict | None = None, max_tokens: int | None = None) -> dict:
+        """Ask for a JSON answer constrained by `schema`; return it parsed and validated against `schema`.
 
-        Raises `LLMError` (or a subclass) on timeout, connection failure, HTTP error, invalid JSON or a schema
-        violation.
+        `request_schema`, when given, is what the server is asked to follow instead of `schema` (for servers whose
+        grammar compiler cannot take every keyword of the full schema); the answer is still validated against
+        `schema`. `max_tokens` overrides the client's default for this call. Raises `LLMError` (or a subclass) on timeout, connection failure, HTTP error, invalid JSON or a
+        schema violation.
         """
         flavor = self._flavor(timeout)
+        sent = schema if request_schema is None else request_schema
         try:
-            text = self._chat(messages, timeout, response_format=self._response_format(flavor, schema))
+            text = self._chat(messages, timeout, max_tokens, response_format=self._response_format(flavor, sent))
         except LLMResponseError as exc:
             if self.flavor != "auto" or exc.status not in (400, 422):
                 raise
             other = "vllm" if flavor == "llama_cpp" else "llama_cpp"
             log.info("LLM server rejected the %s request shape (%s); retrying as %s", flavor, exc, other)
-            text = self._chat(messages, timeout, response_format=self._response_format(other, schema))
+            text = self._chat(messages, timeout, max_tokens, response_format=self._response_format(other, sent))
             self._resolved = other
         try:
             data = _parse_json(text)
@@ -133,9 +137,10 @@ class LLMClient:
         validate_json(data, schema)
         return data
 
-    def complete_text(self, messages: list[dict], timeout: float | None = None) -> str:
+    def complete_text(self, messages: list[dict], timeout: float | None = None, *,
+                      max_tokens: int | None = None) -> str:
         """Plain chat completion; returns the assistant's text. Raises `LLMError` on failure."""
-        return self._chat(messages, timeout)
+        return self._chat(messages, timeout, max_tokens)
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -169,12 +174,13 @@ class LLMClient:
     def _t(self, timeout: float | None) -> float:
         return self.timeout if timeout is None else float(timeout)
 
-    def _chat(self, messages: list[dict], timeout: float | None, **extra: Any) -> str:
+    def _chat(self, messages: list[dict], timeout: float | None, max_tokens: int | None = None,
+              **extra: Any) -> str:
         try:
             resp = self._client.chat.completions.create(
                 model=self.model,
                 messages=messages,
-                max_tokens=self.max_tokens,
+                max_tokens=self.max_tokens if max_tokens is None else max_tokens,
                 temperature=self.temperature,
                 timeout=self._t(timeout),
                 **extra,
