@@ -34,6 +34,32 @@ def init_db(engine: Engine) -> None:
     import app.models  # noqa: F401  - registers the tables on SQLModel.metadata
 
     SQLModel.metadata.create_all(engine)
+    _protect_audit_log(engine)
+
+
+_SQLITE_AUDIT_TRIGGERS = [
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
+    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+]
+_PG_AUDIT_TRIGGER = [
+    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$",
+    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
+    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+]
+
+
+def _protect_audit_log(engine: Engine) -> None:
+    """Database-level guard: the audit log refuses UPDATE and DELETE, whoever connects."""
+    statements = _SQLITE_AUDIT_TRIGGERS if engine.dialect.name == "sqlite" else _PG_AUDIT_TRIGGER
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724101)")  # concurrent init_db calls
+        for stmt in statements:
+            conn.exec_driver_sql(stmt)
 
 
 @contextmanager

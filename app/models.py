@@ -1,1 +1,176 @@
-from sqlmodel import SQLModel  # tables are added here by the skeleton
+"""Persistence: the SQLModel tables of the desk (SQLite by default, PostgreSQL by `DATABASE_URL`).
+
+Every table is declared here so `app.db.init_db` creates all of them idempotently.
+Times are timezone-aware UTC datetimes (`utcnow()`).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, event
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Aware UTC now (what every table stores)."""
+    return datetime.now(timezone.utc)
+
+
+class Institution(SQLModel, table=True):
+    """A client institution; only `kyc_status == "approved"` with `can_trade` gets quotes."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    kyc_status: str = Field(default="invited")  # invited … approved / rejected
+    can_trade: bool = False
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ChatGroup(SQLModel, table=True):
+    """A chat group (WeChat room, WeCom chat, simulated group) served by the bot, owned by one institution."""
+
+    __table_args__ = (UniqueConstraint("channel", "group_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str
+    group_id: str
+    institution_id: Optional[int] = Field(default=None, foreign_key="institution.id")
+
+
+class ClientContact(SQLModel, table=True):
+    """A client person in a channel; links a sender to their institution (overrides the group's)."""
+
+    __table_args__ = (UniqueConstraint("channel", "sender_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str
+    sender_id: str
+    display_name: str
+    institution_id: Optional[int] = Field(default=None, foreign_key="institution.id")
+
+
+class InboundMessageRow(SQLModel, table=True):
+    """Every message a channel delivered, stored before processing; `(channel, platform_msg_id)` de-duplicates."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (UniqueConstraint("channel", "platform_msg_id"), Index("ix_inbound_status", "status"))
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str
+    chat_id: str
+    sender_id: str
+    sender_name: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    mentions_bot: bool = False
+    platform_msg_id: str
+    received_at: datetime = Field(default_factory=utcnow)
+    status: str = "received"  # received → processed | failed
+    intent: Optional[str] = None
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
+
+
+class ReviewItem(SQLModel, table=True):
+    """A drafted reply waiting for a trader: pending → approved → sent, or rejected / expired."""
+
+    __tablename__ = "review_item"
+    id: str = Field(primary_key=True)
+    thread_id: str = Field(index=True, unique=True)
+    inbound_id: int = Field(foreign_key="inbound_message.id", index=True)
+    kind: str = "quote"  # quote | clarification | onboarding
+    channel: str
+    chat_id: str
+    sender_id: str
+    sender_name: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    requests: list[Any] = Field(default_factory=list, sa_column=Column(JSON))
+    lines: list[Any] = Field(default_factory=list, sa_column=Column(JSON))
+    draft_reply: str = Field(sa_column=Column(Text, nullable=False))
+    final_reply: Optional[str] = Field(default=None, sa_column=Column(Text))
+    status: str = Field(default="pending", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    decided_by: Optional[str] = None
+    decided_at: Optional[datetime] = None
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text))
+    superseded_by: Optional[str] = None
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A reply to deliver; one row per review item (unique), marked sent exactly once."""
+
+    __tablename__ = "outbox"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    review_id: str = Field(foreign_key="review_item.id", unique=True)
+    channel: str
+    chat_id: str
+    mention_id: str
+    mention_name: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(default="pending", index=True)  # pending → sent
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: Optional[datetime] = None
+    platform_msg_id: Optional[str] = None
+    attempts: int = 0
+
+
+class SimMessage(SQLModel, table=True):
+    """The simulated WeChat group's own transcript (what members of the group see)."""
+
+    __tablename__ = "sim_message"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    message_id: str = Field(unique=True)
+    group_id: str = Field(index=True)
+    sender: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    from_bot: bool = False
+    mention: Optional[str] = None
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class PendingClarification(SQLModel, table=True):
+    """The last incomplete parse of a client in a chat, completed by their next message."""
+
+    __tablename__ = "pending_clarification"
+    __table_args__ = (UniqueConstraint("channel", "chat_id", "sender_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str
+    chat_id: str
+    sender_id: str
+    parse: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class User(SQLModel, table=True):
+    """A console user; `password_hash` is argon2."""
+
+    username: str = Field(primary_key=True)
+    password_hash: str
+    role: str
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A server-side login session; the cookie holds the token, the table only its SHA-256."""
+
+    __tablename__ = "web_session"
+    token_hash: str = Field(primary_key=True)
+    username: str = Field(foreign_key="user.username", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class AuditLog(SQLModel, table=True):
+    """Append-only record of every decision that moves a message, quote or client."""
+
+    __tablename__ = "audit_log"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    ts: datetime = Field(default_factory=utcnow, index=True)
+    actor: str
+    action: str = Field(index=True)
+    subject: str = Field(index=True)
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+@event.listens_for(AuditLog, "before_update")
+@event.listens_for(AuditLog, "before_delete")
+def _audit_is_append_only(_mapper, _conn, target):
+    raise PermissionError(f"audit log is append-only (row {target.id})")

@@ -1,0 +1,31 @@
+"""`otcdesk user add USERNAME --role ROLE`: create or update a console user (password on stdin)."""
+from __future__ import annotations
+
+import sys
+
+from app.auth import ROLES, AuthError, upsert_user
+from app.commands import CommandError
+from app.db import init_db, make_engine
+
+
+def register(sub) -> None:
+    p = sub.add_parser("user", help="console users")
+    usub = p.add_subparsers(dest="user_command", required=True)
+    add = usub.add_parser("add", help="create or update a user; the password is read from stdin (one line)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.set_defaults(handler=add_user)
+
+
+def add_user(args, settings):
+    password = sys.stdin.readline().rstrip("\r\n")
+    settings.ensure_dirs()
+    engine = make_engine(settings.db_url)
+    init_db(engine)
+    try:
+        upsert_user(engine, args.username, password, args.role, actor="cli")
+    except AuthError as exc:
+        raise CommandError(str(exc), {"username": args.username})
+    finally:
+        engine.dispose()
+    return {"user": args.username, "role": args.role}
