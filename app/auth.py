@@ -59,11 +59,11 @@ def authenticate(engine: Engine, username: str, password: str) -> User:
             _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
         except (VerificationError, InvalidHashError):
             user = None
-        if user is None or not user.active:
-            record(s, username or "?", "login.failed", f"user:{username}", {})
-            raise AuthError("invalid username or password")
-        record(s, username, "login", f"user:{username}", {})
-        return user
+        ok = user is not None and user.active
+        record(s, username or "?", "login" if ok else "login.failed", f"user:{username}", {})
+    if not ok:
+        raise AuthError("invalid username or password")
+    return user
 
 
 def open_session(engine: Engine, username: str, ttl_s: float) -> str:

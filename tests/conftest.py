@@ -7,4 +7,4 @@ _TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
-pytest_plugins = ["llm_fixture"]
+pytest_plugins = ["llm_fixture", "desk_fixtures"]

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Everything the test suite needs beyond the Python packages, idempotent and quick when warm:
+# Debian's chromium for the console's browser test, and the local LLM server (cached wheel + model).
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "[setup_test_env] installing Debian's chromium"
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+bash "$REPO/scripts/setup_llm.sh"

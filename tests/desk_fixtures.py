@@ -1,0 +1,164 @@
+"""Pytest plugin: real databases (SQLite in a temp dir, the local PostgreSQL server) and a real desk server.
+
+PostgreSQL: `OTCDESK_TEST_PG_URL` (default `postgresql+psycopg://127.0.0.1:5432/test`, trust auth). Each test gets
+its own schema, dropped afterwards. Under CI=true an unreachable server fails the test instead of skipping it.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from app.auth import upsert_user
+from app.db import init_db, make_engine
+from app.settings import load_settings
+
+PG_URL = os.environ.get("OTCDESK_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TRADER = ("trader1", "trader-password-1")
+
+
+def _pg_available() -> str | None:
+    import psycopg
+
+    try:
+        psycopg.connect(PG_URL.replace("postgresql+psycopg://", "postgresql://"), connect_timeout=3).close()
+        return None
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def require_postgres() -> None:
+    reason = _pg_available()
+    if reason:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_URL} is required under CI: {reason}")
+        pytest.skip(f"PostgreSQL at {PG_URL} not reachable ({reason}); start it to run these tests")
+
+
+@pytest.fixture
+def pg_schema_url():
+    """A DATABASE_URL pointing at a fresh schema of the local PostgreSQL `test` database."""
+    require_postgres()
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    plain = PG_URL.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_settings(request, tmp_path):
+    """Settings on a fresh database: a SQLite file in a temp dir, then a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        return load_settings(data_dir=tmp_path, DATABASE_URL=None)
+    url = request.getfixturevalue("pg_schema_url")
+    return load_settings(data_dir=tmp_path, DATABASE_URL=url)
+
+
+@pytest.fixture
+def db_engine(db_settings):
+    engine = make_engine(db_settings.db_url)
+    init_db(engine)
+    yield engine
+    engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningDesk:
+    """A real otcdesk server on 127.0.0.1:<port>, restartable on the same data."""
+
+    settings: object
+    demo: bool = True
+    port: int = field(default_factory=free_port)
+    runner: web.AppRunner | None = None
+    app: web.Application | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> "RunningDesk":
+        from app.server import create_app
+
+        self.app = create_app(self.settings, demo=self.demo)
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    def session(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(base_url=self.url, cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def login(self, username: str = TRADER[0], password: str = TRADER[1]) -> aiohttp.ClientSession:
+        s = self.session()
+        r = await s.post("/api/login", json={"username": username, "password": password})
+        assert r.status == 200, await r.text()
+        return s
+
+    async def say(self, text: str, sender: str = "张经理", group: str = "demo") -> str:
+        async with self.session() as s:
+            r = await s.post(f"/api/sim/groups/{group}/messages", json={"sender": sender, "text": text})
+            assert r.status == 200, await r.text()
+            return (await r.json())["message_id"]
+
+    async def transcript(self, group: str = "demo") -> list[dict]:
+        async with self.session() as s:
+            return await (await s.get(f"/api/sim/groups/{group}/messages")).json()
+
+
+async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):
+    """Poll an async predicate until it returns something truthy (server work is asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def desk_settings(tmp_path):
+    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None)
+    engine = make_engine(settings.db_url)
+    init_db(engine)
+    upsert_user(engine, *TRADER, role="trader")
+    upsert_user(engine, "risk1", "risk-password-1", role="risk")
+    engine.dispose()
+    return settings
+
+
+@pytest.fixture
+async def desk(desk_settings):
+    running = await RunningDesk(desk_settings).start()
+    yield running
+    await running.stop()
