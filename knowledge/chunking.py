@@ -1,0 +1,148 @@
+"""Chinese-aware chunking: sentence boundaries 。！？；, table rows and headings kept with their text.
+
+Each chunk is a llama-index `TextNode` whose metadata carries ``source``, ``position`` (chunk
+order in its document), ``char_start`` and ``heading`` (the heading path, " > " joined).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from llama_index.core.schema import BaseNode, Document, TextNode, TransformComponent
+
+from knowledge.text import SENTENCE_END, split_sentences
+
+_MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*$")
+_CN_SECTION = re.compile(r"^[一二三四五六七八九十]+\s*[、.．]\s*\S.{0,40}$")
+_CN_SUBSECTION = re.compile(r"^[（(][一二三四五六七八九十]+[)）]\s*\S.{0,40}$")
+_NUM_LABEL = re.compile(r"^\*?\d+(?:\.\d+){1,3}\s*\S.{0,50}$")
+_NUM_HEADING = re.compile(r"^\d+[、.．]\s*\S.{0,30}$")
+
+
+@dataclass
+class _Unit:
+    text: str
+    heading: tuple[str, ...]
+    start: int
+
+
+def _heading_level(line: str) -> tuple[int, str] | None:
+    s = line.strip()
+    m = _MD_HEADING.match(s)
+    if m:
+        return len(m.group(1)), m.group(2).strip()
+    if any(p in s for p in SENTENCE_END) or len(s) > 45:
+        return None
+    if _CN_SECTION.match(s):
+        return 1, s
+    if _NUM_LABEL.match(s):
+        return 2, s
+    if _CN_SUBSECTION.match(s):
+        return 3, s
+    if _NUM_HEADING.match(s) and not s.endswith(("，", ",", "：", ":")):
+        return 3, s
+    return None
+
+
+def _join_broken_lines(lines: list[str]) -> list[str]:
+    """Re-join paragraphs a page break cut mid-sentence (a long line without end punctuation)."""
+    out: list[str] = []
+    for line in lines:
+        s = line.strip("\t ")
+        if (
+            out
+            and s
+            and "\t" not in line.strip()
+            and len(out[-1]) > 60
+            and not out[-1].rstrip().endswith(tuple(SENTENCE_END + "：:>"))
+            and re.match(r"[\u4e00-\u9fff，、）)]", s)
+        ):
+            out[-1] = out[-1].rstrip() + s
+        else:
+            out.append(line)
+    return out
+
+
+def _units(text: str) -> list[_Unit]:
+    """Lines → units (paragraph sentences or table rows), each with its heading path."""
+    heading: list[tuple[int, str]] = []
+    units: list[_Unit] = []
+    pos = 0
+    raw_lines = text.split("\n")
+    for line in _join_broken_lines(raw_lines):
+        start = pos
+        pos += len(line) + 1
+        if not line.strip():
+            continue
+        cells = [c.strip() for c in line.split("\t") if c.strip()]
+        # leading cells that are headings (一、项目概览 | 1.2 项目名称 | value)
+        while cells:
+            h = _heading_level(cells[0])
+            if h is None:
+                break
+            level, title = h
+            if len(cells) == 1 and level >= 3 and len(title) > 20:
+                break
+            heading = [x for x in heading if x[0] < level] + [(level, title)]
+            cells = cells[1:]
+        if not cells:
+            continue
+        path = tuple(t for _, t in heading)
+        if len(cells) > 1:
+            units.append(_Unit(" | ".join(cells), path, start))
+            continue
+        body = cells[0]
+        for sent in split_sentences(body):
+            units.append(_Unit(sent, path, start))
+    return units
+
+
+def chunk_text(text: str, source: str, max_chars: int = 360, min_chars: int = 80) -> list[TextNode]:
+    """Split one document's text into chunks that never cross a heading and end at sentence/row ends."""
+    nodes: list[TextNode] = []
+    buf: list[_Unit] = []
+
+    def flush():
+        if not buf:
+            return
+        body = "".join(u.text if u.text.endswith(tuple(SENTENCE_END)) else u.text + "\n" for u in buf).strip()
+        heading = " > ".join(buf[0].heading)
+        nodes.append(
+            TextNode(
+                text=body,
+                metadata={"source": source, "position": len(nodes), "char_start": buf[0].start, "heading": heading},
+                excluded_embed_metadata_keys=["position", "char_start"],
+                excluded_llm_metadata_keys=["position", "char_start"],
+            )
+        )
+        buf.clear()
+
+    for unit in _units(text):
+        size = sum(len(u.text) for u in buf)
+        if buf and (unit.heading != buf[0].heading and size >= min_chars or size + len(unit.text) > max_chars):
+            flush()
+        if buf and unit.heading != buf[0].heading:
+            # a short tail under the old heading: keep it, but start the new heading fresh
+            flush()
+        buf.append(unit)
+    flush()
+    return nodes
+
+
+class ChineseChunker(TransformComponent):
+    """llama-index transform: Documents → chunk `TextNode`s (see `chunk_text`)."""
+
+    max_chars: int = 360
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[BaseNode]:
+        out: list[BaseNode] = []
+        for doc in nodes:
+            source = doc.metadata.get("source", doc.node_id)
+            chunks = chunk_text(doc.get_content(), source, max_chars=self.max_chars)
+            for c in chunks:
+                c.metadata.update({k: v for k, v in doc.metadata.items() if k in ("format", "pages")})
+                if isinstance(doc, Document):
+                    c.relationships = {}
+            out.extend(chunks)
+        return out
