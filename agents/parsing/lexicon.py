@@ -1,0 +1,166 @@
+"""Term lexicon, jieba user dictionary and pinyin/fuzzy correction of typos and homophones.
+
+Typos clients make with a pinyin IME are mostly homophones (雪毬 → 雪球, 鲨鱼旗 → 鲨鱼鳍, 看帐 → 看涨,
+创业版指 → 创业板指). `Corrector.correct` slides over CJK runs and replaces a window whose toneless pinyin equals
+that of exactly one known term or pool name, provided the window shares at least one character with it, lies on
+jieba token boundaries, and is not itself a common word in jieba's general dictionary (市值 must not become 实值,
+中心 must not become 中信). Longer names also accept a near-miss (rapidfuzz ratio on pinyin ≥ 90).
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import jieba
+from pypinyin import Style, lazy_pinyin
+from rapidfuzz import fuzz
+
+from .pool import DATA_DIR, UnderlyingPool, default_pool
+
+jieba.setLogLevel(logging.WARNING)
+_CJK = re.compile(r"[\u4e00-\u9fff]+")
+COMMON_WORD_FREQ = 30
+
+
+def load_terms(path: Path = DATA_DIR / "terms.csv") -> list[tuple[str, str, str]]:
+    with open(path, encoding="utf-8") as fh:
+        return [(r["term"], r["category"], r["value"]) for r in csv.DictReader(fh)]
+
+
+@lru_cache(maxsize=8192)
+def char_pinyin(ch: str) -> str:
+    return lazy_pinyin(ch, style=Style.NORMAL)[0]
+
+
+def pinyin_of(s: str) -> tuple[str, ...]:
+    return tuple(char_pinyin(c) for c in s)
+
+
+class Corrector:
+    """jieba tokenizer with the pool and lexicon loaded, plus homophone/near-miss correction."""
+
+    def __init__(self, pool: UnderlyingPool | None = None):
+        self.pool = pool or default_pool()
+        self.terms = load_terms()
+        self.tokenizer = jieba.Tokenizer()
+        self.tokenizer.initialize()
+        self.general_freq = dict(self.tokenizer.FREQ)
+        self.vocab: set[str] = set()
+        for term, _cat, _val in self.terms:
+            if _CJK.search(term):
+                self.vocab.add(term)
+        for alias in self.pool.chinese_aliases():
+            self.vocab.add(alias)
+        for w in self.vocab:
+            self.tokenizer.add_word(w, freq=max(2000, self.general_freq.get(w, 0) * 2))
+        # index of vocabulary by pinyin tuple
+        self.by_pinyin: dict[tuple[str, ...], set[str]] = {}
+        self.by_len: dict[int, list[tuple[str, str]]] = {}
+        for w in self.vocab:
+            if not _CJK.fullmatch(w):
+                continue
+            py = pinyin_of(w)
+            self.by_pinyin.setdefault(py, set()).add(w)
+            if len(w) >= 4:
+                self.by_len.setdefault(len(w), []).append((w, "".join(py)))
+
+    def cut(self, text: str) -> list[str]:
+        return list(self.tokenizer.cut(text, HMM=False))
+
+    def _is_common(self, word: str) -> bool:
+        return word not in self.vocab and self.general_freq.get(word, 0) >= COMMON_WORD_FREQ
+
+    def correct(self, text: str) -> tuple[str, list[tuple[str, str]]]:
+        """Return the text with homophone typos replaced, and the (wrong, right) pairs applied."""
+        fixes: list[tuple[str, str]] = []
+        out = []
+        pos = 0
+        for m in _CJK.finditer(text):
+            out.append(text[pos:m.start()])
+            out.append(self._correct_run(m.group(0), fixes))
+            pos = m.end()
+        out.append(text[pos:])
+        return "".join(out), fixes
+
+    def _correct_run(self, run: str, fixes: list) -> str:
+        if len(run) < 2:
+            return run
+        tokens = self.cut(run)
+        bounds = {0}
+        acc = 0
+        for t in tokens:
+            acc += len(t)
+            bounds.add(acc)
+        exact = [False] * len(run)
+        for i, t in enumerate(tokens):
+            pass
+        acc = 0
+        for t in tokens:
+            if t in self.vocab:
+                for k in range(acc, acc + len(t)):
+                    exact[k] = True
+            acc += len(t)
+        res = list(run)
+        i = 0
+        n = len(run)
+        while i < n:
+            done = False
+            if i in bounds and not exact[i]:
+                for L in range(min(7, n - i), 1, -1):
+                    if i + L not in bounds:
+                        continue
+                    win = run[i:i + L]
+                    if win in self.vocab or any(exact[i:i + L]) or self._is_common(win):
+                        continue
+                    cand = self._match(win)
+                    if cand:
+                        res[i:i + L] = list(cand) + [""] * (L - len(cand)) if len(cand) <= L else [cand] + [""] * (L - 1)
+                        fixes.append((win, cand))
+                        i += L
+                        done = True
+                        break
+            if not done:
+                i += 1
+        return "".join(res)
+
+    def _match(self, win: str) -> str | None:
+        py = pinyin_of(win)
+        cands = [w for w in self.by_pinyin.get(py, ()) if any(a == b for a, b in zip(w, win))]
+        codes = {self._entity(w) for w in cands}
+        if len(codes) == 1 and cands:
+            return sorted(cands, key=len)[-1]
+        if len(cands) > 1:
+            return None
+        if len(win) >= 4:
+            pys = "".join(py)
+            best, best_score, second = None, 0.0, 0.0
+            for L in (len(win) - 1, len(win), len(win) + 1):
+                for w, wpy in self.by_len.get(L, ()):
+                    same = sum(1 for a in set(win) if a in w)
+                    if same * 2 < len(win):
+                        continue
+                    s = fuzz.ratio(pys, wpy)
+                    if s > best_score:
+                        best, best_score, second = w, s, best_score
+                    elif s > second:
+                        second = s
+            if best and best_score >= 90 and best_score - second >= 3:
+                return best
+        return None
+
+    def _entity(self, word: str) -> str:
+        code = self.pool.aliases.get(word)
+        if code:
+            return code
+        for term, cat, val in self.terms:
+            if term == word:
+                return f"{cat}:{val}"
+        return word
+
+
+@lru_cache(maxsize=1)
+def default_corrector() -> Corrector:
+    return Corrector()

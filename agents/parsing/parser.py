@@ -1,0 +1,386 @@
+"""Message → ParseResult: segmentation, grouping, cartesian expansion, conventions, clarification."""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from .extract import (MASK, Frame, Work, extract_aliases, extract_codes, extract_notional, extract_shorthand,
+                      extract_strikes, extract_tenors, extract_terms, extract_words, structure_hint)
+from .lexicon import Corrector, default_corrector
+from .pool import UnderlyingPool, default_pool
+from .text import normalize
+
+FIELD_ORDER = ["underlying", "underlying_name", "structure", "option_type", "tenor", "strike_pct", "upper_strike_pct",
+               "strike_level", "barrier_pct", "lower_barrier_pct", "barrier_type", "rebate_pct", "participation_pct",
+               "payout_pct", "ko_pct", "ki_pct", "ko_stepdown_pct", "coupon_pct", "coupon_barrier_pct",
+               "lockup_months", "ko_observation", "notional", "side", "quote"]
+INTENTS = ("quote", "order", "knowledge", "other")
+
+_SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？]+|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
+_NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also)")
+_LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•·>]+)\s*")
+_ORDER = re.compile(r"下单|确认成交|成交|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
+_KNOW = re.compile(r"怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
+_ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
+_GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
+
+FIELD_LABEL = {
+    "underlying": "标的是哪个",
+    "option_type": "看涨还是看跌",
+    "tenor": "期限多长",
+    "strike_pct": "行权价多少",
+    "upper_strike_pct": "价差的另一个行权价多少",
+    "barrier_pct": "障碍价（敲出价）多少",
+    "lower_barrier_pct": "下方障碍价多少",
+    "barrier_type": "障碍类型（向上/向下，敲出/敲入）",
+    "ko_pct": "敲出价多少",
+    "ki_pct": "敲入价多少",
+    "coupon_pct": "票息多少",
+    "payout_pct": "赔付比例多少",
+    "structure": "什么结构",
+}
+
+
+@dataclass
+class ParseResult:
+    """Parsed message: intent, requests (QuoteRequest dicts), clarification question."""
+
+    intent: str = "other"
+    requests: list[dict] = field(default_factory=list)
+    clarification: str | None = None
+    unrecognized: list[str] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = {"intent": self.intent, "requests": [dict(r) for r in self.requests], "clarification": self.clarification}
+        if self.unrecognized:
+            d["unrecognized"] = list(self.unrecognized)
+        d.update(self.extra)
+        return d
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.requests) and all(not r.get("missing") for r in self.requests)
+
+
+class MessageParser:
+    """Deterministic parser; the pool, lexicon, jieba and CRF are loaded once."""
+
+    def __init__(self, pool: UnderlyingPool | None = None, corrector: Corrector | None = None, tagger=None):
+        self.pool = pool or default_pool()
+        self.corrector = corrector or default_corrector()
+        self.cn_aliases = self.pool.chinese_aliases()
+        latin = sorted(self.pool.latin_aliases(), key=len, reverse=True)
+        latin = [a for a in latin if len(a) >= 2]
+        self.latin_rx = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(re.escape(a) for a in latin) + r")(?![A-Za-z0-9])", re.I)
+        self.tagger = tagger
+
+    # ------------------------------------------------------------------ public
+    def parse(self, text: str) -> ParseResult:
+        norm = normalize(text)
+        fixed, _fixes = self.corrector.correct(norm)
+        fixed = _LIST_MARK.sub("", fixed)
+        groups, unknown, stats = self._groups(fixed)
+        intent = self._intent(fixed, groups, stats)
+        res = ParseResult(intent=intent)
+        if intent != "quote":
+            if intent == "order":
+                order = {}
+                for g in groups:
+                    if "notional" in g.scalars:
+                        order["notional"] = g.scalars["notional"]
+                if order:
+                    res.extra["order"] = order
+            return res
+        res.unrecognized = list(dict.fromkeys(unknown))
+        res.requests = self._expand(groups)
+        if not res.requests:
+            res.requests = [self._finish({})]
+        res.clarification = clarification_for(res.requests, res.unrecognized)
+        return res
+
+    # ------------------------------------------------------------------ internals
+    def _segment_frame(self, seg: str, hint: str | None, unknown: list) -> Frame:
+        fr = Frame()
+        w = Work(seg)
+        tokens = self.corrector.cut(seg)
+        bounds, acc = {0}, 0
+        for t in tokens:
+            acc += len(t)
+            bounds.add(acc)
+        extract_aliases(w, fr, self.pool, self.cn_aliases, self.latin_rx, bounds)
+        extract_codes(w, fr, self.pool, unknown)
+        structure = structure_hint(w.text) or hint
+        extract_notional(w, fr)
+        extract_terms(w, fr, structure)
+        extract_strikes(w, fr, structure)
+        extract_tenors(w, fr)
+        extract_shorthand(w, fr)
+        extract_words(w, fr)
+        if self.tagger is not None:
+            for span in self.tagger.unknown_spans(w.text, seg):
+                fr.underlyings.append((seg.find(span), ("?", span)))
+                unknown.append(span)
+        fr.underlyings.sort(key=lambda x: x[0])
+        seen, uls = set(), []
+        for _, (code, name) in fr.underlyings:
+            key = code if code != "?" else "?" + name
+            if key not in seen:
+                seen.add(key)
+                uls.append((code, name))
+        fr.underlyings = uls
+        fr.strikes = list(dict.fromkeys(fr.strikes))
+        fr.option_types = list(dict.fromkeys(fr.option_types))
+        if _ASK.search(seg):
+            fr.asks.add("ask")
+        return fr
+
+    def _groups(self, text: str):
+        unknown: list[str] = []
+        hint = structure_hint(text)
+        groups: list[Frame] = []
+        stats = {"order": bool(_ORDER.search(text)), "know": bool(_KNOW.search(text)), "ask": bool(_ASK.search(text)),
+                 "content": False, "tenor": False, "numbers": False}
+        segments = [s for s in _SEGMENT_SPLIT.split(text) if s and s.strip()]
+        for seg in segments:
+            fr = self._segment_frame(seg, (groups[-1].scalars.get("structure") if groups else None) or hint, unknown)
+            d = fr.defines()
+            if fr.has_request_content() or "ask" in fr.asks:
+                stats["content"] = True
+            if fr.tenors:
+                stats["tenor"] = True
+            if any(k in fr.scalars for k in ("notional", "ko_pct", "ki_pct", "coupon_pct", "barrier_pct")) or fr.strikes:
+                stats["numbers"] = True
+            if not d and not fr.asks:
+                continue
+            cur = groups[-1] if groups else None
+            forced = bool(_NEW_GROUP_MARK.match(seg))
+            if cur is None:
+                groups.append(fr)
+                continue
+            cd = cur.defines()
+            conflict = forced
+            if "underlying" in d and "underlying" in cd and (cd - {"underlying", "notional", "side", "quote"}):
+                conflict = True
+            for k in ("tenor", "option_type", "strike", "structure"):
+                if k in d and k in cd:
+                    conflict = True
+            if not conflict:
+                _merge_into(cur, fr)
+            else:
+                groups.append(_inherit(cur, fr))
+        # message-wide scalars (notional, side) reach every group that lacks them
+        for key in ("notional", "side"):
+            vals = {g.scalars[key] for g in groups if key in g.scalars}
+            if len(vals) == 1:
+                v = vals.pop()
+                for g in groups:
+                    g.scalars.setdefault(key, v)
+        return groups, unknown, stats
+
+    def _intent(self, text: str, groups: list[Frame], stats: dict) -> str:
+        content = any(g.has_request_content() for g in groups)
+        if stats["order"] and not (content and stats["tenor"]):
+            return "order"
+        if stats["know"] and not stats["tenor"] and not stats["numbers"] and not stats["ask"]:
+            if content or len(text) >= 6:
+                return "knowledge"
+        if content or (stats["ask"] and (stats["tenor"] or any(g.underlyings for g in groups))):
+            return "quote"
+        if stats["ask"] and len(text) <= 30 and not _GREETING.match(text):
+            return "quote"
+        if stats["know"] and len(text) >= 6:
+            return "knowledge"
+        return "other"
+
+    def _expand(self, groups: list[Frame]) -> list[dict]:
+        out = []
+        for g in groups:
+            if not (g.has_request_content() or g.tenors or "ask" in g.asks):
+                continue
+            uls = g.underlyings or [None]
+            tenors = g.tenors or [None]
+            strikes = g.strikes or [None]
+            ots = g.option_types or [None]
+            for u, t, k, o in itertools.product(uls, tenors, strikes, ots):
+                req = dict(g.scalars)
+                if u is not None:
+                    code, name = u
+                    if code == "?":
+                        req["_unknown"] = name
+                    else:
+                        req["underlying"] = code
+                        nm = name or self.pool.name_of(code)
+                        if nm:
+                            req["underlying_name"] = nm
+                if t:
+                    req["tenor"] = t
+                if o:
+                    req["option_type"] = o
+                if k:
+                    kind, v = k
+                    if kind == "pct":
+                        req["strike_pct"] = v
+                    elif kind == "level":
+                        req["strike_level"] = v
+                    elif o:
+                        req["strike_pct"] = _money(kind, v, o)
+                    else:
+                        req["_moneyness"] = (kind, v)
+                req["_asks"] = set(g.asks)
+                out.append(self._finish(req))
+        return out
+
+    def _finish(self, req: dict) -> dict:
+        return finish_request(req)
+
+
+def _money(kind: str, x: float, ot: str) -> float:
+    sign = -1 if (kind == "itm") == (ot == "call") else 1
+    v = 100 + sign * x
+    return int(v) if v == int(v) else round(v, 6)
+
+
+def _merge_into(cur: Frame, fr: Frame) -> None:
+    cur.underlyings += [u for u in fr.underlyings if u not in cur.underlyings]
+    cur.tenors += [t for t in fr.tenors if t not in cur.tenors]
+    cur.strikes += [k for k in fr.strikes if k not in cur.strikes]
+    cur.option_types += [o for o in fr.option_types if o not in cur.option_types]
+    for k, v in fr.scalars.items():
+        cur.scalars.setdefault(k, v)
+    cur.asks |= fr.asks
+
+
+def _inherit(prev: Frame, fr: Frame) -> Frame:
+    new = Frame(list(fr.underlyings), list(fr.tenors), list(fr.strikes), list(fr.option_types), dict(fr.scalars), set(fr.asks))
+    same_structure = fr.scalars.get("structure", prev.scalars.get("structure")) == prev.scalars.get("structure")
+    if not new.underlyings:
+        new.underlyings = list(prev.underlyings)
+    if same_structure:
+        if not new.tenors:
+            new.tenors = list(prev.tenors)
+        if not new.strikes and not fr.option_types:
+            new.strikes = list(prev.strikes)
+        elif not new.strikes and fr.option_types:
+            new.strikes = list(prev.strikes)
+        if not new.option_types:
+            new.option_types = list(prev.option_types)
+        for k, v in prev.scalars.items():
+            new.scalars.setdefault(k, v)
+        new.asks |= prev.asks
+    else:
+        for k in ("notional", "side"):
+            if k in prev.scalars:
+                new.scalars.setdefault(k, prev.scalars[k])
+    return new
+
+
+def finish_request(req: dict) -> dict:
+    """Apply structure conventions: defaults (→ assumed), required fields (→ missing), what is quoted."""
+    req = dict(req)
+    asks = req.pop("_asks", set())
+    unknown = req.pop("_unknown", None)
+    moneyness = req.pop("_moneyness", None)
+    assumed: list[str] = []
+    missing: list[str] = []
+    st = req.get("structure")
+    if not st:
+        st = "vanilla"
+        req["structure"] = st
+        if not req.get("option_type") and "strike_pct" not in req:
+            assumed.append("structure")
+    ot = req.get("option_type")
+    if st in ("snowball", "phoenix", "airbag", "double_sharkfin"):
+        if st != "airbag":
+            req.pop("option_type", None)
+        ot = req.get("option_type")
+    if st == "sharkfin" and not ot and "barrier_pct" in req:
+        req["option_type"] = "call" if req["barrier_pct"] > 100 else "put"
+        assumed.append("option_type")
+    if st == "barrier" and "barrier_pct" in req and "barrier_type" not in req:
+        req["barrier_type"] = ("up" if req["barrier_pct"] > 100 else "down") + "_out"
+        assumed.append("barrier_type")
+    if st in ("vanilla", "digital", "barrier", "sharkfin", "asian", "double_sharkfin"):
+        if "strike_pct" not in req and "strike_level" not in req and moneyness is None:
+            req["strike_pct"] = 100
+            assumed.append("strike_pct")
+    required = {"vanilla": ["option_type", "tenor"],
+                "asian": ["option_type", "tenor"],
+                "digital": ["option_type", "tenor", "payout_pct"],
+                "spread": ["option_type", "tenor", "strike_pct", "upper_strike_pct"],
+                "barrier": ["option_type", "tenor", "barrier_pct"],
+                "sharkfin": ["option_type", "tenor", "barrier_pct"],
+                "double_sharkfin": ["tenor", "barrier_pct", "lower_barrier_pct"],
+                "snowball": ["tenor", "ko_pct", "ki_pct"],
+                "phoenix": ["tenor", "ko_pct", "ki_pct"],
+                "airbag": ["tenor", "ki_pct"]}[st]
+    if moneyness is not None and not req.get("option_type"):
+        missing.append("strike_pct")
+    if st in ("snowball", "phoenix"):
+        if "lockup_months" not in req:
+            req["lockup_months"] = 3
+            assumed.append("lockup_months")
+        req.setdefault("ko_observation", "monthly")
+        assumed.append("ko_observation")
+        if st == "phoenix" and "coupon_barrier_pct" not in req and "ki_pct" in req:
+            req["coupon_barrier_pct"] = req["ki_pct"]
+            assumed.append("coupon_barrier_pct")
+    # what is asked
+    if "vol" in asks:
+        quote = "vol"
+    elif st in ("snowball", "phoenix"):
+        quote = "coupon" if "coupon_pct" not in req else "price"
+    elif st in ("sharkfin", "double_sharkfin", "airbag"):
+        quote = "participation" if "participation_pct" not in req and ("price" not in asks or "participation" in asks) else "price"
+    elif "participation" in asks and "participation_pct" not in req:
+        quote = "participation"
+    elif "coupon" in asks and st == "digital" and "payout_pct" not in req:
+        quote = "price"
+    else:
+        quote = "price"
+    req["quote"] = quote
+    if st in ("snowball", "phoenix") and quote != "coupon" and "coupon_pct" not in req:
+        required = required + ["coupon_pct"]
+    if st == "digital" and "payout_pct" not in req and quote == "price":
+        pass
+    req.setdefault("side", "client_buys")
+    if "underlying" not in req:
+        missing.insert(0, "underlying")
+    for f in required:
+        if req.get(f) is None and f not in missing:
+            missing.append(f)
+    out = {k: req[k] for k in FIELD_ORDER if k in req and req[k] is not None}
+    out["missing"] = missing
+    out["assumed"] = assumed
+    if unknown:
+        out["unrecognized_underlying"] = unknown
+    return out
+
+
+def clarification_for(requests: list[dict], unrecognized: list[str]) -> str | None:
+    """One short question covering everything missing (None when nothing is)."""
+    parts: list[str] = []
+    missing = []
+    for r in requests:
+        for f in r.get("missing", []):
+            if f not in missing:
+                missing.append(f)
+    if not missing:
+        return None
+    if unrecognized:
+        names = "、".join(f"「{u}」" for u in unrecognized)
+        parts.append(f"没有识别出标的{names}，请提供标的代码或全称")
+        missing = [m for m in missing if m != "underlying"]
+    asks = [FIELD_LABEL.get(m, m) for m in missing]
+    if asks:
+        parts.append("请问" + "、".join(asks))
+    return "；".join(parts) + "？"
+
+
+@lru_cache(maxsize=1)
+def default_parser() -> MessageParser:
+    from .crf import load_default_tagger
+
+    return MessageParser(tagger=load_default_tagger())

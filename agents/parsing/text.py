@@ -1,0 +1,60 @@
+"""Text normalisation: full-width → half-width, bot mentions, Chinese numerals in numeric contexts."""
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "俩": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_UNITS = {"十": 10, "百": 100, "千": 1000}
+_CN_NUM = "零〇一二两三四五六七八九十百千"
+
+
+def cn_to_int(s: str) -> int | None:
+    """'三' → 3, '十五' → 15, '一百零三' → 103, '两千' → 2000, '一五' → 15 (digit by digit)."""
+    if not s:
+        return None
+    if all(ch in _DIGITS for ch in s):
+        if len(s) == 1:
+            return _DIGITS[s]
+        return int("".join(str(_DIGITS[ch]) for ch in s))
+    total, cur = 0, 0
+    for ch in s:
+        if ch in _DIGITS:
+            cur = _DIGITS[ch]
+        elif ch in _UNITS:
+            total += (cur or 1) * _UNITS[ch]
+            cur = 0
+        else:
+            return None
+    return total + cur
+
+
+_MENTION_BOT = re.compile(r"@[^\s@]{0,16}?(?:机器人|助手|助理|bot|Bot|BOT)[\s\u2005:：,，]*")
+_MENTION = re.compile(r"@[^\s\u2005@]{1,20}[\s\u2005]+")
+# numerals followed by a unit, or preceded by an index family name / 百分之
+_NUM_UNIT = re.compile(
+    rf"([{_CN_NUM}]+)(?=\s*(?:个月|个星期|个礼拜|个工作日|个交易日|个季度|个亿|个点|月|年|周|星期|礼拜|天|日|万|亿|点|倍|%|档|期|成))")
+_NUM_AFTER = re.compile(rf"(?<=中证|上证|沪深|科创|深证|证A)([{_CN_NUM}]+)")
+_PERCENT_CN = re.compile(rf"百分之([{_CN_NUM}]+)(?:点([{_CN_NUM[:12]}]+))?")
+_WS = re.compile(r"[ \t\u3000\u2005\u00a0]+")
+
+
+def _num_repl(m: re.Match) -> str:
+    v = cn_to_int(m.group(1))
+    return m.group(0) if v is None else str(v)
+
+
+def normalize(text: str) -> str:
+    """Canonical form used by every later step (keeps character positions meaningful only within itself)."""
+    t = unicodedata.normalize("NFKC", text or "")
+    t = t.replace("\r\n", "\n").replace("\r", "\n")
+    t = _MENTION_BOT.sub(" ", t)
+    t = _MENTION.sub(" ", t)
+    t = t.replace("@", " ")
+    t = t.replace("％", "%").replace("﹪", "%")
+    t = _PERCENT_CN.sub(lambda m: f"{cn_to_int(m.group(1))}{'.' + str(cn_to_int(m.group(2))) if m.group(2) else ''}%", t)
+    t = _NUM_AFTER.sub(_num_repl, t)
+    # "一个半月"-style halves are left to the tenor rules; "一年半" keeps 半 after the digit
+    t = _NUM_UNIT.sub(_num_repl, t)
+    t = _WS.sub(" ", t)
+    return t.strip()
