@@ -79,6 +79,8 @@ class LLMClient:
     """Chat client for an OpenAI-compatible endpoint (vLLM, llama.cpp server, OpenAI).
 
     `timeout` is the default per-request timeout in seconds; no automatic retries, so a dead endpoint fails fast.
+    `merge_system=True` folds system messages into the next user turn, for chat templates that silently drop the
+    system role (llama.cpp's `gemma` format does).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class LLMClient:
         flavor: str = "auto",
         max_tokens: int = 512,
         temperature: float = 0.0,
+        merge_system: bool = False,
     ) -> None:
         if flavor not in FLAVORS:
             raise ValueError(f"flavor must be one of {FLAVORS}, got {flavor!r}")
@@ -100,6 +103,7 @@ class LLMClient:
         self.flavor = flavor
         self.max_tokens = max_tokens
         self.temperature = temperature
+        self.merge_system = merge_system
         self._resolved: str | None = None if flavor == "auto" else flavor
         self._lock = threading.Lock()
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "sk-none", timeout=self.timeout,
@@ -176,6 +180,8 @@ class LLMClient:
 
     def _chat(self, messages: list[dict], timeout: float | None, max_tokens: int | None = None,
               **extra: Any) -> str:
+        if self.merge_system:
+            messages = _merge_system(messages)
         try:
             resp = self._client.chat.completions.create(
                 model=self.model,
@@ -201,6 +207,22 @@ class LLMClient:
         if not text.strip():
             raise LLMResponseError("LLM answer is empty")
         return text
+
+
+def _merge_system(messages: list[dict]) -> list[dict]:
+    out: list[dict] = []
+    pending: list[str] = []
+    for m in messages:
+        if m.get("role") == "system":
+            pending.append(str(m.get("content") or ""))
+        elif pending and m.get("role") == "user":
+            out.append({**m, "content": "\n\n".join(pending + [str(m.get("content") or "")])})
+            pending = []
+        else:
+            out.append(m)
+    if pending:
+        out.append({"role": "user", "content": "\n\n".join(pending)})
+    return out
 
 
 class Embedder:
@@ -240,15 +262,17 @@ class Embedder:
 
 
 def _flat_vector(vec: Any) -> list[float]:
-    # llama.cpp returns one vector per token (a nested list) when the server runs without pooling
+    # llama-cpp-python's server returns one vector per token for models without a pooling head (generative
+    # GGUFs); mean-pool them so callers always get one vector per text.
     if vec and isinstance(vec[0], list):
-        raise LLMResponseError("embeddings endpoint returned per-token vectors; start it with pooling enabled")
+        n = len(vec)
+        return [sum(col) / n for col in zip(*vec)]
     return [float(x) for x in vec]
 
 
 def build_llm_client(settings: Any) -> LLMClient | None:
-    """The app's chat client from `settings` (llm_base_url, llm_model, llm_api_key, llm_timeout_s, optional
-    llm_flavor); None when no LLM is configured."""
+    """The app's chat client from `settings` (llm_base_url, llm_model, llm_api_key, llm_timeout_s; optional
+    llm_flavor, llm_merge_system); None when no LLM is configured."""
     if not getattr(settings, "llm_base_url", None):
         return None
     return LLMClient(
@@ -257,6 +281,7 @@ def build_llm_client(settings: Any) -> LLMClient | None:
         settings.llm_api_key,
         settings.llm_timeout_s,
         flavor=getattr(settings, "llm_flavor", None) or "auto",
+        merge_system=bool(getattr(settings, "llm_merge_system", False)),
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from app.assistant import KnowledgeHub
 from app.auth import AuthError, authenticate, close_session, open_session, session_user
 from app.db import init_db, make_engine
 from app.desk_service import DeskService
@@ -29,6 +30,10 @@ SETTINGS = web.AppKey("settings", Settings)
 DESK = web.AppKey("desk", DeskService)
 SIM = web.AppKey("sim", SimulatorChannel)
 BUS = web.AppKey("bus", EventBus)
+DEMO = web.AppKey("demo", bool)
+DEMO_LOGINS = web.AppKey("demo_logins", dict)
+USER = web.RequestKey("user", object)
+HUB = web.AppKey("hub", object)
 
 
 def json_error(status: int, error: str, detail=None) -> web.Response:
@@ -39,7 +44,7 @@ def json_error(status: int, error: str, detail=None) -> web.Response:
 async def auth_middleware(request: web.Request, handler):
     desk = request.app.get(DESK)
     token = request.cookies.get(COOKIE)
-    request["user"] = await asyncio.to_thread(session_user, desk.engine, token) if (desk and token) else None
+    request[USER] = await asyncio.to_thread(session_user, desk.engine, token) if (desk and token) else None
     return await handler(request)
 
 
@@ -49,7 +54,7 @@ def require(*roles: str):
     def deco(handler):
         @wraps(handler)
         async def wrapper(request: web.Request):
-            user = request["user"]
+            user = request[USER]
             if user is None:
                 return json_error(401, "login required")
             if roles and user.role not in roles:
@@ -95,8 +100,8 @@ async def logout(request: web.Request) -> web.Response:
 
 @require()
 async def me(request: web.Request) -> web.Response:
-    user = request["user"]
-    return web.json_response({"user": user.username, "role": user.role, "demo": request.app["demo"]})
+    user = request[USER]
+    return web.json_response({"user": user.username, "role": user.role, "demo": request.app[DEMO]})
 
 
 # ---- review queue -------------------------------------------------------------------------
@@ -107,7 +112,7 @@ async def list_reviews(request: web.Request) -> web.Response:
 
 
 async def _decision(request: web.Request, action: str) -> web.Response:
-    desk, user = request.app[DESK], request["user"].username
+    desk, user = request.app[DESK], request[USER].username
     rid = request.match_info["id"]
     body = await read_json(request) if request.can_read_body else {}
     try:
@@ -171,12 +176,36 @@ async def sim_get(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(request.app[SIM].transcript.messages, request.match_info["group"]))
 
 
+# ---- knowledge (internal assistant) -------------------------------------------------------
+@require(*STAFF_ROLES)
+async def kb_ask(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    question, kb = body.get("question"), body.get("kb") or "default"
+    if not isinstance(question, str) or not question.strip() or len(question) > 2000:
+        return json_error(400, "question must be a non-empty string of at most 2000 characters")
+    try:
+        answer = await asyncio.to_thread(request.app[HUB].ask, str(kb), question.strip())
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    return web.json_response(answer)
+
+
+@require(*STAFF_ROLES)
+async def kb_passage(request: web.Request) -> web.Response:
+    try:
+        passage = await asyncio.to_thread(request.app[HUB].passage, request.match_info["kb"],
+                                          request.match_info["chunk_id"])
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    return web.json_response(passage) if passage else json_error(404, "no such passage")
+
+
 # ---- pages --------------------------------------------------------------------------------
 async def page(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("page") or "console"
-    if name == "sim" and not request.app["demo"]:
+    if name == "sim" and not request.app[DEMO]:
         raise web.HTTPNotFound()
-    if name != "login" and request["user"] is None:
+    if name != "login" and request[USER] is None:
         raise web.HTTPFound("/login")
     return web.FileResponse(STATIC / f"{name}.html")
 
@@ -186,7 +215,7 @@ async def root(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True, "demo": request.app["demo"]})
+    return web.json_response({"ok": True, "demo": request.app[DEMO]})
 
 
 # ---- workers ------------------------------------------------------------------------------
@@ -229,11 +258,11 @@ async def _desk_context(app: web.Application):
     await asyncio.to_thread(init_db, engine)
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
-    if app["demo"]:
+    if app[DEMO]:
         from app.demo import demo_logins, seed_demo
 
         await asyncio.to_thread(seed_demo, engine)
-        app["demo_logins"] = await asyncio.to_thread(demo_logins, engine)
+        app[DEMO_LOGINS] = await asyncio.to_thread(demo_logins, engine)
     desk_holder: dict = {}
 
     def deliver(msg):
@@ -241,11 +270,14 @@ async def _desk_context(app: web.Application):
 
     transcript = SqlSimTranscript(engine, on_append=lambda group: bus.publish("sim", {"group": group}))
     sim = SimulatorChannel(transcript, deliver)
-    from app.llm import build_llm_client
+    from app.llm import build_embedder, build_llm_client
 
     desk = DeskService(settings, engine, {"sim": sim}, bus, llm=build_llm_client(settings))
     desk_holder["desk"] = desk
-    app[BUS], app[SIM], app[DESK] = bus, sim, desk
+    hub = KnowledgeHub(settings, llm=desk.llm, embedder=build_embedder(settings))
+    if app[DEMO]:
+        log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
+    app[BUS], app[SIM], app[DESK], app[HUB] = bus, sim, desk, hub
     recovered = await asyncio.to_thread(desk.recover)
     log.info("desk started: %s", recovered)
     tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
@@ -263,7 +295,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     """Build the web application; the desk and its workers start with the app and stop with it."""
     app = web.Application(middlewares=[auth_middleware], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
-    app["demo"] = demo
+    app[DEMO] = demo
     app.cleanup_ctx.append(_desk_context)
     r = app.router
     r.add_get("/", root)
@@ -279,6 +311,8 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     if demo:
         r.add_post("/api/sim/groups/{group}/messages", sim_post)
         r.add_get("/api/sim/groups/{group}/messages", sim_get)
-    r.add_get("/{page:login|console|sim}", page)
+    r.add_post("/api/kb/ask", kb_ask)
+    r.add_get("/api/kb/{kb}/passages/{chunk_id}", kb_passage)
+    r.add_get("/{page:login|console|sim|assistant}", page)
     r.add_static("/static", STATIC)
     return app

@@ -4,10 +4,14 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-if ! command -v chromium >/dev/null 2>&1; then
-    echo "[setup_test_env] installing Debian's chromium"
+# chromium for the browser test; CJK fonts so its screenshots (and generated PDFs) show Chinese
+NEED=()
+command -v chromium >/dev/null 2>&1 || NEED+=(chromium)
+[[ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ]] || NEED+=(fonts-droid-fallback)
+if (( ${#NEED[@]} )); then
+    echo "[setup_test_env] installing ${NEED[*]}"
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${NEED[@]}" >/dev/null
 fi
 bash "$REPO/scripts/setup_llm.sh"

@@ -6,7 +6,7 @@ import sys
 
 from aiohttp import web
 
-from app.server import create_app
+from app.server import DEMO_LOGINS, create_app
 
 log = logging.getLogger("otcdesk.serve")
 
@@ -27,7 +27,7 @@ def run(args, settings):
         print(f"otcdesk serving on {url}/console  (data: {settings.data_dir.resolve()}, db: "
               f"{'postgresql' if settings.is_postgres else 'sqlite'}, llm: {settings.llm_base_url or 'none'})",
               file=sys.stderr, flush=True)
-        for user, password in app_.get("demo_logins", {}).items():
+        for user, password in app_.get(DEMO_LOGINS, {}).items():
             print(f"DEMO login: {user} / {password}", file=sys.stderr, flush=True)
         if args.demo:
             print(f"DEMO simulator: {url}/sim  (group 'demo' is a KYC-approved sample institution)",
