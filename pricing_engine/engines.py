@@ -77,6 +77,7 @@ class Engine(Protocol):
 
 
 _REGISTRY: dict[str, list[Engine]] = {}
+LOAD_ERRORS: dict[str, str] = {}  # engine module → import error (one broken module must not break the others)
 _loaded = False
 
 
@@ -96,7 +97,10 @@ def _load_engine_modules() -> None:
     import pricing_engine
     for info in sorted(pkgutil.iter_modules(pricing_engine.__path__), key=lambda m: m.name):
         if info.name.startswith(("analytic_", "fd_", "mc_")):
-            importlib.import_module(f"pricing_engine.{info.name}")
+            try:
+                importlib.import_module(f"pricing_engine.{info.name}")
+            except Exception as exc:  # noqa: BLE001 - reported through LOAD_ERRORS / select_engine
+                LOAD_ERRORS[info.name] = f"{type(exc).__name__}: {exc}"
 
 
 def engines(kind: str | None = None) -> list[Engine]:
@@ -125,4 +129,5 @@ def select_engine(product, kind: str = "auto") -> Engine:
     raise UnsupportedProductError(
         f"the {kind} engine does not support this {product.structure} product"
         + ("" if _REGISTRY.get(kind) else f" (no {kind} engine is installed)"),
+        {"structure": product.structure, "engine": kind, "load_errors": dict(LOAD_ERRORS)} if LOAD_ERRORS else
         {"structure": product.structure, "engine": kind})
