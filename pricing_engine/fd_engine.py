@@ -41,7 +41,7 @@ class FDEngine:
         product = freeze(product, model, vd)
         sol = self.solve(product, model, vd, options)
         price = sol.price
-        diag = {"paths": None, "steps": sol.steps, "grid_points": sol.nodes, "method": "crank_nicolson_rannacher"}
+        diag = {"paths": None, "steps": sol.steps, "grid_points": sol.nodes, "method": f"{fd_solver.SCHEME}+rannacher"}
         greeks = {}
         if options.greeks:
             delta, gamma = sol.delta_gamma()
