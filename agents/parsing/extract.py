@@ -42,6 +42,7 @@ class Frame:
     option_types: list = field(default_factory=list)
     scalars: dict = field(default_factory=dict)
     asks: set = field(default_factory=set)  # price/vol/coupon/participation words without values
+    inherited: set = field(default_factory=set)  # fields copied from an earlier clause (a later clause may override)
 
     def has_request_content(self) -> bool:
         s = self.scalars
@@ -116,7 +117,7 @@ _LOCKUP = [
     re.compile(r"前\s*(\d+)\s*(?:个)?\s*月\s*(?:不观察|不敲出|锁定)"),
 ]
 _STEPDOWN = [
-    re.compile(r"(?:逐月|每月|每期|按月)?\s*(?:下调|递减|下降|降低|降敲|降|step[\s-]*down|stepdown|sd)\s*[:=：]?\s*(\d+(?:\.\d+)?)\s*(%|个点|点|pt)?", re.I),
+    re.compile(r"(?:逐月|每月|每期|按月)?\s*(?:下调|递减|下降|降低|降敲|降|step[\s-]*down|stepdown|sd)\s*(?:每月|逐月|每期)?\s*[:=：]?\s*(\d+(?:\.\d+)?)\s*(%|个点|点|pt)?", re.I),
 ]
 _CB = re.compile(r"(?:派息线|派息障碍|付息线|派息水平|派息|coupon[\s_-]*barrier|cb)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _COUPON = [
@@ -168,6 +169,13 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
     barrier_like = structure in ("sharkfin", "double_sharkfin", "barrier")
     if barrier_like:
         vals = []
+        if structure == "double_sharkfin":
+            for m in w.finditer(_PAIR):
+                a, b = _pct(m.group(1), bool(m.group(2))), _pct(m.group(3), bool(m.group(4)))
+                if 50 <= min(a, b) < 100 < max(a, b) <= 200:
+                    vals += [a, b]
+                    w.consume(m.start(), m.end())
+                    break
         for m in w.finditer(_BARRIER):
             vals.append(_pct(m.group(1), bool(m.group(2))))
             w.consume(m.start(), m.end())
@@ -213,9 +221,12 @@ _ITM = re.compile(r"(?:实值|价内|itm|in[\s-]the[\s-]money)\s*(\d+(?:\.\d+)?)
 _OTM = re.compile(r"(?:虚值|价外|otm|out[\s-]of[\s-]the[\s-]money|虚)\s*(\d+(?:\.\d+)?)\s*(?:%|个点|点)?|(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*(?:虚值|价外|otm|虚)", re.I)
 _STRIKE_KW = re.compile(
     r"(?:行权价格|行权价|行权水平|执行价格|执行价|行权|strike|K)\s*[:=：为是在]?\s*"
-    r"((?:\d+(?:\.\d+)?\s*(?:%|点|元|块)?\s*(?:、|,|，|/|和|及|或|跟|与|\s)\s*)*\d+(?:\.\d+)?\s*(?:%|点|元|块)?)", re.I)
+    r"((?:\d+(?:\.\d+)?\s*(?:%|点|元|块)?\s*(?:、|,|，|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?\s*(?:%|点|元|块)?)(?!\s*(?:个|月|天|周|年|[mMwWyYdD](?![A-Za-z])))", re.I)
 _STRIKE_BEFORE_TYPE = re.compile(
     r"(?<![\d.])((?:\d+(?:\.\d+)?\s*%?\s*(?:、|,|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:行权的?)?\s*(?=看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z]))", re.I)
+_AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))", re.I)
+_NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
+_BARE_MONEY = re.compile(r"虚值|实值|价外|价内|(?<![a-z])(?:otm|itm)(?![a-z])", re.I)
 _LEVEL = re.compile(r"(?<![\d.])(\d{3,6}(?:\.\d+)?)\s*点(?!\d)")
 _PCT_LIST = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%")
 
@@ -284,8 +295,25 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
     for m in w.finditer(_LEVEL):
         fr.strikes.append(("level", _f(m.group(1))))
         w.consume(m.start(), m.end())
-    if not fr.strikes and "strike_pct" not in fr.scalars and structure not in ("snowball", "phoenix", "airbag"):
-        # bare percentages left over: '95%的' / '105%'
+    if not fr.strikes and structure in (None, "vanilla", "digital", "asian", "barrier"):
+        for m in w.finditer(_NUM_LIST):
+            nums = re.findall(r"\d+(?:\.\d+)?", m.group(0))
+            vals = [float(x) for x in nums]
+            if all(40 <= v <= 160 for v in vals) and not all(v in (50.0, 300.0, 500.0, 1000.0, 2000.0) for v in vals):
+                fr.strikes.extend(("pct", _f(x)) for x in nums)
+                w.consume(m.start(), m.end())
+                break
+    for m in w.finditer(_AFTER_TYPE):
+        v = _strike_val(m.group(1), "%" if m.group(2) else None)
+        if v and not (not m.group(2) and float(m.group(1)) in (50, 300, 500, 1000, 2000)):
+            fr.strikes.append(v)
+            w.consume(m.start(1), m.end())
+    for m in w.finditer(_BARE_MONEY):
+        if not fr.strikes:
+            fr.strikes.append(("otm" if re.match(r"虚|价外|otm", m.group(0), re.I) else "itm", None))
+        w.consume(m.start(), m.end())
+    if "strike_pct" not in fr.scalars and structure not in ("snowball", "phoenix", "airbag", "sharkfin", "double_sharkfin"):
+        # bare percentages left over: '95%的' / '100% 105% 110%'
         for m in w.finditer(_PCT_LIST):
             v = float(m.group(1))
             if 50 <= v <= 150:
@@ -359,7 +387,7 @@ def extract_tenors(w: Work, fr: Frame) -> None:
 # ---------------------------------------------------------------- underlyings
 _CODE = re.compile(r"(?<![0-9A-Za-z])(?:(sh|sz|bj)\s*)?(\d{6})(?:\s*\.?\s*(sh|sz|bj|ss|csi)(?![a-z]))?(?![0-9])", re.I)
 _IDX_FUT = re.compile(r"(?<![A-Za-z])(IH|IF|IC|IM)(?:\s*\d{4})?(?![A-Za-z])")
-_CMDTY = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,2})\s*(\d{3,4})(?![\d%])")
+_CMDTY = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,2})(\d{3,4})(?![\d%])")
 _CMDTY_SUFFIX = re.compile(r"(?<![A-Za-z])([A-Za-z]{1,2})\.(SHF|DCE|CZC|INE|GFE)(?![A-Za-z])", re.I)
 
 
@@ -385,12 +413,6 @@ def extract_codes(w: Work, fr: Frame, pool: UnderlyingPool, unknown: list) -> No
         code = INDEX_FUTURES[m.group(1)]
         _add_ul(fr, m.start(), (code, pool.name_of(code)))
         w.consume(m.start(), m.end())
-    for m in w.finditer(_CMDTY):
-        prod = m.group(1).upper()
-        code = pool.commodity_products.get(prod)
-        if code and len(m.group(2)) in (3, 4):
-            _add_ul(fr, m.start(), (code, pool.name_of(code)))
-            w.consume(m.start(), m.end())
 
 
 def extract_aliases(w: Work, fr: Frame, pool: UnderlyingPool, cn_aliases: dict, latin_rx: re.Pattern,
@@ -426,13 +448,25 @@ def extract_aliases(w: Work, fr: Frame, pool: UnderlyingPool, cn_aliases: dict, 
             continue
         _add_ul(fr, m.start(), (code, pool.name_of(code)))
         w.consume(m.start(), m.end())
+    for m in w.finditer(_CMDTY):  # contract codes: rb2510, i2601, AU2606
+        code = pool.commodity_products.get(m.group(1).upper())
+        if code:
+            _add_ul(fr, m.start(), (code, pool.name_of(code)))
+            w.consume(m.start(), m.end())
 
 
 _SHORTHAND = re.compile(r"(?<![\d.%/\-])(50|300|500|1000|2000)(?![\d.%]|\s*(?:万|亿|w|W|kw|点|个|天|年|周|元|块|e(?![a-z])|/\s*\d|-\s*\d|bp))")
 _NUM_CONTEXT_BEFORE = re.compile(r"(行权价?|执行价|strike|k|敲出|敲入|ko|ki|障碍|本金|规模|名义|notional|size|参与率|票息|coupon|派息|补偿|赔付|=|:|：)\s*$", re.I)
 
 
+_SHORTHAND_LIST = re.compile(r"(?<![\d.%])(?:50|300|500|1000|2000)(?:\s*[/、,，和及]\s*(?:50|300|500|1000|2000))+(?![\d.%]|\s*(?:万|亿|w|W|kw|点|%|个|天|年|周))")
+
+
 def extract_shorthand(w: Work, fr: Frame) -> None:
+    for m in w.finditer(_SHORTHAND_LIST):
+        for n in re.finditer(r"\d+", m.group(0)):
+            _add_ul(fr, m.start() + n.start(), (SHORTHAND_INDEX[n.group(0)], None))
+        w.consume(m.start(), m.end())
     for m in w.finditer(_SHORTHAND):
         before = w.text[max(0, m.start() - 8):m.start()].replace(MASK, "")
         if _NUM_CONTEXT_BEFORE.search(before):

@@ -17,12 +17,18 @@ FIELD_ORDER = ["underlying", "underlying_name", "structure", "option_type", "ten
                "payout_pct", "ko_pct", "ki_pct", "ko_stepdown_pct", "coupon_pct", "coupon_barrier_pct",
                "lockup_months", "ko_observation", "notional", "side", "quote"]
 INTENTS = ("quote", "order", "knowledge", "other")
+# two-letter product codes that are safe to read standalone (upper case); others need a contract month (rb2510)
+SAFE_LATIN_CODES = {"AU", "AG", "CU", "AL", "ZN", "NI", "RB", "HC", "RU", "JM", "CF", "SR", "TA", "MA", "SA", "FG", "SC",
+                    "PP", "EG", "UR", "LC", "IF", "IC", "IH", "IM"}
+_DOMAIN = re.compile(r"期权|雪球|凤凰|鲨|气囊|敲入|敲出|票息|行权|波动率|保证金|希腊|delta|gamma|vega|平值|实值|虚值|看涨|看跌|"
+                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|snowball|option|knock|barrier|coupon|strike", re.I)
 
 _SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？]+|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
 _NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also)")
 _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•·>]+)\s*")
+_TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)|平值|atm|虚值|实值|\d+\s*(?:个月|月|周|年|天|[mwyd](?![a-z]))|%|雪球|鲨鱼|凤凰|价差", re.I)
 _ORDER = re.compile(r"下单|确认成交|成交|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
-_KNOW = re.compile(r"怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
+_KNOW = re.compile(r"什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
 
@@ -73,7 +79,7 @@ class MessageParser:
         self.corrector = corrector or default_corrector()
         self.cn_aliases = self.pool.chinese_aliases()
         latin = sorted(self.pool.latin_aliases(), key=len, reverse=True)
-        latin = [a for a in latin if len(a) >= 2]
+        latin = [a for a in latin if len(a) >= 3 or a in SAFE_LATIN_CODES]
         self.latin_rx = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(re.escape(a) for a in latin) + r")(?![A-Za-z0-9])", re.I)
         self.tagger = tagger
 
@@ -110,8 +116,8 @@ class MessageParser:
         for t in tokens:
             acc += len(t)
             bounds.add(acc)
-        extract_aliases(w, fr, self.pool, self.cn_aliases, self.latin_rx, bounds)
         extract_codes(w, fr, self.pool, unknown)
+        extract_aliases(w, fr, self.pool, self.cn_aliases, self.latin_rx, bounds)
         structure = structure_hint(w.text) or hint
         extract_notional(w, fr)
         extract_terms(w, fr, structure)
@@ -137,13 +143,32 @@ class MessageParser:
             fr.asks.add("ask")
         return fr
 
+    def _split_by_underlyings(self, seg: str) -> list[str]:
+        """'茅台 1M 平值call 宁德 1M 平值put' → two segments: cut before an underlying that follows request terms."""
+        fr = Frame()
+        w = Work(seg)
+        extract_codes(w, fr, self.pool, [])
+        extract_aliases(w, fr, self.pool, self.cn_aliases, self.latin_rx, None)
+        if len(fr.underlyings) < 2:
+            return [seg]
+        starts = sorted(p for p, _ in fr.underlyings)
+        cuts = [0]
+        for a, b in zip(starts, starts[1:]):
+            if _TERMS_BETWEEN.search(seg[a:b]) and _TERMS_BETWEEN.search(seg[b:]):
+                cuts.append(b)
+        cuts.append(len(seg))
+        return [seg[x:y] for x, y in zip(cuts, cuts[1:]) if seg[x:y].strip()]
+
     def _groups(self, text: str):
         unknown: list[str] = []
         hint = structure_hint(text)
         groups: list[Frame] = []
         stats = {"order": bool(_ORDER.search(text)), "know": bool(_KNOW.search(text)), "ask": bool(_ASK.search(text)),
                  "content": False, "tenor": False, "numbers": False}
-        segments = [s for s in _SEGMENT_SPLIT.split(text) if s and s.strip()]
+        segments = []
+        for s in _SEGMENT_SPLIT.split(text):
+            if s and s.strip():
+                segments.extend(self._split_by_underlyings(s))
         for seg in segments:
             fr = self._segment_frame(seg, (groups[-1].scalars.get("structure") if groups else None) or hint, unknown)
             d = fr.defines()
@@ -151,7 +176,8 @@ class MessageParser:
                 stats["content"] = True
             if fr.tenors:
                 stats["tenor"] = True
-            if any(k in fr.scalars for k in ("notional", "ko_pct", "ki_pct", "coupon_pct", "barrier_pct")) or fr.strikes:
+            if any(k in fr.scalars for k in ("notional", "ko_pct", "ki_pct", "coupon_pct", "barrier_pct")) or \
+                    [k for k in fr.strikes if k != ("pct", 100)]:
                 stats["numbers"] = True
             if not d and not fr.asks:
                 continue
@@ -160,7 +186,7 @@ class MessageParser:
             if cur is None:
                 groups.append(fr)
                 continue
-            cd = cur.defines()
+            cd = cur.defines() - cur.inherited
             conflict = forced
             if "underlying" in d and "underlying" in cd and (cd - {"underlying", "notional", "side", "quote"}):
                 conflict = True
@@ -184,14 +210,14 @@ class MessageParser:
         content = any(g.has_request_content() for g in groups)
         if stats["order"] and not (content and stats["tenor"]):
             return "order"
-        if stats["know"] and not stats["tenor"] and not stats["numbers"] and not stats["ask"]:
-            if content or len(text) >= 6:
-                return "knowledge"
+        domain = bool(_DOMAIN.search(text))
+        if stats["know"] and domain and not stats["tenor"] and not stats["numbers"] and not stats["ask"]:
+            return "knowledge"
         if content or (stats["ask"] and (stats["tenor"] or any(g.underlyings for g in groups))):
             return "quote"
         if stats["ask"] and len(text) <= 30 and not _GREETING.match(text):
             return "quote"
-        if stats["know"] and len(text) >= 6:
+        if stats["know"] and domain:
             return "knowledge"
         return "other"
 
@@ -225,7 +251,7 @@ class MessageParser:
                         req["strike_pct"] = v
                     elif kind == "level":
                         req["strike_level"] = v
-                    elif o:
+                    elif o and v is not None:
                         req["strike_pct"] = _money(kind, v, o)
                     else:
                         req["_moneyness"] = (kind, v)
@@ -244,6 +270,14 @@ def _money(kind: str, x: float, ot: str) -> float:
 
 
 def _merge_into(cur: Frame, fr: Frame) -> None:
+    for key, attr in (("underlying", "underlyings"), ("tenor", "tenors"), ("strike", "strikes"), ("option_type", "option_types")):
+        if key in cur.inherited and getattr(fr, attr):
+            setattr(cur, attr, [])
+            cur.inherited.discard(key)
+    for k in list(fr.scalars):
+        if k in cur.inherited:
+            cur.scalars.pop(k, None)
+            cur.inherited.discard(k)
     cur.underlyings += [u for u in fr.underlyings if u not in cur.underlyings]
     cur.tenors += [t for t in fr.tenors if t not in cur.tenors]
     cur.strikes += [k for k in fr.strikes if k not in cur.strikes]
@@ -256,24 +290,25 @@ def _merge_into(cur: Frame, fr: Frame) -> None:
 def _inherit(prev: Frame, fr: Frame) -> Frame:
     new = Frame(list(fr.underlyings), list(fr.tenors), list(fr.strikes), list(fr.option_types), dict(fr.scalars), set(fr.asks))
     same_structure = fr.scalars.get("structure", prev.scalars.get("structure")) == prev.scalars.get("structure")
-    if not new.underlyings:
+    inh = new.inherited
+    if not new.underlyings and prev.underlyings:
         new.underlyings = list(prev.underlyings)
+        inh.add("underlying")
     if same_structure:
-        if not new.tenors:
-            new.tenors = list(prev.tenors)
-        if not new.strikes and not fr.option_types:
-            new.strikes = list(prev.strikes)
-        elif not new.strikes and fr.option_types:
-            new.strikes = list(prev.strikes)
-        if not new.option_types:
-            new.option_types = list(prev.option_types)
+        for key, attr in (("tenor", "tenors"), ("strike", "strikes"), ("option_type", "option_types")):
+            if not getattr(new, attr) and getattr(prev, attr):
+                setattr(new, attr, list(getattr(prev, attr)))
+                inh.add(key)
         for k, v in prev.scalars.items():
-            new.scalars.setdefault(k, v)
+            if k not in new.scalars:
+                new.scalars[k] = v
+                inh.add(k)
         new.asks |= prev.asks
     else:
         for k in ("notional", "side"):
-            if k in prev.scalars:
-                new.scalars.setdefault(k, prev.scalars[k])
+            if k in prev.scalars and k not in new.scalars:
+                new.scalars[k] = prev.scalars[k]
+                inh.add(k)
     return new
 
 
@@ -316,7 +351,7 @@ def finish_request(req: dict) -> dict:
                 "snowball": ["tenor", "ko_pct", "ki_pct"],
                 "phoenix": ["tenor", "ko_pct", "ki_pct"],
                 "airbag": ["tenor", "ki_pct"]}[st]
-    if moneyness is not None and not req.get("option_type"):
+    if moneyness is not None and (moneyness[1] is None or not req.get("option_type")):
         missing.append("strike_pct")
     if st in ("snowball", "phoenix"):
         if "lockup_months" not in req:

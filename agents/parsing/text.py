@@ -33,10 +33,16 @@ _MENTION_BOT = re.compile(r"@[^\s@]{0,16}?(?:机器人|助手|助理|bot|Bot|BOT
 _MENTION = re.compile(r"@[^\s\u2005@]{1,20}[\s\u2005]+")
 # numerals followed by a unit, or preceded by an index family name / 百分之
 _NUM_UNIT = re.compile(
-    rf"([{_CN_NUM}]+)(?=\s*(?:个月|个星期|个礼拜|个工作日|个交易日|个季度|个亿|个点|月|年|周|星期|礼拜|天|日|万|亿|点|倍|%|档|期|成))")
-_NUM_AFTER = re.compile(rf"(?<=中证|上证|沪深|科创|深证|证A)([{_CN_NUM}]+)")
+    rf"((?<![\d.])[十百千][{_CN_NUM}]*|[零〇一二两三四五六七八九][{_CN_NUM}]*)(?=\s*(?:个月|个星期|个礼拜|个工作日|个交易日|个季度|个亿|个点|月|年|周|星期|礼拜|天|日|万|亿|点|倍|%|档|期|成))")
+_NUM_AFTER = re.compile(
+    rf"(中证A?|上证|沪深|科创|深证|敲出价?|敲入价?|行权价?|执行价|障碍价?|参与率|票息|派息线|虚值|实值|下调|降|锁定?期?)\s*([{_CN_NUM}]+)")
 _PERCENT_CN = re.compile(rf"百分之([{_CN_NUM}]+)(?:点([{_CN_NUM[:12]}]+))?")
 _WS = re.compile(r"[ \t\u3000\u2005\u00a0]+")
+
+
+def _after_repl(m: re.Match) -> str:
+    v = cn_to_int(m.group(2))
+    return m.group(0) if v is None else m.group(1) + str(v)
 
 
 def _num_repl(m: re.Match) -> str:
@@ -53,7 +59,7 @@ def normalize(text: str) -> str:
     t = t.replace("@", " ")
     t = t.replace("％", "%").replace("﹪", "%")
     t = _PERCENT_CN.sub(lambda m: f"{cn_to_int(m.group(1))}{'.' + str(cn_to_int(m.group(2))) if m.group(2) else ''}%", t)
-    t = _NUM_AFTER.sub(_num_repl, t)
+    t = _NUM_AFTER.sub(_after_repl, t)
     # "一个半月"-style halves are left to the tenor rules; "一年半" keeps 半 after the digit
     t = _NUM_UNIT.sub(_num_repl, t)
     t = _WS.sub(" ", t)
