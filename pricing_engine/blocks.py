@@ -4,7 +4,11 @@ A product spec (`pricing_engine.products`) *resolves* against a valuation date a
 `ResolvedSchedule`: plain floats and tuples, with
 
 - levels relative to the initial price (x = S / initial_price; 1.03 = 103%),
-- times in ACT/365 years from the valuation date (only observations strictly after it are kept),
+- times in ACT/365 years from the valuation date. Knock-out and coupon observations *on* the
+  valuation date are still to come (the valuation spot is that day's close) and get the time
+  `SAME_DAY` (1e-8 years) so every engine applies them to the current spot; knock-in and barrier
+  observations are kept strictly after the valuation date (a spot already through them is refused,
+  or is the `knocked_in` state),
 - cash amounts per unit of notional (a coupon of 20% p.a. over 0.5y is 0.10).
 
 Blocks:
@@ -35,6 +39,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+SAME_DAY = 1e-8  # time of an observation falling on the valuation date (see module docstring)
 LEG_KINDS = ("call", "put", "digital_call", "digital_put", "cash", "asset")
 
 
@@ -106,6 +111,7 @@ class CouponStrip:
     amounts: tuple[float, ...]
     memory: bool = False
     dates: tuple[dt.date, ...] = ()
+    past_amounts: tuple[float, ...] = ()  # amounts of coupon dates before the valuation date (memory)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,10 @@ Conventions (all structures)
 - Dates: `start_date` defaults to the valuation date; `maturity_date` is given, or `tenor` is counted
   from `start_date` and rolled to the next trading day of `calendar` (XSHG default). Observation dates
   roll to the next trading day. Time is ACT/365 from the dates; coupons accrue ACT/365 from
-  `start_date`. Observations on or before the valuation date are in the past and assumed not
-  to have knocked out (the trade is alive); `knocked_in: true` says a knock-in already happened.
+  `start_date`. Observations before the valuation date are in the past and assumed not to have
+  knocked out (the trade is alive); a knock-out or coupon observation *on* the valuation date is
+  applied to the given spot (taken as that day's close); `knocked_in: true` says a knock-in
+  already happened.
 
 Snowball (雪球), option form
 ---------------------------
@@ -69,7 +71,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
-from pricing_engine.blocks import CouponStrip, KnockIn, KnockOut, Leg, ResolvedSchedule
+from pricing_engine.blocks import SAME_DAY, CouponStrip, KnockIn, KnockOut, Leg, ResolvedSchedule
 from pricing_engine.errors import PricingError
 from pricing_engine.schedule import (act365, add_months, add_tenor, get_calendar, monthly_observation_dates,
                                      tenor_months, to_date)
@@ -228,6 +230,11 @@ class ProductSpec:
         v = base["valuation_date"]
         days = cal.trading_days(max(v, after or v), base["maturity_date"])
         return self._times(v, days)
+
+
+def obs_time(valuation_date: dt.date, d: dt.date) -> float:
+    """ACT/365 time of an observation; one on the valuation date gets `SAME_DAY`."""
+    return max(act365(valuation_date, d), SAME_DAY)
 
 
 def _vanilla_legs(option_type: str, k: float, w: float) -> list[Leg]:
@@ -610,9 +617,9 @@ class SnowballSpec(_AutocallBase):
         coupons = [((self.early_coupon_pct if (self.early_coupon_pct is not None and i < self.early_observations)
                      else self.coupon_pct) / 100.0) for i in range(len(ko_dates))]
         v = b["valuation_date"]
-        keep = [i for i, d in enumerate(ko_dates) if d > v]
+        keep = [i for i, d in enumerate(ko_dates) if d >= v]
         acc = [act365(start, ko_dates[i]) for i in keep]
-        ko = KnockOut("up", "discrete", tuple(act365(v, ko_dates[i]) for i in keep), tuple(levels[i] for i in keep),
+        ko = KnockOut("up", "discrete", tuple(obs_time(v, ko_dates[i]) for i in keep), tuple(levels[i] for i in keep),
                       tuple(coupons[i] * a for i, a in zip(keep, acc)), "hit", accruals=tuple(acc),
                       dates=tuple(ko_dates[i] for i in keep))
         ki = self._ki_block(b)
@@ -646,17 +653,18 @@ class PhoenixSpec(_AutocallBase):
         ko_dates = _autocall_dates(self, b)
         self._check_alive(b, ko_dates)
         levels = self.ko_levels_all(len(ko_dates))
-        keep = [i for i, d in enumerate(ko_dates) if d > v]
-        ko = KnockOut("up", "discrete", tuple(act365(v, ko_dates[i]) for i in keep), tuple(levels[i] for i in keep),
+        keep = [i for i, d in enumerate(ko_dates) if d >= v]
+        ko = KnockOut("up", "discrete", tuple(obs_time(v, ko_dates[i]) for i in keep), tuple(levels[i] for i in keep),
                       (0.0,) * len(keep), "hit", accruals=tuple(act365(start, ko_dates[i]) for i in keep),
                       dates=tuple(ko_dates[i] for i in keep))
         cdates = monthly_observation_dates(start, b["maturity_date"], 1, cal)
         prev = [start] + cdates[:-1]
         cb = (self.coupon_barrier_pct if self.coupon_barrier_pct is not None else self.ki_pct) / 100.0
         amounts = [self.coupon_pct / 100.0 * act365(p, d) for p, d in zip(prev, cdates)]
-        ck = [i for i, d in enumerate(cdates) if d > v]
-        strip = CouponStrip(tuple(act365(v, cdates[i]) for i in ck), (cb,) * len(ck), tuple(amounts[i] for i in ck),
-                            self.memory, tuple(cdates[i] for i in ck))
+        ck = [i for i, d in enumerate(cdates) if d >= v]
+        strip = CouponStrip(tuple(obs_time(v, cdates[i]) for i in ck), (cb,) * len(ck), tuple(amounts[i] for i in ck),
+                            self.memory, tuple(cdates[i] for i in ck),
+                            past_amounts=tuple(amounts[i] for i in range(len(cdates)) if cdates[i] < v))
         ki = self._ki_block(b)
         _check_knock_in_spot(b, ki, self.knocked_in)
         return ResolvedSchedule(**b, legs=(), legs_ki=self._ki_legs(), knock_outs=(ko,), knock_in=ki,

@@ -247,7 +247,7 @@ class TemplateSpec(ProductSpec):
         return not (cont_ki and any(b["block"] in ("knock_out", "coupon") for b in bl))
 
     def resolve(self, valuation_date, model) -> ResolvedSchedule:
-        from pricing_engine.products import _barrier_times, _check_knock_in_spot
+        from pricing_engine.products import _barrier_times, _check_knock_in_spot, obs_time
         from pricing_engine.schedule import act365, get_calendar, monthly_observation_dates
         b = self._base(valuation_date, model)
         v, start, mat = b["valuation_date"], b["start_date"], b["maturity_date"]
@@ -284,11 +284,11 @@ class TemplateSpec(ProductSpec):
                     holder = _Sched(self.calendar, int(blk.get("lockup_months") or 0), "monthly")
                     dates = _autocall_dates(holder, b)
                     lv_all = [lvl0 - i * step for i in range(len(dates))]
-                    keep = [i for i, d in enumerate(dates) if d > v]
+                    keep = [i for i, d in enumerate(dates) if d >= v]
                     acc = tuple(act365(start, dates[i]) for i in keep)
                     rebs = tuple(rb * a for a in acc) if blk.get("rebate_accrues") else (rb,) * len(keep)
                     kos.append(KnockOut(blk.get("direction", "up"), "discrete",
-                                        tuple(act365(v, dates[i]) for i in keep), tuple(lv_all[i] for i in keep),
+                                        tuple(obs_time(v, dates[i]) for i in keep), tuple(lv_all[i] for i in keep),
                                         rebs, blk.get("rebate_at", "hit"), accruals=acc,
                                         dates=tuple(dates[i] for i in keep)))
                 else:
@@ -317,8 +317,8 @@ class TemplateSpec(ProductSpec):
                 cdates = monthly_observation_dates(start, mat, 1, cal)
                 prev = [start] + cdates[:-1]
                 amounts = [blk["coupon_pct"] / 100.0 * act365(pp, dd) for pp, dd in zip(prev, cdates)]
-                ck = [i for i, dd in enumerate(cdates) if dd > v]
-                strip = CouponStrip(tuple(act365(v, cdates[i]) for i in ck), (blk["barrier_pct"] / 100.0,) * len(ck),
+                ck = [i for i, dd in enumerate(cdates) if dd >= v]
+                strip = CouponStrip(tuple(obs_time(v, cdates[i]) for i in ck), (blk["barrier_pct"] / 100.0,) * len(ck),
                                     tuple(amounts[i] for i in ck), bool(blk.get("memory", False)),
                                     tuple(cdates[i] for i in ck))
         knocked_in = self.knocked_in
