@@ -19,7 +19,22 @@ from knowledge.text import jieba_mod, key_terms, numbers_in, split_sentences, su
 
 REFUSAL = "知识库中没有找到能回答这个问题的依据，无法回答。"
 DEFAULT_THRESHOLD = 0.62
+SCAN_ALL_CHUNKS = 5000
+READER_TOP = 8
+ASPECT_MIN = 0.5
 _WANTS_NUMBER = re.compile(r"多少|几|哪一?年|何时|什么时候|时间|日期|比例|金额|规模|数量|百分|编号|代码|号码|电话")
+_ANSWER_TYPE = re.compile(
+    r"^(?:时间|日期|时候|地点|地址|名称|名字|项目名称|数量|金额|数字|内容|情况|方式|类型|编号|项目编号|登记号|号码|代码|"
+    r"批文|文号|级别|等级|奖项|频率|周期|比例|规模|要求|作用|目的|原因|特点|区别|步骤|流程|条件)$")
+SYNONYMS = {
+    "每天": ("日均", "每日"), "每日": ("日均", "每天"), "日均": ("每天", "每日"), "每年": ("年均",),
+    "人力": ("人数",), "公司": ("单位",), "单位": ("公司",), "成立": ("设立", "创立"),
+    "地址": ("住所", "地点"), "日期": ("时间",), "批文": ("函", "文号"), "编号": ("号",),
+    "登记号": ("登字", "登记"), "准确率": ("正确率",), "合作": ("联合",), "上线": ("投产",),
+    "客户": ("投资者",), "投资者": ("客户",), "电话": ("热线",), "热线": ("电话",), "股票代码": ("证券代码",),
+    "证券代码": ("股票代码",), "注册资本": ("注册资金",), "员工": ("雇员",), "营收": ("营业收入",),
+}
+_STRONG_POS = ("n", "nr", "ns", "nt", "nz", "nrt", "nrfg", "eng", "j", "x", "vn", "l", "i")
 _LATIN_OR_NUM = re.compile(r"^[a-z0-9][a-z0-9.\-+]*$")
 _ENTITY_SUFFIX = re.compile(r"(公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|管理局|监管局)$")
 
@@ -30,6 +45,7 @@ class Candidate:
     coverage: float
     missing: list[str] = field(default_factory=list)
     rank: int = 0
+    order: tuple = ()
 
 
 class Answerer:
@@ -44,6 +60,12 @@ class Answerer:
         self._df: dict[str, int] = {}
         self._doc_text: dict[str, str] = {}
         self._topic: dict[tuple[str, str], bool] = {}
+        self._sections: dict[str, dict[str, str]] = {}
+        self._phrases: set[str] = set()
+        self._pos: dict[str, str] = {}
+        self._entities: set[str] = set()
+        self._titles: dict[str, bool] = {}
+        self._phrase_parts: dict[str, tuple[str, str]] = {}
 
     # ---- term statistics ---------------------------------------------------------------------
     def _n_chunks(self) -> int:
@@ -65,44 +87,144 @@ class Answerer:
         return self._doc_text[source]
 
     def is_topic(self, term: str, source: str) -> bool:
-        """A word the document is about (its subject, e.g. the firm or project), not a detail."""
+        """A word the document is about (its firm or project): in several of its passages, rare elsewhere."""
         key = (term, source)
         if key not in self._topic:
             ids = self.index.manifest.get(source, {}).get("chunk_ids", [])
             n = sum(1 for c in ids if term in self.index.lower_text(c))
-            kws = self.index.manifest.get(source, {}).get("keywords", [])
-            self._topic[key] = n >= 3 or term in kws
+            self._topic[key] = n >= 3 and n >= 0.5 * self.df(term)
         return self._topic[key]
 
+    def section_text(self, chunk_id: str, source: str) -> str:
+        """Text of the passages sharing this passage's top two heading levels (a table section)."""
+        if source not in self._sections:
+            groups: dict[str, list[str]] = {}
+            key_of: dict[str, str] = {}
+            for cid in self.index.manifest.get(source, {}).get("chunk_ids", []):
+                node = self.index.node(cid)
+                heading = node.metadata.get("heading", "") if node else ""
+                key = " > ".join(heading.split(" > ")[:2])
+                key_of[cid] = key
+                groups.setdefault(key, []).append(cid)
+            texts = {k: "\n".join(self.index.lower_text(c) for c in v) for k, v in groups.items()}
+            self._sections[source] = {cid: texts[k] for cid, k in key_of.items()}
+        return self._sections[source].get(chunk_id, "")
+
     def query_terms(self, question: str) -> tuple[str, ...]:
-        """Key terms plus adjacent pairs that occur as one phrase in the knowledge base (投入+资金 → 投入资金)."""
-        terms = list(key_terms(question))
+        """Key terms of the question, with institution names merged into one term
+        (上海+商汤+智能+科技+有限公司 → 上海商汤智能科技有限公司) and adjacent pairs that the
+        knowledge base uses as one phrase (投入+资金 → 投入资金) added."""
+        import jieba.posseg as pseg
+
+        jieba_mod()
+        for w, flag in pseg.cut(question):
+            self._pos.setdefault(w.lower(), flag)
         q = question.lower()
+        terms = list(key_terms(question))
+        # merge runs of terms that name one thing the KB knows: an institution (上海商汤智能科技有限公司)
+        # or a long title quoted from a document (安全语料构建与评估系统研究)
+        pos: list[tuple[int, int]] = []
+        cursor = 0
+        for t in terms:
+            at = q.find(t, cursor)
+            at = at if at >= 0 else q.find(t)
+            pos.append((at, at + len(t)))
+            cursor = max(cursor, at + len(t)) if at >= 0 else cursor
+        merged: list[str] = []
+        i = 0
+        while i < len(terms):
+            found = None
+            for j in range(len(terms), i + 1, -1):
+                joined = "".join(terms[i:j])
+                raw = q[pos[i][0]:pos[j - 1][1]] if pos[i][0] >= 0 and pos[j - 1][0] >= pos[i][0] else ""
+                if joined in q and _ENTITY_SUFFIX.search(joined) and len(joined) >= 4 and self.df(joined) > 0:
+                    found = (j, joined)
+                elif j - i >= 3 and len(raw) >= 8 and raw.count(" ") == 0 and self.is_title(raw):
+                    found = (j, raw)
+                if found:
+                    break
+            if found:
+                merged.append(found[1])
+                self._entities.add(found[1])
+                i = found[0]
+            else:
+                merged.append(terms[i])
+                i += 1
+        for t in merged:
+            if _ENTITY_SUFFIX.search(t) and len(t) >= 4 or self._pos.get(t, "").startswith(("nt", "nr", "ns")):
+                self._entities.add(t)
         phrases = []
-        for a, b in zip(terms, terms[1:]):
+        for a, b in zip(merged, merged[1:]):
             ph = a + b
-            if ph in q and self.df(ph) > 0 and ph not in terms:
+            if ph in q and self.df(ph) > 0 and ph not in merged:
                 phrases.append(ph)
-        return tuple(terms + phrases)
+                self._phrase_parts[ph] = (a, b)
+        self._phrases.update(phrases)
+        return tuple(merged + phrases)
+
+    def is_title(self, text: str) -> bool:
+        """True when the KB names something with `text`: quoted, or the value of a 名称 row."""
+        if text not in self._titles:
+            pat = re.compile(r"(?:名称[：:]|[“《「\"])[^”》」\"\n]{0,30}" + re.escape(text))
+            self._titles[text] = self.df(text) > 0 and any(
+                pat.search(self.index.lower_text(c)) for c in self.index.chunk_ids() if text in self.index.lower_text(c))
+        return self._titles[text]
+
+    def weight(self, term: str) -> float:
+        if term in self._phrases:
+            a, b = self._phrase_parts.get(term, (term, term))
+            return 0.7 * min(self.idf(term), max(self.idf(a), self.idf(b)))
+        return self.idf(term)
+
+    def credit(self, term: str, chunk_id: str, source: str) -> float:
+        """How well a passage supports one term: in it 1, in its section or a topic of its document 0.9,
+        elsewhere in its document 0.2 (synonyms count 0.9 of that); a word the KB never uses gets
+        partial credit for its parts."""
+        best = 0.0
+        for cand, factor in [(term, 1.0)] + [(syn, 0.9) for syn in SYNONYMS.get(term, ())]:
+            if cand in self.index.lower_text(chunk_id):
+                c = 1.0
+            elif cand in self.section_text(chunk_id, source):
+                c = 0.9
+            elif cand in self.doc_text(source):
+                c = 0.9 if self.is_topic(cand, source) else 0.2
+            else:
+                c = 0.0
+            best = max(best, c * factor)
+        if best == 0.0 and self.df(term) == 0 and len(term) >= 3:
+            parts = sub_terms(term)
+            text = self.index.lower_text(chunk_id)
+            best = 0.5 * sum(1 for p in parts if p in text) / len(parts) if parts else 0.0
+        return best
 
     def coverage(self, terms: tuple[str, ...], chunk_id: str, source: str) -> tuple[float, list[str]]:
-        """IDF-weighted share of `terms` the passage supports (topic words of its document count too)."""
-        text, doc = self.index.lower_text(chunk_id), self.doc_text(source)
+        """IDF-weighted share of `terms` the passage supports, and the distinctive terms it lacks:
+        a rare noun not in the passage's section (and not a topic of its document), a phrase its
+        document never uses, or a detail of the question none of whose words the passage's section holds."""
         total = got = 0.0
         missing = []
+        rare = max(3, 0.1 * self._n_chunks())
+        aspect_w = aspect_got = 0.0
         for t in terms:
-            w = self.idf(t)
+            w = self.weight(t)
+            c = self.credit(t, chunk_id, source)
             total += w
-            if t in text:
-                got += w
-            elif t in doc:
-                got += (0.9 if self.is_topic(t, source) else 0.25) * w
-            else:
-                if self.df(t) == 0 and len(t) >= 3:
-                    parts = sub_terms(t)
-                    frac = sum(1 for p in parts if p in text) / len(parts) if parts else 0.0
-                    got += 0.5 * frac * w
+            got += c * w
+            if t in self._phrases:
+                if c == 0.0 and not any(syn in self.doc_text(source) for syn in SYNONYMS.get(t, ())):
+                    missing.append(t)
+                continue
+            if _ANSWER_TYPE.match(t):
+                continue
+            named = t in self._entities or self._pos.get(t, "").startswith(("nr", "ns", "nt", "nz", "eng", "j"))
+            if self.df(t) <= rare and self._pos.get(t, "n").startswith(_STRONG_POS) and (
+                    c == 0.0 or (named and c < 0.5)):
                 missing.append(t)
+            if t not in self._entities and not self.is_topic(t, source):
+                aspect_w += w
+                aspect_got += w * (1.0 if c >= 0.9 else 0.0)
+        if aspect_w and aspect_got / aspect_w < ASPECT_MIN:
+            missing.append("(detail)")
         return (got / total if total else 0.0), missing
 
     @staticmethod
@@ -112,27 +234,43 @@ class Answerer:
 
     # ---- main entry --------------------------------------------------------------------------
     def candidates(self, question: str, k: int = 8) -> tuple[tuple[str, ...], list[Candidate]]:
-        """Score every passage of the best-retrieved documents by coverage; retrieval rank breaks ties."""
+        """Score passages by coverage (all of them in a small KB, else those of the best-retrieved
+        documents); passages lacking a distinctive term sort last; the question's details found in
+        the passage itself, then retrieval rank, break ties."""
         terms = self.query_terms(question)
-        hits = self.index.hybrid(question, k=max(k, 15), embedder=self.embedder, reranker=self.reranker)
+        hits = self.index.hybrid(question, k=30, embedder=self.embedder, reranker=self.reranker)
         rank_of = {h.node.node_id: r for r, h in enumerate(hits)}
-        docs: list[str] = []
-        for h in hits:
-            src = h.node.metadata.get("source", "")
-            if src not in docs:
-                docs.append(src)
+        if self._n_chunks() <= SCAN_ALL_CHUNKS:
+            docs = sorted(self.index.manifest)
+        else:
+            docs = list(dict.fromkeys(h.node.metadata.get("source", "") for h in hits))[:5]
         cands = []
-        for src in docs[:3]:
+        for src in docs:
+            aspect_w = {t: self.weight(t) for t in terms
+                        if t not in self._entities and not self.is_topic(t, src) and t not in self._phrases}
+            all_w = {t: self.weight(t) for t in terms}
+            aspect_total = sum(aspect_w.values()) or 1.0
+            all_total = sum(all_w.values()) or 1.0
             for cid in self.index.manifest.get(src, {}).get("chunk_ids", []):
                 cov, missing = self.coverage(terms, cid, src)
-                if cid in rank_of:
-                    nws = hits[rank_of[cid]]
-                else:
-                    if cov < 0.3:
-                        continue
-                    nws = NodeWithScore(node=self.index.node(cid), score=0.0)
-                cands.append(Candidate(nws, cov, missing, rank_of.get(cid, 99)))
-        cands.sort(key=lambda c: -(c.coverage + 0.03 / (1 + c.rank) + (0.01 if c.rank < 99 else 0.0)))
+                if cov < 0.3 and cid not in rank_of:
+                    continue
+                text = self.index.lower_text(cid)
+                direct = sum(w for t, w in aspect_w.items() if t in text) / aspect_total
+                direct_all = sum(w for t, w in all_w.items() if t in text) / all_total
+                nws = hits[rank_of[cid]] if cid in rank_of else NodeWithScore(node=self.index.node(cid), score=0.0)
+                c = Candidate(nws, cov, missing, rank_of.get(cid, 99))
+                c.order = (bool(missing), -(cov + 0.3 * direct + 0.1 * direct_all + 0.02 / (1 + c.rank)))
+                cands.append(c)
+        cands.sort(key=lambda c: c.order)
+        # reader step: among the leading passages, prefer the one holding a unit that answers
+        head = [c for c in cands[:READER_TOP] if not c.missing]
+        if len(head) > 1:
+            for c in head:
+                _, _, unit_score = self._best_units(question, terms, c.node)
+                c.order = (False, c.order[1] - 0.5 * unit_score)
+            head.sort(key=lambda c: c.order)
+            cands = head + [c for c in cands if c not in head]
         return terms, cands
 
     def ask(self, question: str, k: int = 5) -> dict:
@@ -144,9 +282,13 @@ class Answerer:
         best = cands[0]
         source = best.node.node.metadata.get("source", "")
         hard_missing = [t for t in self.hard_terms(terms) if t not in self.doc_text(source)]
-        if best.coverage < self.threshold or hard_missing:
-            return self._refuse("low_coverage" if not hard_missing else "missing_entity", terms, best, hard_missing)
+        if hard_missing or best.missing:
+            return self._refuse("missing_term", terms, best, hard_missing)
+        if best.coverage < self.threshold:
+            return self._refuse("low_coverage", terms, best)
         answer, sentence = self.extract(question, terms, best.node)
+        if not answer:
+            return self._refuse("empty_field", terms, best)
         result = {
             "answer": answer,
             "refused": False,
@@ -167,7 +309,7 @@ class Answerer:
             "mode": "refusal",
             "reason": reason,
             "coverage": round(best.coverage, 3) if best else 0.0,
-            "missing_terms": (missing or []) + (best.missing if best else []),
+            "missing_terms": list(dict.fromkeys((missing or []) + (best.missing if best else []))),
             "key_terms": list(terms),
         }
 
@@ -195,37 +337,62 @@ class Answerer:
         return out
 
     # ---- extraction --------------------------------------------------------------------------
-    def extract(self, question: str, terms: tuple[str, ...], nws: NodeWithScore) -> tuple[str, str]:
-        """The sentence or table row of the passage that answers, numbers and units intact."""
+    def _best_units(self, question: str, terms: tuple[str, ...], nws: NodeWithScore):
+        """(units, ranked (score, index) pairs, best score) of a passage for this question."""
         body = nws.node.get_content()
-        heading = nws.node.metadata.get("heading", "")
-        label = heading.split(" > ")[-1] if heading else ""
-        label_l = label.lower()
-        if len(body) <= 120:
-            ans = body if (not label or label in body) else f"{label}：{body}"
-            return ans.replace("\n", " "), body
+        src = nws.node.metadata.get("source", "")
         wants_num = bool(_WANTS_NUMBER.search(question))
-        sents = split_sentences(body)
-        weights = {t: self.idf(t) for t in terms}
+        units = [u for line in body.split("\n") for u in split_sentences(line)]
+        if not units:
+            return [], [], -1.0
+        weights = {t: self.weight(t) * (0.25 if (self.is_topic(t, src) or t in self._entities) else 1.0)
+                   for t in terms}
         total = sum(weights.values()) or 1.0
-        best_i, best_s = 0, -1.0
-        for i, s in enumerate(sents):
-            sl = s.lower()
-            score = sum(w for t, w in weights.items() if t in sl) / total
-            score += 0.5 * sum(w for t, w in weights.items() if t not in sl and t in label_l) / total
-            if wants_num and re.search(r"\d", s):
+        q_terms = sorted(set(terms) | {p for t in terms for p in sub_terms(t)}, key=len, reverse=True)
+        scored = []
+        for i, u in enumerate(units):
+            ul = u.lower()
+            label, value = (ul.split("：", 1) + [""])[:2] if "：" in ul[:30] else ("", ul)
+            score = sum(w for t, w in weights.items() if t in ul) / total
+            rest = value
+            for t in q_terms:
+                rest = rest.replace(t, "")
+            rest = re.sub(r"[\W_\d.]+", "", rest)
+            novelty = len(rest) / max(1, len(re.sub(r"[\W_]+", "", value)))
+            if not value.strip() or u.rstrip().endswith(("：", ":")):
+                score -= 1.0
+            elif novelty < 0.2 and not (wants_num and re.search(r"\d", value)):
+                score -= 0.5
+            if wants_num and re.search(r"\d", value):
                 score += 0.15
-            if len(s) < 6:
+            if len(u) < 6:
                 score -= 0.2
-            if score > best_s + 1e-9:
-                best_i, best_s = i, score
-        picked = [sents[best_i]]
-        if len(picked[0]) < 30 and best_i + 1 < len(sents):
-            picked.append(sents[best_i + 1])
-        elif picked[0].endswith(("：", ":")) and best_i + 1 < len(sents):
-            picked.append(sents[best_i + 1])
-        ans = "".join(p if p.endswith(tuple("。！？；!?;")) else p + " " for p in picked).strip()
-        return ans, sents[best_i]
+            scored.append((score, i))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        return units, scored, scored[0][0]
+
+    def extract(self, question: str, terms: tuple[str, ...], nws: NodeWithScore) -> tuple[str, str]:
+        """The sentence(s) or table row(s) of the passage that answer, numbers and units intact.
+
+        Units are scored by the question's details they contain (the document's topic words count
+        little); a unit that only restates the question (a "名称：<the entity asked about>" row) or
+        an empty form field is passed over. The best unit is returned, with the runner-up when it
+        scores close (a short answer that misses is worse than two sentences that hold it)."""
+        units, scored, best_s = self._best_units(question, terms, nws)
+        if not units:
+            return "", ""
+        best_i = scored[0][1]
+        if best_s < -0.5:
+            return "", ""
+        picked = {best_i}
+        if len(scored) > 1 and scored[1][0] >= max(0.05, 0.6 * best_s) and len(units[best_i]) + len(
+                units[scored[1][1]]) <= 260:
+            picked.add(scored[1][1])
+        if len(units[best_i]) < 25 and best_i + 1 < len(units) and len(picked) == 1:
+            picked.add(best_i + 1)
+        parts = [units[i] for i in sorted(picked)]
+        ans = "".join(p if p.endswith(tuple("。！？；!?;")) else p + " " for p in parts).strip()
+        return ans, units[best_i]
 
     # ---- generation --------------------------------------------------------------------------
     def _generate(self, question: str, result: dict, cands: list[Candidate]) -> None:

@@ -25,6 +25,10 @@ class _Unit:
     text: str
     heading: tuple[str, ...]
     start: int
+    levels: tuple[int, ...] = ()
+
+    def upto(self, level: int) -> tuple[str, ...]:
+        return tuple(t for lv, t in zip(self.levels, self.heading) if lv <= level)
 
 
 def _heading_level(line: str) -> tuple[int, str] | None:
@@ -37,11 +41,12 @@ def _heading_level(line: str) -> tuple[int, str] | None:
     if _CN_SECTION.match(s):
         return 1, s
     if _NUM_LABEL.match(s):
-        return 2, s
+        depth = len(re.match(r"^\*?(\d+(?:\.\d+)*)", s).group(1).split("."))
+        return min(depth, 4), s
     if _CN_SUBSECTION.match(s):
-        return 3, s
+        return 4, s
     if _NUM_HEADING.match(s) and not s.endswith(("，", ",", "：", ":")):
-        return 3, s
+        return 4, s
     return None
 
 
@@ -89,29 +94,52 @@ def _units(text: str) -> list[_Unit]:
         if not cells:
             continue
         path = tuple(t for _, t in heading)
+        levels = tuple(lv for lv, _ in heading)
         if len(cells) > 1:
-            units.append(_Unit(" | ".join(cells), path, start))
+            units.append(_Unit(" | ".join(cells), path, start, levels))
             continue
         body = cells[0]
         for sent in split_sentences(body):
-            units.append(_Unit(sent, path, start))
+            units.append(_Unit(sent, path, start, levels))
     return units
 
 
-def chunk_text(text: str, source: str, max_chars: int = 360, min_chars: int = 80) -> list[TextNode]:
-    """Split one document's text into chunks that never cross a heading and end at sentence/row ends."""
+def chunk_text(text: str, source: str, max_chars: int = 360) -> list[TextNode]:
+    """Split one document's text into chunks that end at sentence or row ends.
+
+    A chunk never crosses a top-level section; consecutive short table rows of one section are
+    kept together (each row with its label, "1.1 项目编号：BJ-SD-202404"), prose starts a new chunk
+    at each second-level heading. The chunk's ``heading`` metadata is the heading path its units share.
+    """
     nodes: list[TextNode] = []
     buf: list[_Unit] = []
 
     def flush():
         if not buf:
             return
-        body = "".join(u.text if u.text.endswith(tuple(SENTENCE_END)) else u.text + "\n" for u in buf).strip()
-        heading = " > ".join(buf[0].heading)
+        common: list[str] = []
+        for parts in zip(*(u.heading for u in buf)):
+            if all(p == parts[0] for p in parts):
+                common.append(parts[0])
+            else:
+                break
+        pieces: list[str] = []
+        prev_extra: tuple[str, ...] | None = None
+        for u in buf:
+            extra = u.heading[len(common):]
+            txt = u.text
+            if extra and extra != prev_extra:
+                if pieces and not pieces[-1].endswith("\n"):
+                    pieces.append("\n")
+                txt = f"{extra[-1]}：{txt}"
+            prev_extra = extra
+            pieces.append(txt if txt.endswith(tuple(SENTENCE_END)) else txt + "\n")
+        body = "".join(pieces).strip()
         nodes.append(
             TextNode(
                 text=body,
-                metadata={"source": source, "position": len(nodes), "char_start": buf[0].start, "heading": heading},
+                metadata={"source": source, "position": len(nodes), "char_start": buf[0].start,
+                          "heading": " > ".join(common)},
                 excluded_embed_metadata_keys=["position", "char_start"],
                 excluded_llm_metadata_keys=["position", "char_start"],
             )
@@ -119,12 +147,15 @@ def chunk_text(text: str, source: str, max_chars: int = 360, min_chars: int = 80
         buf.clear()
 
     for unit in _units(text):
-        size = sum(len(u.text) for u in buf)
-        if buf and (unit.heading != buf[0].heading and size >= min_chars or size + len(unit.text) > max_chars):
-            flush()
-        if buf and unit.heading != buf[0].heading:
-            # a short tail under the old heading: keep it, but start the new heading fresh
-            flush()
+        if buf:
+            size = sum(len(u.text) for u in buf)
+            prose = len(unit.text) > 60 or any(len(u.text) > 60 for u in buf)
+            if (
+                size + len(unit.text) > max_chars
+                or unit.upto(1) != buf[0].upto(1)
+                or (unit.upto(2) != buf[-1].upto(2) and prose)
+            ):
+                flush()
         buf.append(unit)
     flush()
     return nodes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import os
 import secrets
 from collections import Counter
@@ -24,6 +25,8 @@ from knowledge.protocols import Embedder, Reranker
 from knowledge.text import tokenize
 
 RRF_K = 60
+_MASK_WORDS = {"id", "phone", "card", "email", "name"}
+_HEXISH = re.compile(r"^[0-9a-f]{6,}$")
 DOC_KEYWORDS = 20
 
 
@@ -136,7 +139,8 @@ class KBIndex:
         for src, info in self.manifest.items():
             c: Counter = Counter()
             for cid in info["chunk_ids"]:
-                c.update(t for t in self.tokens.get(cid, []) if len(t) >= 2 and not t.isdigit())
+                c.update(t for t in self.tokens.get(cid, []) if len(t) >= 2 and not t.isdigit() and t not in _MASK_WORDS
+                         and not _HEXISH.match(t))
             per_doc[src] = c
         n_docs = len(per_doc)
         df: Counter = Counter()
