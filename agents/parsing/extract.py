@@ -130,6 +130,7 @@ _KI = re.compile(r"(?:敲入价格|敲入价|敲入线|敲入水平|敲入界限
 _KO_AFTER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:敲出|ko)(?![a-z])", re.I)
 _KI_AFTER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:敲入|ki)(?![a-z])", re.I)
 _PAIR = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:/|-|~|／|、|\\)\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.])")
+_BARE_PAIR = re.compile(r"(?<![\d.])(\d{2,3})\s+(\d{2,3})(?![\d.%]|\s*(?:个|月|年|天|周|万|亿))")
 _BARRIER = re.compile(r"(?:障碍价格|障碍价|障碍水平|障碍|barrier|触发价|触发|敲出价|敲出|上沿|下沿|上限|下限|ko)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _REBATE = re.compile(r"(?:敲出补偿|敲出后?返还|补偿收益|补偿|返还|rebate|敲出收益)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _PARTICIPATION = re.compile(r"(?:参与率|参与比例|participation|参与|pr)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
@@ -210,6 +211,14 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
                     else:
                         fr.scalars.setdefault("ko_pct", hi)
                         fr.scalars.setdefault("ki_pct", lo)
+                    w.consume(m.start(), m.end())
+                    break
+        if structure in ("snowball", "phoenix") and "ko_pct" not in fr.scalars and "ki_pct" not in fr.scalars:
+            for m in w.finditer(_BARE_PAIR):  # '103 75' after a snowball
+                a, b = float(m.group(1)), float(m.group(2))
+                hi, lo = max(a, b), min(a, b)
+                if 40 <= lo < hi <= 130 and hi >= 90:
+                    fr.scalars["ko_pct"], fr.scalars["ki_pct"] = _f(str(hi)), _f(str(lo))
                     w.consume(m.start(), m.end())
                     break
     if structure == "digital":

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import jieba
-from pypinyin import Style, lazy_pinyin
+from pypinyin import Style, lazy_pinyin, pinyin
 from rapidfuzz import fuzz
 
 from .pool import DATA_DIR, UnderlyingPool, default_pool
@@ -37,6 +37,20 @@ def char_pinyin(ch: str) -> str:
 
 def pinyin_of(s: str) -> tuple[str, ...]:
     return tuple(char_pinyin(c) for c in s)
+
+
+@lru_cache(maxsize=8192)
+def char_readings(ch: str) -> tuple[str, ...]:
+    """All toneless readings of a character (行 → xing, hang), default reading first."""
+    rs = pinyin(ch, style=Style.NORMAL, heteronym=True)[0]
+    return tuple(dict.fromkeys([char_pinyin(ch)] + list(rs)))
+
+
+def pinyin_variants(s: str, cap: int = 16) -> list[tuple[str, ...]]:
+    out = [()]
+    for ch in s:
+        out = [o + (r,) for o in out for r in char_readings(ch)][:cap]
+    return out
 
 
 class Corrector:
@@ -63,7 +77,8 @@ class Corrector:
             if not _CJK.fullmatch(w):
                 continue
             py = pinyin_of(w)
-            self.by_pinyin.setdefault(py, set()).add(w)
+            for var in pinyin_variants(w):
+                self.by_pinyin.setdefault(var, set()).add(w)
             if len(w) >= 4:
                 self.by_len.setdefault(len(w), []).append((w, "".join(py)))
 
@@ -128,7 +143,10 @@ class Corrector:
 
     def _match(self, win: str) -> str | None:
         py = pinyin_of(win)
-        cands = [w for w in self.by_pinyin.get(py, ()) if any(a == b for a, b in zip(w, win))]
+        found: set[str] = set()
+        for var in pinyin_variants(win):
+            found |= self.by_pinyin.get(var, set())
+        cands = [w for w in found if len(w) == len(win) and any(a == b for a, b in zip(w, win))]
         codes = {self._entity(w) for w in cands}
         if len(codes) == 1 and cands:
             return sorted(cands, key=len)[-1]

@@ -27,9 +27,10 @@ _SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？]+|(?<!\d)[,，]\s*|[,，](?!\s*
 _NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also)")
 _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•·>]+)\s*")
 _TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)|平值|atm|虚值|实值|\d+\s*(?:个月|月|周|年|天|[mwyd](?![a-z]))|%|雪球|鲨鱼|凤凰|价差", re.I)
-_ORDER = re.compile(r"下单|确认成交|成交|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
+_ORDER = re.compile(r"(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
 _KNOW = re.compile(r"什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
+_INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
 
 FIELD_LABEL = {
@@ -211,11 +212,13 @@ class MessageParser:
         if stats["order"] and not (content and stats["tenor"]):
             return "order"
         domain = bool(_DOMAIN.search(text))
+        if _INJECTION.search(text) and not any(g.underlyings or g.option_types or "structure" in g.scalars for g in groups):
+            return "other"
         if stats["know"] and domain and not stats["tenor"] and not stats["numbers"] and not stats["ask"]:
             return "knowledge"
         if content or (stats["ask"] and (stats["tenor"] or any(g.underlyings for g in groups))):
             return "quote"
-        if stats["ask"] and len(text) <= 30 and not _GREETING.match(text):
+        if stats["ask"] and len(text) <= 30 and not _GREETING.match(text) and not _INJECTION.search(text):
             return "quote"
         if stats["know"] and domain:
             return "knowledge"

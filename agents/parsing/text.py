@@ -37,6 +37,7 @@ _NUM_UNIT = re.compile(
 _NUM_AFTER = re.compile(
     rf"(中证A?|上证|沪深|科创|深证|敲出价?|敲入价?|行权价?|执行价|障碍价?|参与率|票息|派息线|虚值|实值|下调|降|锁定?期?)\s*([{_CN_NUM}]+)")
 _PERCENT_CN = re.compile(rf"百分之([{_CN_NUM}]+)(?:点([{_CN_NUM[:12]}]+))?")
+_DIGIT_RUN = re.compile(r"(?<![\u4e00-\u9fff\d])([零〇一二三四五六七八九]{2,3})(?![\u4e00-\u9fff\d])")
 _WS = re.compile(r"[ \t\u3000\u2005\u00a0]+")
 
 
@@ -62,5 +63,6 @@ def normalize(text: str) -> str:
     t = _NUM_AFTER.sub(_after_repl, t)
     # "一个半月"-style halves are left to the tenor rules; "一年半" keeps 半 after the digit
     t = _NUM_UNIT.sub(_num_repl, t)
+    t = _DIGIT_RUN.sub(lambda m: "".join(str(_DIGITS[c]) for c in m.group(1)), t)  # 一零三 七五 → 103 75
     t = _WS.sub(" ", t)
     return t.strip()
