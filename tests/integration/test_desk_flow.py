@@ -214,3 +214,34 @@ async def test_demo_mode_off_hides_the_simulator(desk_settings):
             assert (await s.get("/sim", allow_redirects=False)).status == 404
     finally:
         await desk.stop()
+
+
+async def test_postgres_database_and_checkpointer_survive_restart(tmp_path, pg_schema_url):
+    """With DATABASE_URL on PostgreSQL, tables and the langgraph checkpoints live there: a pending review
+    survives a restart and is sent exactly once."""
+    from app.auth import upsert_user
+    from app.db import init_db
+    from app.settings import load_settings
+
+    settings = load_settings(data_dir=tmp_path, DATABASE_URL=pg_schema_url)
+    engine = make_engine(settings.db_url)
+    init_db(engine)
+    upsert_user(engine, "trader1", "trader-password-1", role="trader")
+    desk = await RunningDesk(settings).start()
+    try:
+        async with await desk.login() as trader:
+            await desk.say(QUOTE)
+            [item] = await wait_pending(trader)
+        await desk.restart()
+        assert not (tmp_path / "checkpoints.db").exists()  # checkpoints are in PostgreSQL, not a local file
+        async with await desk.login() as trader:
+            assert (await trader.post(f"/api/review/{item['id']}/approve", json={})).status == 200
+            await wait_for(lambda: _status(trader, item["id"], "sent"))
+        await desk.restart()
+        await asyncio.sleep(1.0)
+        assert len(await bot_messages(desk)) == 1
+        with unit_of_work(engine) as s:
+            assert len(list(s.exec(select(OutboxMessage)))) == 1
+    finally:
+        await desk.stop()
+        engine.dispose()
