@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -160,6 +160,11 @@ def _legs(xp, kinds, prefix: str, s, u):
 
 def _first_hit(xp, hit, n: int):
     """First index along axis 1 where hit is true, n where never (hit: (R, n, m) bool)."""
+    if hit.shape[1] <= 64:  # few columns: one masked write per column beats a strided argmax
+        first = xp.full((hit.shape[0], hit.shape[2]), n, dtype=xp.int64)
+        for j in range(hit.shape[1] - 1, -1, -1):
+            first[hit[:, j, :]] = j
+        return first
     anyhit = hit.any(axis=1)
     first = xp.argmax(hit, axis=1)
     return xp.where(anyhit, first, n)
@@ -188,10 +193,23 @@ def make_kernel(shape: Shape):
             else:
                 lvl = b.ser[f"ko{j}_l"]
                 mask = b.ser[f"ko{j}_m"] > 0.5
-            hit = (L >= lvl) if direction == "up" else (L <= lvl)
-            hit &= mask
-            first = _first_hit(xp, hit, n)
-            del hit
+            cols = b.sparse.get(f"ko{j}_m") if mon != "continuous" else None
+            if cols is not None:  # test only the observation columns
+                c3 = cols[:, :, None]
+                Lg = xp.take_along_axis(L, xp.broadcast_to(c3, (R, c3.shape[1], m)), axis=1)
+                lg = xp.take_along_axis(lvl, c3, axis=1)
+                mg = xp.take_along_axis(mask, c3, axis=1)
+                hit = (Lg >= lg) if direction == "up" else (Lg <= lg)
+                hit &= mg
+                fj = _first_hit(xp, hit, cols.shape[1])
+                first = xp.where(fj < cols.shape[1],
+                                 xp.take_along_axis(cols, xp.minimum(fj, cols.shape[1] - 1), axis=1), n)
+                del hit, Lg
+            else:
+                hit = (L >= lvl) if direction == "up" else (L <= lvl)
+                hit &= mask
+                first = _first_hit(xp, hit, n)
+                del hit
             fi = xp.minimum(first, n - 1)
             if mon == "continuous":
                 reb = xp.broadcast_to(b.s[f"ko{j}_reb"], (R, m))
@@ -240,8 +258,15 @@ def make_kernel(shape: Shape):
                     else:
                         l3 = lvl[:, :, None]
                         mask = b.ser["ki_m"] > 0.5
-                    hit = (L <= l3) if direction == "down" else (L >= l3)
-                    hit &= mask
+                    cols = b.sparse.get("ki_m") if mon == "discrete" else None
+                    if cols is not None:
+                        c3 = cols[:, :, None]
+                        Lg = xp.take_along_axis(L, xp.broadcast_to(c3, (R, c3.shape[1], m)), axis=1)
+                        hit = (Lg <= l3) if direction == "down" else (Lg >= l3)
+                        hit &= xp.take_along_axis(mask, c3, axis=1)
+                    else:
+                        hit = (L <= l3) if direction == "down" else (L >= l3)
+                        hit &= mask
                     hit_any = hit.any(axis=1)
                     del hit
                 ki = ki | hit_any
@@ -312,3 +337,111 @@ def make_control_means(shape: Shape):
 def legs_value_now(legs: Sequence[Leg], x: float) -> float:
     """Intrinsic value of legs at level x (used when maturity has passed)."""
     return float(sum(leg.payoff(np.asarray([x]))[0] for leg in legs))
+
+
+def extreme_blocks(shape: Shape, terms: Sequence[MCTerms]) -> dict[str, str]:
+    """Mask series that spot ladders may replace by a path extreme (see `mc_core.ladder_plan`)."""
+    out: dict[str, str] = {}
+    if shape.ki is not None and shape.ki[1] == "discrete":
+        out["ki_m"] = "min" if shape.ki[0] == "down" else "max"
+    for j, (direction, mon, at) in enumerate(shape.kos):
+        if mon != "discrete" or at != "maturity":
+            continue
+        const = True
+        for t in terms:
+            m = np.asarray(t.series[f"ko{j}_m"]) > 0.5
+            for k in (f"ko{j}_l", f"ko{j}_r"):
+                v = np.asarray(t.series[k])[m]
+                if v.size and np.ptp(v) > 1e-12:
+                    const = False
+        if const:
+            out[f"ko{j}_m"] = "max" if direction == "up" else "min"
+    return out
+
+
+def make_ladder_kernel(shape: Shape, extremes: Mapping[str, str]):
+    """A faster kernel for spot ladders, or None when ``shape`` needs the generic one.
+
+    Works on compressed paths (R, Jt, m) and all spot shifts at once: extreme-reduced blocks
+    are one comparison per shift; a knock-out block tested at several dates uses the running
+    minimum of its distance to the barrier, so the first knock-out date for every shift comes
+    from one ``searchsorted`` and a histogram rather than a test per date and shift.
+    Supports terminal legs, knock-in, maturity-rebate knock-outs and at most one up
+    knock-out paid at the hit; not coupons, averages or continuous monitoring.
+    """
+    if shape.coupons is not None or shape.averaging or shape.continuous:
+        return None
+    hit_blocks = [j for j in range(len(shape.kos)) if f"ko{j}_m" not in extremes]
+    if len(hit_blocks) > 1 or any(shape.kos[j][0] != "up" for j in hit_blocks):
+        return None
+    if shape.ki is not None and shape.ki[1] == "discrete" and "ki_m" not in extremes:
+        return None
+
+    def kernel(xp, Lc, c, p):
+        """Lc (R, Jt, m); c (S,) log shifts on xp; p: row params. Returns (R, S, m) discounted values."""
+        R, Jt, m = Lc.shape
+        S = c.shape[0]
+        dtype = Lc.dtype
+        c3 = c.reshape(1, S, 1)
+        ko_time = None
+        ko_val = None
+        for j, (direction, mon, at) in enumerate(shape.kos):
+            mk = f"ko{j}_m"
+            if mk in extremes:
+                col = p["ext_col"][mk]
+                E = Lc[:, col, :][:, None, :]
+                lvl = p["ser"][f"ko{j}_l"][:, col][:, None, None]
+                hit = (E + c3 >= lvl) if direction == "up" else (E + c3 <= lvl)
+                first = xp.where(hit, xp.int32(col), xp.int32(Jt + 1))
+                reb = p["ser"][f"ko{j}_r"][:, col][:, None, None]
+                disc = p["df_mat"][:, :, None] if at == "maturity" else p["df"][:, col][:, None, None]
+                val = xp.broadcast_to((reb * disc).astype(dtype), (R, S, m))
+            else:
+                lvl = p["ser"][f"ko{j}_l"][:, :, None]
+                mask = p["ser"][mk][:, :, None] > 0.5
+                d = xp.where(mask, lvl - Lc, xp.inf).astype(dtype)
+                D = xp.minimum.accumulate(d, axis=1) if xp.__name__ == "numpy" else _cummin(xp, d)
+                q = xp.searchsorted(c, D.transpose(0, 2, 1).reshape(-1), side="left").astype(xp.int32).reshape(R * m, Jt)
+                flat = q + (xp.arange(R * m) * (S + 1))[:, None]
+                cnt = xp.bincount(flat.reshape(-1), minlength=R * m * (S + 1)).reshape(R, m, S + 1)
+                tail = xp.cumsum(cnt[:, :, ::-1], axis=2)[:, :, ::-1]  # sum over v >= s
+                first = xp.ascontiguousarray(tail[:, :, 1:].transpose(0, 2, 1)).astype(xp.int32)  # #{j: q_j > s}
+                rd = xp.concatenate([p["ser"][f"ko{j}_r"] * (p["df"] if at == "hit" else p["df_mat"]),
+                                     xp.zeros((R, 2), dtype=dtype)], axis=1)  # index Jt, Jt+1: none
+                first[first >= Jt] = Jt + 1
+                val = xp.take_along_axis(rd, first.reshape(R, S * m), axis=1).reshape(R, S, m)
+            if ko_time is None:
+                ko_time, ko_val = first, val
+            else:
+                better = first < ko_time
+                ko_time = xp.where(better, first, ko_time)
+                ko_val = xp.where(better, val, ko_val)
+        xT0 = Lc[xp.arange(R), p["mat_pos"], :][:, None, :]
+        xT = xT0 + c3  # (R, S, m) log level at maturity
+        u = xp.exp(xT0) * xp.exp(c3)
+        s3 = {k: v[:, :, None] for k, v in p["s"].items()}
+        final = _legs(xp, shape.legs, "L", s3, u)
+        if shape.legs_ki is not None:
+            ki = s3["knocked_in"] > 0.5
+            if shape.ki is not None:
+                direction, mon = shape.ki
+                lvl = s3["ki_lvl"]
+                if mon == "maturity":
+                    E = xT
+                else:
+                    E = Lc[:, p["ext_col"]["ki_m"], :][:, None, :] + c3
+                ki = ki | ((E <= lvl) if direction == "down" else (E >= lvl))
+            final = xp.where(ki, _legs(xp, shape.legs_ki, "K", s3, u), final)
+        final *= p["df_mat"][:, :, None]
+        if ko_time is None:
+            return final
+        return xp.where(ko_time <= Jt, ko_val, final)
+
+    return kernel
+
+
+def _cummin(xp, d):
+    out = d.copy()
+    for j in range(1, d.shape[1]):
+        xp.minimum(out[:, j - 1], out[:, j], out=out[:, j])
+    return out

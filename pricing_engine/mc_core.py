@@ -118,6 +118,7 @@ class Block:
     div: object  # (R, 1)
     x0: object  # (R, 1)
     m: int
+    sparse: Mapping[str, object] = field(default_factory=dict)  # mask name -> (R, J) grid columns
 
     def at(self, arr, idx):
         """arr[r, idx[r], :] for (R, n, m) arr and (R,) idx."""
@@ -156,6 +157,31 @@ def _stack_params(terms: Sequence[MCTerms], grid: np.ndarray):
         ser[k] = a
     mat = np.searchsorted(grid, np.round(np.array([t.maturity for t in terms]), 10))
     return s, ser, mat
+
+
+def sparse_columns(ser_np: Mapping[str, np.ndarray], ci: np.ndarray, mat_np: np.ndarray,
+                   max_frac: float = 0.25) -> dict[str, np.ndarray]:
+    """Grid columns (R, J) of each sparse observation mask (padded with the row's maturity).
+
+    Kernels test a sparse mask's block (e.g. monthly knock-outs) only on those columns,
+    instead of on every daily step of the grid.
+    """
+    out = {}
+    for k, a in ser_np.items():
+        if not k.endswith("_m"):
+            continue
+        on = a[ci] > 0.5
+        cnt = on.sum(axis=1)
+        J = int(cnt.max()) if cnt.size else 0
+        if J == 0 or J > max_frac * a.shape[1]:
+            continue
+        idx = np.empty((len(ci), J), dtype=np.int64)
+        for r in range(len(ci)):
+            cols = np.nonzero(on[r])[0]
+            idx[r, :len(cols)] = cols
+            idx[r, len(cols):] = cols[-1] if len(cols) else mat_np[ci[r]]
+        out[k] = idx
+    return out
 
 
 def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], kernel: Kernel, cfg: MCConfig,
@@ -197,6 +223,7 @@ def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], ker
         rate=dev(rate[:, None]),
         div=dev(div[:, None]),
         x0=dev(x0[:, None]),
+        sparse={k: xp.asarray(v) for k, v in sparse_columns(ser_np, ci, mat_np).items()},
     )
     acc = mc_paths.Accumulator(R, n_controls)
     pcfg = cfg.path_config()
@@ -284,3 +311,173 @@ def bs_price(x, k, t, r, q, sig, call: bool) -> float:
     if call:
         return x * math.exp(-q * t) * ndtr(d1) - k * math.exp(-r * t) * ndtr(d2)
     return k * math.exp(-r * t) * ndtr(-d2) - x * math.exp(-q * t) * ndtr(-d1)
+
+
+# --------------------------------------------------------------------------- spot ladders
+
+def ladder_plan(terms: Sequence[MCTerms], grid: np.ndarray, extreme_blocks: Mapping[str, str]):
+    """Per-contract column plan for spot ladders on compressed paths.
+
+    A spot scenario shifts every log x of a path by the same constant, so a block that only
+    asks *whether* a level was crossed (a knock-in, a knock-out with a constant level whose
+    rebate is paid at maturity) needs only the path's extreme over its observation mask.
+    ``extreme_blocks`` maps such a mask series (e.g. ``ki_m``) to ``"min"`` or ``"max"``.
+    Kept columns are the other event columns (their masks) and the maturity.
+    Returns (keep_idx (C, J) with padding, pad (C, J) bool, extremes list).
+    """
+    C = len(terms)
+    s_np, ser_np, mat_np = _stack_params(terms, grid)
+    masks = [k for k in ser_np if k.endswith("_m") and k not in extreme_blocks]
+    keep = []
+    for c in range(C):
+        cols = set([int(mat_np[c])])
+        for k in masks:
+            cols.update(np.nonzero(ser_np[k][c] > 0.5)[0].tolist())
+        keep.append(sorted(cols))
+    J = max(len(k) for k in keep)
+    idx = np.zeros((C, J), dtype=np.int64)
+    pad = np.ones((C, J), dtype=bool)
+    for c, cols in enumerate(keep):
+        idx[c, :len(cols)] = cols
+        idx[c, len(cols):] = mat_np[c]
+        pad[c, :len(cols)] = False
+    return idx, pad, ser_np, s_np, mat_np
+
+
+def run_ladder(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], spot_shifts: Sequence[Sequence[float]],
+               kernel: Kernel, cfg: MCConfig, extreme_blocks: Mapping[str, str],
+               grid: np.ndarray | None = None, fast=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Values of every row under its relative spot shifts: lists of (S_r,) prices and stderrs.
+
+    A spot shift moves a whole log path by a constant, so paths are built once per row
+    (one vol / rate / date scenario) and compressed (see `ladder_plan`); each spot shift
+    then costs only the kernel on the few remaining columns. ``spot_shifts[r]`` lists the
+    shifts of row r (e.g. the 41 ladder points for base-vol rows, just 0 for a vega row).
+    ``fast`` is an optional all-shifts kernel (`mc_blocks.make_ladder_kernel`), used when
+    every row has the same sorted shifts.
+    """
+    grid = batch_grid(terms) if grid is None else grid
+    n = len(grid)
+    idx_c, pad_c, ser_np, s_np, mat_np = ladder_plan(terms, grid, extreme_blocks)
+    ci = np.array([r.contract for r in rows])
+    R = len(rows)
+    ext = list(extreme_blocks.items())
+    J = idx_c.shape[1]
+    Jt = J + len(ext)
+    dtype = np.dtype(cfg.dtype)
+    dev = lambda a: xp.asarray(np.ascontiguousarray(a).astype(dtype))  # noqa: E731
+    x0 = np.array([r.x0 for r in rows])
+    sig = np.array([r.sigma for r in rows])
+    rate = np.array([r.rate for r in rows])
+    div = np.array([r.div for r in rows])
+    shift_t = np.array([r.shift for r in rows])
+    mu = rate - div - 0.5 * sig**2
+    t_rows = np.maximum(grid[None, :] - shift_t[:, None], 0.0)
+    a_rows = np.sqrt(t_rows[:, 0] / grid[0]) - 1.0
+    idx_r, pad_r = idx_c[ci], pad_c[ci]  # (R, J)
+    t_k = np.take_along_axis(t_rows, idx_r, axis=1)
+    t_cols = np.concatenate([t_k, np.repeat(t_k[:, -1:], len(ext), axis=1)], axis=1)
+    ser_c = {}
+    for k, a in ser_np.items():
+        g = np.take_along_axis(a[ci], idx_r, axis=1)
+        if k.endswith("_m"):
+            g = np.where(pad_r, 0.0, g)
+            if k in extreme_blocks:
+                g[:] = 0.0
+        extra = np.zeros((R, len(ext)))
+        for e, (mk, _) in enumerate(ext):
+            base = mk[:-2]
+            if k == mk:
+                extra[:, e] = 1.0
+            elif k.startswith(base + "_") and not k.endswith("_m"):
+                first = np.argmax(ser_np[mk][ci] > 0.5, axis=1)  # constant level / rebate of the block
+                extra[:, e] = a[ci][np.arange(R), first]
+            elif k.endswith("_m"):
+                extra[:, e] = 0.0
+            else:
+                extra[:, e] = g[:, -1]
+        ser_c[k] = np.concatenate([g, extra], axis=1)
+    mat_pos = np.array([int(np.nonzero(idx_r[r] == mat_np[ci[r]])[0][0]) for r in range(R)])
+    # kernel rows: (row, its spot shifts), flattened
+    counts = np.array([len(s) for s in spot_shifts])
+    owner = np.repeat(np.arange(R), counts)
+    sh = np.concatenate([np.asarray(s, dtype=np.float64) for s in spot_shifts])
+    K = len(owner)
+    sparse = {}
+    for e, (mk, _) in enumerate(ext):  # blocks reduced to their extreme column: test that column only
+        sparse[mk] = np.full((K, 1), J + e, dtype=np.int64)
+    blk_kw = dict(
+        xp=xp,
+        t=dev(t_cols[owner]),
+        dt=dev(np.diff(np.concatenate([np.zeros((R, 1)), t_cols], axis=1), axis=1)[owner]),
+        df=dev(np.exp(-rate[:, None] * t_cols)[owner]),
+        s={k: dev(v[ci][owner][:, None]) for k, v in s_np.items()},
+        ser={k: dev(v[owner][:, :, None]) for k, v in ser_c.items()},
+        mat_idx=xp.asarray(mat_pos[owner]),
+        df_mat=dev(np.exp(-rate * t_cols[np.arange(R), mat_pos])[owner][:, None]),
+        sigma=dev(sig[owner][:, None]),
+        rate=dev(rate[owner][:, None]),
+        div=dev(div[owner][:, None]),
+        x0=dev((x0[owner] * (1 + sh))[:, None]),
+        sparse={k: xp.asarray(v) for k, v in sparse.items()},
+    )
+    base = dev(np.log(x0)[:, None] + mu[:, None] * t_rows)  # (R, n)
+    ext_cols = []  # per extreme block: (R, n) mask and, when the mask is one run of columns, its bounds
+    for mk, how in ext:
+        mask = ser_np[mk][ci] > 0.5
+        runs = []
+        for r in range(R):
+            on = np.nonzero(mask[r])[0]
+            runs.append((int(on[0]), int(on[-1]) + 1) if on.size and on[-1] - on[0] + 1 == on.size else None)
+        ext_cols.append((xp.asarray(mask), runs, how))
+    n_r = mat_np[ci] + 1  # a row's path is needed only up to its maturity
+    owner_d = xp.asarray(owner)
+    shifts_d = dev(np.log1p(sh)[:, None, None])
+    acc = mc_paths.Accumulator(K)
+    expansion = max(1, int(math.ceil(3 * K * Jt / n)))
+    same = all(tuple(x) == tuple(spot_shifts[0]) for x in spot_shifts) and list(spot_shifts[0]) == sorted(spot_shifts[0])
+    if fast is not None and same:
+        fp = {"ser": {k: dev(v) for k, v in ser_c.items()}, "s": {k: dev(v[ci][:, None]) for k, v in s_np.items()},
+              "df": dev(np.exp(-rate[:, None] * t_cols)),
+              "df_mat": dev(np.exp(-rate * t_cols[np.arange(R), mat_pos])[:, None]),
+              "mat_pos": xp.asarray(mat_pos), "ext_col": {mk: J + e for e, (mk, _) in enumerate(ext)}}
+        c_fast = dev(np.log1p(np.asarray(spot_shifts[0], dtype=np.float64)))
+        expansion = max(1, int(math.ceil(8 * K / n)))
+    else:
+        fast = None
+    sig_h, a_h = [dtype.type(v) for v in sig], [dtype.type(v) for v in sig * a_rows]
+    for chunk in mc_paths.brownian_chunks(xp, grid, cfg.path_config(), expansion=expansion):
+        w = chunk.w
+        m = w.shape[1]
+        Lc = xp.empty((R, Jt, m), dtype=dtype)
+        buf = xp.empty((n, m), dtype=dtype)
+        for r in range(R):  # row by row: the (n, m) block of one row stays in cache
+            k = int(n_r[r])
+            Lr = buf[:k]
+            xp.multiply(w[:k], sig_h[r], out=Lr)
+            Lr += base[r, :k, None]
+            if a_h[r] != 0:
+                Lr += a_h[r] * w[0]
+            Lc[r, :J] = Lr[idx_r[r]]
+            for e, (mask, runs, how) in enumerate(ext_cols):
+                run = runs[r]
+                if run is not None:
+                    seg = Lr[run[0]:min(run[1], k)]
+                    Lc[r, J + e] = seg.min(axis=0) if how == "min" else seg.max(axis=0)
+                else:
+                    mr = mask[r, :k, None]
+                    Lc[r, J + e] = (xp.where(mr, Lr, np.inf).min(axis=0) if how == "min"
+                                    else xp.where(mr, Lr, -np.inf).max(axis=0))
+        if fast is not None:
+            y = fast(xp, Lc, c_fast, fp).reshape(K, m)
+            acc.add(xp, chunk, y, None)
+            del Lc, buf
+            continue
+        Ls = xp.take(Lc, owner_d, axis=0)
+        Ls += shifts_d
+        y, _ = kernel(Block(logx=Ls, m=m, **blk_kw))
+        acc.add(xp, chunk, y, None)
+        del Ls, Lc, buf
+    price, err = acc.result()
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return ([price[bounds[r]:bounds[r + 1]] for r in range(R)], [err[bounds[r]:bounds[r + 1]] for r in range(R)])

@@ -39,6 +39,9 @@ import numpy as np
 from pricing_engine.backend import backend_name
 
 
+SUB_BLOCK = 64  # paths per independently seeded block of normals
+
+
 @dataclass(frozen=True)
 class PathConfig:
     """How paths are drawn: count, seed, dtype, variance reduction, chunking."""
@@ -205,18 +208,25 @@ def brownian_chunks(xp: ModuleType, times, cfg: PathConfig, expansion: int = 1) 
     if cfg.sobol:
         yield from _sobol_chunks(xp, np.asarray(times, dtype=np.float64), cfg, m_max)
         return
-    for i, m in enumerate(_chunk_sizes(cfg.paths, m_max, cfg.antithetic)):
+    # Normals come in fixed sub-blocks of SUB_BLOCK paths, each seeded by (seed, index), so the
+    # same seed and path count give the same paths whatever the chunk size (common random
+    # numbers across calls that size their chunks differently).
+    base_total = (cfg.paths + 1) // 2 if cfg.antithetic else cfg.paths
+    n_sub = -(-base_total // SUB_BLOCK)
+    per = max(1, (m_max // 2 if cfg.antithetic else m_max) // SUB_BLOCK)
+    for c0 in range(0, n_sub, per):
+        subs = range(c0, min(c0 + per, n_sub))
+        parts = [normals(xp, (n, min(SUB_BLOCK, base_total - s * SUB_BLOCK)), cfg.seed, s, cfg.dtype) for s in subs]
+        z = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=1)
+        w = brownian_from_normals(xp, z, dt)
         if cfg.antithetic:
-            h = m // 2
-            z = normals(xp, (n, h), cfg.seed, i, cfg.dtype)
-            w = brownian_from_normals(xp, z, dt)
-            full = xp.empty((n, m), dtype=w.dtype)
+            h = w.shape[1]
+            full = xp.empty((n, 2 * h), dtype=w.dtype)
             full[:, :h] = w
             xp.negative(w, out=full[:, h:])
             yield Chunk(full, True, -1)
         else:
-            z = normals(xp, (n, m), cfg.seed, i, cfg.dtype)
-            yield Chunk(brownian_from_normals(xp, z, dt), False, -1)
+            yield Chunk(w, False, -1)
 
 
 def _sobol_chunks(xp: ModuleType, times: np.ndarray, cfg: PathConfig, m_max: int) -> Iterator[Chunk]:
