@@ -205,21 +205,23 @@ class _Stepper:
         """TR-BDF2 (L-stable, second order): trapezoidal to γd, then BDF2 to d."""
         g = 2.0 - math.sqrt(2.0)
         U = self.step(V, g * d, 0.5, bcm_lo, bcm_hi)
-        rhs = (U - (1 - g) ** 2 * V) / (g * (2 - g))
-        rhs[0], rhs[-1] = bc_lo, bc_hi
+        W = (U.T - (1 - g) ** 2 * V.T) * (1.0 / (g * (2 - g)))  # (ncol, n), C-contiguous
+        W[:, 0], W[:, -1] = bc_lo, bc_hi
         dl, dd, du, du2, ipiv = self.factor((1 - g) / (2 - g) * d, 1.0)
-        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, rhs)
+        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, W.T, overwrite_b=1)
         return x
 
     def step(self, V: np.ndarray, d: float, theta: float, bc_lo: np.ndarray, bc_hi: np.ndarray) -> np.ndarray:
+        """One θ-step. V is (n, ncol) column-major; work on its transpose so stencils are contiguous."""
         c = (1.0 - theta) * d
-        rhs = V.copy()
+        Vt = V.T
+        W = Vt.copy()  # (ncol, n) C-contiguous == (n, ncol) Fortran for LAPACK
         if c:
-            rhs[1:-1] += c * (self.lo * V[:-2] + self.di * V[1:-1] + self.up * V[2:])
-        rhs[0] = bc_lo
-        rhs[-1] = bc_hi
+            W[:, 1:-1] += (c * self.lo) * Vt[:, :-2] + (c * self.di) * Vt[:, 1:-1] + (c * self.up) * Vt[:, 2:]
+        W[:, 0] = bc_lo
+        W[:, -1] = bc_hi
         dl, dd, du, du2, ipiv = self.factor(d, theta)
-        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, rhs)
+        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, W.T, overwrite_b=1)
         return x
 
 
@@ -281,7 +283,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     if ki is not None and ki.monitoring == "maturity" and not res.knocked_in:
         hit = (x <= ki.level) if ki.direction == "down" else (x >= ki.level)
         pay_nki = np.where(hit, pay_ki, pay_nki)
-    V = np.empty((n, ncol))
+    V = np.empty((n, ncol), order="F")
     for k in range(n_ki):
         base = pay_ki if (res.knocked_in or k == 1) else pay_nki
         for u in range(n_mem):
