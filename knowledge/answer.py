@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 from llama_index.core.schema import NodeWithScore
 
+from knowledge.chunking import _heading_level
 from knowledge.index import KBIndex
+from knowledge.masking import TOKEN_RE
 from knowledge.protocols import Embedder, LLMClient, Reranker
 from knowledge.text import jieba_mod, key_terms, numbers_in, split_sentences, sub_terms
 
@@ -25,11 +27,11 @@ ASPECT_MIN = 0.5
 _WANTS_NUMBER = re.compile(r"多少|几|哪一?年|何时|什么时候|时间|日期|比例|金额|规模|数量|百分|编号|代码|号码|电话")
 _ANSWER_TYPE = re.compile(
     r"^(?:时间|日期|时候|地点|地址|名称|名字|项目名称|数量|金额|数字|内容|情况|方式|类型|编号|项目编号|登记号|号码|代码|"
-    r"批文|文号|级别|等级|奖项|频率|周期|比例|规模|要求|作用|目的|原因|特点|区别|步骤|流程|条件)$")
+    r"批文|文号|称为|级别|等级|奖项|频率|周期|比例|规模|要求|作用|目的|原因|特点|区别|步骤|流程|条件)$")
 SYNONYMS = {
     "每天": ("日均", "每日"), "每日": ("日均", "每天"), "日均": ("每天", "每日"), "每年": ("年均",),
     "人力": ("人数",), "公司": ("单位",), "单位": ("公司",), "成立": ("设立", "创立"),
-    "地址": ("住所", "地点"), "日期": ("时间",), "批文": ("函", "文号"), "编号": ("号",),
+    "地址": ("住所", "地点"), "日期": ("时间",), "批文": ("函", "文号"), "称为": ("也称", "又称", "简称", "称作", "叫做"), "编号": ("号",),
     "登记号": ("登字", "登记"), "准确率": ("正确率",), "合作": ("联合",), "上线": ("投产",),
     "客户": ("投资者",), "投资者": ("客户",), "电话": ("热线",), "热线": ("电话",), "股票代码": ("证券代码",),
     "证券代码": ("股票代码",), "注册资本": ("注册资金",), "员工": ("雇员",), "营收": ("营业收入",),
@@ -65,6 +67,11 @@ class Answerer:
         self._pos: dict[str, str] = {}
         self._entities: set[str] = set()
         self._titles: dict[str, bool] = {}
+        self._title_next: dict[str, str] = {}
+        self._sent_freq = None
+        self._doc_hit: dict[tuple[str, str], bool] = {}
+        self._sec_hit: dict[tuple[str, int], bool] = {}
+        self._boiler: dict[str, float] = {}
         self._phrase_parts: dict[str, tuple[str, str]] = {}
 
     # ---- term statistics ---------------------------------------------------------------------
@@ -91,7 +98,7 @@ class Answerer:
         key = (term, source)
         if key not in self._topic:
             ids = self.index.manifest.get(source, {}).get("chunk_ids", [])
-            n = sum(1 for c in ids if term in self.index.lower_text(c))
+            n = sum(1 for c in ids if term in self.index.lower_text(c) and self.boilerplate(c) < 0.5)
             self._topic[key] = n >= 3 and n >= 0.5 * self.df(term)
         return self._topic[key]
 
@@ -147,6 +154,10 @@ class Answerer:
                 merged.append(found[1])
                 self._entities.add(found[1])
                 i = found[0]
+                # a title cut inside a word (…共享生态|建设项目 vs the KB's …共享生态建设): absorb the word
+                nxt = self._title_next.get(found[1], "")
+                if i < len(terms) and len(terms[i]) >= 2 and nxt.startswith(terms[i][:2]):
+                    i += 1
             else:
                 merged.append(terms[i])
                 i += 1
@@ -162,12 +173,47 @@ class Answerer:
         self._phrases.update(phrases)
         return tuple(merged + phrases)
 
+    def _in_doc(self, term: str, source: str) -> bool:
+        key = (term, source)
+        if key not in self._doc_hit:
+            self._doc_hit[key] = term in self.doc_text(source)
+        return self._doc_hit[key]
+
+    def _in_section(self, term: str, chunk_id: str, source: str) -> bool:
+        text = self.section_text(chunk_id, source)
+        key = (term, id(text))
+        if key not in self._sec_hit:
+            self._sec_hit[key] = term in text
+        return self._sec_hit[key]
+
+    def boilerplate(self, chunk_id: str) -> float:
+        """Share of a passage made of sentences repeated in 3+ passages (forms, pledges, disclaimers)."""
+        if self._sent_freq is None:
+            from collections import Counter
+
+            freq: Counter = Counter()
+            for cid in self.index.chunk_ids():
+                freq.update({re.sub(r"\W+", "", x) for x in split_sentences(self.index.lower_text(cid))})
+            self._sent_freq = freq
+        if chunk_id not in self._boiler:
+            sents = [re.sub(r"\W+", "", x) for x in split_sentences(self.index.lower_text(chunk_id))]
+            total = sum(len(x) for x in sents) or 1
+            self._boiler[chunk_id] = sum(len(x) for x in sents if len(x) >= 8 and self._sent_freq[x] >= 3) / total
+        return self._boiler[chunk_id]
+
     def is_title(self, text: str) -> bool:
         """True when the KB names something with `text`: quoted, or the value of a 名称 row."""
         if text not in self._titles:
-            pat = re.compile(r"(?:名称[：:]|[“《「\"])[^”》」\"\n]{0,30}" + re.escape(text))
-            self._titles[text] = self.df(text) > 0 and any(
-                pat.search(self.index.lower_text(c)) for c in self.index.chunk_ids() if text in self.index.lower_text(c))
+            pat = re.compile(r"(?:名称[：:][^\n]{0,30}|[“《「\"][^”》」\"\n]{0,8})" + re.escape(text))
+            self._titles[text] = False
+            if self.df(text) > 0:
+                for c in self.index.chunk_ids():
+                    lt = self.index.lower_text(c)
+                    m = pat.search(lt) if text in lt else None
+                    if m:
+                        self._titles[text] = True
+                        self._title_next[text] = lt[m.end():m.end() + 4]
+                        break
         return self._titles[text]
 
     def weight(self, term: str) -> float:
@@ -184,9 +230,9 @@ class Answerer:
         for cand, factor in [(term, 1.0)] + [(syn, 0.9) for syn in SYNONYMS.get(term, ())]:
             if cand in self.index.lower_text(chunk_id):
                 c = 1.0
-            elif cand in self.section_text(chunk_id, source):
+            elif self._in_section(cand, chunk_id, source):
                 c = 0.9
-            elif cand in self.doc_text(source):
+            elif self._in_doc(cand, source):
                 c = 0.9 if self.is_topic(cand, source) else 0.2
             else:
                 c = 0.0
@@ -260,7 +306,8 @@ class Answerer:
                 direct_all = sum(w for t, w in all_w.items() if t in text) / all_total
                 nws = hits[rank_of[cid]] if cid in rank_of else NodeWithScore(node=self.index.node(cid), score=0.0)
                 c = Candidate(nws, cov, missing, rank_of.get(cid, 99))
-                c.order = (bool(missing), -(cov + 0.3 * direct + 0.1 * direct_all + 0.02 / (1 + c.rank)))
+                c.order = (bool(missing), -(cov + 0.3 * direct + 0.1 * direct_all + 0.02 / (1 + c.rank)
+                                            - 0.4 * self.boilerplate(cid)))
                 cands.append(c)
         cands.sort(key=lambda c: c.order)
         # reader step: among the leading passages, prefer the one holding a unit that answers
@@ -289,6 +336,9 @@ class Answerer:
         answer, sentence = self.extract(question, terms, best.node)
         if not answer:
             return self._refuse("empty_field", terms, best)
+        if TOKEN_RE.search(sentence) and not re.sub(r"[\W_]+", "", TOKEN_RE.sub("", sentence.split("：")[-1])):
+            # the evidence is personal data that was masked at ingestion: not the assistant's to give
+            return self._refuse("masked_personal_data", terms, best)
         result = {
             "answer": answer,
             "refused": False,
@@ -342,7 +392,16 @@ class Answerer:
         body = nws.node.get_content()
         src = nws.node.metadata.get("source", "")
         wants_num = bool(_WANTS_NUMBER.search(question))
-        units = [u for line in body.split("\n") for u in split_sentences(line)]
+        units: list[str] = []
+        context: list[str] = []
+        current = ""
+        for line in body.split("\n"):
+            h = _heading_level(line.strip()) if line.strip() else None
+            if h is not None and h[0] >= 3:
+                current = line.strip().lower()
+            for u in split_sentences(line):
+                units.append(u)
+                context.append(current if u.strip().lower() != current else "")
         if not units:
             return [], [], -1.0
         weights = {t: self.weight(t) * (0.25 if (self.is_topic(t, src) or t in self._entities) else 1.0)
@@ -354,13 +413,14 @@ class Answerer:
             ul = u.lower()
             label, value = (ul.split("：", 1) + [""])[:2] if "：" in ul[:30] else ("", ul)
             score = sum(w for t, w in weights.items() if t in ul) / total
+            score += 0.5 * sum(w for t, w in weights.items() if t not in ul and t in context[i]) / total
             rest = value
             for t in q_terms:
                 rest = rest.replace(t, "")
             rest = re.sub(r"[\W_\d.]+", "", rest)
             novelty = len(rest) / max(1, len(re.sub(r"[\W_]+", "", value)))
-            if not value.strip() or u.rstrip().endswith(("：", ":")):
-                score -= 1.0
+            if not value.strip() or re.fullmatch(r"[^：:\d]{0,20}[：:]\s*", u):
+                score -= 1.0  # an empty form field
             elif novelty < 0.2 and not (wants_num and re.search(r"\d", value)):
                 score -= 0.5
             if wants_num and re.search(r"\d", value):

@@ -26,6 +26,7 @@ class _Unit:
     heading: tuple[str, ...]
     start: int
     levels: tuple[int, ...] = ()
+    is_heading: bool = False
 
     def upto(self, level: int) -> tuple[str, ...]:
         return tuple(t for lv, t in zip(self.levels, self.heading) if lv <= level)
@@ -91,10 +92,13 @@ def _units(text: str) -> list[_Unit]:
                 break
             heading = [x for x in heading if x[0] < level] + [(level, title)]
             cells = cells[1:]
-        if not cells:
-            continue
         path = tuple(t for _, t in heading)
         levels = tuple(lv for lv, _ in heading)
+        if not cells:
+            # a standalone minor heading ("4、试点上线阶段（2021年8月至2021年10月）") often carries facts
+            if heading and heading[-1][0] >= 3 and line.strip() == heading[-1][1]:
+                units.append(_Unit(heading[-1][1], path, start, levels, is_heading=True))
+            continue
         if len(cells) > 1:
             units.append(_Unit(" | ".join(cells), path, start, levels))
             continue
@@ -128,7 +132,10 @@ def chunk_text(text: str, source: str, max_chars: int = 360) -> list[TextNode]:
         for u in buf:
             extra = u.heading[len(common):]
             txt = u.text
-            if extra and extra != prev_extra:
+            if u.is_heading:
+                if pieces and not pieces[-1].endswith("\n"):
+                    pieces.append("\n")
+            elif extra and extra != prev_extra:
                 if pieces and not pieces[-1].endswith("\n"):
                     pieces.append("\n")
                 txt = f"{extra[-1]}：{txt}"
