@@ -1,14 +1,11 @@
 """`otcdesk serve [--host] [--port] [--demo]`: run the desk service."""
 from __future__ import annotations
 
-import logging
 import sys
 
 from aiohttp import web
 
 from app.server import DEMO_LOGINS, create_app
-
-log = logging.getLogger("otcdesk.serve")
 
 
 def register(sub) -> None:
@@ -21,26 +18,17 @@ def register(sub) -> None:
 
 def run(args, settings):
     app = create_app(settings, demo=args.demo)
+    url = f"http://{args.host}:{args.port}"
 
-    async def announce(app_: web.Application) -> None:
-        url = f"http://{args.host}:{args.port}"
+    def announce(_aiohttp_banner: str) -> None:  # run_app calls this once the port is listening
+        err = sys.stderr
         print(f"otcdesk serving on {url}/console  (data: {settings.data_dir.resolve()}, db: "
               f"{'postgresql' if settings.is_postgres else 'sqlite'}, llm: {settings.llm_base_url or 'none'})",
-              file=sys.stderr, flush=True)
-        for user, password in app_.get(DEMO_LOGINS, {}).items():
-            print(f"DEMO login: {user} / {password}", file=sys.stderr, flush=True)
+              file=err, flush=True)
+        for user, password in app.get(DEMO_LOGINS, {}).items():
+            print(f"DEMO login: {user} / {password}", file=err, flush=True)
         if args.demo:
-            print(f"DEMO simulator: {url}/sim  (group 'demo' is a KYC-approved sample institution)",
-                  file=sys.stderr, flush=True)
+            print(f"DEMO simulator: {url}/sim  (group 'demo' is a KYC-approved sample institution)", file=err, flush=True)
 
-    app.cleanup_ctx.append(_announce_ctx(announce))  # after the desk context: logins exist by then
-    web.run_app(app, host=args.host, port=args.port, print=None)
+    web.run_app(app, host=args.host, port=args.port, print=announce)
     return None
-
-
-def _announce_ctx(fn):
-    async def ctx(app):
-        await fn(app)
-        yield
-
-    return ctx
