@@ -73,6 +73,11 @@ class DeskService:
         self._thread_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
+    def warm_up(self) -> None:
+        """Load the parser's dictionaries, the calendar and the engines before the first client message."""
+        for req in self._parse_fn("沪深300 1个月 平值看跌", None).get("requests", []):
+            self._price_fn(req)
+
     def close(self) -> None:
         self._close_checkpointer()
 

@@ -278,6 +278,7 @@ async def _desk_context(app: web.Application):
     if app[DEMO]:
         log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
     app[BUS], app[SIM], app[DESK], app[HUB] = bus, sim, desk, hub
+    await asyncio.to_thread(desk.warm_up)
     recovered = await asyncio.to_thread(desk.recover)
     log.info("desk started: %s", recovered)
     tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
