@@ -116,8 +116,12 @@ def to_terms(rs: ResolvedSchedule, cfg: MCConfig) -> MCTerms:
         add_series("cp_m", ts, np.ones_like(ts), 0.0)
         add_series("cp_b", ts, [_log(v) for v in cp.barriers], _LOG_INF)
         add_series("cp_a", ts, cp.amounts, 0.0)
-        amt0 = float(cp.amounts[0]) if len(cp.amounts) else 0.0
-        scalars["unpaid"] = float(rs.unpaid_coupons) * amt0 if cp.memory else 0.0
+        u = int(rs.unpaid_coupons) if cp.memory else 0
+        past = tuple(getattr(cp, "past_amounts", ()) or ())
+        if u and past:  # the most recent `u` missed coupons are still owed
+            scalars["unpaid"] = float(sum(past[-u:]))
+        else:
+            scalars["unpaid"] = u * (float(cp.amounts[0]) if len(cp.amounts) else 0.0)
     if sh.averaging:
         past = np.asarray(rs.past_fixings, dtype=np.float64)
         scalars["past_sum"] = float(past.sum())

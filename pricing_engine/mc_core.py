@@ -200,8 +200,8 @@ def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], ker
     rate = np.array([r.rate for r in rows])
     div = np.array([r.div for r in rows])
     shift = np.array([r.shift for r in rows])
-    if np.any(shift > grid[0] + 1e-9):
-        raise ValueError("a time-shifted row moves past the first grid time")
+    # A row shifted past the first grid time (an observation today) sees that observation at
+    # t' = 0 (today's spot); later increments keep their own lengths.
     t_rows = np.maximum(grid[None, :] - shift[:, None], 0.0)  # (R, n)
     dt_rows = np.diff(np.concatenate([np.zeros((R, 1)), t_rows], axis=1), axis=1)
     a_rows = np.sqrt(t_rows[:, 0] / grid[0]) - 1.0  # first-increment shortening

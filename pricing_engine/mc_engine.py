@@ -28,6 +28,7 @@ from pricing_engine import mc_blocks, mc_core
 from pricing_engine.backend import backend_name, get_xp
 from pricing_engine.engines import EngineOptions, register_engine
 from pricing_engine.errors import PricingError
+from pricing_engine.greeks import freeze
 from pricing_engine.results import PricingResult
 
 SUPPORTED = ("vanilla", "spread", "digital", "barrier", "sharkfin", "double_sharkfin", "asian", "snowball",
@@ -135,6 +136,7 @@ class MCEngine:
             options = EngineOptions.from_dict(options)
         cfg = config_from_options(options)
         xp = get_xp(options.backend)
+        products = [freeze(p, m, valuation_date) for p, m in zip(products, models)]
         resolved = [p.resolve(valuation_date, m) for p, m in zip(products, models)]
         for rs in resolved:
             if not rs.T > 0:
