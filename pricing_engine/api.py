@@ -89,7 +89,7 @@ def price(doc: Mapping[str, Any]) -> dict:
         "price": float(res.price),
         "price_pct": float(res.price) * 100.0,
         "pv": float(res.price) * notional if notional is not None else None,
-        "stderr": None if res.stderr is None else float(res.stderr) * (1.0 if sign > 0 else 1.0),
+        "stderr": None if res.stderr is None else float(res.stderr),
         "greeks": greeks,
         "engine": res.engine or eng.name,
         "solved": solved,

@@ -19,10 +19,13 @@ ValueFn = Callable[..., float]
 def freeze(product, model, valuation_date):
     """The product with `start_date` and `initial_price` made explicit (no-op when already set)."""
     changes = {}
+    vd = to_date(valuation_date, "valuation_date")
+    if getattr(product, "start_date", None) is None:
+        product.dates(vd)  # refuses a maturity on or before the valuation date with that reason
     if getattr(product, "initial_price", None) is None:
         changes["initial_price"] = model.spot
     if getattr(product, "start_date", None) is None:
-        changes["start_date"] = to_date(valuation_date, "valuation_date")
+        changes["start_date"] = vd
     return product.replace(**changes) if changes else product
 
 

@@ -15,7 +15,7 @@ from pricing_engine.errors import NoSolutionError, PricingError
 # field: (start_lo, start_hi, hard_lo, hard_hi)
 SOLVE_RANGES = {
     "coupon_pct": (0.0, 30.0, -100.0, 500.0),
-    "participation_pct": (0.0, 200.0, 0.0, 2000.0),
+    "participation_pct": (1.0, 200.0, 1e-6, 2000.0),
     "strike_pct": (50.0, 150.0, 1.0, 1000.0),
     "vol": (0.05, 0.6, 1e-4, 4.0),
 }
