@@ -154,8 +154,11 @@ class KBIndex:
     def _ensure_bm25(self):
         if self._bm25 is not None:
             return
+        import logging
+
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         self._order = self.chunk_ids()
         corpus = []
         for src in sorted(self.manifest):
