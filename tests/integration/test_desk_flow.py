@@ -245,3 +245,27 @@ async def test_postgres_database_and_checkpointer_survive_restart(tmp_path, pg_s
     finally:
         await desk.stop()
         engine.dispose()
+
+
+async def test_one_message_many_requests_is_one_item_with_priced_lines(desk):
+    async with await desk.login() as trader:
+        await desk.say("@询价机器人 300、创业板 各来一个 2周和1个月的平值看跌")
+        [item] = await wait_pending(trader)
+        got = sorted((ln["request"]["underlying"], ln["request"]["tenor"]) for ln in item["lines"])
+        assert got == [("000300.SH", "1M"), ("000300.SH", "2W"), ("399006.SZ", "1M"), ("399006.SZ", "2W")]
+        prices = {(ln["request"]["underlying"], ln["request"]["tenor"]): ln["price_pct"] for ln in item["lines"]}
+        assert all(p > 0 for p in prices.values())
+        assert prices[("000300.SH", "1M")] > prices[("000300.SH", "2W")]  # longer put, more premium
+        assert prices[("399006.SZ", "1M")] > prices[("000300.SH", "1M")]  # higher vol, more premium
+        assert item["draft_reply"].count("期权费") == 4
+
+        await desk.say("科创50 雪球 两年 ko105 ki70 年化给多少", sender="赵总")
+        snow = await wait_for(lambda: _sender_pending(trader, "赵总"))
+        [line] = snow["lines"]
+        assert line["request"]["structure"] == "snowball" and 5 < line["solved"]["coupon_pct"] < 60
+        assert abs(line["price_pct"]) < 1e-3 and "年化票息" in snow["draft_reply"]
+
+
+async def _sender_pending(session, sender):
+    found = [i for i in await pending_items(session) if i["sender"] == sender]
+    return found[0] if found else None
