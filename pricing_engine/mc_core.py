@@ -446,6 +446,7 @@ def run_ladder(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], sp
     else:
         fast = None
     sig_h, a_h = [dtype.type(v) for v in sig], [dtype.type(v) for v in sig * a_rows]
+    idx_rows = [xp.asarray(idx_r[r]) for r in range(R)]
     for chunk in mc_paths.brownian_chunks(xp, grid, cfg.path_config(), expansion=expansion):
         w = chunk.w
         m = w.shape[1]
@@ -458,7 +459,7 @@ def run_ladder(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], sp
             Lr += base[r, :k, None]
             if a_h[r] != 0:
                 Lr += a_h[r] * w[0]
-            Lc[r, :J] = Lr[idx_r[r]]
+            Lc[r, :J] = Lr[idx_rows[r]]
             for e, (mask, runs, how) in enumerate(ext_cols):
                 run = runs[r]
                 if run is not None:
