@@ -156,3 +156,18 @@ def test_sharkfin_european_decomposition():
         got = _ours({"structure": "sharkfin", "option_type": "call", "strike_pct": k, "barrier_pct": h,
                      "rebate_pct": reb, "participation_pct": 80}, engine)
         assert got["price"] == pytest.approx(ref, abs=1e-4 if engine == "fd" else 1e-9)
+
+
+def test_fd_double_sharkfin_continuous_vs_quantlib_double_barrier():
+    """Continuous double knock-out (both grid ends Dirichlet) vs QuantLib's Ikeda–Kunitomo engine."""
+    proc = _ql_process()
+    ref = 0.0
+    for t, k in ((ql.Option.Call, 105.0), (ql.Option.Put, 95.0)):
+        o = ql.DoubleBarrierOption(ql.DoubleBarrier.KnockOut, 80.0, 125.0, 0.0, ql.PlainVanillaPayoff(t, k),
+                                   ql.EuropeanExercise(_ql_date(MAT)))
+        o.setPricingEngine(ql.AnalyticDoubleBarrierEngine(proc))
+        ref += o.NPV() / SPOT
+    got = _ours({"structure": "double_sharkfin", "strike_pct": 95, "upper_strike_pct": 105, "barrier_pct": 125,
+                 "lower_barrier_pct": 80, "barrier_monitoring": "continuous"}, "auto")
+    assert got["engine"] == "fd"
+    assert got["price"] == pytest.approx(ref, abs=1e-4)
