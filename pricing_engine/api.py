@@ -4,6 +4,8 @@ Input: {product, market, valuation_date, engine, solve_for, target_price_pct, en
 `product` is a CONTRACTS.md product / QuoteRequest dict; `market` is required here (the CLI fills it
 from the stored snapshot). Output: {price, price_pct, pv, stderr, greeks, engine, solved, diagnostics}
 plus echo fields (product, market, valuation_date). Bad input raises PricingError.
+A QuoteRequest with `quote: "coupon"` and no `coupon_pct` is solved for its coupon (as with
+`solve_for: coupon_pct`, target `target_price_pct`, default 0) even without `solve_for`.
 """
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ def price(doc: Mapping[str, Any]) -> dict:
 
     solved: dict[str, float] = {}
     field = doc.get("solve_for")
+    if not field and getattr(product, "quote", None) == "coupon" and getattr(product, "coupon_pct", 0) is None:
+        field = "coupon_pct"  # a QuoteRequest asking for a coupon, with none given: quote the fair one
     if field:
         target = doc.get("target_price_pct", 0.0)
         try:

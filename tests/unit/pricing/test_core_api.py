@@ -174,3 +174,11 @@ def test_template_declared_at_run_time_needs_no_code():
     with pytest.raises(PricingError, match="undeclared"):
         register_template({"structure": "evil2", "params": {},
                            "blocks": [{"block": "knock_in", "level_pct": "$os.system", "direction": "down"}]})
+
+
+def test_quote_request_asking_for_a_coupon_is_solved():
+    qr = {"underlying": "000905.SH", "structure": "snowball", "tenor": "12M", "ko_pct": 103, "ki_pct": 75,
+          "quote": "coupon", "notional": 10_000_000}
+    d = _p(qr, engine_options={"greeks": False})
+    assert "coupon_pct" in d["solved"] and abs(d["price"]) < 1e-10
+    assert d["product"]["coupon_pct"] == pytest.approx(d["solved"]["coupon_pct"])
