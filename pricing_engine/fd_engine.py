@@ -49,9 +49,9 @@ class FDEngine:
             value = lambda p, m, v: self.solve(p, m, v, quick).price  # noqa: E731
             greeks = {"delta": delta, "gamma": gamma}
             greeks.update(bump_greeks(value, product, model, vd, price, skip=("delta", "gamma")))
-            ladder_x = options.ladder or tuple(sol.spot_x * k for k in DEFAULT_LADDER)
-            s0 = product.initial_price
-            diag["ladder"] = [{"x": x, "spot": x * s0, "price": v} for x, v in zip(ladder_x, sol.ladder(ladder_x))]
+        ladder_x = options.ladder or tuple(sol.spot_x * k for k in DEFAULT_LADDER)
+        s0 = product.initial_price
+        diag["ladder"] = [{"x": x, "spot": x * s0, "price": v} for x, v in zip(ladder_x, sol.ladder(ladder_x))]
         diag["elapsed_s"] = time.perf_counter() - t0
         return PricingResult(price, None, greeks, self.name, diag)
 

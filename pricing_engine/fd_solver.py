@@ -297,6 +297,8 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     ki_map = idx_map(ki.times) if two_states else {}
     cp_map = idx_map(strip.times) if strip is not None else {}
     cont_kos = [ko for ko in res.knock_outs if ko.monitoring == "continuous"]
+    ko_keys = set().union(*[set(m) for _, m in ko_maps]) if ko_maps else set()
+    ki_hit = ((x <= ki.level) if ki.direction == "down" else (x >= ki.level)) if two_states else None
     past_amounts = tuple(getattr(strip, "past_amounts", ()) or ()) if strip is not None else ()
 
     def cont_bc(t: float, direction: str) -> float | None:
@@ -313,10 +315,11 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
         post = V
         # knock-in (only affects the not-knocked-in column)
         if two_states and key in ki_map:
-            hit = (x <= ki.level) if ki.direction == "down" else (x >= ki.level)
-            post = post.copy()
+            post = post.copy(order="F")
             for u in range(n_mem):
-                post[:, col(0, u)] = np.where(hit, post[:, col(1, u)], post[:, col(0, u)])
+                post[ki_hit, col(0, u)] = post[ki_hit, col(1, u)]
+        if key not in ko_keys and key not in cp_map:
+            return post, False
         ko_mask = np.zeros(n, dtype=bool)
         ko_val = np.zeros(n)
         for ko, m in ko_maps:
