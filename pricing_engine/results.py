@@ -28,9 +28,13 @@ class PricingResult:
     diagnostics: Mapping[str, Any] = field(default_factory=dict)
 
     def scaled(self, sign: float) -> "PricingResult":
-        """The same result with price, stderr-free sign flip of price and Greeks (for `side`)."""
-        return replace(self, price=sign * self.price,
-                       greeks={k: sign * v for k, v in self.greeks.items()})
+        """The same result with price, Greeks and any spot ladder multiplied by `sign` (for `side`)."""
+        diag = dict(self.diagnostics)
+        if isinstance(diag.get("ladder"), list):
+            diag["ladder"] = [{**row, "price": sign * row["price"]} if isinstance(row, dict) and "price" in row
+                              else row for row in diag["ladder"]]
+        return replace(self, price=sign * self.price, greeks={k: sign * v for k, v in self.greeks.items()},
+                       diagnostics=diag)
 
     def with_diagnostics(self, **extra) -> "PricingResult":
         d = dict(self.diagnostics)
