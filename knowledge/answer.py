@@ -37,6 +37,7 @@ SYNONYMS = {
     "证券代码": ("股票代码",), "注册资本": ("注册资金",), "员工": ("雇员",), "营收": ("营业收入",),
 }
 _STRONG_POS = ("n", "nr", "ns", "nt", "nz", "nrt", "nrfg", "eng", "j", "x", "vn", "l", "i")
+_MASK_ONLY = r"[\W_]+|电话|手机|邮箱|联系人|姓名|身份证|卡号|账号"
 _LATIN_OR_NUM = re.compile(r"^[a-z0-9][a-z0-9.\-+]*$")
 _ENTITY_SUFFIX = re.compile(r"(公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|管理局|监管局)$")
 
@@ -99,7 +100,10 @@ class Answerer:
         if key not in self._topic:
             ids = self.index.manifest.get(source, {}).get("chunk_ids", [])
             n = sum(1 for c in ids if term in self.index.lower_text(c) and self.boilerplate(c) < 0.5)
-            self._topic[key] = n >= 3 and n >= 0.5 * self.df(term)
+            # an institution is a topic only when it is the document's main subject, not a partner named
+            # in one section (上交所技术有限责任公司 in 海通证券's filing)
+            need = 5 if (term in self._entities or _ENTITY_SUFFIX.search(term)) else 3
+            self._topic[key] = n >= need and n >= 0.5 * self.df(term)
         return self._topic[key]
 
     def section_text(self, chunk_id: str, source: str) -> str:
@@ -262,9 +266,7 @@ class Answerer:
                 continue
             if _ANSWER_TYPE.match(t):
                 continue
-            named = t in self._entities or self._pos.get(t, "").startswith(("nr", "ns", "nt", "nz", "eng", "j"))
-            if self.df(t) <= rare and self._pos.get(t, "n").startswith(_STRONG_POS) and (
-                    c == 0.0 or (named and c < 0.5)):
+            if self.df(t) <= rare and self._pos.get(t, "n").startswith(_STRONG_POS) and c == 0.0:
                 missing.append(t)
             if t not in self._entities and not self.is_topic(t, source):
                 aspect_w += w
@@ -336,7 +338,7 @@ class Answerer:
         answer, sentence = self.extract(question, terms, best.node)
         if not answer:
             return self._refuse("empty_field", terms, best)
-        if TOKEN_RE.search(sentence) and not re.sub(r"[\W_]+", "", TOKEN_RE.sub("", sentence.split("：")[-1])):
+        if TOKEN_RE.search(sentence) and not re.sub(_MASK_ONLY, "", TOKEN_RE.sub("", sentence.split("：")[-1])):
             # the evidence is personal data that was masked at ingestion: not the assistant's to give
             return self._refuse("masked_personal_data", terms, best)
         result = {
@@ -419,8 +421,13 @@ class Answerer:
                 rest = rest.replace(t, "")
             rest = re.sub(r"[\W_\d.]+", "", rest)
             novelty = len(rest) / max(1, len(re.sub(r"[\W_]+", "", value)))
+            if label and any(t in label for t in terms if weights.get(t, 0) and not _LATIN_OR_NUM.match(t)
+                             and t not in self._entities):
+                score += 0.3  # the row's label names what is asked
             if not value.strip() or re.fullmatch(r"[^：:\d]{0,20}[：:]\s*", u):
                 score -= 1.0  # an empty form field
+            elif TOKEN_RE.search(value) and not re.sub(_MASK_ONLY, "", TOKEN_RE.sub("", value)):
+                score -= 1.5  # only masked personal data: not the assistant's to give
             elif novelty < 0.2 and not (wants_num and re.search(r"\d", value)):
                 score -= 0.5
             if wants_num and re.search(r"\d", value):

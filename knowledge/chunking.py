@@ -27,6 +27,7 @@ class _Unit:
     start: int
     levels: tuple[int, ...] = ()
     is_heading: bool = False
+    row: bool = False
 
     def upto(self, level: int) -> tuple[str, ...]:
         return tuple(t for lv, t in zip(self.levels, self.heading) if lv <= level)
@@ -82,6 +83,7 @@ def _units(text: str) -> list[_Unit]:
         if not line.strip():
             continue
         cells = [c.strip() for c in line.split("\t") if c.strip()]
+        n_cells = len(cells)
         # leading cells that are headings (一、项目概览 | 1.2 项目名称 | value)
         while cells:
             h = _heading_level(cells[0])
@@ -99,12 +101,13 @@ def _units(text: str) -> list[_Unit]:
             if heading and heading[-1][0] >= 3 and line.strip() == heading[-1][1]:
                 units.append(_Unit(heading[-1][1], path, start, levels, is_heading=True))
             continue
+        is_row = n_cells > len(cells) or len(cells) > 1  # a label cell and its value, or a table row
         if len(cells) > 1:
-            units.append(_Unit(" | ".join(cells), path, start, levels))
+            units.append(_Unit(" | ".join(cells), path, start, levels, row=True))
             continue
         body = cells[0]
         for sent in split_sentences(body):
-            units.append(_Unit(sent, path, start, levels))
+            units.append(_Unit(sent, path, start, levels, row=is_row))
     return units
 
 
@@ -156,7 +159,8 @@ def chunk_text(text: str, source: str, max_chars: int = 360) -> list[TextNode]:
     for unit in _units(text):
         if buf:
             size = sum(len(u.text) for u in buf)
-            prose = len(unit.text) > 60 or any(len(u.text) > 60 for u in buf)
+            rows_only = unit.row and all(u.row for u in buf)
+            prose = len(unit.text) > 60 or any(len(u.text) > 60 for u in buf) or not rows_only
             if (
                 size + len(unit.text) > max_chars
                 or unit.upto(1) != buf[0].upto(1)

@@ -139,7 +139,10 @@ class PiiMasker:
         def card_repl(m: re.Match) -> str:
             raw = m.group(1)
             digits = re.sub(r"[ -]", "", raw)
-            if (16 <= len(digits) <= 19 and digits[0] in "3456" and luhn_ok(digits)
+            # UnionPay (62…) cards run 16–19 digits; other schemes issue 16 or 19
+            plausible = (digits.startswith("62") and 16 <= len(digits) <= 19) or (
+                len(digits) in (16, 19) and digits[0] in "3456")
+            if (plausible and luhn_ok(digits)
                     and not is_valid_id_number(digits) and not is_valid_uscc(digits)):
                 return sub("bank_card", digits)
             return raw
