@@ -6,7 +6,7 @@ PDE in z = ln x (x = S / initial_price), backward in time:
   A continuous knock-out barrier is a grid end with a Dirichlet value (its rebate); discretely
   observed levels (knock-in, first knock-out level, digital strikes, coupon barrier) sit half-way
   between two nodes, so the projection of a step function is exact in the cell-average sense.
-- Time grid: every observation time, and steps of at most 1/365 (or T / time_steps).
+- Time grid: every observation time, and steps of at most min(1/365, T/100) (or T / time_steps).
 - Crank–Nicolson (as TR-BDF2: a trapezoidal stage plus a BDF2 stage, second order and L-stable, so the
   daily knock-in projections do not ring), with Rannacher start-up (two implicit half steps) after maturity and after each
   knock-out / coupon observation, where the solution is discontinuous.
@@ -150,7 +150,7 @@ def _grid(res: ResolvedSchedule, sigma: float, n: int) -> np.ndarray:
 def _time_grid(res: ResolvedSchedule, time_steps: int | None) -> np.ndarray:
     T = res.T
     events = res.event_times()
-    dt_max = (1.0 / 365.0) if not time_steps else T / time_steps
+    dt_max = min(1.0 / 365.0, T / 100.0) if not time_steps else T / time_steps  # >= 100 steps for short terms
     pts = [0.0]
     for t in events:
         if t <= pts[-1] + 1e-12:
