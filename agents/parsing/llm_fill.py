@@ -3,8 +3,9 @@
 The LLM is asked (with a JSON schema) only for the fields that are missing. Its answer is untrusted input: each
 field is checked on its own (type, enum, range, tenor syntax) and an underlying is accepted only when it resolves
 through the pool or the exchange prefix rules AND is grounded in the message (its code digits or one of its
-names appear in the text) — the LLM may locate an underlying, never invent one. Only valid fields fill missing
-slots; nothing the rules extracted is overwritten. Any failure (timeout, connection, bad JSON) leaves the
+names appear in the text) — the LLM may locate an underlying, never invent one. Every other field must be
+stated in the message too (its number appears in the text, a call/put word is there). Only valid fields fill
+missing slots; nothing the rules extracted is overwritten. Any failure (timeout, connection, bad JSON) leaves the
 deterministic result untouched.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ FIELD_SCHEMA: dict[str, dict] = {
     "lockup_months": {"type": "integer", "minimum": 0, "maximum": 36},
     **{k: {"type": "number"} for k in NUMERIC_RANGES},
 }
-DEFAULT_TIMEOUT_S = 8.0
+DEFAULT_TIMEOUT_S = None  # the client's own configured timeout (settings.llm_timeout_s)
 
 
 def request_schema(fields: list[str]) -> dict:
@@ -59,8 +60,47 @@ def _prompt(text: str, fields: list[str]) -> list[dict]:
             {"role": "user", "content": f"Message: {text}\nFields: {', '.join(fields)}"}]
 
 
+def _num_in(text: str, v: float) -> bool:
+    s = f"{v:g}"
+    return re.search(rf"(?<![\d.]){re.escape(s)}(?![\d])", text) is not None
+
+
+_TYPE_WORDS = re.compile(r"涨|跌|购|沽|多|空|call|put|bull|bear", re.I)
+_STRUCT_WORDS = {"snowball": r"雪|球|snow|autocall", "phoenix": r"凤|凰|phoenix", "sharkfin": r"鲨|鳍|shark",
+                 "double_sharkfin": r"双|double", "airbag": r"气囊|airbag", "asian": r"亚|asian|均价",
+                 "digital": r"二元|数字|digital|binary", "barrier": r"障碍|敲|barrier|out|in",
+                 "spread": r"价差|spread", "vanilla": r"看涨|看跌|认购|认沽|call|put|香草|欧式|vanilla"}
+
+
+def grounded(name: str, value: Any, text: str) -> bool:
+    """Whether the message itself states `value` for `name` (the LLM may read, never invent)."""
+    t = normalize(text)
+    if name == "option_type":
+        return bool(_TYPE_WORDS.search(t))
+    if name == "structure":
+        return bool(re.search(_STRUCT_WORDS.get(value, r"$^"), t, re.I))
+    if name == "tenor":
+        n, unit = int(value[:-1]), value[-1]
+        cands = [n] + ([n / 12] if unit == "M" and n % 6 == 0 else [])
+        words = {"6M": "半年", "3M": "季度", "2W": "半个月"}
+        return any(_num_in(t, c) for c in cands) or (value in words and words[value] in t)
+    if name == "notional":
+        return any(_num_in(t, value / d) for d in (1, 1e4, 1e6, 1e7, 1e8))
+    if isinstance(value, (int, float)):
+        return _num_in(t, value) or _num_in(t, value / 100)
+    return True
+
+
 def validate_field(name: str, value: Any, text: str, pool: UnderlyingPool) -> Any | None:
-    """The cleaned value of one LLM-proposed field, or None when it is not acceptable."""
+    """The cleaned value of one LLM-proposed field, or None when it is not acceptable (bad type/range/enum, or
+    not stated in the message)."""
+    clean = _clean_field(name, value, text, pool)
+    if clean is None or (name != "underlying" and not grounded(name, clean, text)):
+        return None
+    return clean
+
+
+def _clean_field(name: str, value: Any, text: str, pool: UnderlyingPool) -> Any | None:
     if value is None or isinstance(value, bool):
         return None
     if name == "option_type":
@@ -89,23 +129,24 @@ def validate_field(name: str, value: Any, text: str, pool: UnderlyingPool) -> An
 
 
 def resolve_grounded_underlying(value: Any, text: str, pool: UnderlyingPool) -> str | None:
-    """A code for `value` only if it resolves and the message itself names it (code digits or a pool alias)."""
+    """A code for `value` only if it resolves and the message itself names it (its digits or one of its names)."""
     if not isinstance(value, str) or not value.strip():
         return None
     norm = normalize(text)
+    low = norm.lower()
     v = normalize(value).strip()
     m = re.fullmatch(r"(\d{6})(?:\.(SH|SZ|BJ|CSI))?", v, re.I)
     if m:
         code, _why = pool.resolve_code(m.group(1), m.group(2))
-        return code if code and m.group(1) in norm else None
-    key = v.upper() if re.fullmatch(r"[A-Za-z0-9.]+", v) else v
-    if key in pool.by_code:
-        names = [a for a, c in pool.aliases.items() if c == key]
-        return key if any(a in norm or a.lower() in norm.lower() for a in names) else None
-    code = pool.aliases.get(key)
-    if code and (v in norm or v.lower() in norm.lower()):
+    else:
+        key = v.upper() if re.fullmatch(r"[A-Za-z0-9.]+", v) else v
+        code = key if key in pool.by_code else pool.aliases.get(key)
+    if not code:
+        return None
+    if code.split(".")[0] in norm:
         return code
-    return None
+    names = [a for a, c in pool.aliases.items() if c == code and not a.isdigit()]
+    return code if any(a.lower() in low for a in names) else None
 
 
 def llm_complete(result: ParseResult, text: str, llm: JSONCompleter, *, pool: UnderlyingPool | None = None,
@@ -132,6 +173,13 @@ def llm_complete(result: ParseResult, text: str, llm: JSONCompleter, *, pool: Un
         log.warning("LLM completion failed unexpectedly: %r", exc)
         result.extra.setdefault("llm", {"used": False, "error": type(exc).__name__})
         return result
+    return apply_llm_answer(result, answer, text, wanted, pool)
+
+
+def apply_llm_answer(result: ParseResult, answer: Any, text: str, wanted: list[str],
+                     pool: UnderlyingPool | None = None) -> ParseResult:
+    """Merge the valid fields of an LLM answer into the missing slots of `result` (pure; no I/O)."""
+    pool = pool or default_pool()
     if not isinstance(answer, dict):
         result.extra["llm"] = {"used": False, "error": "not an object"}
         return result
