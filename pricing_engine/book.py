@@ -229,61 +229,11 @@ def _analytic_batch(resolved, mks, spot_shifts, vol_shifts, cfg: mc_core.MCConfi
 
 
 def _mc_batch(xp, resolved, mks, spot_shifts, vol_shifts, cfg: mc_core.MCConfig, fast_ladder: bool = True):
-    """MC Greeks and scenario grid of one batch of contracts of the same block shape.
+    """MC Greeks and scenario grid of one batch of contracts of the same block shape."""
+    from pricing_engine.mc_engine import price_group  # noqa: PLC0415
 
-    Both passes use the same grid, seed and path count (common random numbers). Spot bumps
-    and spot scenarios are shifts of already-built paths (`mc_core.run_ladder`); only the
-    vol / rate / date scenarios build paths of their own.
-    """
-    shape = mc_blocks.shape_of(resolved[0])
-    terms = [mc_blocks.to_terms(rs, cfg) for rs in resolved]
-    kernel = mc_blocks.make_kernel(shape)
-    h = cfg.spot_bump
-    C = len(resolved)
-    t0 = time.thread_time()
-    if shape.continuous:  # no path compression: bumped rows priced in full
-        rows = []
-        for c, (rs, mk) in enumerate(zip(resolved, mks)):
-            rows += mc_core.greek_rows(c, rs.spot_x, mk.vol, mk.rate, mk.div, cfg)
-        price, err, _ = mc_core.run_batch(xp, terms, rows, kernel, cfg)
-        gvals = [price[8 * c: 8 * c + 8] for c in range(C)]
-        gerr = [err[8 * c] for c in range(C)]
-    else:
-        ext = mc_blocks.extreme_blocks(shape, terms)
-        rows, shifts = [], []
-        for c, (rs, mk) in enumerate(zip(resolved, mks)):
-            x0, v, r, q = rs.spot_x, mk.vol, mk.rate, mk.div
-            rows.append(mc_core.Row(c, x0, v, r, q))
-            shifts.append((0.0, h, -h))
-            for rr in (mc_core.Row(c, x0, v + cfg.vol_bump, r, q), mc_core.Row(c, x0, max(v - cfg.vol_bump, 1e-4), r, q),
-                       mc_core.Row(c, x0, v, r + cfg.rate_bump, q), mc_core.Row(c, x0, v, r - cfg.rate_bump, q),
-                       mc_core.Row(c, x0, v, r, q, shift=mc_core.DAY)):
-                rows.append(rr)
-                shifts.append((0.0,))
-        vals, errs = mc_core.run_ladder(xp, terms, rows, shifts, kernel, cfg, ext)
-        gvals = [np.array([*vals[6 * c], *[vals[6 * c + k][0] for k in range(1, 6)]]) for c in range(C)]
-        gerr = [errs[6 * c][0] for c in range(C)]
-    t1 = time.thread_time()
-    scen = None
-    if spot_shifts is not None:
-        vrows = [mc_core.Row(c, rs.spot_x, max(mk.vol + dv, 1e-4), mk.rate, mk.div)
-                 for c, (rs, mk) in enumerate(zip(resolved, mks)) for dv in vol_shifts]
-        if shape.continuous:
-            full = [mc_core.Row(r.contract, r.x0 * (1 + ds), r.sigma, r.rate, r.div) for r in vrows for ds in spot_shifts]
-            p, _, _ = mc_core.run_batch(xp, terms, full, kernel, cfg)
-            lad = p.reshape(len(vrows), len(spot_shifts))
-        else:
-            ext = mc_blocks.extreme_blocks(shape, terms)
-            vals, _ = mc_core.run_ladder(xp, terms, vrows, [tuple(spot_shifts)] * len(vrows), kernel, cfg, ext,
-                                         fast=mc_blocks.make_ladder_kernel(shape, ext) if fast_ladder else None)
-            lad = np.stack(vals)
-        scen = lad.reshape(C, len(vol_shifts), len(spot_shifts)).transpose(0, 2, 1)
-    t2 = time.thread_time()
-    out = []
-    for c, (rs, mk) in enumerate(zip(resolved, mks)):
-        out.append((float(gvals[c][0]), float(gerr[c]), mc_core.greeks_from(gvals[c], rs.spot_x, mk.vol, cfg),
-                    None if scen is None else scen[c]))
-    return out, t1 - t0, t2 - t1
+    res, tg, ts = price_group(xp, resolved, mks, cfg, True, spot_shifts, vol_shifts, fast_ladder)
+    return [(r.price, r.stderr, r.greeks, r.scenarios) for r in res], tg, ts
 
 
 def revalue_batch(payload: dict) -> dict:

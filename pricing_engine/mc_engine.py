@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from pricing_engine import mc_blocks, mc_core
+from pricing_engine import mc_blocks, mc_core, mc_paths
 from pricing_engine.backend import backend_name, get_xp
 from pricing_engine.engines import EngineOptions, register_engine
 from pricing_engine.errors import PricingError
@@ -73,10 +73,83 @@ class BatchResult:
     diagnostics: dict
 
 
+def price_group(xp, resolved: Sequence, markets: Sequence[MarketRow], cfg: mc_core.MCConfig, greeks: bool = True,
+                spot_shifts: Sequence[float] | None = None, vol_shifts: Sequence[float] | None = None,
+                fast_ladder: bool = True) -> tuple[list[BatchResult], float, float]:
+    """Price contracts of one block shape: values, Greeks and an optional scenario grid.
+
+    All passes use the same grid, seed and path count (common random numbers). Without
+    continuous monitoring, spot bumps and spot scenarios are shifts of already-built paths
+    (`mc_core.run_ladder`, exact: the same paths as a full revaluation); only the vol / rate /
+    date scenarios build paths of their own. Returns (results, greeks CPU s, scenario CPU s).
+    """
+    shape = mc_blocks.shape_of(resolved[0])
+    terms = [mc_blocks.to_terms(rs, cfg) for rs in resolved]
+    kernel = mc_blocks.make_kernel(shape)
+    ctrl = mc_blocks.uses_control(shape)
+    h = cfg.spot_bump
+    C = len(resolved)
+    nb = 8 if greeks else 1
+    t0 = time.thread_time()
+    diag: dict = {}
+    if shape.continuous or ctrl:  # full paths for every row (controls need the whole path too)
+        rows = []
+        for c, (rs, mk) in enumerate(zip(resolved, markets)):
+            rows += mc_core.greek_rows(c, rs.spot_x, mk.vol, mk.rate, mk.div, cfg, greeks)
+        price, err, diag = mc_core.run_batch(xp, terms, rows, kernel, cfg,
+                                             mc_blocks.make_control_means(shape) if ctrl else None, 1 if ctrl else 0)
+        gvals = [price[nb * c: nb * c + nb] for c in range(C)]
+        gerr = [err[nb * c] for c in range(C)]
+    else:
+        ext = mc_blocks.extreme_blocks(shape, terms)
+        rows, shifts = [], []
+        for c, (rs, mk) in enumerate(zip(resolved, markets)):
+            x0, v, r, q = rs.spot_x, mk.vol, mk.rate, mk.div
+            rows.append(mc_core.Row(c, x0, v, r, q))
+            shifts.append((0.0, h, -h) if greeks else (0.0,))
+            if greeks:
+                for rr in (mc_core.Row(c, x0, v + cfg.vol_bump, r, q),
+                           mc_core.Row(c, x0, max(v - cfg.vol_bump, 1e-4), r, q),
+                           mc_core.Row(c, x0, v, r + cfg.rate_bump, q), mc_core.Row(c, x0, v, r - cfg.rate_bump, q),
+                           mc_core.Row(c, x0, v, r, q, shift=mc_core.DAY)):
+                    rows.append(rr)
+                    shifts.append((0.0,))
+        vals, errs = mc_core.run_ladder(xp, terms, rows, shifts, kernel, cfg, ext)
+        k = 6 if greeks else 1
+        gvals = [np.array([*vals[k * c], *[vals[k * c + i][0] for i in range(1, k)]]) for c in range(C)]
+        gerr = [errs[k * c][0] for c in range(C)]
+        diag = {"rows": len(rows), "contracts": C, "compressed_paths": True}
+    t1 = time.thread_time()
+    scen = None
+    if spot_shifts is not None and vol_shifts is not None:
+        vrows = [mc_core.Row(c, rs.spot_x, max(mk.vol + dv, 1e-4), mk.rate, mk.div)
+                 for c, (rs, mk) in enumerate(zip(resolved, markets)) for dv in vol_shifts]
+        if shape.continuous:
+            full = [mc_core.Row(r.contract, r.x0 * (1 + ds), r.sigma, r.rate, r.div) for r in vrows for ds in spot_shifts]
+            p, _, _ = mc_core.run_batch(xp, terms, full, kernel, cfg)
+            lad = p.reshape(len(vrows), len(spot_shifts))
+        else:
+            ext = mc_blocks.extreme_blocks(shape, terms)
+            vals, _ = mc_core.run_ladder(xp, terms, vrows, [tuple(spot_shifts)] * len(vrows), kernel, cfg, ext,
+                                         fast=mc_blocks.make_ladder_kernel(shape, ext) if fast_ladder else None)
+            lad = np.stack(vals)
+        scen = lad.reshape(C, len(vol_shifts), len(spot_shifts)).transpose(0, 2, 1)
+    t2 = time.thread_time()
+    grid = mc_core.batch_grid(terms)
+    base_diag = mc_paths.describe(xp, cfg.path_config(), len(grid))
+    base_diag.update({k: v for k, v in diag.items() if k in ("rows", "contracts", "compressed_paths")})
+    out = []
+    for c, (rs, mk) in enumerate(zip(resolved, markets)):
+        g = mc_core.greeks_from(gvals[c], rs.spot_x, mk.vol, cfg) if greeks else {}
+        out.append(BatchResult(float(gvals[c][0]), float(gerr[c]), g, None if scen is None else scen[c],
+                               dict(base_diag, group_contracts=C)))
+    return out, t1 - t0, t2 - t1
+
+
 def price_resolved(xp, resolved: Sequence, markets: Sequence[MarketRow], cfg: mc_core.MCConfig, greeks: bool = True,
                    spot_shifts: Sequence[float] | None = None,
                    vol_shifts: Sequence[float] | None = None) -> list[BatchResult]:
-    """Price resolved schedules, one pass per block shape.
+    """Price resolved schedules, one `price_group` pass per block shape.
 
     ``spot_shifts`` (relative, e.g. -0.2..0.2) x ``vol_shifts`` (absolute) add a scenario grid
     of values per contract, with the same paths as the base value.
@@ -85,33 +158,11 @@ def price_resolved(xp, resolved: Sequence, markets: Sequence[MarketRow], cfg: mc
     for i, rs in enumerate(resolved):
         groups.setdefault(mc_blocks.shape_of(rs), []).append(i)
     out: list[BatchResult | None] = [None] * len(resolved)
-    for shape, idx in groups.items():
-        terms = [mc_blocks.to_terms(resolved[i], cfg) for i in idx]
-        rows: list[mc_core.Row] = []
-        spans = []
-        for c, i in enumerate(idx):
-            mk, x0 = markets[i], resolved[i].spot_x
-            start = len(rows)
-            rows += mc_core.greek_rows(c, x0, mk.vol, mk.rate, mk.div, cfg, greeks)
-            g_end = len(rows)
-            if spot_shifts is not None and vol_shifts is not None:
-                for ds in spot_shifts:
-                    for dv in vol_shifts:
-                        rows.append(mc_core.Row(c, x0 * (1 + ds), max(mk.vol + dv, 1e-4), mk.rate, mk.div))
-            spans.append((start, g_end, len(rows)))
-        ctrl = mc_blocks.uses_control(shape)
-        price, stderr, diag = mc_core.run_batch(
-            xp, terms, rows, mc_blocks.make_kernel(shape), cfg,
-            mc_blocks.make_control_means(shape) if ctrl else None, 1 if ctrl else 0)
-        for c, i in enumerate(idx):
-            s, g, e = spans[c]
-            mk = markets[i]
-            gr = mc_core.greeks_from(price[s:g], resolved[i].spot_x, mk.vol, cfg) if greeks else {}
-            scen = None
-            if e > g:
-                scen = price[g:e].reshape(len(spot_shifts), len(vol_shifts))
-            out[i] = BatchResult(float(price[s]), float(stderr[s]), gr, scen,
-                                 dict(diag, group_contracts=len(idx)))
+    for idx in groups.values():
+        res, _, _ = price_group(xp, [resolved[i] for i in idx], [markets[i] for i in idx], cfg, greeks,
+                                spot_shifts, vol_shifts)
+        for i, r in zip(idx, res):
+            out[i] = r
     return out  # type: ignore[return-value]
 
 
