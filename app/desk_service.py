@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Callable
@@ -72,14 +73,32 @@ class DeskService:
         self.graph = build_desk_graph(self._deps(), self.checkpointer)
         self._thread_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._inflight = 0
+        self._idle = threading.Condition()
 
     def warm_up(self) -> None:
         """Load the parser's dictionaries, the calendar and the engines before the first client message."""
         for req in self._parse_fn("沪深300 1个月 平值看跌", None).get("requests", []):
             self._price_fn(req)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 60.0) -> None:
+        """Wait for graph runs in worker threads to finish, then close the checkpointer."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._inflight == 0, timeout=timeout)
         self._close_checkpointer()
+
+    @contextmanager
+    def _graph_run(self, thread_id: str):
+        """Serialise runs of one graph thread and count them, so `close` never pulls the checkpointer away."""
+        with self._idle:
+            self._inflight += 1
+        try:
+            with self._lock(thread_id):
+                yield
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
 
     # ---- graph dependencies -------------------------------------------------------------
     def _deps(self) -> DeskDeps:
@@ -195,8 +214,8 @@ class DeskService:
     def _inbound_dict(self, inbound_id: int) -> dict:
         with unit_of_work(self.engine) as s:
             row = s.get(InboundMessageRow, inbound_id)
-            return {"id": row.id, "channel": row.channel, "chat_id": row.chat_id,
-                    "sender_id": row.sender_id, "sender_name": row.sender_name, "text": row.text}
+            return {"id": row.id, "channel": row.channel, "chat_id": row.chat_id, "sender_id": row.sender_id,
+                    "sender_name": row.sender_name, "text": row.text, "platform_msg_id": row.platform_msg_id}
 
     def _lock(self, thread_id: str) -> threading.Lock:
         with self._locks_guard:
@@ -207,9 +226,10 @@ class DeskService:
 
     def process_inbound(self, inbound_id: int, thread_id: str | None = None) -> dict:
         """Run the desk graph for one stored message up to its review interrupt (or its end)."""
-        thread_id = thread_id or f"inbound-{inbound_id}"
-        with self._lock(thread_id):
-            inbound = self._inbound_dict(inbound_id)
+        inbound = self._inbound_dict(inbound_id)
+        # platform ids are unique per channel, so quote ids never repeat even across databases
+        thread_id = thread_id or f"{inbound['channel']}-{inbound['platform_msg_id']}"
+        with self._graph_run(thread_id):
             snapshot = self.graph.get_state(self._config(thread_id))
             try:
                 if not snapshot.created_at:  # never started (a started thread resumes only by decision)
@@ -279,7 +299,7 @@ class DeskService:
                         "by": item.decided_by}
         if decision["action"] is None:
             return
-        with self._lock(thread_id):
+        with self._graph_run(thread_id):
             if self.graph.get_state(self._config(thread_id)).next:
                 self.graph.invoke(Command(resume=decision), self._config(thread_id))
 
@@ -312,7 +332,7 @@ class DeskService:
             if item.status not in ("expired", "rejected") or item.superseded_by:
                 raise ReviewError("conflict", f"only an expired or rejected item can be repriced (status {item.status})")
             n = len(list(s.exec(select(ReviewItem.id).where(ReviewItem.inbound_id == item.inbound_id))))
-            inbound_id, new_thread = item.inbound_id, f"inbound-{item.inbound_id}-r{n}"
+            inbound_id, new_thread = item.inbound_id, f"{item.thread_id.split(':r')[0]}:r{n}"
         self.process_inbound_thread(inbound_id, new_thread)
         new_id = quote_id_for(new_thread)
         with unit_of_work(self.engine) as s:
@@ -323,7 +343,7 @@ class DeskService:
         return self.get_review(new_id)
 
     def process_inbound_thread(self, inbound_id: int, thread_id: str) -> dict:
-        with self._lock(thread_id):
+        with self._graph_run(thread_id):
             self.graph.invoke({"inbound": self._inbound_dict(inbound_id)}, self._config(thread_id))
             return self.graph.get_state(self._config(thread_id)).values
 

@@ -234,6 +234,7 @@ class Embedder:
         self.model = model
         self.timeout = float(timeout)
         self.batch_size = batch_size
+        self._one_at_a_time = False
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "sk-none", timeout=self.timeout,
                                      max_retries=0)
 
@@ -244,27 +245,46 @@ class Embedder:
         """One vector per text, in input order. Raises `LLMError` on failure."""
         out: list[list[float]] = []
         texts = list(texts)
-        for i in range(0, len(texts), self.batch_size):
-            batch = texts[i:i + self.batch_size]
-            try:
-                resp = self._client.embeddings.create(model=self.model, input=batch, encoding_format="float")
-            except openai.APITimeoutError as exc:
-                raise LLMTimeoutError(f"embeddings request timed out after {self.timeout} s") from exc
-            except openai.APIConnectionError as exc:
-                raise LLMConnectionError(f"embeddings endpoint {self.base_url} unreachable: {exc}") from exc
-            except openai.APIError as exc:
-                raise LLMResponseError(f"embeddings request failed: {exc}") from exc
-            rows = sorted(resp.data, key=lambda d: d.index)
-            if len(rows) != len(batch):
-                raise LLMResponseError(f"asked for {len(batch)} embeddings, got {len(rows)}")
-            out.extend(_flat_vector(r.embedding) for r in rows)
+        step = 1 if self._one_at_a_time else self.batch_size
+        i = 0
+        while i < len(texts):
+            batch = texts[i:i + step]
+            rows = self._request(batch)
+            if len(batch) > 1 and any(_is_per_token(r) for r in rows):
+                # llama-cpp-python without a pooling head mixes up tokens across the inputs of one request
+                # (same text, different vectors); its per-request answers are right, so go one text at a time.
+                log.info("embeddings endpoint %s returns per-token vectors; sending one text per request",
+                         self.base_url)
+                self._one_at_a_time = True
+                step = 1
+                continue
+            out.extend(_flat_vector(r) for r in rows)
+            i += len(batch)
         return out
+
+    def _request(self, batch: list[str]) -> list[Any]:
+        try:
+            resp = self._client.embeddings.create(model=self.model, input=batch, encoding_format="float")
+        except openai.APITimeoutError as exc:
+            raise LLMTimeoutError(f"embeddings request timed out after {self.timeout} s") from exc
+        except openai.APIConnectionError as exc:
+            raise LLMConnectionError(f"embeddings endpoint {self.base_url} unreachable: {exc}") from exc
+        except openai.APIError as exc:
+            raise LLMResponseError(f"embeddings request failed: {exc}") from exc
+        rows = sorted(resp.data, key=lambda d: d.index)
+        if len(rows) != len(batch):
+            raise LLMResponseError(f"asked for {len(batch)} embeddings, got {len(rows)}")
+        return [r.embedding for r in rows]
+
+
+def _is_per_token(vec: Any) -> bool:
+    return bool(vec) and isinstance(vec[0], list)
 
 
 def _flat_vector(vec: Any) -> list[float]:
     # llama-cpp-python's server returns one vector per token for models without a pooling head (generative
     # GGUFs); mean-pool them so callers always get one vector per text.
-    if vec and isinstance(vec[0], list):
+    if _is_per_token(vec):
         n = len(vec)
         return [sum(col) / n for col in zip(*vec)]
     return [float(x) for x in vec]
