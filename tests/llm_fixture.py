@@ -10,7 +10,9 @@ When llama-cpp-python or the model is missing: under CI=true, `scripts/setup_llm
 only if its cache is cold); elsewhere the tests skip and say how to enable them (`bash scripts/setup_llm.sh`).
 A server that cannot start fails the tests under CI and skips them elsewhere.
 
-Environment knobs: OTCDESK_LLM_GGUF (a .gguf to serve instead), OTCDESK_MODEL_CACHE (where setup_llm.sh puts it).
+Environment knobs: OTCDESK_LLM_GGUF (a .gguf to serve instead), OTCDESK_MODEL_CACHE (where setup_llm.sh puts it),
+OTCDESK_LLM_THREADS (default 2; on a machine whose cores are busy with other work, 1 is 2-3x faster because
+llama.cpp's threads spin-wait on each other).
 """
 from __future__ import annotations
 
@@ -117,7 +119,7 @@ def _start(log_path: Path, extra_args: list[str]) -> LocalLLMServer:
         "--model", str(_model_path()), "--model_alias", MODEL_ALIAS,
         "--chat_format", "gemma",
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_threads", "2", "--n_ctx", "4096",
+        "--n_threads", os.environ.get("OTCDESK_LLM_THREADS", "2"), "--n_ctx", "4096",
         *extra_args,
     ]
     log = open(log_path, "wb")
@@ -160,7 +162,8 @@ def llm_server(tmp_path_factory):
 
     server = _start(tmp_path_factory.mktemp("llm_server") / "server.log", [])
     # The tiny model on 2 shared cores: allow slow answers, the tests set their own tighter timeouts.
-    server.client = LLMClient(server.base_url, server.model, "sk-local", timeout=60.0, flavor="llama_cpp")
+    server.client = LLMClient(server.base_url, server.model, "sk-local", timeout=60.0, flavor="llama_cpp",
+                              merge_system=True)  # the `gemma` chat format drops system messages
     try:
         yield server
     finally:
