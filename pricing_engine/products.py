@@ -752,3 +752,12 @@ def product_from_dict(d: Mapping) -> ProductSpec:
 
 def spec_to_json(spec: ProductSpec) -> str:
     return json.dumps(spec.to_dict(), ensure_ascii=False, sort_keys=True)
+
+
+def structures() -> dict[str, str]:
+    """Every structure that can be priced: built-ins and templates, with a one-line description."""
+    from pricing_engine.templates import _EXTRA, load_templates
+    out = {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in BUILTIN_SPECS.items()}
+    for name, tpl in {**load_templates(), **_EXTRA}.items():
+        out[name] = tpl.description or f"template {name}"
+    return out

@@ -182,3 +182,11 @@ def test_quote_request_asking_for_a_coupon_is_solved():
     d = _p(qr, engine_options={"greeks": False})
     assert "coupon_pct" in d["solved"] and abs(d["price"]) < 1e-10
     assert d["product"]["coupon_pct"] == pytest.approx(d["solved"]["coupon_pct"])
+
+
+def test_structures_lists_builtins_and_templates():
+    from pricing_engine.products import structures
+    s = structures()
+    assert set(BUILTIN_SPECS) <= set(s)
+    assert {"ki_put", "one_touch", "stepdown_snowball"} <= set(s)
+    assert all(isinstance(v, str) and v for v in s.values())
