@@ -42,7 +42,7 @@ class MCConfig:
     dtype: str = "float32"
     antithetic: bool = True
     sobol: bool = False
-    replicates: int = 16
+    replicates: int = 32
     chunk_elems: int = 8_000_000  # rows * steps * paths held at once
     spot_bump: float = 0.01  # relative bump of x for delta / gamma
     vol_bump: float = 0.01

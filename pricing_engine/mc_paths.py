@@ -51,7 +51,7 @@ class PathConfig:
     dtype: str = "float32"
     antithetic: bool = True
     sobol: bool = False
-    replicates: int = 16
+    replicates: int = 32
     chunk_elems: int = 4_000_000  # n_steps * paths per block before payoff expansion
 
     def __post_init__(self):

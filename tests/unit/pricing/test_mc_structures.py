@@ -148,3 +148,15 @@ def test_unsupported_and_bad_inputs_are_refused():
     with pytest.raises(PricingError):
         ENGINE.price(_product("snowball_classic"), MODEL, late, EngineOptions(paths=1000))
     assert np.isfinite(ENGINE.price(_product("snowball_classic"), MODEL, VAL, EngineOptions(paths=1000)).price)
+
+
+@pytest.mark.parametrize("doc", [
+    {"structure": "one_touch", "barrier_pct": 110, "payout_pct": 10, "tenor": "6M"},
+    {"structure": "ki_put", "ki_pct": 80, "tenor": "12M"},
+    {"structure": "stepdown_snowball", "ko_pct": 103, "ki_pct": 75, "coupon_pct": 15, "tenor": "12M"},
+])
+def test_template_structures_are_priced_by_mc_without_new_code(doc):
+    p = product_from_dict(dict(doc, start_date=VAL.isoformat()))
+    fd = select_engine(p, "fd").price(p, MODEL, VAL, EngineOptions(greeks=False, grid_points=800))
+    mc = ENGINE.price(p, MODEL, VAL, EngineOptions(paths=60_000, seed=4, greeks=False))
+    assert abs(mc.price - fd.price) <= 3 * mc.stderr + FD_GRID, (mc.price, mc.stderr, fd.price)
