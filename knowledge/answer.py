@@ -35,8 +35,27 @@ SYNONYMS = {
     "登记号": ("登字", "登记"), "准确率": ("正确率",), "合作": ("联合",), "上线": ("投产",),
     "客户": ("投资者",), "投资者": ("客户",), "电话": ("热线",), "热线": ("电话",), "股票代码": ("证券代码",),
     "证券代码": ("股票代码",), "注册资本": ("注册资金",), "员工": ("雇员",), "营收": ("营业收入",),
+    "荣誉": ("奖项", "奖", "案例", "称号"), "奖项": ("奖", "荣誉"), "级别": ("级",), "耗时": ("时间",),
+    "安排": ("计划", "日程"), "位于": ("地址", "位于"),
 }
 _STRONG_POS = ("n", "nr", "ns", "nt", "nz", "nrt", "nrfg", "eng", "j", "x", "vn", "l", "i")
+_ANSWER_TYPES = [
+    ("time", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|哪月|日期|多久|多长时间|时间")),
+    ("quantity", re.compile(r"多少|几|多大|多高|多长|比例|金额|数量|规模|占比|比率")),
+    ("place", re.compile(r"哪里|在哪|地址|位于|哪条路|哪个城市|哪座城市")),
+    ("code", re.compile(r"代码|编号|号码|登记号|备案号|许可证号|电话|热线")),
+    ("agent", re.compile(r"哪家|哪个(?:公司|机构|单位|部门)|哪些(?:公司|机构|单位|部门)|谁")),
+]
+_TYPE_EVIDENCE = {
+    "time": re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d+\s*日|\d+\s*(?:天|小时|分钟|秒|周|个月|年)|当天|次日|"
+                       r"[一二两三四五六七八九十]+(?:天|周|个月|年)|[秒分]级|小时级|分钟级|每[日周月年]"),
+    "quantity": re.compile(r"\d|[一二两三四五六七八九十百千万亿几数]+\s*(?:个|家|项|笔|次|人|名|篇|种|类|大|倍|亿|万|千|百|余|"
+                           r"成|层|级|期|批)|上百|上千|数百|数千|数十|若干|全部|所有"),
+    "place": re.compile(r"省|市|区|县|路|街|号|大厦|广场|大道|园区|香港|北京|上海|深圳|境内|境外"),
+    "code": re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.]{2,}|\d{3,}"),
+    "agent": re.compile(r"[\u4e00-\u9fffA-Za-z]{2,}(?:公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|"
+                        r"监管局|管理局|部)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
+}
 _MASK_ONLY = r"[\W_]+|电话|手机|邮箱|联系人|姓名|身份证|卡号|账号"
 _LATIN_OR_NUM = re.compile(r"^[a-z0-9][a-z0-9.\-+]*$")
 _ENTITY_SUFFIX = re.compile(r"(公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|管理局|监管局)$")
@@ -165,6 +184,21 @@ class Answerer:
             else:
                 merged.append(terms[i])
                 i += 1
+        # a two-character word the KB never uses, whose edge character belongs to its neighbour
+        # (后单|节点 where the KB writes 单节点), is a segmentation artifact: re-cut it
+        fixed: list[str] = []
+        for i, t in enumerate(merged):
+            if len(t) == 2 and self.df(t) == 0 and not _LATIN_OR_NUM.match(t):
+                nxt = merged[i + 1] if i + 1 < len(merged) else ""
+                prv = fixed[-1] if fixed else ""
+                if nxt and t[1] + nxt in q and self.df(t[1] + nxt) > 0:
+                    merged[i + 1] = t[1] + nxt
+                    continue
+                if prv and prv + t[0] in q and self.df(prv + t[0]) > 0:
+                    fixed[-1] = prv + t[0]
+                    continue
+            fixed.append(t)
+        merged = fixed
         for t in merged:
             if _ENTITY_SUFFIX.search(t) and len(t) >= 4 or self._pos.get(t, "").startswith(("nt", "nr", "ns")):
                 self._entities.add(t)
@@ -224,7 +258,13 @@ class Answerer:
         if term in self._phrases:
             a, b = self._phrase_parts.get(term, (term, term))
             return 0.7 * min(self.idf(term), max(self.idf(a), self.idf(b)))
+        if self._is_verbish(term):
+            return 0.4 * self.idf(term)  # verbs are paraphrased freely (降到/将至, 位于/在)
         return self.idf(term)
+
+    def _is_verbish(self, term: str) -> bool:
+        pos = self._pos.get(term, "n")
+        return pos.startswith(("v", "d", "a", "p", "c", "u", "r", "m", "q", "f")) and not pos.startswith("vn")
 
     def credit(self, term: str, chunk_id: str, source: str) -> float:
         """How well a passage supports one term: in it 1, in its section or a topic of its document 0.9,
@@ -268,7 +308,7 @@ class Answerer:
                 continue
             if self.df(t) <= rare and self._pos.get(t, "n").startswith(_STRONG_POS) and c == 0.0:
                 missing.append(t)
-            if t not in self._entities and not self.is_topic(t, source):
+            if t not in self._entities and not self.is_topic(t, source) and not self._is_verbish(t):
                 aspect_w += w
                 aspect_got += w * (1.0 if c >= 0.9 else 0.0)
         if aspect_w and aspect_got / aspect_w < ASPECT_MIN:
@@ -306,10 +346,13 @@ class Answerer:
                 text = self.index.lower_text(cid)
                 direct = sum(w for t, w in aspect_w.items() if t in text) / aspect_total
                 direct_all = sum(w for t, w in all_w.items() if t in text) / all_total
+                ents = [t for t in terms if t in self._entities]
+                ent_here = (sum(1 for t in ents if t in text or self._in_section(t, cid, src)) / len(ents)
+                            if ents else 1.0)
                 nws = hits[rank_of[cid]] if cid in rank_of else NodeWithScore(node=self.index.node(cid), score=0.0)
                 c = Candidate(nws, cov, missing, rank_of.get(cid, 99))
-                c.order = (bool(missing), -(cov + 0.3 * direct + 0.1 * direct_all + 0.02 / (1 + c.rank)
-                                            - 0.4 * self.boilerplate(cid)))
+                c.order = (bool(missing), -(cov + 0.3 * direct + 0.1 * direct_all + 0.15 * ent_here
+                                            + 0.02 / (1 + c.rank) - 0.4 * self.boilerplate(cid)))
                 cands.append(c)
         cands.sort(key=lambda c: c.order)
         # reader step: among the leading passages, prefer the one holding a unit that answers
@@ -338,6 +381,8 @@ class Answerer:
         answer, sentence = self.extract(question, terms, best.node)
         if not answer:
             return self._refuse("empty_field", terms, best)
+        if not self.has_type(answer, self.answer_types(question), question):
+            return self._refuse("answer_type", terms, best)
         if TOKEN_RE.search(sentence) and not re.sub(_MASK_ONLY, "", TOKEN_RE.sub("", sentence.split("：")[-1])):
             # the evidence is personal data that was masked at ingestion: not the assistant's to give
             return self._refuse("masked_personal_data", terms, best)
@@ -389,11 +434,30 @@ class Answerer:
         return out
 
     # ---- extraction --------------------------------------------------------------------------
+    @staticmethod
+    def answer_types(question: str) -> list[str]:
+        """What kind of thing the question asks for (time, quantity, place, code, agent)."""
+        return [name for name, pat in _ANSWER_TYPES if pat.search(question)]
+
+    @staticmethod
+    def has_type(text: str, kinds: list[str], question: str = "") -> bool:
+        """Whether `text` holds something of the asked kind that the question does not already say."""
+        if not kinds:
+            return True
+        text = re.sub(r"(?m)^\s*(?:[（(]?\d{1,2}[)）.、]|\d+(?:\.\d+)+)\s*", "", text)  # list numbers
+        text = re.sub(r"[；;。]\s*(?:[（(]?\d{1,2}[)）.、])\s*", "。", text)
+        for k in kinds:
+            for m in _TYPE_EVIDENCE[k].finditer(text):
+                if m.group(0) not in question:
+                    return True
+        return False
+
     def _best_units(self, question: str, terms: tuple[str, ...], nws: NodeWithScore):
         """(units, ranked (score, index) pairs, best score) of a passage for this question."""
         body = nws.node.get_content()
         src = nws.node.metadata.get("source", "")
         wants_num = bool(_WANTS_NUMBER.search(question))
+        kinds = self.answer_types(question)
         units: list[str] = []
         context: list[str] = []
         current = ""
@@ -414,6 +478,8 @@ class Answerer:
         for i, u in enumerate(units):
             ul = u.lower()
             label, value = (ul.split("：", 1) + [""])[:2] if "：" in ul[:30] else ("", ul)
+            if not value.strip() and len(label) > 6 and re.search(r"\d", label):
+                label, value = "", ul  # a lead-in sentence ("本项目已获得共 11 项软著：")
             score = sum(w for t, w in weights.items() if t in ul) / total
             score += 0.5 * sum(w for t, w in weights.items() if t not in ul and t in context[i]) / total
             rest = value
@@ -432,6 +498,8 @@ class Answerer:
                 score -= 0.5
             if wants_num and re.search(r"\d", value):
                 score += 0.15
+            if kinds:
+                score += 0.2 if self.has_type(value, kinds, question) else -0.2
             if len(u) < 6:
                 score -= 0.2
             scored.append((score, i))
