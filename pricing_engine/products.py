@@ -68,13 +68,11 @@ import datetime as dt
 import json
 import math
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
 from pricing_engine.blocks import SAME_DAY, CouponStrip, KnockIn, KnockOut, Leg, ResolvedSchedule
 from pricing_engine.errors import PricingError
-from pricing_engine.schedule import (act365, add_months, add_tenor, get_calendar, monthly_observation_dates,
-                                     tenor_months, to_date)
+from pricing_engine.schedule import act365, add_months, add_tenor, get_calendar, monthly_observation_dates, to_date
 
 SIDES = ("client_buys", "client_sells")
 OPTION_TYPES = ("call", "put")
@@ -200,13 +198,6 @@ class ProductSpec:
         if mat <= start:
             raise _err(f"maturity {mat} is not after start {start}", "maturity_date", str(mat))
         return start, mat
-
-    def months(self, start: dt.date, mat: dt.date) -> int:
-        """Whole months of the term (tenor months, or counted from the dates)."""
-        if self.tenor is not None and tenor_months(self.tenor):
-            return tenor_months(self.tenor)
-        n = (mat.year - start.year) * 12 + (mat.month - start.month)
-        return max(n if add_months(start, n) <= mat + dt.timedelta(days=7) else n - 1, 1)
 
     def _base(self, valuation_date, model) -> dict:
         valuation_date = to_date(valuation_date, "valuation_date")

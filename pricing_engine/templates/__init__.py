@@ -27,9 +27,8 @@ the base schedule fields and the template's parameters.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
