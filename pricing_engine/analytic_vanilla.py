@@ -123,6 +123,8 @@ class AnalyticEuropeanEngine:
                                              SpreadSpec, VanillaSpec)
         if isinstance(product, (VanillaSpec, SpreadSpec, DigitalSpec)):
             return True
+        if isinstance(product, BarrierSpec) and product.is_in and product.knocked_in:
+            return True  # already knocked in: a plain vanilla
         if isinstance(product, (BarrierSpec, SharkfinSpec, DoubleSharkfinSpec)):
             return product.barrier_monitoring == "maturity"
         if isinstance(product, AirbagSpec):
