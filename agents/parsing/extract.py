@@ -27,8 +27,8 @@ STRUCTURE_WORDS = [
     (r"障碍期权|障碍|barrier|向上敲出|向下敲出|向上敲入|向下敲入|up[\s-]*(?:and[\s-]*)?out|down[\s-]*(?:and[\s-]*)?out|up[\s-]*(?:and[\s-]*)?in|down[\s-]*(?:and[\s-]*)?in|敲出期权|敲入期权", "barrier"),
     (r"香草|欧式|vanilla", "vanilla"),
 ]
-CALL_RE = re.compile(r"看涨|看多|认购|(?<![a-z])calls?(?![a-z])|牛市价差|(?<![A-Za-z])C(?![A-Za-z])|看涨期权")
-PUT_RE = re.compile(r"看跌|看空|认沽|(?<![a-z])puts?(?![a-z])|熊市价差|(?<![A-Za-z])P(?![A-Za-z])|看跌期权")
+CALL_RE = re.compile(r"看涨|看多|认购|(?<![a-z])calls?(?![a-z])|牛市价差|(?<![A-Za-z])C(?![A-Za-z])|(?<=[\d\x01])c(?![a-z])|看涨期权")
+PUT_RE = re.compile(r"看跌|看空|认沽|(?<![a-z])puts?(?![a-z])|熊市价差|(?<![A-Za-z])P(?![A-Za-z])|(?<=[\d\x01])p(?![a-z])|看跌期权")
 ATM_RE = re.compile(r"平值|平价|(?<![a-z])atmf?(?![a-z])|at[\s-]the[\s-]money", re.I)
 
 
@@ -42,6 +42,7 @@ class Frame:
     option_types: list = field(default_factory=list)
     scalars: dict = field(default_factory=dict)
     asks: set = field(default_factory=set)  # price/vol/coupon/participation words without values
+    pairs: list = field(default_factory=list)  # (strike, option_type) written together: '95 put 和 105 call'
     inherited: set = field(default_factory=set)  # fields copied from an earlier clause (a later clause may override)
 
     def has_request_content(self) -> bool:
@@ -117,7 +118,7 @@ _LOCKUP = [
     re.compile(r"前\s*(\d+)\s*(?:个)?\s*月\s*(?:不观察|不敲出|锁定)"),
 ]
 _STEPDOWN = [
-    re.compile(r"(?:逐月|每月|每期|按月)?\s*(?:下调|递减|下降|降低|降敲|降|step[\s-]*down|stepdown|sd)\s*(?:每月|逐月|每期)?\s*[:=：]?\s*(\d+(?:\.\d+)?)\s*(%|个点|点|pt)?", re.I),
+    re.compile(r"(?:逐月|每月|每期|按月)?\s*(?:下调|递减|下降|降低|降敲|降|step[\s-]*down|stepdown|sd)\s*(?:每月|逐月|每期)?\s*[:=：]?\s*(\d+(?:\.\d+)?)\s*(%|个点|点|pt|bps?|个bp)?", re.I),
 ]
 _CB = re.compile(r"(?:派息线|派息障碍|付息线|派息水平|派息|coupon[\s_-]*barrier|cb)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _COUPON = [
@@ -144,6 +145,27 @@ _BTYPE = [
 ]
 
 
+_KOKI_PAIR = re.compile(r"(敲出|ko|敲入|ki)\s*[/、和及]\s*(?:敲出|ko|敲入|ki)\s*(?:价|线|水平)?\s*[:=：为是]?\s*(\d+(?:\.\d+)?)\s*%?\s*[/、\-]\s*(\d+(?:\.\d+)?)\s*%?", re.I)
+
+
+def _koki(fr: Frame, m: re.Match):
+    a, b = _pct(m.group(2)), _pct(m.group(3))
+    ko_first = m.group(1).lower() in ("敲出", "ko")
+    fr.scalars.setdefault("ko_pct", a if ko_first else b)
+    fr.scalars.setdefault("ki_pct", b if ko_first else a)
+    return True
+
+
+def _stepdown(m: re.Match):
+    v = float(m.group(1))
+    unit = (m.group(2) or "").lower()
+    if "bp" in unit:
+        v = v / 100
+    if v > 5:
+        return None
+    return _f(str(round(v, 6)))
+
+
 def _first(w: Work, rxs, fr: Frame, key: str, conv) -> bool:
     for rx in rxs if isinstance(rxs, (list, tuple)) else [rxs]:
         for m in w.finditer(rx):
@@ -158,7 +180,9 @@ def _first(w: Work, rxs, fr: Frame, key: str, conv) -> bool:
 
 def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
     _first(w, _LOCKUP, fr, "lockup_months", lambda m: int(m.group(1)) if int(m.group(1)) <= 24 else None)
-    _first(w, _STEPDOWN, fr, "ko_stepdown_pct", lambda m: _f(m.group(1)) if float(m.group(1)) <= 5 else None)
+    _first(w, _KOKI_PAIR, fr, "_pair", lambda m: _koki(fr, m))
+    fr.scalars.pop("_pair", None)
+    _first(w, _STEPDOWN, fr, "ko_stepdown_pct", _stepdown)
     _first(w, _CB, fr, "coupon_barrier_pct", lambda m: _pct(m.group(1), bool(m.group(2))))
     _first(w, _COUPON, fr, "coupon_pct", lambda m: _f(m.group(1)) if float(m.group(1)) <= 60 else None)
     _first(w, _REBATE, fr, "rebate_pct", lambda m: _f(m.group(1)))
@@ -232,7 +256,7 @@ _STRIKE_KW = re.compile(
     r"(?:行权价格|行权价|行权水平|执行价格|执行价|行权|strike|K)\s*[:=：为是在]?\s*"
     r"((?:\d+(?:\.\d+)?\s*(?:%|点|元|块)?\s*(?:、|,|，|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?\s*(?:%|点|元|块)?)(?!\s*(?:个|月|天|周|年|[mMwWyYdD](?![A-Za-z])))", re.I)
 _STRIKE_BEFORE_TYPE = re.compile(
-    r"(?<![\d.])((?:\d+(?:\.\d+)?\s*%?\s*(?:、|,|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:行权的?)?\s*(?=看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z]))", re.I)
+    r"(?<![\d.])((?:\d+(?:\.\d+)?\s*%?\s*(?:、|,|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:行权的?)?\s*(?=(看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z])))", re.I)
 _AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))", re.I)
 _NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
 _BARE_MONEY = re.compile(r"虚值|实值|价外|价内|(?<![a-z])(?:otm|itm)(?![a-z])", re.I)
@@ -300,6 +324,8 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         vals = [v for v in vals if v and (v[0] == "pct")]
         if vals and not (len(nums) == 1 and float(nums[0]) in (50, 300, 500, 1000, 2000) and not m.group(2)):
             fr.strikes.extend(vals)
+            if len(vals) == 1:
+                fr.pairs.append((vals[0], "call" if m.group(3).lower() in ("看涨", "认购", "call", "c") else "put"))
             w.consume(m.start(1), m.end(1) + (1 if m.group(2) else 0))
     for m in w.finditer(_LEVEL):
         fr.strikes.append(("level", _f(m.group(1))))
@@ -464,7 +490,7 @@ def extract_aliases(w: Work, fr: Frame, pool: UnderlyingPool, cn_aliases: dict, 
             w.consume(m.start(), m.end())
 
 
-_SHORTHAND = re.compile(r"(?<![\d.%/\-])(50|300|500|1000|2000)(?![\d.%]|\s*(?:万|亿|w|W|kw|点|个|天|年|周|元|块|e(?![a-z])|/\s*\d|-\s*\d|bp))")
+_SHORTHAND = re.compile(r"(?<![\d.%/\-])(50|300|500|1000|2000)(?![\d.%]|\s*(?:[万亿点个天年周元块吨手股张份克次倍月日号]|w|W|kw|kg|e(?![a-z])|/\s*\d|-\s*\d|bp))")
 _NUM_CONTEXT_BEFORE = re.compile(r"(行权价?|执行价|strike|k|敲出|敲入|ko|ki|障碍|本金|规模|名义|notional|size|参与率|票息|coupon|派息|补偿|赔付|=|:|：)\s*$", re.I)
 
 
@@ -490,8 +516,8 @@ _QUOTE_VOL = re.compile(r"波动率|隐波|隐含波动|(?<![a-z])i?vol(?:atilit
 _QUOTE_COUPON = re.compile(r"票息|coupon|cpn|收益率|年化收益|年化多少|给多少收益|票面", re.I)
 _QUOTE_PART = re.compile(r"参与率|participation|参与比例")
 _QUOTE_PRICE = re.compile(r"期权费|权利金|premium|费率|价格|报价|多少钱|报个价|px|price", re.I)
-_SIDE_SELL = re.compile(r"(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:卖出|卖|出售)|卖给(?:你们|你方|贵司|你)|(?:we|client)\s*(?:want\s*to\s*)?sells?|sell\s*to\s*you", re.I)
-_SIDE_BUY = re.compile(r"(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:买入|买)|卖给(?:我们|我方|我司)|(?:we|client)\s*(?:want\s*to\s*)?buys?", re.I)
+_SIDE_SELL = re.compile(r"(?:我们|我方|我司)(?:是|为|做)卖方|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:卖出|卖|出售)|卖给(?:你们|你方|贵司|你)|(?:we|client)\s*(?:want\s*to\s*)?sells?|sell\s*to\s*you", re.I)
+_SIDE_BUY = re.compile(r"(?:我们|我方|我司)(?:是|为|做)买方|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:买入|买)|卖给(?:我们|我方|我司)|(?:we|client)\s*(?:want\s*to\s*)?buys?", re.I)
 
 
 def extract_words(w: Work, fr: Frame) -> None:

@@ -29,7 +29,7 @@ _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•
 _TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)|平值|atm|虚值|实值|\d+\s*(?:个月|月|周|年|天|[mwyd](?![a-z]))|%|雪球|鲨鱼|凤凰|价差", re.I)
 _COMPANY_LIKE = re.compile(r"([\u4e00-\u9fff]{1,6}(?:科技|集团|股份|能源|医药|电子|材料|控股|实业|矿业|化工|智能|生物|传媒|食品|银行|证券|汽车|电气|半导体))")
 _ORDER = re.compile(r"(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
-_KNOW = re.compile(r"什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
+_KNOW = re.compile(r"一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
@@ -236,7 +236,11 @@ class MessageParser:
             tenors = g.tenors or [None]
             strikes = g.strikes or [None]
             ots = g.option_types or [None]
-            for u, t, k, o in itertools.product(uls, tenors, strikes, ots):
+            if len(g.pairs) >= 2 and len({o for _, o in g.pairs}) >= 2:  # '95 put 和 105 call': pairs, not a product
+                combos = [(u, t, k, o) for u in uls for t in tenors for k, o in g.pairs]
+            else:
+                combos = list(itertools.product(uls, tenors, strikes, ots))
+            for u, t, k, o in combos:
                 req = dict(g.scalars)
                 if u is not None:
                     code, name = u
@@ -291,10 +295,12 @@ def _merge_into(cur: Frame, fr: Frame) -> None:
     for k, v in fr.scalars.items():
         cur.scalars.setdefault(k, v)
     cur.asks |= fr.asks
+    cur.pairs += fr.pairs
 
 
 def _inherit(prev: Frame, fr: Frame) -> Frame:
-    new = Frame(list(fr.underlyings), list(fr.tenors), list(fr.strikes), list(fr.option_types), dict(fr.scalars), set(fr.asks))
+    new = Frame(list(fr.underlyings), list(fr.tenors), list(fr.strikes), list(fr.option_types), dict(fr.scalars),
+                set(fr.asks), list(fr.pairs))
     same_structure = fr.scalars.get("structure", prev.scalars.get("structure")) == prev.scalars.get("structure")
     inh = new.inherited
     if not new.underlyings and prev.underlyings:
