@@ -78,8 +78,10 @@ class FDSolution:
         a, b = self._interp(vz, z0), self._interp(vzz, z0)
         return a / x, (b - a) / (x * x)
 
-    def ladder(self, xs) -> list[float]:
-        return [self.value_at(x) if self.z[0] <= math.log(x) <= self.z[-1] else float("nan") for x in xs]
+    def ladder(self, xs) -> list[float | None]:
+        """Values at relative spots `xs` read off the grid; None outside it (e.g. beyond a continuous barrier)."""
+        return [self.value_at(x) if x > 0 and self.z[0] - _EPS <= math.log(x) <= self.z[-1] + _EPS else None
+                for x in xs]
 
 
 # ----------------------------------------------------------------------------------------------

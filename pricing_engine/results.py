@@ -31,8 +31,9 @@ class PricingResult:
         """The same result with price, Greeks and any spot ladder multiplied by `sign` (for `side`)."""
         diag = dict(self.diagnostics)
         if isinstance(diag.get("ladder"), list):
-            diag["ladder"] = [{**row, "price": sign * row["price"]} if isinstance(row, dict) and "price" in row
-                              else row for row in diag["ladder"]]
+            diag["ladder"] = [{**row, "price": sign * row["price"]}
+                              if isinstance(row, dict) and isinstance(row.get("price"), float) else row
+                              for row in diag["ladder"]]
         return replace(self, price=sign * self.price, greeks={k: sign * v for k, v in self.greeks.items()},
                        diagnostics=diag)
 
