@@ -190,3 +190,12 @@ def test_structures_lists_builtins_and_templates():
     assert set(BUILTIN_SPECS) <= set(s)
     assert {"ki_put", "one_touch", "stepdown_snowball"} <= set(s)
     assert all(isinstance(v, str) and v for v in s.values())
+
+
+def test_output_is_strict_json_even_with_a_barrier_ladder():
+    import json
+    d = _p({"structure": "barrier", "option_type": "call", "barrier_pct": 110, "barrier_type": "up_out",
+            "tenor": "6M", "side": "client_sells"}, engine="fd", engine_options={"greeks": False})
+    text = json.dumps(d, allow_nan=False, ensure_ascii=False)
+    ladder = json.loads(text)["diagnostics"]["ladder"]
+    assert ladder[-1]["price"] is None and ladder[4]["price"] == pytest.approx(d["price"])
