@@ -20,7 +20,7 @@ from knowledge.protocols import Embedder, LLMClient, Reranker
 from knowledge.text import jieba_mod, key_terms, numbers_in, split_sentences, sub_terms
 
 REFUSAL = "知识库中没有找到能回答这个问题的依据，无法回答。"
-DEFAULT_THRESHOLD = 0.62
+DEFAULT_THRESHOLD = 0.5
 SCAN_ALL_CHUNKS = 5000
 READER_TOP = 8
 ASPECT_MIN = 0.5
@@ -54,7 +54,7 @@ _TYPE_EVIDENCE = {
     "place": re.compile(r"省|市|区|县|路|街|号|大厦|广场|大道|园区|香港|北京|上海|深圳|境内|境外"),
     "code": re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.]{2,}|\d{3,}"),
     "agent": re.compile(r"[\u4e00-\u9fffA-Za-z]{2,}(?:公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|"
-                        r"监管局|管理局|部)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
+                        r"监管局|管理局)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
 }
 _MASK_ONLY = r"[\W_]+|电话|手机|邮箱|联系人|姓名|身份证|卡号|账号"
 _LATIN_OR_NUM = re.compile(r"^[a-z0-9][a-z0-9.\-+]*$")
@@ -121,8 +121,13 @@ class Answerer:
             n = sum(1 for c in ids if term in self.index.lower_text(c) and self.boilerplate(c) < 0.5)
             # an institution is a topic only when it is the document's main subject, not a partner named
             # in one section (上交所技术有限责任公司 in 海通证券's filing)
-            need = 5 if (term in self._entities or _ENTITY_SUFFIX.search(term)) else 3
-            self._topic[key] = n >= need and n >= 0.5 * self.df(term)
+            named = term in self._entities or _ENTITY_SUFFIX.search(term)
+            # only names can be a document's subject; a common noun repeated across sections
+            # (注册资本 in each company's profile) is an attribute, not the topic
+            pos = self._pos.get(term, "x")
+            nameish = named or pos.startswith(("x", "nz", "nt", "nr", "ns", "eng", "j", "l")) or term in self._phrases
+            need = 5 if named else 3
+            self._topic[key] = bool(nameish) and n >= need and n >= 0.5 * self.df(term)
         return self._topic[key]
 
     def section_text(self, chunk_id: str, source: str) -> str:
@@ -373,7 +378,8 @@ class Answerer:
             return self._refuse("no_terms" if not terms else "no_hits", terms)
         best = cands[0]
         source = best.node.node.metadata.get("source", "")
-        hard_missing = [t for t in self.hard_terms(terms) if t not in self.doc_text(source)]
+        local = self.index.lower_text(best.node.node.node_id) + self.section_text(best.node.node.node_id, source)
+        hard_missing = [t for t in self.hard_terms(terms) if t not in local]
         if hard_missing or best.missing:
             return self._refuse("missing_term", terms, best, hard_missing)
         if best.coverage < self.threshold:
