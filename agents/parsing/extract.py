@@ -132,10 +132,10 @@ _KO_AFTER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:敲出
 _KI_AFTER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:敲入|ki)(?![a-z])", re.I)
 _PAIR = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:/|-|~|／|、|\\)\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.])")
 _BARE_PAIR = re.compile(r"(?<![\d.])(\d{2,3})\s+(\d{2,3})(?![\d.%]|\s*(?:个|月|年|天|周|万|亿))")
-_BARRIER = re.compile(r"(?:障碍价格|障碍价|障碍水平|障碍|barrier|触发价|触发|敲出价|敲出|上沿|下沿|上限|下限|ko)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
+_BARRIER = re.compile(r"(?:障碍价格|障碍价|障碍水平|障碍|barrier|触发价|触发|敲出价|敲出|敲入价|敲入线|敲入|上沿|下沿|上限|下限|ko)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _REBATE = re.compile(r"(?:敲出补偿|敲出后?返还|补偿收益|补偿|返还|rebate|敲出收益)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _PARTICIPATION = re.compile(r"(?:参与率|参与比例|participation|参与|pr)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
-_PARTICIPATION_AFTER = re.compile(r"(\d+(?:\.\d+)?)\s*(%)\s*(?:的)?\s*参与率?")
+_PARTICIPATION_AFTER = re.compile(r"(\d+(?:\.\d+)?)\s*(%)\s*(?:的)?参与率?")
 _PAYOUT = re.compile(r"(?:赔付|支付|payout|pay|收益|派息|coupon|回报)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _BTYPE = [
     (re.compile(r"向上敲出|up[\s-]*(?:and[\s-]*)?out", re.I), "up_out"),
@@ -186,8 +186,6 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
     _first(w, _CB, fr, "coupon_barrier_pct", lambda m: _pct(m.group(1), bool(m.group(2))))
     _first(w, _COUPON, fr, "coupon_pct", lambda m: _f(m.group(1)) if float(m.group(1)) <= 60 else None)
     _first(w, _REBATE, fr, "rebate_pct", lambda m: _f(m.group(1)))
-    if not _first(w, _PARTICIPATION, fr, "participation_pct", lambda m: _pct(m.group(1), bool(m.group(2)))):
-        _first(w, _PARTICIPATION_AFTER, fr, "participation_pct", lambda m: _f(m.group(1)))
     for rx, bt in _BTYPE:
         if w.finditer(rx):
             fr.scalars.setdefault("barrier_type", bt)
@@ -245,6 +243,8 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
                     fr.scalars["ko_pct"], fr.scalars["ki_pct"] = _f(str(hi)), _f(str(lo))
                     w.consume(m.start(), m.end())
                     break
+    if not _first(w, _PARTICIPATION, fr, "participation_pct", lambda m: _pct(m.group(1), bool(m.group(2)))):
+        _first(w, _PARTICIPATION_AFTER, fr, "participation_pct", lambda m: _f(m.group(1)))
     if structure == "digital":
         _first(w, _PAYOUT, fr, "payout_pct", lambda m: _f(m.group(1)) if float(m.group(1)) <= 100 else None)
 
@@ -260,6 +260,7 @@ _STRIKE_BEFORE_TYPE = re.compile(
 _AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))", re.I)
 _NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
 _BARE_MONEY = re.compile(r"虚值|实值|价外|价内|(?<![a-z])(?:otm|itm)(?![a-z])", re.I)
+_LIST_BEFORE_KW = re.compile(r"(?<![\d.])((?:\d+(?:\.\d+)?%?\s*(?:、|,|/|和|及|或)\s*)*\d+(?:\.\d+)?%?)\s*(?:两个|三个|四个|几个|这几个)?\s*(?:的)?\s*(?:行权价|行权|strike)")
 _LEVEL = re.compile(r"(?<![\d.])(\d{3,6}(?:\.\d+)?)\s*点(?!\d)")
 _PCT_LIST = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%")
 
@@ -327,6 +328,12 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
             if len(vals) == 1:
                 fr.pairs.append((vals[0], "call" if m.group(3).lower() in ("看涨", "认购", "call", "c") else "put"))
             w.consume(m.start(1), m.end(1) + (1 if m.group(2) else 0))
+    for m in w.finditer(_LIST_BEFORE_KW):
+        nums = re.findall(r"\d+(?:\.\d+)?", m.group(1))
+        vals = [v for v in (_strike_val(t, "%" if "%" in m.group(1) else None) for t in nums) if v]
+        if vals:
+            fr.strikes.extend(vals)
+            w.consume(m.start(), m.end())
     for m in w.finditer(_LEVEL):
         fr.strikes.append(("level", _f(m.group(1))))
         w.consume(m.start(), m.end())

@@ -38,6 +38,7 @@ _NUM_AFTER = re.compile(
     rf"(中证A?|上证|沪深|科创|深证|敲出价?|敲入价?|行权价?|执行价|障碍价?|参与率|票息|派息线|虚值|实值|下调|降|锁定?期?)\s*([{_CN_NUM}]+)")
 _PERCENT_CN = re.compile(rf"百分之([{_CN_NUM}]+)(?:点([{_CN_NUM[:12]}]+))?")
 _DIGIT_RUN = re.compile(r"(?<![\u4e00-\u9fff\d])([零〇一二三四五六七八九]{2,3})(?![\u4e00-\u9fff\d])")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:,\d{3})*(?:\.\d+)?\s*(?:万|亿|元|块|w|W|kw|mm|MM))")
 _WS = re.compile(r"[ \t\u3000\u2005\u00a0]+")
 
 
@@ -59,6 +60,7 @@ def normalize(text: str) -> str:
     t = _MENTION.sub(" ", t)
     t = t.replace("@", " ")
     t = t.replace("％", "%").replace("﹪", "%")
+    t = _THOUSANDS.sub("", t)  # 2,000万 → 2000万 (only before an amount unit, so strike lists like 95,100 stay)
     t = _PERCENT_CN.sub(lambda m: f"{cn_to_int(m.group(1))}{'.' + str(cn_to_int(m.group(2))) if m.group(2) else ''}%", t)
     t = _NUM_AFTER.sub(_after_repl, t)
     # "一个半月"-style halves are left to the tenor rules; "一年半" keeps 半 after the digit
