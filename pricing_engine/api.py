@@ -60,6 +60,7 @@ def price(doc: Mapping[str, Any]) -> dict:
     sign = side_sign(product)
 
     solved: dict[str, float] = {}
+    seen: dict = {}
     field = doc.get("solve_for")
     if not field and getattr(product, "quote", None) == "coupon" and getattr(product, "coupon_pct", 0) is None:
         field = "coupon_pct"  # a QuoteRequest asking for a coupon, with none given: quote the fair one
@@ -70,16 +71,23 @@ def price(doc: Mapping[str, Any]) -> dict:
         except (TypeError, ValueError):
             raise PricingError("target_price_pct must be a number", {"field": "target_price_pct"}) from None
         quick = replace(options, greeks=False, ladder=None)
+        seen: dict = {}
 
         def signed(p, m, v):
-            return sign * eng.price(p, m, v, quick).price
+            r = eng.price(p, m, v, quick)
+            try:
+                seen[(p, m)] = r
+            except TypeError:  # unhashable spec: no reuse
+                pass
+            return sign * r.price
 
         value, product, model = solve_for(field, product, model, vd, signed, target)
         solved[field] = value
         if not eng.supports(product):  # e.g. a solved strike changed what the engine can do
             eng = select_engine(product, kind)
 
-    res = eng.price(product, model, vd, options).scaled(sign)
+    reuse = seen.get((product, model)) if (field and not options.greeks and not options.ladder) else None
+    res = (reuse or eng.price(product, model, vd, options)).scaled(sign)
     greeks = {k: float(res.greeks[k]) for k in GREEK_NAMES if k in res.greeks}
     diagnostics = dict(res.diagnostics)
     diagnostics.setdefault("paths", None)

@@ -23,7 +23,8 @@ SOLVABLE = tuple(SOLVE_RANGES)
 
 
 def solve_scalar(f: Callable[[float], float], target: float, start_lo: float, start_hi: float, hard_lo: float,
-                 hard_hi: float, name: str = "value", xtol: float = 1e-7, max_evals: int = 40) -> float:
+                 hard_hi: float, name: str = "value", xtol: float = 1e-7, max_evals: int = 40,
+                 ftol: float = 1e-12) -> float:
     """Root of f(v) = target by bracket expansion then brentq."""
     cache: dict[float, float] = {}
 
@@ -61,6 +62,15 @@ def solve_scalar(f: Callable[[float], float], target: float, start_lo: float, st
         return lo
     if ghi == 0:
         return hi
+    # one secant step first: exact when the price is linear in the input (coupons), then brentq
+    sec = lo - glo * (hi - lo) / (ghi - glo)
+    gs = g(sec)
+    if abs(gs) <= ftol:
+        return sec
+    if glo * gs < 0:
+        hi, ghi = sec, gs
+    else:
+        lo, glo = sec, gs
     return brentq(g, lo, hi, xtol=xtol, rtol=1e-12, maxiter=100)
 
 
