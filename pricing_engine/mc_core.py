@@ -228,12 +228,23 @@ def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], ker
     acc = mc_paths.Accumulator(R, n_controls)
     pcfg = cfg.path_config()
     for chunk in mc_paths.brownian_chunks(xp, grid, pcfg, expansion=max(1, R)):
-        w = chunk.w  # (n, m)
-        logx = sig_d * w[None, :, :]
-        logx += base
-        if np.any(a_rows != 0.0):
-            logx += a_d[:, :, None] * w[None, 0:1, :]
-        blk = Block(logx=logx, m=w.shape[1], **blk_kw)
+        if chunk.half is not None:  # antithetic: log x = base + sigma W and base - sigma W
+            hw = chunk.half
+            h = hw.shape[1]
+            logx = xp.empty((R, n, 2 * h), dtype=dtype)
+            xp.multiply(sig_d, hw[None, :, :], out=logx[:, :, :h])
+            xp.negative(logx[:, :, :h], out=logx[:, :, h:])
+            logx += base
+            if np.any(a_rows != 0.0):
+                logx[:, :, :h] += a_d[:, :, None] * hw[None, 0:1, :]
+                logx[:, :, h:] -= a_d[:, :, None] * hw[None, 0:1, :]
+        else:
+            w = chunk.w  # (n, m)
+            logx = sig_d * w[None, :, :]
+            logx += base
+            if np.any(a_rows != 0.0):
+                logx += a_d[:, :, None] * w[None, 0:1, :]
+        blk = Block(logx=logx, m=chunk.m, **blk_kw)
         y, ctrl = kernel(blk)
         acc.add(xp, chunk, y, ctrl)
         del logx, blk, y, ctrl
@@ -448,17 +459,25 @@ def run_ladder(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], sp
     sig_h, a_h = [dtype.type(v) for v in sig], [dtype.type(v) for v in sig * a_rows]
     idx_rows = [xp.asarray(idx_r[r]) for r in range(R)]
     for chunk in mc_paths.brownian_chunks(xp, grid, cfg.path_config(), expansion=expansion):
-        w = chunk.w
-        m = w.shape[1]
+        hw = chunk.half
+        w = chunk.w if hw is None else None
+        m = chunk.m
         Lc = xp.empty((R, Jt, m), dtype=dtype)
         buf = xp.empty((n, m), dtype=dtype)
         for r in range(R):  # row by row: the (n, m) block of one row stays in cache
             k = int(n_r[r])
             Lr = buf[:k]
-            xp.multiply(w[:k], sig_h[r], out=Lr)
+            if hw is not None:  # antithetic halves: sigma W and -sigma W
+                h = hw.shape[1]
+                xp.multiply(hw[:k], sig_h[r], out=Lr[:, :h])
+                if a_h[r] != 0:
+                    Lr[:, :h] += a_h[r] * hw[0]
+                xp.negative(Lr[:, :h], out=Lr[:, h:])
+            else:
+                xp.multiply(w[:k], sig_h[r], out=Lr)
+                if a_h[r] != 0:
+                    Lr += a_h[r] * w[0]
             Lr += base[r, :k, None]
-            if a_h[r] != 0:
-                Lr += a_h[r] * w[0]
             Lc[r, :J] = Lr[idx_rows[r]]
             for e, (mask, runs, how) in enumerate(ext_cols):
                 run = runs[r]

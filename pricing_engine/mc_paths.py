@@ -39,7 +39,7 @@ import numpy as np
 from pricing_engine.backend import backend_name
 
 
-SUB_BLOCK = 64  # paths per independently seeded block of normals
+SUB_BLOCK = 16384  # paths per independently seeded block of normals
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,40 @@ class PathConfig:
 
 @dataclass
 class Chunk:
-    """One block of Brownian paths ``w`` (n_steps, m) and how its columns pair/group."""
+    """One block of Brownian paths ``w`` (n_steps, m) and how its columns pair/group.
 
-    w: object
+    With antithetic variates a chunk may hold only the first half (``half``); ``w`` then
+    builds ``[half, -half]`` on first use, and callers that can use the mirror directly
+    (``log x = base -+ sigma * half``) skip that copy.
+    """
+
+    _w: object
     antithetic: bool  # columns [0:m/2] and [m/2:m] are antithetic pairs
     replicate: int  # Sobol replicate index, -1 for pseudo-random
+    half: object = None
+
+    @property
+    def w(self):
+        if self._w is None:
+            xp = _module_of(self.half)
+            h = self.half.shape[1]
+            full = xp.empty((self.half.shape[0], 2 * h), dtype=self.half.dtype)
+            full[:, :h] = self.half
+            xp.negative(self.half, out=full[:, h:])
+            self._w = full
+        return self._w
+
+    @property
+    def m(self) -> int:
+        return self._w.shape[1] if self._w is not None else 2 * self.half.shape[1]
+
+
+def _module_of(a):
+    if isinstance(a, np.ndarray):
+        return np
+    import cupy  # noqa: PLC0415 - only reached with CuPy arrays
+
+    return cupy
 
 
 def time_increments(times) -> np.ndarray:
@@ -213,20 +242,21 @@ def brownian_chunks(xp: ModuleType, times, cfg: PathConfig, expansion: int = 1) 
     # numbers across calls that size their chunks differently).
     base_total = (cfg.paths + 1) // 2 if cfg.antithetic else cfg.paths
     n_sub = -(-base_total // SUB_BLOCK)
-    per = max(1, (m_max // 2 if cfg.antithetic else m_max) // SUB_BLOCK)
+    width = max(1, m_max // 2 if cfg.antithetic else m_max)  # base paths per chunk
+    per = max(1, width // SUB_BLOCK)
     for c0 in range(0, n_sub, per):
         subs = range(c0, min(c0 + per, n_sub))
         parts = [normals(xp, (n, min(SUB_BLOCK, base_total - s * SUB_BLOCK)), cfg.seed, s, cfg.dtype) for s in subs]
         z = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=1)
         w = brownian_from_normals(xp, z, dt)
-        if cfg.antithetic:
-            h = w.shape[1]
-            full = xp.empty((n, 2 * h), dtype=w.dtype)
-            full[:, :h] = w
-            xp.negative(w, out=full[:, h:])
-            yield Chunk(full, True, -1)
-        else:
-            yield Chunk(w, False, -1)
+        # a chunk narrower than one sub-block takes column slices of it
+        step = width if width < w.shape[1] else w.shape[1]
+        for lo in range(0, w.shape[1], step):
+            ws = w[:, lo:lo + step]
+            if cfg.antithetic:
+                yield Chunk(None, True, -1, half=ws)
+            else:
+                yield Chunk(ws, False, -1)
 
 
 def _sobol_chunks(xp: ModuleType, times: np.ndarray, cfg: PathConfig, m_max: int) -> Iterator[Chunk]:
@@ -250,8 +280,9 @@ def _sobol_chunks(xp: ModuleType, times: np.ndarray, cfg: PathConfig, m_max: int
             z = xp.asarray(np.ascontiguousarray(ndtri(u).T).astype(cfg.dtype))
             w = brownian_bridge(xp, z, plan)
             if cfg.antithetic:
-                w = xp.concatenate([w, -w], axis=1)
-            yield Chunk(w, cfg.antithetic, rep)
+                yield Chunk(None, True, rep, half=w)
+            else:
+                yield Chunk(w, False, rep)
             done += k
 
 
