@@ -3,7 +3,8 @@
 Code rules (documented convention, see CONTRACTS.md):
 
 * bare six-digit codes take their exchange by prefix: 60xxxx/688xxx/689xxx/900xxx and funds 50/51/52/56/58xxxx
-  → .SH; 000-003xxx/300-301xxx/200xxx and funds 15/16xxxx → .SZ; 43xxxx/83-88xxxx/92xxxx → .BJ;
+  → .SH; 000-003xxx/300-301xxx/200xxx and funds 15/16xxxx → .SZ; 4xxxxx/8xxxxx/92xxxx → .BJ (the BSE/NEEQ
+  ranges: 43/83/87/88/92 today, the whole 4/8 blocks by the desk's rule);
 * the index codes 000300/000905/000852/000016/000688/000510/000001 written bare (no suffix) are read as the
   SH indices (a desk almost never means 深康佳A by 000016); 399xxx → .SZ index; 93xxxx → .CSI index;
 * an explicit suffix is honoured when it matches the exchange's prefix rules; ``sh600519``/``SZ000001`` prefixes too;
@@ -42,7 +43,7 @@ def exchange_for_code(digits: str) -> str | None:
         return "SZ"
     if p3 == "399":
         return "SZ"
-    if p2 in ("43", "83", "87", "88", "92") or p3 in ("830", "831", "832", "833", "834", "835", "836", "837", "838", "839"):
+    if digits[0] in "48" or p2 == "92":
         return "BJ"
     if p2 == "93":
         return "CSI"

@@ -55,7 +55,8 @@ def test_prefix_rules():
     assert [exchange_for_code(c) for c in ("600000", "688001", "000001", "300001", "301001", "830001", "430001",
                                            "920001", "510300", "159915")] == \
         ["SH", "SH", "SZ", "SZ", "SZ", "BJ", "BJ", "BJ", "SH", "SZ"]
-    assert [exchange_for_code(c) for c in ("700001", "123456", "999999", "400001")] == [None] * 4
+    assert exchange_for_code("400001") == "BJ" and exchange_for_code("932000") == "CSI"
+    assert [exchange_for_code(c) for c in ("700001", "123456", "999999", "530001", "210001")] == [None] * 5
 
 
 def test_crf_training_is_deterministic_and_the_checked_in_model_is_current(tmp_path):
