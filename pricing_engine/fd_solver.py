@@ -186,7 +186,7 @@ class _Stepper:
         self._cache: dict[tuple[float, float], tuple] = {}
 
     def factor(self, d: float, theta: float):
-        key = (round(d, 14), theta)
+        key = (int(d * 1e13 + 0.5), theta)  # equal steps share one factorisation
         f = self._cache.get(key)
         if f is None:
             n, c = self.n, theta * d
@@ -305,8 +305,8 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
             V[:, col(k, u)] = base
 
     # ---- event lookup ------------------------------------------------------------------
-    def idx_map(times):
-        return {round(t, 10): i for i, t in enumerate(times)}
+    def idx_map(times):  # keys rounded exactly as the time grid's (np.round), so lookups cannot miss
+        return {k: i for i, k in enumerate(np.round(np.asarray(times, dtype=float), 10).tolist())}
 
     ko_maps = [(ko, idx_map(ko.times)) for ko in res.knock_outs if ko.monitoring == "discrete"]
     ki_map = idx_map(ki.times) if two_states else {}
@@ -323,8 +323,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
                 return rb * math.exp(-r * (T - t)) if ko.rebate_at == "maturity" else rb
         return None
 
-    def apply_events(V: np.ndarray, t: float) -> tuple[np.ndarray, bool]:
-        key = round(t, 10)
+    def apply_events(V: np.ndarray, t: float, key: float) -> tuple[np.ndarray, bool]:
         jump = False
         # forward order at one date: coupon, knock-out, knock-in. Backward: build V_pre from V_post.
         post = V
@@ -372,7 +371,8 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
             pre = newV
         return pre, jump
 
-    V, jump = apply_events(V, T)
+    tkeys = np.round(tgrid, 10).tolist()
+    V, jump = apply_events(V, T, tkeys[-1])
     rannacher = 2  # after the payoff
     steps = 0
     for j in range(len(tgrid) - 1, 0, -1):
@@ -400,7 +400,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
             V = stepper.step(V, d, 0.5, bl, bh)
         steps += 1
         if t0 > 1e-12:
-            V, jump = apply_events(V, t0)
+            V, jump = apply_events(V, t0, tkeys[j - 1])
             if jump:
                 rannacher = max(rannacher, 1)
     start_col = col(1 if (two_states and res.knocked_in) else 0, min(res.unpaid_coupons, n_mem - 1) if mem else 0)
