@@ -506,8 +506,8 @@ class AsianSpec(ProductSpec):
         n_past = len(all_dates) - len(fut)
         past = tuple(p / b["initial_price"] for p in (self.past_fixings or ()))
         if len(past) < n_past:
-            if n_past and not past:
-                raise _err(f"{n_past} fixings are already in the past: give past_fixings", "past_fixings")
+            raise _err(f"{n_past} fixings are already in the past: give past_fixings (got {len(past)})",
+                       "past_fixings", len(past))
         legs = _vanilla_legs(self.option_type, self.strike_pct / 100.0, self.participation_pct / 100.0)
         return ResolvedSchedule(**b, legs=tuple(legs), fixing_times=times, past_fixings=past[:n_past],
                                 n_fixings=len(all_dates), averaging=self.averaging)
