@@ -359,6 +359,9 @@ class DeskService:
             if channel is None:
                 log.error("no channel %s for outbox %s", row.channel, row.id)
                 continue
+            if row.status == "sending" and not getattr(channel, "idempotent", False):
+                self._mark_unconfirmed(row)  # an interrupted send may have reached the group: never send twice
+                continue
             with unit_of_work(self.engine) as s:  # claim: pending → sending (a retry after a crash re-sends
                 s.exec(update(OutboxMessage).where(OutboxMessage.id == row.id)  # with the same key)
                        .values(status="sending", attempts=OutboxMessage.attempts + 1))
@@ -381,6 +384,14 @@ class DeskService:
             sent += 1
             self.events.publish("review", self.get_review(row.review_id))
         return sent
+
+    def _mark_unconfirmed(self, row: OutboxMessage) -> None:
+        with unit_of_work(self.engine) as s:
+            s.exec(update(OutboxMessage).where(OutboxMessage.id == row.id, OutboxMessage.status == "sending")
+                   .values(status="unconfirmed"))
+            record(s, "outbox", "outbox.unconfirmed", f"review:{row.review_id}",
+                   {"channel": row.channel, "chat_id": row.chat_id, "note": "check the group before re-sending"})
+        self.events.publish("review", self.get_review(row.review_id))
 
     # ---- recovery -------------------------------------------------------------------------
     def recover(self) -> dict:

@@ -104,7 +104,7 @@ class OutboxMessage(SQLModel, table=True):
     mention_id: str
     mention_name: str
     text: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="pending", index=True)  # pending → sent
+    status: str = Field(default="pending", index=True)  # pending → sending → sent | unconfirmed
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: Optional[datetime] = None
     platform_msg_id: Optional[str] = None

@@ -272,7 +272,17 @@ async def _desk_context(app: web.Application):
     sim = SimulatorChannel(transcript, deliver)
     from app.llm import build_embedder, build_llm_client
 
-    desk = DeskService(settings, engine, {"sim": sim}, bus, llm=build_llm_client(settings))
+    channels: dict = {"sim": sim}
+    wechat_task = None
+    if settings.wechaty_puppet_service_token:
+        from bots.wechaty_channel import WechatyChannel
+
+        wechat = WechatyChannel.connect(settings.wechaty_puppet_service_token,
+                                        settings.wechaty_puppet_service_endpoint, deliver)
+        channels[wechat.name] = wechat
+        wechat_task = asyncio.create_task(wechat.bot.start())
+        log.info("wechaty channel starting (endpoint %s)", settings.wechaty_puppet_service_endpoint or "looked up by token")
+    desk = DeskService(settings, engine, channels, bus, llm=build_llm_client(settings))
     desk_holder["desk"] = desk
     hub = KnowledgeHub(settings, llm=desk.llm, embedder=build_embedder(settings))
     if app[DEMO]:
@@ -283,6 +293,8 @@ async def _desk_context(app: web.Application):
     log.info("desk started: %s", recovered)
     tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
     yield
+    if wechat_task is not None:
+        tasks.append(wechat_task)
     for t in tasks:
         t.cancel()
     for t in tasks:

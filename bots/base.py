@@ -42,6 +42,7 @@ class Channel(Protocol):
     """What the outbox needs from a channel adapter: deliver one reply, return the platform message id."""
 
     name: str
+    idempotent: bool  # True when re-sending with the same idempotency key cannot duplicate a message
 
     async def send(self, reply: Reply) -> str: ...
 

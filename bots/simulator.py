@@ -25,6 +25,7 @@ class SimulatorChannel:
     """Channel `sim`: groups are plain names, a member's display name is their id."""
 
     name = "sim"
+    idempotent = True
 
     def __init__(self, transcript: SimTranscript, deliver: Callable[[InboundMessage], object]):
         self.transcript = transcript
