@@ -11,6 +11,20 @@ with common random numbers (the bumped scenarios are extra rows of the same pass
 * theta: value one calendar day later minus value now (same normals, first time step
   shortened by a day; an observation falling on that day is taken at today's spot).
 
+Structures are not separate code paths: each product resolves into blocks and one kernel
+(`mc_blocks`) prices them all, so a template structure needs no new code:
+
+* vanilla / spread / digital: terminal legs (call, put, digital_call, digital_put);
+* barrier: legs + one knock-out (rebate at the hit) or a knock-in (rebate at expiry),
+  monitored daily, at maturity, or continuously (BGK-corrected on a ``steps_per_year`` grid);
+* sharkfin / double sharkfin: legs + one / two knock-outs with the rebate paid at maturity;
+* asian: legs on the arithmetic (geometric control variate) or geometric average;
+* snowball and variants (step-down, early-profit, dual coupon, parachute, OTM strike,
+  loss cap, European knock-in, knocked-in state, mid-life): monthly knock-out paying the
+  accrued coupon at the hit, daily or at-maturity knock-in switching to the put legs;
+* phoenix: the same plus a coupon strip (with memory: missed coupons are paid later);
+* airbag: participation call whose legs switch after a knock-in.
+
 ``engine_options`` understood here (CONTRACTS.md plus MC knobs): ``paths``,
 ``steps_per_year`` (grid for continuous monitoring), ``seed``, ``dtype`` (float32 |
 float64), ``antithetic``, ``sobol``, ``backend`` (numpy | cupy), ``greeks``, and in
