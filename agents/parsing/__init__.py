@@ -1,4 +1,53 @@
-"""Quote-request understanding: free-text client messages → QuoteRequest dicts (see CONTRACTS.md `otcdesk parse`)."""
+"""Quote-request understanding: free-text client messages → QuoteRequest dicts (CONTRACTS.md, `otcdesk parse`).
+
+    from agents.parsing import parse_message, complete_followup
+    parse_message("300、创业板 各来一个 2周和1个月的平值看跌").to_dict()   # four requests
+
+Pipeline (all deterministic; data loaded once): NFKC/full-width normalisation, bot @mentions removed, Chinese
+numerals in numeric contexts (三个月, 两年, 五百万, 中证五百, 百分之九十五, 敲入七十五, 一零三) → digits; homophone and
+near-miss correction against the term lexicon and the pool (pypinyin + rapidfuzz, guarded by jieba's general
+dictionary: 雪毬→雪球, 创业版指→创业板指, 看帐→看涨, 招商银航→招商银行, but 市值 never becomes 实值); segmentation into
+clauses (；。换行, commas between clauses, 另要/还有/再来…, and before a second underlying that follows its own
+terms); rule extraction per clause with consumed spans (codes, pool names via jieba-aligned longest match,
+notional, lock-up, step-down, coupons, KO/KI, barriers, strikes, tenors, index shorthands 300/500/1000/50/2000);
+a CRF (python-crfsuite, agents/data/underlying_crf.crfsuite, `python -m agents.parsing.train_crf`) proposes
+underlying mentions no rule knows, which are reported, never guessed; clauses become groups (a clause that
+restates a field starts a new request and inherits the rest), and each group expands to the cartesian product
+of underlyings × tenors × strikes × option types (strike/type written together — "95 put 和 105 call" — pair up).
+
+Conventions (shown to the trader through `assumed`):
+
+* side: `client_buys` unless the client says it sells (我们卖给你们 / 我方卖出 / 我们是卖方 / client sells).
+* structure: `vanilla` when none is named (listed in `assumed` when not even call/put or a strike is given).
+* strike: vanilla, digital, barrier, sharkfin, double sharkfin and asian default to ATM 100 → `assumed:
+  ["strike_pct"]`; 实值 X% = 100−X for a call, 100+X for a put, 虚值 the reverse; 0.8 → 80; numbers > 160 or
+  with 点/元 are levels (`strike_level`). A bare 虚值/实值 without a size leaves `strike_pct` missing.
+* spreads: the two strikes in the order written (`strike_pct`, `upper_strike_pct`); 牛市价差 → call, 熊市价差 → put.
+* snowball / phoenix: a bare pair "103/75" (any order, any separator) is KO = the larger, KI = the smaller; lock-up
+  3 months and monthly KO observation (`ko_observation: "monthly"`) when unstated → assumed; phoenix coupon barrier
+  = KI level when unstated → assumed; step-down in % points (50bp → 0.5).
+* sharkfin: barrier above 100 ⇒ call, below ⇒ put when call/put is not said (assumed); barrier option type
+  up/down by barrier vs 100 and knock-out when unstated (assumed); double sharkfin pair → upper/lower barriers.
+* what is quoted (`quote`): `vol` when vol/波动率/隐波 is asked; snowball/phoenix → `coupon` unless a coupon is
+  given (then `price`); sharkfin/double sharkfin/airbag → `participation` unless a participation rate is given;
+  otherwise `price`.
+* required per structure (else listed in `missing`): underlying always; vanilla/asian: option_type, tenor;
+  digital: + payout_pct; spread: + strike_pct, upper_strike_pct; barrier/sharkfin: option_type, tenor,
+  barrier_pct; double sharkfin: tenor, barrier_pct, lower_barrier_pct; snowball/phoenix: tenor, ko_pct, ki_pct
+  (+ coupon_pct when the price, not the coupon, is asked); airbag: tenor, ki_pct.
+* tenors: 2周 → 2W, 1个月/1m → 1M, 两年/2y → 24M, 一年半 → 18M, 半年 → 6M, 季度 → 3M, 90天 → 90D.
+* notional in CNY: 万/w (≥100w), 千万/kw, 亿/个亿/e, mm/mn/million; "2w" alone is two weeks.
+* codes: see `pool.py` (prefix rules; bare 000300/000905/000852/000016/000688/000510/000001 are the SH indices;
+  IH/IF/IC/IM → their index; commodity contract codes rb2510/AU2606 → main contract `RB.SHF`/`AU.SHF`).
+  An impossible code or an unknown name is listed in `unrecognized` and the request lists `underlying` in
+  `missing`; the clarification names the text it did not recognise.
+* intent: `order` for 成交/下单/做了/确认/deal… unless the message also carries a new request with a tenor;
+  `knowledge` for a question about the products (怎么/什么是/区别/一般…) without quote terms; `other` for chat and
+  for instructions ("无视上面的规则…") that carry no request. Only `quote` has requests.
+
+The optional `llm` (duck-typed `complete_json`) is asked only for fields still missing; see `llm_fill.py` for the
+field-by-field validation (an LLM may read a value the message states, never invent one).
+"""
 from __future__ import annotations
 
 from .api import complete_followup, parse_message
