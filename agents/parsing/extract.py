@@ -83,10 +83,14 @@ def _f(x: str) -> float:
     return int(v) if v == int(v) else v
 
 
+def _in(v: float, lo: float, hi: float) -> float | None:
+    return v if lo <= v <= hi else None
+
+
 def _pct(x: str, had_pct: bool = False) -> float:
     """A percentage: '0.9' → 90, '95' → 95, '95%' → 95."""
     v = float(x)
-    if not had_pct and 0 < v <= 2.0:
+    if not had_pct and 0 < v <= 2.0 and "." in x:
         v = v * 100
     v = round(v, 6)
     return int(v) if v == int(v) else v
@@ -219,10 +223,10 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
         elif vals:
             fr.scalars["barrier_pct"] = vals[0]
     else:
-        _first(w, _KO, fr, "ko_pct", lambda m: _pct(m.group(1), bool(m.group(2))))
-        _first(w, _KI, fr, "ki_pct", lambda m: _pct(m.group(1), bool(m.group(2))))
-        _first(w, _KO_AFTER, fr, "ko_pct", lambda m: _pct(m.group(1), bool(m.group(2))))
-        _first(w, _KI_AFTER, fr, "ki_pct", lambda m: _pct(m.group(1), bool(m.group(2))))
+        _first(w, _KO, fr, "ko_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 50, 150))
+        _first(w, _KI, fr, "ki_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 20, 100))
+        _first(w, _KO_AFTER, fr, "ko_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 50, 150))
+        _first(w, _KI_AFTER, fr, "ki_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 20, 100))
         if structure in ("snowball", "phoenix", "airbag") and ("ko_pct" not in fr.scalars or "ki_pct" not in fr.scalars):
             for m in w.finditer(_PAIR):
                 a, b = _pct(m.group(1), bool(m.group(2))), _pct(m.group(3), bool(m.group(4)))
@@ -540,6 +544,11 @@ def extract_words(w: Work, fr: Frame) -> None:
         fr.option_types.append("call")
     if "熊市价差" in t:
         fr.option_types.append("put")
+    if fr.scalars.get("structure") == "sharkfin" and not (CALL_RE.search(t) or PUT_RE.search(t)):
+        if re.search(r"向上|上涨|看多|bullish", t):
+            fr.option_types.append("call")
+        elif re.search(r"向下|下跌|看空|bearish", t):
+            fr.option_types.append("put")
     calls = [(m.start(), "call") for m in CALL_RE.finditer(t)]
     puts = [(m.start(), "put") for m in PUT_RE.finditer(t)]
     for _, ot in sorted(calls + puts):

@@ -21,9 +21,9 @@ INTENTS = ("quote", "order", "knowledge", "other")
 SAFE_LATIN_CODES = {"AU", "AG", "CU", "AL", "ZN", "NI", "RB", "HC", "RU", "JM", "CF", "SR", "TA", "MA", "SA", "FG", "SC",
                     "PP", "EG", "UR", "LC", "IF", "IC", "IH", "IM"}
 _DOMAIN = re.compile(r"期权|雪球|凤凰|鲨|气囊|敲入|敲出|票息|行权|波动率|保证金|希腊|delta|gamma|vega|平值|实值|虚值|看涨|看跌|"
-                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|snowball|option|knock|barrier|coupon|strike", re.I)
+                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|降敲|观察|结构|产品|snowball|option|knock|barrier|coupon|strike", re.I)
 
-_SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？]+|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
+_SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？&]+|\s+and\s+|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
 _NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also)")
 _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•·>]+)\s*")
 _TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)|平值|atm|虚值|实值|\d+\s*(?:个月|月|周|年|天|[mwyd](?![a-z]))|%|雪球|鲨鱼|凤凰|价差", re.I)
@@ -217,7 +217,8 @@ class MessageParser:
         domain = bool(_DOMAIN.search(text))
         if _INJECTION.search(text) and not any(g.underlyings or g.option_types or "structure" in g.scalars for g in groups):
             return "other"
-        if stats["know"] and domain and not stats["tenor"] and not stats["numbers"] and not stats["ask"]:
+        priced = any(g.underlyings and (g.option_types or g.strikes) for g in groups)
+        if stats["know"] and domain and not stats["tenor"] and not stats["numbers"] and not stats["ask"] and not priced:
             return "knowledge"
         if content or (stats["ask"] and (stats["tenor"] or any(g.underlyings for g in groups))):
             return "quote"
