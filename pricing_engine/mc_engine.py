@@ -5,7 +5,8 @@ contracts of the same block shape, and prices a whole group in one pass over sha
 Brownian paths (`mc_paths`, `mc_core`, kernel in `mc_blocks`). Greeks are bump-and-revalue
 with common random numbers (the bumped scenarios are extra rows of the same pass):
 
-* delta, gamma: central differences in x = spot / initial_price, bump ``spot_bump`` x;
+* delta, gamma: central differences in x = spot / initial_price, bumps ``spot_bump`` (1%)
+  for delta and ``gamma_bump`` (3%: knock-in/out jumps make a 1% second difference noisy);
 * vega: central difference of +-``vol_bump`` in vol, reported per vol point (0.01);
 * rho: central difference of +-``rate_bump`` in the rate, per 1% (0.01) of rate;
 * theta: value one calendar day later minus value now (same normals, first time step
@@ -28,7 +29,7 @@ Structures are not separate code paths: each product resolves into blocks and on
 ``engine_options`` understood here (CONTRACTS.md plus MC knobs): ``paths``,
 ``steps_per_year`` (grid for continuous monitoring), ``seed``, ``dtype`` (float32 |
 float64), ``antithetic``, ``sobol``, ``backend`` (numpy | cupy), ``greeks``, and in
-``extra``: ``replicates``, ``chunk_elems``, ``spot_bump``, ``vol_bump``, ``rate_bump``.
+``extra``: ``replicates``, ``chunk_elems``, ``spot_bump``, ``gamma_bump``, ``vol_bump``, ``rate_bump``.
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ def config_from_options(options: EngineOptions | Mapping | None) -> mc_core.MCCo
     d = {"paths": options.paths, "steps_per_year": options.steps_per_year, "seed": options.seed,
          "dtype": options.dtype, "antithetic": options.antithetic, "sobol": options.sobol}
     d.update({k: v for k, v in dict(options.extra or {}).items()
-              if k in ("replicates", "chunk_elems", "spot_bump", "vol_bump", "rate_bump")})
+              if k in ("replicates", "chunk_elems", "spot_bump", "gamma_bump", "vol_bump", "rate_bump")})
     return mc_core.MCConfig.from_options(d)
 
 
@@ -103,7 +104,7 @@ def price_group(xp, resolved: Sequence, markets: Sequence[MarketRow], cfg: mc_co
     ctrl = mc_blocks.uses_control(shape)
     h = cfg.spot_bump
     C = len(resolved)
-    nb = 8 if greeks else 1
+    nb = mc_core.N_GREEK_ROWS if greeks else 1
     t0 = time.thread_time()
     diag: dict = {}
     if shape.continuous or ctrl:  # full paths for every row (controls need the whole path too)
@@ -120,7 +121,7 @@ def price_group(xp, resolved: Sequence, markets: Sequence[MarketRow], cfg: mc_co
         for c, (rs, mk) in enumerate(zip(resolved, markets)):
             x0, v, r, q = rs.spot_x, mk.vol, mk.rate, mk.div
             rows.append(mc_core.Row(c, x0, v, r, q))
-            shifts.append((0.0, h, -h) if greeks else (0.0,))
+            shifts.append((0.0, h, -h, cfg.gamma_bump, -cfg.gamma_bump) if greeks else (0.0,))
             if greeks:
                 for rr in (mc_core.Row(c, x0, v + cfg.vol_bump, r, q),
                            mc_core.Row(c, x0, max(v - cfg.vol_bump, 1e-4), r, q),
@@ -130,7 +131,11 @@ def price_group(xp, resolved: Sequence, markets: Sequence[MarketRow], cfg: mc_co
                     shifts.append((0.0,))
         vals, errs = mc_core.run_ladder(xp, terms, rows, shifts, kernel, cfg, ext)
         k = 6 if greeks else 1
-        gvals = [np.array([*vals[k * c], *[vals[k * c + i][0] for i in range(1, k)]]) for c in range(C)]
+        gvals = []
+        for c in range(C):
+            lad = vals[k * c]  # base row at shifts 0, +h, -h (, +hg, -hg)
+            other = [vals[k * c + i][0] for i in range(1, k)]
+            gvals.append(np.array([*lad[:3], *other, *lad[3:]]))
         gerr = [errs[k * c][0] for c in range(C)]
         diag = {"rows": len(rows), "contracts": C, "compressed_paths": True}
     t1 = time.thread_time()
