@@ -11,7 +11,7 @@ only if its cache is cold); elsewhere the tests skip and say how to enable them 
 A server that cannot start fails the tests under CI and skips them elsewhere.
 
 Environment knobs: OTCDESK_LLM_GGUF (a .gguf to serve instead), OTCDESK_MODEL_CACHE (where setup_llm.sh puts it),
-OTCDESK_LLM_THREADS (default 2; on a machine whose cores are busy with other work, 1 is 2-3x faster because
+OTCDESK_LLM_THREADS (default 2 under CI, else 1: on cores busy with other work 1 thread is 2-3x faster because
 llama.cpp's threads spin-wait on each other).
 """
 from __future__ import annotations
@@ -105,6 +105,12 @@ def _ensure_installed() -> None:
         _unavailable("still missing after setup: " + ", ".join(missing))
 
 
+def _threads() -> str:
+    # llama.cpp's worker threads spin-wait on each other: on cores shared with other busy processes (developer
+    # machines here) 2 threads run 2-3x slower than 1, while on CI's otherwise idle cores 2 are ~1.5x faster.
+    return os.environ.get("OTCDESK_LLM_THREADS") or ("2" if _in_ci() else "1")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,7 +125,7 @@ def _start(log_path: Path, extra_args: list[str]) -> LocalLLMServer:
         "--model", str(_model_path()), "--model_alias", MODEL_ALIAS,
         "--chat_format", "gemma",
         "--host", "127.0.0.1", "--port", str(port),
-        "--n_threads", os.environ.get("OTCDESK_LLM_THREADS", "2"), "--n_ctx", "4096",
+        "--n_threads", _threads(), "--n_ctx", "4096",
         *extra_args,
     ]
     log = open(log_path, "wb")
