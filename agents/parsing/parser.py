@@ -224,9 +224,10 @@ class MessageParser:
         priced = any(g.underlyings and (g.option_types or g.strikes) for g in groups)
         if stats["know"] and domain and not stats["tenor"] and not stats["numbers"] and not stats["ask"] and not priced:
             return "knowledge"
-        if (stats["know"] or re.search(r"多少|[?？]\s*$", text)) and domain and not stats["tenor"] \
-                and not stats["numbers"] and not stats["ask"] and not any(g.underlyings for g in groups):
-            return "knowledge"  # a question about products in general: no underlying, no terms
+        strong = any(g.underlyings for g in groups) or stats["tenor"] or stats["numbers"] or stats["ask"]
+        if not strong:  # no underlying, tenor, number or request verb: talk about products, not a request
+            question = stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text)
+            return "knowledge" if domain and question else "other"
         if content or (stats["ask"] and (stats["tenor"] or any(g.underlyings for g in groups))):
             return "quote"
         if stats["ask"] and len(text) <= 30 and not _GREETING.match(text) and not _INJECTION.search(text) \
