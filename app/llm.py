@@ -10,8 +10,8 @@ OpenAI chat API, but they take a JSON schema in different request shapes, chosen
   removed in vLLM 0.12; the replacement ``{"structured_outputs": {"json": S}}`` is equivalent to this.)
 * ``"openai"`` — the same ``json_schema`` form with nothing non-standard, for any other OpenAI-compatible API.
 * ``"auto"`` (default) — asks ``GET /models`` once: ``owned_by == "vllm"`` selects ``vllm``, anything else
-  ``llama_cpp``; if the server rejects the request shape with HTTP 400/422 it retries once with the other shape
-  and keeps whichever worked.
+  ``llama_cpp``; if the server rejects the request shape (HTTP 400/422, or llama.cpp's HTTP 500 naming the
+  response_format) it retries once with the other shape and keeps whichever worked.
 
 Whatever the flavor, the answer is parsed and validated against the schema client-side, so a server that
 ignores the schema still cannot hand back unchecked data: every failure surfaces as `LLMError`.
@@ -120,15 +120,15 @@ class LLMClient:
 
         `request_schema`, when given, is what the server is asked to follow instead of `schema` (for servers whose
         grammar compiler cannot take every keyword of the full schema); the answer is still validated against
-        `schema`. `max_tokens` overrides the client's default for this call. Raises `LLMError` (or a subclass) on timeout, connection failure, HTTP error, invalid JSON or a
-        schema violation.
+        `schema`. `max_tokens` overrides the client's default for this call. Raises `LLMError` (or a subclass) on
+        timeout, connection failure, HTTP error, invalid JSON or a schema violation.
         """
         flavor = self._flavor(timeout)
         sent = schema if request_schema is None else request_schema
         try:
             text = self._chat(messages, timeout, max_tokens, response_format=self._response_format(flavor, sent))
         except LLMResponseError as exc:
-            if self.flavor != "auto" or exc.status not in (400, 422):
+            if self.flavor != "auto" or not _rejects_request_shape(exc):
                 raise
             other = "vllm" if flavor == "llama_cpp" else "llama_cpp"
             log.info("LLM server rejected the %s request shape (%s); retrying as %s", flavor, exc, other)
@@ -207,6 +207,13 @@ class LLMClient:
         if not text.strip():
             raise LLMResponseError("LLM answer is empty")
         return text
+
+
+def _rejects_request_shape(exc: LLMResponseError) -> bool:
+    # vLLM/OpenAI answer 400/422; llama-cpp-python answers 500 with its pydantic validation error in the body
+    if exc.status in (400, 422):
+        return True
+    return exc.status == 500 and bool(re.search(r"response_format|json_schema|json_object", str(exc)))
 
 
 def _merge_system(messages: list[dict]) -> list[dict]:

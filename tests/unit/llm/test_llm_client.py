@@ -124,6 +124,20 @@ def test_auto_flavor_detects_llama_cpp(llm_server):
 
 
 @pytest.mark.llm
+def test_wrong_request_shape_fails_cleanly_and_auto_recovers(llm_server):
+    # llama.cpp's server refuses the OpenAI/vLLM `json_schema` response_format: a clean LLMError with the status
+    vllm_shaped = LLMClient(llm_server.base_url, llm_server.model, timeout=60, flavor="vllm")
+    with pytest.raises(LLMResponseError) as info:
+        vllm_shaped.complete_json(extraction_messages("中证500 3个月"), QUOTE_SCHEMA, max_tokens=32)
+    assert info.value.status == 500 and "json_schema" in str(info.value)  # llama-cpp-python's pydantic error
+    # auto mode that guessed wrong (as with an unrecognised server) retries once with the other shape
+    auto = LLMClient(llm_server.base_url, llm_server.model, timeout=60, flavor="auto")
+    auto._resolved = "vllm"
+    out = auto.complete_json(extraction_messages("中证500 3个月"), QUOTE_SCHEMA, max_tokens=32)
+    assert set(out) == {"underlying", "tenor"} and auto._resolved == "llama_cpp"
+
+
+@pytest.mark.llm
 def test_complete_text_answers(llm_server):
     text = llm_server.client.complete_text([{"role": "user", "content": "Say hello in one short sentence."}],
                                            timeout=60, max_tokens=24)
