@@ -389,6 +389,8 @@ class Answerer:
             return self._refuse("empty_field", terms, best)
         if not self.has_type(answer, self.answer_types(question), question):
             return self._refuse("answer_type", terms, best)
+        if self._attribute_of_other(sentence, terms, question):
+            return self._refuse("other_entity", terms, best)
         if TOKEN_RE.search(sentence) and not re.sub(_MASK_ONLY, "", TOKEN_RE.sub("", sentence.split("：")[-1])):
             # the evidence is personal data that was masked at ingestion: not the assistant's to give
             return self._refuse("masked_personal_data", terms, best)
@@ -440,6 +442,21 @@ class Answerer:
         return out
 
     # ---- extraction --------------------------------------------------------------------------
+    def _attribute_of_other(self, unit: str, terms: tuple[str, ...], question: str) -> bool:
+        """True when the asked attribute is stated in parentheses for another name than the one asked
+        about: "五矿资本（股票代码：600390）" does not answer "五矿证券的股票代码"."""
+        ents = [t for t in terms if t in self._entities]
+        if not ents:
+            return False
+        for t in terms:
+            if t in self._entities or t in self._phrases or self._is_verbish(t):
+                continue
+            for m in re.finditer(r"([\u4e00-\u9fffA-Za-z]{2,12})[（(]" + re.escape(t) + r"\s*[：:]", unit.lower()):
+                owner = m.group(1)
+                if not any(e in owner for e in ents):
+                    return True
+        return False
+
     @staticmethod
     def answer_types(question: str) -> list[str]:
         """What kind of thing the question asks for (time, quantity, place, code, agent)."""
