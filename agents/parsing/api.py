@@ -102,11 +102,11 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
 
 def _bare_fields(parser, text: str) -> dict[str, list]:
     """Fields in a message that is not a request by itself: parse it as if it followed a request shape."""
-    probe = parser.parse("看涨 " + text)  # a request anchor so tenors/strikes are read as terms
+    probe = parser.parse("询价 " + text)  # a request verb as anchor so bare tenors/strikes/types are read as terms
     out: dict[str, list] = {}
     for r in probe.requests:
         for k, v in _stated(r).items():
-            if k in ("option_type", "structure"):
+            if k == "structure" and "structure" in r.get("assumed", []):
                 continue
             out.setdefault(k, [])
             if v not in out[k]:

@@ -127,8 +127,43 @@ class UnderlyingTagger:
                 # latin: only a whole upper-case ticker-like word (never a piece of an English word)
                 if not piece.isupper() or (s > 0 and original[s - 1].isalpha()) or (e < len(original) and original[e].isalpha()):
                     continue
+            if not looks_like_name(piece, self.corrector):
+                continue
             found.append(piece)
         return found
+
+
+_PROPER = {"nr", "nrt", "nrfg", "ns", "nt", "nz"}
+_NAME_SUFFIX = re.compile(r"(科技|集团|股份|控股|银行|证券|能源|医药|电子|材料|实业|矿业|化工|智能|生物|传媒|食品|汽车|电气|半导体|"
+                          r"指数|新材|环保|物流|光电|药业|电力|建设|地产|重工|机械|通信|软件|信息)$")
+
+
+@lru_cache(maxsize=1)
+def _jieba_pos() -> dict[str, str]:
+    import jieba
+
+    pos: dict[str, str] = {}
+    with jieba.get_dict_file() as fh:
+        for raw in fh:
+            parts = raw.decode("utf-8").split()
+            if len(parts) >= 3:
+                pos[parts[0]] = parts[2]
+    return pos
+
+
+def looks_like_name(span: str, corrector) -> bool:
+    """A CRF span is kept only if it could be a name: a company-like suffix, a latin ticker, a proper noun in
+    jieba's dictionary, or a word jieba does not know. Spans made only of ordinary words (价格能, 能不能到) are not."""
+    if _NAME_SUFFIX.search(span) or re.fullmatch(r"[A-Z][A-Z0-9]{1,7}", span):
+        return True
+    pos = _jieba_pos()
+    for tok in corrector.cut(span):
+        if not re.search(r"[\u4e00-\u9fff]", tok):
+            continue
+        tag = pos.get(tok)
+        if tag is None or tag in _PROPER:
+            return True
+    return False
 
 
 @lru_cache(maxsize=1)

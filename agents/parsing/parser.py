@@ -32,6 +32,8 @@ _ORDER = re.compile(r"(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+
 _KNOW = re.compile(r"哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
+_NOT_ORDER = re.compile(r"吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查")
+_EARLIER = re.compile(r"上次|之前|刚才|再发|重发|发一下")
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
 
 FIELD_LABEL = {
@@ -216,22 +218,23 @@ class MessageParser:
 
     def _intent(self, text: str, groups: list[Frame], stats: dict) -> str:
         content = any(g.has_request_content() for g in groups)
-        if stats["order"] and not (content and stats["tenor"]):
+        if stats["order"] and not (content and stats["tenor"]) and not _NOT_ORDER.search(text):
             return "order"
         domain = bool(_DOMAIN.search(text))
         if _INJECTION.search(text) and not any(g.underlyings or g.option_types or "structure" in g.scalars for g in groups):
             return "other"
         priced = any(g.underlyings and (g.option_types or g.strikes) for g in groups)
         if stats["know"] and domain and not stats["tenor"] and not stats["numbers"] and not stats["ask"] and not priced:
-            return "knowledge"
-        strong = any(g.underlyings for g in groups) or stats["tenor"] or stats["numbers"] or stats["ask"]
+            return "other" if _EARLIER.search(text) else "knowledge"
+        terms = any(g.option_types or g.strikes or "structure" in g.scalars for g in groups)
+        strong = (terms and any(g.underlyings for g in groups)) or stats["tenor"] or stats["numbers"] or stats["ask"]
         if not strong:  # no underlying, tenor, number or request verb: talk about products, not a request
             question = stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text)
-            return "knowledge" if domain and question else "other"
+            return "knowledge" if domain and question and not _EARLIER.search(text) else "other"
         if content or (stats["ask"] and (stats["tenor"] or any(g.underlyings for g in groups))):
             return "quote"
         if stats["ask"] and len(text) <= 30 and not _GREETING.match(text) and not _INJECTION.search(text) \
-                and not stats["know"]:
+                and not stats["know"] and not _EARLIER.search(text):
             return "quote"
         if stats["know"] and domain:
             return "knowledge"
