@@ -27,8 +27,8 @@ STRUCTURE_WORDS = [
     (r"障碍期权|障碍|barrier|向上敲出|向下敲出|向上敲入|向下敲入|up[\s-]*(?:and[\s-]*)?out|down[\s-]*(?:and[\s-]*)?out|up[\s-]*(?:and[\s-]*)?in|down[\s-]*(?:and[\s-]*)?in|敲出期权|敲入期权", "barrier"),
     (r"香草|欧式|vanilla", "vanilla"),
 ]
-CALL_RE = re.compile(r"看涨|看多|认购|(?<![a-z])calls?(?![a-z])|牛市价差|(?<![A-Za-z])C(?![A-Za-z])|(?<=[\d\x01])c(?![a-z])|(?<=[\s\x01])c(?=\s|$)|看涨期权")
-PUT_RE = re.compile(r"看跌|看空|认沽|(?<![a-z])puts?(?![a-z])|熊市价差|(?<![A-Za-z])P(?![A-Za-z])|(?<=[\d\x01])p(?![a-z])|(?<=[\s\x01])p(?=\s|$)|看跌期权")
+CALL_RE = re.compile(r"看涨|看多|认购|(?<![申采收选订抢团])购(?![买物入置房])|(?<![a-z])calls?(?![a-z])|牛市价差|(?<![A-Za-z])C(?![A-Za-z])|(?<=[\d\x01])c(?![a-z])|(?<=[\s\x01])c(?=\s|$)|看涨期权")
+PUT_RE = re.compile(r"看跌|看空|认沽|沽|(?<![a-z])puts?(?![a-z])|熊市价差|(?<![A-Za-z])P(?![A-Za-z])|(?<=[\d\x01])p(?![a-z])|(?<=[\s\x01])p(?=\s|$)|看跌期权")
 ATM_RE = re.compile(r"平值|平价|(?<![a-z])atmf?(?![a-z])|at[\s-]the[\s-]money", re.I)
 
 
@@ -527,7 +527,7 @@ _QUOTE_VOL = re.compile(r"波动率|隐波|隐含波动|(?<![a-z])i?vol(?:atilit
 _QUOTE_COUPON = re.compile(r"票息|coupon|cpn|收益率|年化收益|年化多少|给多少收益|票面", re.I)
 _QUOTE_PART = re.compile(r"参与率|participation|参与比例")
 _QUOTE_PRICE = re.compile(r"期权费|权利金|premium|费率|价格|报价|多少钱|报个价|px|price", re.I)
-_SIDE_SELL = re.compile(r"(?:我们|我方|我司)(?:是|为|做)卖方|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:卖出|卖|出售)|卖给(?:你们|你方|贵司|你)|(?:we|client)\s*(?:want\s*to\s*)?sells?|sell\s*to\s*you", re.I)
+_SIDE_SELL = re.compile(r"(?:我们|我方|我司)(?:是|为|做)卖方|(?:we|clients?)\s*(?:wants?\s*to\s*|would\s*like\s*to\s*|are\s*looking\s*to\s*)sell|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:卖出|卖|出售)|卖给(?:你们|你方|贵司|你)|(?:we|client)\s*(?:want\s*to\s*)?sells?|sell\s*to\s*you", re.I)
 _SIDE_BUY = re.compile(r"(?:我们|我方|我司)(?:是|为|做)买方|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:买入|买)|卖给(?:我们|我方|我司)|(?:we|client)\s*(?:want\s*to\s*)?buys?", re.I)
 
 
@@ -549,6 +549,10 @@ def extract_words(w: Work, fr: Frame) -> None:
             fr.option_types.append("call")
         elif re.search(r"向下|下跌|看空|bearish", t):
             fr.option_types.append("put")
+    if re.search(r"跨式|宽跨|straddle|strangle", t, re.I):  # both legs
+        for ot in ("call", "put"):
+            if ot not in fr.option_types:
+                fr.option_types.append(ot)
     calls = [(m.start(), "call") for m in CALL_RE.finditer(t)]
     puts = [(m.start(), "put") for m in PUT_RE.finditer(t)]
     for _, ot in sorted(calls + puts):

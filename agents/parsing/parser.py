@@ -21,7 +21,7 @@ INTENTS = ("quote", "order", "knowledge", "other")
 SAFE_LATIN_CODES = {"AU", "AG", "CU", "AL", "ZN", "NI", "RB", "HC", "RU", "JM", "CF", "SR", "TA", "MA", "SA", "FG", "SC",
                     "PP", "EG", "UR", "LC", "IF", "IC", "IH", "IM"}
 _DOMAIN = re.compile(r"期权|雪球|凤凰|鲨|气囊|敲入|敲出|票息|行权|波动率|保证金|希腊|delta|gamma|vega|平值|实值|虚值|看涨|看跌|"
-                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|降敲|观察|结构|产品|报价|有效期|snowball|option|knock|barrier|coupon|strike", re.I)
+                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|降敲|观察|结构|产品|报价|有效期|说明书|snowball|option|knock|barrier|coupon|strike", re.I)
 
 _SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？&]+|\s+and\s+|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
 _NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also)")
@@ -29,11 +29,11 @@ _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•
 _TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)|平值|atm|虚值|实值|\d+\s*(?:个月|月|周|年|天|[mwyd](?![a-z]))|%|雪球|鲨鱼|凤凰|价差", re.I)
 _COMPANY_LIKE = re.compile(r"([\u4e00-\u9fff]{1,6}(?:(指数|集团|科技|股份|控股|银行|证券)|能源|医药|电子|材料|实业|矿业|化工|智能|生物|传媒|食品|汽车|电气|半导体))")
 _ORDER = re.compile(r"(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
-_KNOW = re.compile(r"哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
+_KNOW = re.compile(r"了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
 _NOT_ORDER = re.compile(r"吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查")
-_EARLIER = re.compile(r"上次|之前|刚才|再发|重发|发一下")
+_EARLIER = re.compile(r"上次|之前|刚才|再发|重发|发一下|发我|报价单")
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
 
 FIELD_LABEL = {

@@ -39,7 +39,9 @@ _NUM_AFTER = re.compile(
     rf"(?![\u4e00-\u9fff](?<![个点成%年月周天]))")
 _PERCENT_CN = re.compile(rf"百分之([{_CN_NUM}]+)(?:点([{_CN_NUM[:12]}]+))?")
 _DIGIT_RUN = re.compile(r"(?<![\u4e00-\u9fff\d])([零〇一二三四五六七八九]{2,3})(?![\u4e00-\u9fff\d])")
-_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:,\d{3})*(?:\.\d+)?\s*(?:万|亿|元|块|w|W|kw|mm|MM))")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:,\d{3})*(?:\.\d+)?\s*(?:万|亿|元|块|点|w|W|kw|mm|MM))")
+_THOUSANDS_1 = re.compile(r"(?<![\d.])(\d),(\d{3})(?![\d,])")  # 3,800 (a one-digit head is never a strike list)
+_MIXED = re.compile(r"(?<![\d.])(\d+)\s*([百千])(?![万亿])")  # 沪深3百 → 300, 5千 → 5000 (5千万 stays)
 _WS = re.compile(r"[ \t\u3000\u2005\u00a0]+")
 
 
@@ -61,7 +63,9 @@ def normalize(text: str) -> str:
     t = _MENTION.sub(" ", t)
     t = t.replace("@", " ")
     t = t.replace("％", "%").replace("﹪", "%")
-    t = _THOUSANDS.sub("", t)  # 2,000万 → 2000万 (only before an amount unit, so strike lists like 95,100 stay)
+    t = _THOUSANDS.sub("", t)
+    t = _THOUSANDS_1.sub(r"\1\2", t)
+    t = _MIXED.sub(lambda m: str(int(float(m.group(1)) * (100 if m.group(2) == "百" else 1000))), t)  # 2,000万 → 2000万 (only before an amount unit, so strike lists like 95,100 stay)
     t = _PERCENT_CN.sub(lambda m: f"{cn_to_int(m.group(1))}{'.' + str(cn_to_int(m.group(2))) if m.group(2) else ''}%", t)
     t = _NUM_AFTER.sub(_after_repl, t)
     # "一个半月"-style halves are left to the tenor rules; "一年半" keeps 半 after the digit
