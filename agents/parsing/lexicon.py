@@ -73,6 +73,7 @@ class Corrector:
         # index of vocabulary by pinyin tuple
         self.by_pinyin: dict[tuple[str, ...], set[str]] = {}
         self.by_len: dict[int, list[tuple[str, str]]] = {}
+        self.by_char: dict[str, set[str]] = {}
         for w in self.vocab:
             if not _CJK.fullmatch(w):
                 continue
@@ -81,6 +82,8 @@ class Corrector:
                 self.by_pinyin.setdefault(var, set()).add(w)
             if len(w) >= 4:
                 self.by_len.setdefault(len(w), []).append((w, "".join(py)))
+                for ch in set(w):
+                    self.by_char.setdefault(ch, set()).add(w)
 
     def cut(self, text: str) -> list[str]:
         return list(self.tokenizer.cut(text, HMM=False))
@@ -155,16 +158,20 @@ class Corrector:
         if len(win) >= 4:
             pys = "".join(py)
             best, best_score, second = None, 0.0, 0.0
-            for L in (len(win) - 1, len(win), len(win) + 1):
-                for w, wpy in self.by_len.get(L, ()):
-                    same = sum(1 for a in set(win) if a in w)
-                    if same * 2 < len(win):
-                        continue
-                    s = fuzz.ratio(pys, wpy)
-                    if s > best_score:
-                        best, best_score, second = w, s, best_score
-                    elif s > second:
-                        second = s
+            pool: set[str] = set()
+            for ch in set(win):
+                pool |= self.by_char.get(ch, set())
+            for w in sorted(pool):
+                if abs(len(w) - len(win)) > 1:
+                    continue
+                same = sum(1 for a in set(win) if a in w)
+                if same * 2 < len(win):
+                    continue
+                s = fuzz.ratio(pys, "".join(pinyin_of(w)))
+                if s > best_score:
+                    best, best_score, second = w, s, best_score
+                elif s > second:
+                    second = s
             if best and best_score >= 90 and best_score - second >= 3:
                 return best
         return None

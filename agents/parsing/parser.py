@@ -28,6 +28,7 @@ _NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|�
 _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•·>]+)\s*")
 _TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)|平值|atm|虚值|实值|\d+\s*(?:个月|月|周|年|天|[mwyd](?![a-z]))|%|雪球|鲨鱼|凤凰|价差", re.I)
 _COMPANY_LIKE = re.compile(r"([\u4e00-\u9fff]{1,6}(?:(指数|集团|科技|股份|控股|银行|证券)|能源|医药|电子|材料|实业|矿业|化工|智能|生物|传媒|食品|汽车|电气|半导体))")
+_LEFTOVER = re.compile(r"[\u4e00-\u9fffA-Z]{2,}")
 _ORDER = re.compile(r"(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
 _KNOW = re.compile(r"了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
@@ -132,7 +133,8 @@ class MessageParser:
         extract_tenors(w, fr)
         extract_shorthand(w, fr)
         extract_words(w, fr)
-        spans = self.tagger.unknown_spans(w.text, seg) if self.tagger is not None else []
+        leftover = _LEFTOVER.search(w.text) is not None  # the CRF only matters where no rule consumed the text
+        spans = self.tagger.unknown_spans(w.text, seg) if self.tagger is not None and leftover else []
         if not spans:
             spans = [m.group(1) for m in _COMPANY_LIKE.finditer(w.text)
                      if m.group(1) not in self.corrector.vocab and (not fr.underlyings or m.group(2))]
