@@ -38,6 +38,9 @@ def handle(args, settings) -> dict:
                                                                                 "underlying": underlying})
         doc = {**doc, "market": market}
         doc.setdefault("valuation_date", market.get("as_of"))
+    options = doc.get("engine_options") or {}
+    if "backend" not in options and settings.backend != "auto":  # OTCDESK_BACKEND picks the MC array backend
+        doc = {**doc, "engine_options": {**options, "backend": settings.backend}}
     try:
         return price(doc)
     except PricingError as exc:
