@@ -127,7 +127,9 @@ class Answerer:
             pos = self._pos.get(term, "x")
             nameish = named or pos.startswith(("x", "nz", "nt", "nr", "ns", "eng", "j", "l")) or term in self._phrases
             need = 5 if named else 3
-            self._topic[key] = bool(nameish) and n >= need and n >= 0.5 * self.df(term)
+            # with one document there is nothing to tell apart: every word must be found locally
+            several = len(self.index.manifest) > 1
+            self._topic[key] = several and bool(nameish) and n >= need and n >= 0.5 * self.df(term)
         return self._topic[key]
 
     def section_text(self, chunk_id: str, source: str) -> str:
@@ -138,7 +140,8 @@ class Answerer:
             for cid in self.index.manifest.get(source, {}).get("chunk_ids", []):
                 node = self.index.node(cid)
                 heading = node.metadata.get("heading", "") if node else ""
-                key = " > ".join(heading.split(" > ")[:2])
+                key = node.metadata.get("section") if node and "section" in node.metadata else " > ".join(
+                    heading.split(" > ")[:2])
                 key_of[cid] = key
                 groups.setdefault(key, []).append(cid)
             texts = {k: "\n".join(self.index.lower_text(c) for c in v) for k, v in groups.items()}
@@ -356,7 +359,10 @@ class Answerer:
                             if ents else 1.0)
                 nws = hits[rank_of[cid]] if cid in rank_of else NodeWithScore(node=self.index.node(cid), score=0.0)
                 c = Candidate(nws, cov, missing, rank_of.get(cid, 99))
-                c.order = (bool(missing), -(cov + 0.3 * direct + 0.1 * direct_all + 0.15 * ent_here
+                node = nws.node
+                own = (node.metadata.get("heading", "") or "").split(" > ")[-1].lower()
+                head_hit = sum(w for t, w in all_w.items() if t in own) / all_total if own else 0.0
+                c.order = (bool(missing), -(cov + 0.3 * direct + 0.1 * direct_all + 0.15 * ent_here + 0.15 * head_hit
                                             + 0.02 / (1 + c.rank) - 0.4 * self.boilerplate(cid)))
                 cands.append(c)
         cands.sort(key=lambda c: c.order)
@@ -387,7 +393,8 @@ class Answerer:
         answer, sentence = self.extract(question, terms, best.node)
         if not answer:
             return self._refuse("empty_field", terms, best)
-        if not self.has_type(answer, self.answer_types(question), question):
+        if not self.has_type(answer, self.answer_types(question), question) and not self._label_answers(
+                sentence, terms):
             return self._refuse("answer_type", terms, best)
         if self._attribute_of_other(sentence, terms, question):
             return self._refuse("other_entity", terms, best)
@@ -442,6 +449,14 @@ class Answerer:
         return out
 
     # ---- extraction --------------------------------------------------------------------------
+    def _label_answers(self, unit: str, terms: tuple[str, ...]) -> bool:
+        """A "label：value" unit whose label names what the question asks (客户最大损失：…)."""
+        if "：" not in unit[:30]:
+            return False
+        label = unit.split("：", 1)[0].lower()
+        return any(t in label for t in terms if t not in self._entities and not self._is_verbish(t)
+                   and not _LATIN_OR_NUM.match(t) and len(t) >= 2)
+
     def _attribute_of_other(self, unit: str, terms: tuple[str, ...], question: str) -> bool:
         """True when the asked attribute is stated in parentheses for another name than the one asked
         about: "五矿资本（股票代码：600390）" does not answer "五矿证券的股票代码"."""
@@ -511,7 +526,7 @@ class Answerer:
             rest = re.sub(r"[\W_\d.]+", "", rest)
             novelty = len(rest) / max(1, len(re.sub(r"[\W_]+", "", value)))
             if label and any(t in label for t in terms if weights.get(t, 0) and not _LATIN_OR_NUM.match(t)
-                             and t not in self._entities):
+                             and t not in self._entities and not self.is_topic(t, src)):
                 score += 0.3  # the row's label names what is asked
             if not value.strip() or re.fullmatch(r"[^：:\d]{0,20}[：:]\s*", u):
                 score -= 1.0  # an empty form field

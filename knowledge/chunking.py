@@ -33,11 +33,11 @@ class _Unit:
         return tuple(t for lv, t in zip(self.levels, self.heading) if lv <= level)
 
 
-def _heading_level(line: str) -> tuple[int, str] | None:
+def _heading_level(line: str, md_shift: int = 0) -> tuple[int, str] | None:
     s = line.strip()
     m = _MD_HEADING.match(s)
     if m:
-        return len(m.group(1)), m.group(2).strip()
+        return max(0, len(m.group(1)) - md_shift), m.group(2).strip()
     if any(p in s for p in SENTENCE_END) or len(s) > 45:
         return None
     if _CN_SECTION.match(s):
@@ -77,6 +77,9 @@ def _units(text: str) -> list[_Unit]:
     units: list[_Unit] = []
     pos = 0
     raw_lines = text.split("\n")
+    # a single top-level markdown heading is the document title: its sections are the next level down
+    md_levels = [len(m.group(1)) for m in (_MD_HEADING.match(x.strip()) for x in raw_lines) if m]
+    md_shift = 1 if md_levels.count(1) == 1 and len(md_levels) > 1 else 0
     for line in _join_broken_lines(raw_lines):
         start = pos
         pos += len(line) + 1
@@ -86,11 +89,11 @@ def _units(text: str) -> list[_Unit]:
         n_cells = len(cells)
         # leading cells that are headings (一、项目概览 | 1.2 项目名称 | value)
         while cells:
-            h = _heading_level(cells[0])
+            h = _heading_level(cells[0], md_shift)
             if h is None:
                 break
             level, title = h
-            if len(cells) == 1 and level >= 3 and len(title) > 20:
+            if len(cells) == 1 and level >= 3 and len(title) > 20 and not _MD_HEADING.match(cells[0]):
                 break
             heading = [x for x in heading if x[0] < level] + [(level, title)]
             cells = cells[1:]
@@ -149,9 +152,9 @@ def chunk_text(text: str, source: str, max_chars: int = 360) -> list[TextNode]:
             TextNode(
                 text=body,
                 metadata={"source": source, "position": len(nodes), "char_start": buf[0].start,
-                          "heading": " > ".join(common)},
-                excluded_embed_metadata_keys=["position", "char_start"],
-                excluded_llm_metadata_keys=["position", "char_start"],
+                          "heading": " > ".join(common), "section": " > ".join(buf[0].upto(2))},
+                excluded_embed_metadata_keys=["position", "char_start", "section"],
+                excluded_llm_metadata_keys=["position", "char_start", "section"],
             )
         )
         buf.clear()
