@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     llm_model: str = "default"
     llm_api_key: str = "sk-local"
     llm_timeout_s: float = 20.0
+    llm_flavor: str = "auto"  # request shape: auto | vllm | openai | llama_cpp (see app/llm.py)
+    llm_merge_system: bool = False  # fold system turns into the user turn (chat templates that drop them)
     embed_base_url: str | None = None
     embed_model: str = "bge-m3"
     backend: str = "auto"
