@@ -254,8 +254,8 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
 
 
 # ---------------------------------------------------------------- strikes
-_ITM = re.compile(r"(?:实值|价内|itm|in[\s-]the[\s-]money)\s*(\d+(?:\.\d+)?)\s*(?:%|个点|点)?|(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*(?:实值|价内|itm)", re.I)
-_OTM = re.compile(r"(?:虚值|价外|otm|out[\s-]of[\s-]the[\s-]money|虚)\s*(\d+(?:\.\d+)?)\s*(?:%|个点|点)?|(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*(?:虚值|价外|otm|虚)", re.I)
+_ITM = re.compile(r"(?:实值|价内|itm|in[\s-]the[\s-]money)\s*(\d+(?:\.\d+)?(?:\s*(?:%|个点|点)?\s*[、,/和及]\s*\d+(?:\.\d+)?)*)\s*(?:%|个点|点)?|(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*(?:实值|价内|itm)", re.I)
+_OTM = re.compile(r"(?:虚值|价外|otm|out[\s-]of[\s-]the[\s-]money|虚)\s*(\d+(?:\.\d+)?(?:\s*(?:%|个点|点)?\s*[、,/和及]\s*\d+(?:\.\d+)?)*)\s*(?:%|个点|点)?|(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*(?:虚值|价外|otm|虚)", re.I)
 _STRIKE_KW = re.compile(
     r"(?:行权价格|行权价|行权水平|执行价格|执行价|行权|strike|K)\s*[:=：为是在]?\s*"
     r"((?:\d+(?:\.\d+)?\s*(?:%|点|元|块)?\s*(?:、|,|，|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?\s*(?:%|点|元|块)?)(?!\s*(?:个|月|天|周|年|[mMwWyYdD](?![A-Za-z])))", re.I)
@@ -271,6 +271,8 @@ _PCT_LIST = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%")
 
 def _strike_val(tok: str, unit: str | None) -> tuple[str, float] | None:
     v = float(tok)
+    if unit == "%" and not 20 <= v <= 300:
+        return None
     if unit in ("点", "元", "块"):
         return ("level", _f(tok))
     if unit == "%":
@@ -287,14 +289,15 @@ def _strike_val(tok: str, unit: str | None) -> tuple[str, float] | None:
 def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
     spread = structure == "spread"
     for m in w.finditer(_ITM):
-        x = m.group(1) or m.group(2)
-        fr.strikes.append(("itm", _f(x)))
+        for x in re.findall(r"\d+(?:\.\d+)?", m.group(1) or m.group(2)):
+            if float(x) <= 50:
+                fr.strikes.append(("itm", _f(x)))
         w.consume(m.start(), m.end())
     for m in w.finditer(_OTM):
-        x = m.group(1) or m.group(2)
-        if float(x) > 50:
+        xs = [x for x in re.findall(r"\d+(?:\.\d+)?", m.group(1) or m.group(2)) if float(x) <= 50]
+        if not xs:
             continue
-        fr.strikes.append(("otm", _f(x)))
+        fr.strikes.extend(("otm", _f(x)) for x in xs)
         w.consume(m.start(), m.end())
     for m in w.finditer(ATM_RE):
         fr.strikes.append(("pct", 100))
@@ -527,8 +530,8 @@ _QUOTE_VOL = re.compile(r"波动率|隐波|隐含波动|(?<![a-z])i?vol(?:atilit
 _QUOTE_COUPON = re.compile(r"票息|coupon|cpn|收益率|年化收益|年化多少|给多少收益|票面", re.I)
 _QUOTE_PART = re.compile(r"参与率|participation|参与比例")
 _QUOTE_PRICE = re.compile(r"期权费|权利金|premium|费率|价格|报价|多少钱|报个价|px|price", re.I)
-_SIDE_SELL = re.compile(r"(?:我们|我方|我司)(?:是|为|做)卖方|(?:we|clients?)\s*(?:wants?\s*to\s*|would\s*like\s*to\s*|are\s*looking\s*to\s*)sell|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:卖出|卖|出售)|卖给(?:你们|你方|贵司|你)|(?:we|client)\s*(?:want\s*to\s*)?sells?|sell\s*to\s*you", re.I)
-_SIDE_BUY = re.compile(r"(?:我们|我方|我司)(?:是|为|做)买方|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:买入|买)|卖给(?:我们|我方|我司)|(?:we|client)\s*(?:want\s*to\s*)?buys?", re.I)
+_SIDE_SELL = re.compile(r"(?:我们|我方|我司)(?:是|为|做|作为)卖方|(?:we|clients?)\s*(?:wants?\s*to\s*|would\s*like\s*to\s*|are\s*looking\s*to\s*)sell|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:卖出|卖|出售)|卖给(?:你们|你方|贵司|你)|(?:we|client)\s*(?:want\s*to\s*)?sells?|sell\s*to\s*you", re.I)
+_SIDE_BUY = re.compile(r"(?:我们|我方|我司)(?:是|为|做|作为)买方|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:买入|买)|卖给(?:我们|我方|我司)|(?:we|client)\s*(?:want\s*to\s*)?buys?", re.I)
 
 
 def extract_words(w: Work, fr: Frame) -> None:
