@@ -281,7 +281,9 @@ class MessageParser:
                     else:
                         req["_moneyness"] = (kind, v)
                 req["_asks"] = set(g.asks)
-                out.append(self._finish(req))
+                fin = self._finish(req)
+                if fin not in out:  # the same request written twice is one request
+                    out.append(fin)
         return out
 
     def _finish(self, req: dict) -> dict:
