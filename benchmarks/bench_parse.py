@@ -45,14 +45,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--split", default="test", choices=["test", "dev"])
     ap.add_argument("--messages", type=int, default=1000)
+    ap.add_argument("--repeats", type=int, default=3, help="CLI timings: best of this many runs")
     ap.add_argument("--failures", action="store_true", help="print the messages that are not an exact match")
     args = ap.parse_args()
     records = load_jsonl(REPO / "tests" / "data" / f"parse_{args.split}.jsonl")
 
     full = default_parser()
-    t0 = time.perf_counter()
     preds = [full.parse(r["text"]).to_dict() for r in records]
-    in_process = len(records) / (time.perf_counter() - t0)
     res = score(records, preds)
     baseline = MessageParser(pool=full.pool, corrector=_NoCorrection(full.pool), tagger=None)
     base = score(records, [baseline.parse(r["text"]).to_dict() for r in records])
@@ -65,14 +64,20 @@ def main() -> None:
     all_texts = [r["text"].replace("\n", " ") for r in
                  load_jsonl(REPO / "tests" / "data" / "parse_test.jsonl") + load_jsonl(REPO / "tests" / "data" / "parse_dev.jsonl")]
     texts = (all_texts * (args.messages // len(all_texts) + 1))[: args.messages]
-    startup = _cli(texts[:1])
-    total = _cli(texts)
+    t0 = time.perf_counter()
+    for t in texts:
+        full.parse(t).to_dict()
+    in_process = len(texts) / (time.perf_counter() - t0)
+    # the machine is shared: take the best of a few runs for both
+    startup = min(_cli(texts[:1]) for _ in range(args.repeats))
+    total = min(_cli(texts) for _ in range(args.repeats))
     print(f"otcdesk parse --jsonl: {len(texts)} messages in {total:.2f} s wall = {len(texts) / total:.0f} msg/s "
-          f"(start-up {startup:.2f} s; {len(texts) / max(1e-9, total - startup):.0f} msg/s after start-up); "
-          f"in-process {in_process:.0f} msg/s")
+          f"(one-message run {startup:.2f} s = CLI start-up + parser load; "
+          f"{len(texts) / max(1e-3, total - startup):.0f} msg/s after it); parse_message in-process {in_process:.0f} msg/s")
     figures = {k: round(res[k], 4) for k in KEYS}
     figures.update(messages=res["messages"], cli_msgs_per_s=round(len(texts) / total, 1),
-                   cli_msgs_per_s_after_startup=round(len(texts) / max(1e-9, total - startup), 1),
+                   cli_msgs_per_s_after_startup=round(len(texts) / max(1e-3, total - startup), 1),
+                   cli_startup_s=round(startup, 2), in_process_msgs_per_s=round(in_process, 1),
                    reference_dict_only={k: round(base[k], 4) for k in KEYS})
     print(json.dumps(figures, ensure_ascii=False))
     if args.failures:
