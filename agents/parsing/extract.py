@@ -120,6 +120,7 @@ _LOCKUP = [
     re.compile(r"(?:锁定期|闭锁期|封闭期|锁定|闭锁|锁|不敲出期|lock[\s-]*up|lock|nc)\s*[:=：为是]?\s*(\d+)\s*(?:个)?\s*(?:月|m|M|个月)", re.I),
     re.compile(r"(\d+)\s*(?:个)?\s*(?:月|m|M)\s*(?:的)?\s*(?:锁定期|锁定|闭锁期|闭锁|锁|不观察|后开始观察|后观察|后开始敲出|不敲出|lock)", re.I),
     re.compile(r"前\s*(\d+)\s*(?:个)?\s*月\s*(?:不观察|不敲出|锁定)"),
+    re.compile(r"(?<![A-Za-z])nc\s*(\d{1,2})(?![\d%])", re.I),  # NC3: non-call (no knock-out) for 3 months
 ]
 _STEPDOWN = [
     re.compile(r"(?:逐月|每月|每期|按月)?\s*(?:下调|递减|下降|降低|降敲|降|step[\s-]*down|stepdown|sd)\s*(?:每月|逐月|每期)?\s*[:=：]?\s*(\d+(?:\.\d+)?)\s*(%|个点|点|pt|bps?|个bp)?", re.I),
@@ -136,7 +137,7 @@ _KO_AFTER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:敲出
 _KI_AFTER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:敲入|ki)(?![a-z])", re.I)
 _PAIR = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:/|-|~|／|、|\\)\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.])")
 _BARE_PAIR = re.compile(r"(?<![\d.])(\d{2,3})\s+(\d{2,3})(?![\d.%]|\s*(?:个|月|年|天|周|万|亿))")
-_BARRIER = re.compile(r"(?:障碍价格|障碍价|障碍水平|障碍|barrier|触发价|触发|敲出价|敲出|敲入价|敲入线|敲入|上沿|下沿|上限|下限|ko)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
+_BARRIER = re.compile(r"(?:障碍价格|障碍价|障碍水平|障碍|barrier|触发价|触发|敲出价|敲出|敲入价|敲入线|敲入|上沿|下沿|上限|下限|ko|上方|下方|(?<!向)上(?=\s*\d{2,3}(?![\d.]|\s*(?:个|月|周|年|天)))|(?<!向)下(?=\s*\d{2,3}(?![\d.]|\s*(?:个|月|周|年|天))))\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _REBATE = re.compile(r"(?:敲出补偿|敲出后?返还|补偿收益|补偿|返还|rebate|敲出收益)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _PARTICIPATION = re.compile(r"(?:参与率|参与比例|participation|参与|pr)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _PARTICIPATION_AFTER = re.compile(r"(\d+(?:\.\d+)?)\s*(%)\s*(?:的)?参与率?")
@@ -263,6 +264,7 @@ _STRIKE_BEFORE_TYPE = re.compile(
     r"(?<![\d.])((?:\d+(?:\.\d+)?\s*%?\s*(?:、|,|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:行权的?)?\s*(?=(看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z])))", re.I)
 _AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))", re.I)
 _NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
+_ATM_OFFSET = re.compile(r"(?:平值|平价|atmf?)\s*([+\-＋－])\s*(\d+(?:\.\d+)?)\s*%", re.I)
 _BARE_MONEY = re.compile(r"虚值|实值|价外|价内|(?<![a-z])(?:otm|itm)(?![a-z])", re.I)
 _LIST_BEFORE_KW = re.compile(r"(?<![\d.])((?:\d+(?:\.\d+)?%?\s*(?:、|,|/|和|及|或)\s*)*\d+(?:\.\d+)?%?)\s*(?:两个|三个|四个|几个|这几个)?\s*(?:的)?\s*(?:行权价|行权|strike)")
 _LEVEL = re.compile(r"(?<![\d.])(\d{3,6}(?:\.\d+)?)\s*点(?!\d)")
@@ -298,6 +300,11 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         if not xs:
             continue
         fr.strikes.extend(("otm", _f(x)) for x in xs)
+        w.consume(m.start(), m.end())
+    for m in w.finditer(_ATM_OFFSET):
+        x = float(m.group(2))
+        v = 100 + x if m.group(1) in "+＋" else 100 - x
+        fr.strikes.append(("pct", _f(str(v))))
         w.consume(m.start(), m.end())
     for m in w.finditer(ATM_RE):
         fr.strikes.append(("pct", 100))
@@ -530,7 +537,7 @@ _QUOTE_VOL = re.compile(r"波动率|隐波|隐含波动|(?<![a-z])i?vol(?:atilit
 _QUOTE_COUPON = re.compile(r"票息|coupon|cpn|收益率|年化收益|年化多少|给多少收益|票面", re.I)
 _QUOTE_PART = re.compile(r"参与率|participation|参与比例")
 _QUOTE_PRICE = re.compile(r"期权费|权利金|premium|费率|价格|报价|多少钱|报个价|px|price", re.I)
-_SIDE_SELL = re.compile(r"(?:我们|我方|我司)(?:是|为|做|作为)卖方|(?:we|clients?)\s*(?:wants?\s*to\s*|would\s*like\s*to\s*|are\s*looking\s*to\s*)sell|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:卖出|卖|出售)|卖给(?:你们|你方|贵司|你)|(?:we|client)\s*(?:want\s*to\s*)?sells?|sell\s*to\s*you", re.I)
+_SIDE_SELL = re.compile(r"(?<!你们)(?<!贵司)(?<!你方)(?<!给)卖出(?!给我)|(?:我们|我方|我司)(?:是|为|做|作为)卖方|(?:we|clients?)\s*(?:wants?\s*to\s*|would\s*like\s*to\s*|are\s*looking\s*to\s*)sell|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:卖出|卖|出售)|卖给(?:你们|你方|贵司|你)|(?:we|client)\s*(?:want\s*to\s*)?sells?|sell\s*to\s*you", re.I)
 _SIDE_BUY = re.compile(r"(?:我们|我方|我司)(?:是|为|做|作为)买方|(?:我们|我方|我司|客户)(?:想|要|打算|准备)?(?:买入|买)|卖给(?:我们|我方|我司)|(?:we|client)\s*(?:want\s*to\s*)?buys?", re.I)
 
 
