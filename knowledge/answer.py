@@ -50,12 +50,13 @@ _TYPE_EVIDENCE = {
     "time": re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d+\s*日|\d+\s*个?\s*(?:天|工作日|交易日|小时|分钟|秒|周|月|年)|当天|次日|T\+\d|"
                        r"[一二两三四五六七八九十]+个?(?:天|工作日|交易日|周|月|年)|[秒分]级|小时级|分钟级|每[日周月年]"),
     "quantity": re.compile(r"\d|[一二两三四五六七八九十百千万亿几数]+\s*(?:个|家|项|笔|次|人|名|篇|种|类|大|倍|亿|万|千|百|余|"
-                           r"成|层|级|期|批)|上百|上千|数百|数千|数十|若干|全部|所有"),
+                           r"成|层|级|期|批|线|档|步|轮|条|张|套|位|阶段|方面|点)|上百|上千|数百|数千|数十|若干|全部|所有"),
     "place": re.compile(r"省|市|区|县|路|街|号|大厦|广场|大道|园区|香港|北京|上海|深圳|境内|境外"),
     "code": re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.]{2,}|\d{3,}"),
     "agent": re.compile(r"[\u4e00-\u9fffA-Za-z]{2,}(?:公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|"
-                        r"监管局|管理局)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
+                        r"监管局|管理局|总部|事业部)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
 }
+_CN_NUM = "一二三四五六七八九十"
 _MASK_ONLY = r"[\W_]+|电话|手机|邮箱|联系人|姓名|身份证|卡号|账号"
 _LATIN_OR_NUM = re.compile(r"^[a-z0-9][a-z0-9.\-+]*$")
 _ENTITY_SUFFIX = re.compile(r"(公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|管理局|监管局)$")
@@ -114,14 +115,23 @@ class Answerer:
         return self._doc_text[source]
 
     def is_topic(self, term: str, source: str) -> bool:
-        """A word the document is about (its firm or project): in several of its passages, rare elsewhere."""
+        """A word the document is about (its firm or project): in several of its passages, rare elsewhere.
+        An institution counts under its short name too (中国银河证券股份有限公司 → 银河证券)."""
+        if _ENTITY_SUFFIX.search(term):
+            short = re.sub(r"(?:股份有限公司|有限责任公司|有限公司)$", "", term)
+            short = re.sub(r"^(?:中国|上海|北京|深圳)", "", short)
+            if short != term and len(short) >= 3 and self._is_topic(short, source, named=True):
+                return True
+        return self._is_topic(term, source)
+
+    def _is_topic(self, term: str, source: str, named: bool = False) -> bool:
         key = (term, source)
         if key not in self._topic:
             ids = self.index.manifest.get(source, {}).get("chunk_ids", [])
             n = sum(1 for c in ids if term in self.index.lower_text(c) and self.boilerplate(c) < 0.5)
             # an institution is a topic only when it is the document's main subject, not a partner named
             # in one section (上交所技术有限责任公司 in 海通证券's filing)
-            named = term in self._entities or _ENTITY_SUFFIX.search(term)
+            named = named or term in self._entities or _ENTITY_SUFFIX.search(term)
             # only names can be a document's subject; a common noun repeated across sections
             # (注册资本 in each company's profile) is an attribute, not the topic
             pos = self._pos.get(term, "x")
@@ -309,8 +319,14 @@ class Answerer:
             total += w
             got += c * w
             if t in self._phrases:
-                if c == 0.0 and not any(syn in self.doc_text(source) for syn in SYNONYMS.get(t, ())):
+                a, b = self._phrase_parts.get(t, ("", ""))
+                specific = any(self._pos.get(p, "n").startswith(("n", "x", "eng", "j")) and not _ANSWER_TYPE.match(p)
+                               and self.df(p) <= rare for p in (a, b))
+                if c == 0.0 and specific and not any(syn in self.doc_text(source) for syn in SYNONYMS.get(t, ())):
                     missing.append(t)
+                continue
+            if (t in self._entities and _ENTITY_SUFFIX.search(t) and c < 0.5 and not _LATIN_OR_NUM.match(t)):
+                missing.append(t)  # an institution named in the question must be in the passage's section
                 continue
             if _ANSWER_TYPE.match(t):
                 continue
@@ -385,7 +401,8 @@ class Answerer:
         best = cands[0]
         source = best.node.node.metadata.get("source", "")
         local = self.index.lower_text(best.node.node.node_id) + self.section_text(best.node.node.node_id, source)
-        hard_missing = [t for t in self.hard_terms(terms) if t not in local]
+        hard_missing = [t for t in self.hard_terms(terms) if t not in local and not (
+            re.fullmatch(r"(?:19|20)\d\d", t) and re.search(t[2:] + r"\s*年", local))]
         if hard_missing or best.missing:
             return self._refuse("missing_term", terms, best, hard_missing)
         if best.coverage < self.threshold:
@@ -496,14 +513,23 @@ class Answerer:
         src = nws.node.metadata.get("source", "")
         wants_num = bool(_WANTS_NUMBER.search(question))
         kinds = self.answer_types(question)
+        m_ord = re.search(r"第([一二三四五六七八九十]|\d{1,2})(?:个|步|条|项|点|种|类|阶段)", question)
+        ordinal = 0
+        if m_ord:
+            g = m_ord.group(1)
+            ordinal = int(g) if g.isdigit() else _CN_NUM.index(g) + 1
         units: list[str] = []
+        line_of: list[int] = []
+        context_lines: list[str] = []
         context: list[str] = []
         current = ""
         for line in body.split("\n"):
+            context_lines.append(line)
             h = _heading_level(line.strip()) if line.strip() else None
             if h is not None and h[0] >= 3:
                 current = line.strip().lower()
             for u in split_sentences(line):
+                line_of.append(len(context_lines))
                 units.append(u)
                 context.append(current if u.strip().lower() != current else "")
         if not units:
@@ -538,10 +564,13 @@ class Answerer:
                 score += 0.15
             if kinds:
                 score += 0.2 if self.has_type(value, kinds, question) else -0.2
+            if ordinal and re.match(rf"^\s*(?:[（(]?{ordinal}[、.．)）]|第{_CN_NUM[ordinal - 1]}[步条项个点是])", u):
+                score += 0.8  # "第一个原则" → the unit numbered 1
             if len(u) < 6:
                 score -= 0.2
             scored.append((score, i))
         scored.sort(key=lambda x: (-x[0], x[1]))
+        self._line_of = line_of
         return units, scored, scored[0][0]
 
     def extract(self, question: str, terms: tuple[str, ...], nws: NodeWithScore) -> tuple[str, str]:
@@ -552,6 +581,7 @@ class Answerer:
         an empty form field is passed over. The best unit is returned, with the runner-up when it
         scores close (a short answer that misses is worse than two sentences that hold it)."""
         units, scored, best_s = self._best_units(question, terms, nws)
+        line_of = getattr(self, "_line_of", [])
         if not units:
             return "", ""
         best_i = scored[0][1]
@@ -563,6 +593,9 @@ class Answerer:
             picked.add(scored[1][1])
         if len(units[best_i]) < 25 and best_i + 1 < len(units) and len(picked) == 1:
             picked.add(best_i + 1)
+        if (best_i > 0 and best_i - 1 not in picked and len(units[best_i - 1]) <= 15 and len(line_of) == len(units)
+                and line_of[best_i - 1] == line_of[best_i]):
+            picked.add(best_i - 1)  # "1、首问负责原则。" introduces the sentence that explains it
         parts = [units[i] for i in sorted(picked)]
         ans = "".join(p if p.endswith(tuple("。！？；!?;")) else p + " " for p in parts).strip()
         return ans, units[best_i]
