@@ -35,6 +35,9 @@ _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|�
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
 _NOT_ORDER = re.compile(r"吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查|哪些|什么|是否|哪个")
 _EARLIER = re.compile(r"上次|之前|刚才|再发|重发|发一下|发我|报价单")
+_NARRATIVE = re.compile(r"昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|赚|亏|涨了|跌了|跌破|涨破|突破|存续|到期了|"
+                        r"可能要|到时候|下周|回头|改天|年报|财报|了吗|今天.{0,8}(?:涨|跌|波动)")
+_PAST = re.compile(r"昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|存续|到期了|了吗|今天")
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
 
 FIELD_LABEL = {
@@ -225,6 +228,11 @@ class MessageParser:
         domain = bool(_DOMAIN.search(text))
         if _INJECTION.search(text) and not any(g.underlyings or g.option_types or "structure" in g.scalars for g in groups):
             return "other"
+        if not stats["tenor"] and not stats["ask"] and (
+                _NARRATIVE.search(text) or (not stats["numbers"] and re.search(r"吗\s*[?？]?\s*$", text))):
+            # talk about a position or the market ("昨天那个沪深300看涨赚了不少"), not a new request
+            question = stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text)
+            return "knowledge" if question and domain and not _PAST.search(text) else "other"
         priced = any(g.underlyings and (g.option_types or g.strikes) for g in groups)
         if stats["know"] and domain and not stats["tenor"] and not stats["numbers"] and not stats["ask"] and not priced:
             return "other" if _EARLIER.search(text) else "knowledge"

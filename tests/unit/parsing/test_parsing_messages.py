@@ -190,6 +190,16 @@ def test_intents(text, intent):
         assert res["requests"] == [] and res["clarification"] is None
 
 
+@pytest.mark.parametrize("text", [
+    "昨天那个沪深300看涨赚了不少", "我们之前买的茅台看涨到期了吗", "沪深300跌破3800点了", "上周买的300看跌亏了",
+    "我们下周可能要做一笔中证500的看跌，到时候找你", "茅台看涨期权到期能行权吗", "雪球", "看涨", "茅台今天涨停了",
+    "价格能再优化一下吗", "这个票息太低了，能不能到15%", "麻烦把上次的报价再发一下", "帮我查下上周成交的那笔",
+])
+def test_talk_about_positions_and_markets_is_not_a_request(text):
+    res = parse_message(text).to_dict()
+    assert res["intent"] != "quote" and res["requests"] == []
+
+
 def test_order_carries_notional():
     assert parse_message("200万，确认下单").to_dict()["order"] == {"notional": 2_000_000}
 
