@@ -17,7 +17,7 @@ from knowledge.chunking import _heading_level
 from knowledge.index import KBIndex
 from knowledge.masking import TOKEN_RE
 from knowledge.protocols import Embedder, LLMClient, Reranker
-from knowledge.text import jieba_mod, key_terms, numbers_in, split_sentences, sub_terms
+from knowledge.text import jieba_mod, squash_cjk_spaces, key_terms, numbers_in, split_sentences, sub_terms
 
 REFUSAL = "知识库中没有找到能回答这个问题的依据，无法回答。"
 DEFAULT_THRESHOLD = 0.5
@@ -93,6 +93,8 @@ class Answerer:
         self._doc_hit: dict[tuple[str, str], bool] = {}
         self._sec_hit: dict[tuple[str, int], bool] = {}
         self._boiler: dict[str, float] = {}
+        self._spread: dict[tuple[str, str], float] = {}
+        self._alias_map: dict[str, str] | None = None
         self._phrase_parts: dict[str, tuple[str, str]] = {}
 
     # ---- term statistics ---------------------------------------------------------------------
@@ -218,6 +220,8 @@ class Answerer:
             fixed.append(t)
         merged = fixed
         for t in merged:
+            if t in self.aliases():
+                self._entities.add(t)
             if _ENTITY_SUFFIX.search(t) and len(t) >= 4 or self._pos.get(t, "").startswith(("nt", "nr", "ns")):
                 self._entities.add(t)
         phrases = []
@@ -228,6 +232,20 @@ class Answerer:
                 self._phrase_parts[ph] = (a, b)
         self._phrases.update(phrases)
         return tuple(merged + phrases)
+
+    def aliases(self) -> dict[str, str]:
+        """Short names the documents define: 深圳证券通信有限公司（简称“深证通”） → {深证通: 深圳证券通信有限公司}."""
+        if self._alias_map is None:
+            pat = re.compile(r"([\u4e00-\u9fffa-z（）()]{4,40}?(?:公司|交易所|银行|集团|中心|协会))\s*[（(]"
+                             r"(?:以下)?简称[：:]?\s*[“\"]?([^”\"）)，,]{2,10})[”\"]?[）)]")
+            found: dict[str, str] = {}
+            for cid in self.index.chunk_ids():
+                for m in pat.finditer(self.index.lower_text(cid)):
+                    alias = m.group(2).strip()
+                    if len(alias) >= 3 and alias not in ("本公司", "公司", "我公司", "技术公司", "交易所"):
+                        found.setdefault(alias, m.group(1))
+            self._alias_map = found
+        return self._alias_map
 
     def _in_doc(self, term: str, source: str) -> bool:
         key = (term, source)
@@ -289,7 +307,9 @@ class Answerer:
         elsewhere in its document 0.2 (synonyms count 0.9 of that); a word the KB never uses gets
         partial credit for its parts."""
         best = 0.0
-        for cand, factor in [(term, 1.0)] + [(syn, 0.9) for syn in SYNONYMS.get(term, ())]:
+        full = self.aliases().get(term)
+        variants = [(term, 1.0)] + ([(full, 1.0)] if full else []) + [(syn, 0.9) for syn in SYNONYMS.get(term, ())]
+        for cand, factor in variants:
             if cand in self.index.lower_text(chunk_id):
                 c = 1.0
             elif self._in_section(cand, chunk_id, source):
@@ -371,7 +391,8 @@ class Answerer:
                 direct = sum(w for t, w in aspect_w.items() if t in text) / aspect_total
                 direct_all = sum(w for t, w in all_w.items() if t in text) / all_total
                 ents = [t for t in terms if t in self._entities]
-                ent_here = (sum(1 for t in ents if t in text or self._in_section(t, cid, src)) / len(ents)
+                ent_here = (sum(1 for t in ents if any(v in text or self._in_section(v, cid, src)
+                                                       for v in (t, self.aliases().get(t, t)))) / len(ents)
                             if ents else 1.0)
                 nws = hits[rank_of[cid]] if cid in rank_of else NodeWithScore(node=self.index.node(cid), score=0.0)
                 c = Candidate(nws, cov, missing, rank_of.get(cid, 99))
@@ -534,13 +555,23 @@ class Answerer:
                 context.append(current if u.strip().lower() != current else "")
         if not units:
             return [], [], -1.0
-        weights = {t: self.weight(t) * (0.25 if (self.is_topic(t, src) or t in self._entities) else 1.0)
+        ids = self.index.manifest.get(src, {}).get("chunk_ids", [])
+        n_doc = max(1, len(ids))
+
+        def spread(t: str) -> float:  # words on most of the document's pages tell its sentences apart poorly
+            key = (t, src)
+            if key not in self._spread:
+                n = sum(1 for c in ids if t in self.index.lower_text(c))
+                self._spread[key] = min(1.0, max(0.2, 1.0 - n / n_doc))
+            return self._spread[key]
+
+        weights = {t: self.weight(t) * spread(t) * (0.25 if (self.is_topic(t, src) or t in self._entities) else 1.0)
                    for t in terms}
         total = sum(weights.values()) or 1.0
         q_terms = sorted(set(terms) | {p for t in terms for p in sub_terms(t)}, key=len, reverse=True)
         scored = []
         for i, u in enumerate(units):
-            ul = u.lower()
+            ul = squash_cjk_spaces(u.lower())
             label, value = (ul.split("：", 1) + [""])[:2] if "：" in ul[:30] else ("", ul)
             if not value.strip() and len(label) > 6 and re.search(r"\d", label):
                 label, value = "", ul  # a lead-in sentence ("本项目已获得共 11 项软著：")
@@ -551,7 +582,7 @@ class Answerer:
                 rest = rest.replace(t, "")
             rest = re.sub(r"[\W_\d.]+", "", rest)
             novelty = len(rest) / max(1, len(re.sub(r"[\W_]+", "", value)))
-            if label and any(t in label for t in terms if weights.get(t, 0) and not _LATIN_OR_NUM.match(t)
+            if label and any(t in label for t in terms if weights.get(t, 0) and not re.fullmatch(r"\d+", t)
                              and t not in self._entities and not self.is_topic(t, src)):
                 score += 0.3  # the row's label names what is asked
             if not value.strip() or re.fullmatch(r"[^：:\d]{0,20}[：:]\s*", u):

@@ -22,7 +22,7 @@ from llama_index.core.retrievers import BaseRetriever
 from llama_index.core.storage.docstore import SimpleDocumentStore
 
 from knowledge.protocols import Embedder, Reranker
-from knowledge.text import tokenize
+from knowledge.text import squash_cjk_spaces, tokenize
 
 RRF_K = 60
 _MASK_WORDS = {"id", "phone", "card", "email", "name"}
@@ -173,7 +173,7 @@ class KBIndex:
     def lower_text(self, chunk_id: str) -> str:
         if chunk_id not in self._lower:
             n = self.node(chunk_id)
-            self._lower[chunk_id] = self._index_text(n).lower() if n else ""
+            self._lower[chunk_id] = squash_cjk_spaces(self._index_text(n).lower()) if n else ""
         return self._lower[chunk_id]
 
     def bm25_rank(self, query: str, top: int = 50) -> list[tuple[str, float]]:

@@ -109,3 +109,11 @@ NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*%?")
 
 def numbers_in(text: str) -> set[str]:
     return {n.replace(",", "") for n in NUMBER_RE.findall(text)}
+
+
+_CJK_GAP = re.compile(r"(?<=[\u4e00-\u9fff])[ \t\u3000]+(?=[\u4e00-\u9fff])")
+
+
+def squash_cjk_spaces(text: str) -> str:
+    """Drop spaces between two Chinese characters (PDF/table extraction artefacts: "注册 地址")."""
+    return _CJK_GAP.sub("", text)
