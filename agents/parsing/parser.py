@@ -21,7 +21,7 @@ INTENTS = ("quote", "order", "knowledge", "other")
 SAFE_LATIN_CODES = {"AU", "AG", "CU", "AL", "ZN", "NI", "RB", "HC", "RU", "JM", "CF", "SR", "TA", "MA", "SA", "FG", "SC",
                     "PP", "EG", "UR", "LC", "IF", "IC", "IH", "IM"}
 _DOMAIN = re.compile(r"期权|雪球|凤凰|鲨|气囊|敲入|敲出|票息|行权|波动率|保证金|希腊|delta|gamma|vega|平值|实值|虚值|看涨|看跌|"
-                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|降敲|观察|结构|产品|报价|有效期|说明书|snowball|option|knock|barrier|coupon|strike", re.I)
+                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|降敲|观察|结构|产品|报价|有效期|说明书|标的|snowball|option|knock|barrier|coupon|strike", re.I)
 
 _SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？&]+|\s+and\s+|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
 _NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also)")
@@ -30,7 +30,7 @@ _TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)
 _COMPANY_LIKE = re.compile(r"([\u4e00-\u9fff]{1,6}(?:(指数|集团|科技|股份|控股|银行|证券)|能源|医药|电子|材料|实业|矿业|化工|智能|生物|传媒|食品|汽车|电气|半导体))")
 _LEFTOVER = re.compile(r"[\u4e00-\u9fffA-Z]{2,}")
 _ORDER = re.compile(r"(?:^|[\s,，])做吧?\s*[!！。]?\s*$|(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
-_KNOW = re.compile(r"不一样|有啥|了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
+_KNOW = re.compile(r"几号|几天|支持哪些|不一样|有啥|了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
 _NOT_ORDER = re.compile(r"吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查|哪些|什么|是否|哪个")
@@ -165,14 +165,15 @@ class MessageParser:
         extract_codes(w, fr, self.pool, [])
         extract_aliases(w, fr, self.pool, self.cn_aliases, self.latin_rx, None)
         if len(fr.underlyings) < 2:
-            return [seg]
+            return _split_by_tenor_type(seg)
         starts = sorted(p for p, _ in fr.underlyings)
         cuts = [0]
         for a, b in zip(starts, starts[1:]):
             if _TERMS_BETWEEN.search(seg[a:b]) and _TERMS_BETWEEN.search(seg[b:]):
                 cuts.append(b)
         cuts.append(len(seg))
-        return [seg[x:y] for x, y in zip(cuts, cuts[1:]) if seg[x:y].strip()]
+        parts = [seg[x:y] for x, y in zip(cuts, cuts[1:]) if seg[x:y].strip()]
+        return [q for p in parts for q in _split_by_tenor_type(p)]
 
     def _groups(self, text: str):
         unknown: list[str] = []
@@ -296,6 +297,25 @@ class MessageParser:
 
     def _finish(self, req: dict) -> dict:
         return finish_request(req)
+
+
+_TENOR_TOKEN = re.compile(r"(?<![\d.])\d+(?:\.\d+)?\s*(?:个月|个星期|周|年|天|[mwyd](?![a-z]))|半年", re.I)
+_TYPE_TOKEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)(?![a-z])", re.I)
+
+
+def _split_by_tenor_type(seg: str) -> list[str]:
+    """'1个月 平值看涨 3个月 平值看跌' → two clauses, when tenors and call/put words alternate."""
+    tenors = [m.start() for m in _TENOR_TOKEN.finditer(seg)]
+    types = [m.start() for m in _TYPE_TOKEN.finditer(seg)]
+    if len(tenors) < 2 or len(types) < 2:
+        return [seg]
+    events = sorted([(p, "t") for p in tenors] + [(p, "o") for p in types])
+    kinds = "".join(k for _, k in events)
+    if kinds not in ("to" * (len(kinds) // 2), "ot" * (len(kinds) // 2)) or len(kinds) % 2:
+        return [seg]
+    starts = [p for i, (p, _) in enumerate(events) if i % 2 == 0][1:]
+    cuts = [0] + starts + [len(seg)]
+    return [seg[x:y] for x, y in zip(cuts, cuts[1:]) if seg[x:y].strip()]
 
 
 def _money(kind: str, x: float, ot: str) -> float:
