@@ -95,6 +95,8 @@ class Answerer:
         self._boiler: dict[str, float] = {}
         self._spread: dict[tuple[str, str], float] = {}
         self._alias_map: dict[str, str] | None = None
+        self._quoted: set[str] | None = None
+        self._quoted_in_q: set[str] = set()
         self._phrase_parts: dict[str, tuple[str, str]] = {}
 
     # ---- term statistics ---------------------------------------------------------------------
@@ -167,6 +169,9 @@ class Answerer:
         import jieba.posseg as pseg
 
         jieba_mod()
+        # per-question state: what counts as a name, phrase or topic depends on this question only
+        self._entities, self._phrases, self._phrase_parts = set(), set(), {}
+        self._quoted_in_q, self._pos, self._topic = set(), {}, {}
         for w, flag in pseg.cut(question):
             self._pos.setdefault(w.lower(), flag)
         q = question.lower()
@@ -219,6 +224,14 @@ class Answerer:
                     continue
             fixed.append(t)
         merged = fixed
+        # a name the documents quote (“日日新”) that the question uses, however jieba cut it
+        for name in self.quoted_names():
+            if name in q and name not in merged and len(name) >= 3:
+                inside = [t for t in merged if t in name]
+                if inside and all(t in name for t in inside):
+                    merged = [t for t in merged if t not in name or t == name] + [name]
+                    self._entities.add(name)
+                    self._quoted_in_q.add(name)
         for t in merged:
             if t in self.aliases():
                 self._entities.add(t)
@@ -232,6 +245,16 @@ class Answerer:
                 self._phrase_parts[ph] = (a, b)
         self._phrases.update(phrases)
         return tuple(merged + phrases)
+
+    def quoted_names(self) -> set[str]:
+        """Names the documents put in quotes or title marks: “日日新”, 《隐私计算金融应用白皮书(2022)》."""
+        if self._quoted is None:
+            names: set[str] = set()
+            for cid in self.index.chunk_ids():
+                for m in re.finditer(r"[“《「]([^”》」\n]{2,16})[”》」]", self.index.lower_text(cid)):
+                    names.add(m.group(1).strip())
+            self._quoted = names
+        return self._quoted
 
     def aliases(self) -> dict[str, str]:
         """Short names the documents define: 深圳证券通信有限公司（简称“深证通”） → {深证通: 深圳证券通信有限公司}."""
@@ -345,7 +368,8 @@ class Answerer:
                 if c == 0.0 and specific and not any(syn in self.doc_text(source) for syn in SYNONYMS.get(t, ())):
                     missing.append(t)
                 continue
-            if (t in self._entities and _ENTITY_SUFFIX.search(t) and c < 0.5 and not _LATIN_OR_NUM.match(t)):
+            if (t in self._entities and (_ENTITY_SUFFIX.search(t) or t in self._quoted_in_q) and c < 0.5
+                    and not _LATIN_OR_NUM.match(t)):
                 missing.append(t)  # an institution named in the question must be in the passage's section
                 continue
             if _ANSWER_TYPE.match(t):
