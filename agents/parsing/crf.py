@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -84,7 +85,8 @@ def vocab_tags(text: str, corrector) -> list[str]:
 
 
 class UnderlyingTagger:
-    """Wraps a trained crfsuite model; thread-compatible per instance (one Tagger each)."""
+    """Wraps a trained crfsuite model. A crfsuite Tagger keeps the last sequence for `marginal`, so calls are
+    serialised with a lock (the parser is shared by the server's threads)."""
 
     def __init__(self, model_path: Path, corrector):
         import pycrfsuite
@@ -92,17 +94,21 @@ class UnderlyingTagger:
         self.tagger = pycrfsuite.Tagger()
         self.tagger.open(str(model_path))
         self.corrector = corrector
+        self._lock = threading.Lock()
 
     def spans(self, text: str) -> list[tuple[int, int, float]]:
         """(start, end, mean marginal) of each predicted underlying mention."""
         if not text:
             return []
-        labels = self.tagger.tag(char_features(text, vocab_tags(text, self.corrector)))
+        feats = char_features(text, vocab_tags(text, self.corrector))
+        with self._lock:
+            labels = self.tagger.tag(feats)
+            marg = [self.tagger.marginal(lab, k) if lab != "O" else 0.0 for k, lab in enumerate(labels)]
         out, start = [], None
         for i, lab in enumerate(labels + ["O"]):
             if lab == "B-U" or lab == "O" or (lab == "I-U" and start is None):
                 if start is not None:
-                    probs = [self.tagger.marginal(labels[k], k) for k in range(start, i)]
+                    probs = marg[start:i]
                     out.append((start, i, sum(probs) / len(probs)))
                     start = None
                 if lab in ("B-U", "I-U"):

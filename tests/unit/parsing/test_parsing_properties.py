@@ -48,3 +48,16 @@ def test_any_text_parses_to_the_contract_shape(text):
 def test_any_followup_parses_to_the_contract_shape(text):
     prev = parse_message("沪深300 平值看涨").to_dict()
     _check(complete_followup(prev, text).to_dict())
+
+
+def test_threads_get_the_same_answers_as_sequential_calls():
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from agents.parsing.evaluate import load_jsonl
+
+    texts = [r["text"] for r in load_jsonl(Path(__file__).resolve().parents[2] / "data" / "parse_test.jsonl")][:150]
+    sequential = [parse_message(t).to_dict() for t in texts]
+    with ThreadPoolExecutor(8) as ex:
+        parallel = list(ex.map(lambda t: parse_message(t).to_dict(), texts))
+    assert parallel == sequential
