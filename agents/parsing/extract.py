@@ -27,8 +27,8 @@ STRUCTURE_WORDS = [
     (r"障碍期权|障碍|barrier|向上敲出|向下敲出|向上敲入|向下敲入|up[\s-]*(?:and[\s-]*)?out|down[\s-]*(?:and[\s-]*)?out|up[\s-]*(?:and[\s-]*)?in|down[\s-]*(?:and[\s-]*)?in|敲出期权|敲入期权", "barrier"),
     (r"香草|欧式|vanilla", "vanilla"),
 ]
-CALL_RE = re.compile(r"看涨|看多|认购|(?<![申采收选订抢团])购(?![买物入置房])|(?<![a-z])calls?(?![a-z])|牛市价差|(?<![A-Za-z])C(?![A-Za-z])|(?<=[\d\x01])c(?![a-z])|(?<=[\s\x01])c(?=\s|$)|看涨期权")
-PUT_RE = re.compile(r"看跌|看空|认沽|沽|(?<![a-z])puts?(?![a-z])|熊市价差|(?<![A-Za-z])P(?![A-Za-z])|(?<=[\d\x01])p(?![a-z])|(?<=[\s\x01])p(?=\s|$)|看跌期权")
+CALL_RE = re.compile(r"看涨|看多|认购|(?<![申采收选订抢团])购(?![买物入置房])|(?<![A-Za-z])(?i:calls?)(?![A-Za-z])|牛市价差|(?<![A-Za-z])C(?![A-Za-z])|(?<=[\d\x01])c(?![a-z])|(?<=[\s\x01])c(?=\s|$)|看涨期权")
+PUT_RE = re.compile(r"看跌|看空|认沽|沽|(?<![A-Za-z])(?i:puts?)(?![A-Za-z])|熊市价差|(?<![A-Za-z])P(?![A-Za-z])|(?<=[\d\x01])p(?![a-z])|(?<=[\s\x01])p(?=\s|$)|看跌期权")
 ATM_RE = re.compile(r"平值|平价|(?<![a-z])atmf?(?![a-z])|at[\s-]the[\s-]money", re.I)
 
 

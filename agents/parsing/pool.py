@@ -99,7 +99,7 @@ class UnderlyingPool:
         suffix = (suffix or "").upper().replace("SS", "SH") or None
         if suffix is None and digits in BARE_INDEX_CODES:
             return f"{digits}.SH", "index"
-        if suffix == "SH" and digits in BARE_INDEX_CODES:
+        if suffix in ("SH", "CSI") and digits in BARE_INDEX_CODES:  # 000852.CSI is how CSI writes its own index
             return f"{digits}.SH", "index"
         exch = exchange_for_code(digits)
         if exch is None:
