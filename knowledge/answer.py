@@ -57,6 +57,8 @@ _TYPE_EVIDENCE = {
                         r"监管局|管理局|总部|事业部)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
 }
 _CN_NUM = "一二三四五六七八九十"
+_LIGHT_VERBS = set("获得 取得 进行 采用 使用 实现 提供 包括 包含 负责 属于 设置 设立 开展 具有 拥有 达到 需要 涉及 支持 完成 "
+                   "建立 成为 位于 用于 通过 得到 获 有 做 给 让 应 可 能 会 要".split())
 _MASK_ONLY = r"[\W_]+|电话|手机|邮箱|联系人|姓名|身份证|卡号|账号"
 _LATIN_OR_NUM = re.compile(r"^[a-z0-9][a-z0-9.\-+]*$")
 _ENTITY_SUFFIX = re.compile(r"(公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|管理局|监管局)$")
@@ -94,6 +96,7 @@ class Answerer:
         self._sec_hit: dict[tuple[str, int], bool] = {}
         self._boiler: dict[str, float] = {}
         self._spread: dict[tuple[str, str], float] = {}
+        self._share: dict[tuple[str, str], float] = {}
         self._alias_map: dict[str, str] | None = None
         self._quoted: set[str] | None = None
         self._quoted_in_q: set[str] = set()
@@ -270,6 +273,14 @@ class Answerer:
             self._alias_map = found
         return self._alias_map
 
+    def _doc_share(self, term: str, source: str) -> float:
+        """Share of the document's passages that contain `term`."""
+        key = (term, source)
+        if key not in self._share:
+            ids = self.index.manifest.get(source, {}).get("chunk_ids", [])
+            self._share[key] = (sum(1 for c in ids if term in self.index.lower_text(c)) / len(ids)) if ids else 0.0
+        return self._share[key]
+
     def _in_doc(self, term: str, source: str) -> bool:
         key = (term, source)
         if key not in self._doc_hit:
@@ -355,7 +366,8 @@ class Answerer:
         total = got = 0.0
         missing = []
         rare = max(3, 0.1 * self._n_chunks())
-        aspect_w = aspect_got = 0.0
+        noun_aspects: list[tuple[float, float]] = []
+        verb_aspects: list[tuple[float, float]] = []
         for t in terms:
             w = self.weight(t)
             c = self.credit(t, chunk_id, source)
@@ -376,9 +388,16 @@ class Answerer:
                 continue
             if self.df(t) <= rare and self._pos.get(t, "n").startswith(_STRONG_POS) and c == 0.0:
                 missing.append(t)
-            if t not in self._entities and not self.is_topic(t, source) and not self._is_verbish(t):
-                aspect_w += w
-                aspect_got += w * (1.0 if c >= 0.9 else 0.0)
+            if t not in self._entities and not self.is_topic(t, source) and self._doc_share(t, source) <= 0.4:
+                # details: words specific within the document (not 风险/系统 on every page of a risk filing)
+                if not self._is_verbish(t):
+                    noun_aspects.append((w, c))
+                elif t not in _LIGHT_VERBS:
+                    verb_aspects.append((w, c))
+        # with no noun detail, the question's own verbs must be found (light verbs such as 获得 excepted)
+        aspects = noun_aspects or verb_aspects
+        aspect_w = sum(w for w, _ in aspects)
+        aspect_got = sum(w for w, c in aspects if c >= 0.9)
         if aspect_w and aspect_got / aspect_w < ASPECT_MIN:
             missing.append("(detail)")
         return (got / total if total else 0.0), missing
