@@ -43,6 +43,7 @@ class Frame:
     scalars: dict = field(default_factory=dict)
     asks: set = field(default_factory=set)  # price/vol/coupon/participation words without values
     pairs: list = field(default_factory=list)  # (strike, option_type) written together: '95 put 和 105 call'
+    leftover: list = field(default_factory=list)  # unconsumed words that may name an unknown underlying
     inherited: set = field(default_factory=set)  # fields copied from an earlier clause (a later clause may override)
 
     def has_request_content(self) -> bool:
@@ -511,11 +512,11 @@ def extract_aliases(w: Work, fr: Frame, pool: UnderlyingPool, cn_aliases: dict, 
             w.consume(m.start(), m.end())
 
 
-_SHORTHAND = re.compile(r"(?<![\d.%/\-])(50|300|500|1000|2000)(?![\d.%]|\s*(?:[万亿点个天年周元块吨手股张份克次倍月日号]|w|W|kw|kg|e(?![a-z])|/\s*\d|-\s*\d|bp))")
+_SHORTHAND = re.compile(r"(?<![\d.%/\-A-Za-z])(?<![\u4e00-\u9fff](?<![和及与跟或的个来要报询价即]))(50|300|500|1000|2000)(?![\d.%]|\s*(?:[万亿点个天年周元块吨手股张份克次倍月日号]|w|W|kw|kg|e(?![a-z])|/\s*\d|-\s*\d|bp))")
 _NUM_CONTEXT_BEFORE = re.compile(r"(行权价?|执行价|strike|k|敲出|敲入|ko|ki|障碍|本金|规模|名义|notional|size|参与率|票息|coupon|派息|补偿|赔付|=|:|：)\s*$", re.I)
 
 
-_SHORTHAND_LIST = re.compile(r"(?<![\d.%])(?:50|300|500|1000|2000)(?:\s*[/、,，和及]\s*(?:50|300|500|1000|2000))+(?![\d.%]|\s*(?:万|亿|w|W|kw|点|%|个|天|年|周))")
+_SHORTHAND_LIST = re.compile(r"(?<![\d.%A-Za-z])(?<![\u4e00-\u9fff](?<![和及与跟或的个来要报询价即]))(?:50|300|500|1000|2000)(?:\s*[/、,，和及]\s*(?:50|300|500|1000|2000))+(?![\d.%]|\s*(?:万|亿|w|W|kw|点|%|个|天|年|周))")
 
 
 def extract_shorthand(w: Work, fr: Frame) -> None:

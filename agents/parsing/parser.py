@@ -29,6 +29,15 @@ _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•
 _TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)|平值|atm|虚值|实值|\d+\s*(?:个月|月|周|年|天|[mwyd](?![a-z]))|%|雪球|鲨鱼|凤凰|价差", re.I)
 _COMPANY_LIKE = re.compile(r"([\u4e00-\u9fff]{1,6}(?:(指数|集团|科技|股份|控股|银行|证券)|能源|医药|电子|材料|实业|矿业|化工|智能|生物|传媒|食品|汽车|电气|半导体))")
 _LEFTOVER = re.compile(r"[\u4e00-\u9fffA-Z]{2,}")
+_FILLER = set("""帮我 帮忙 麻烦 请 请问 报个 报一下 报下 询价 询 一下 老板 老师 您好 你好 谢谢 价格 报价 多少 多少钱 期权 标的 期限
+规模 名义 本金 名本 结构 方向 类型 行权 行权价 各来 一个 来个 来 大概 现在 今天 我们 你们 我 你 客户 想 要 做 买 卖 需要 急 尽快 看下
+看看 问下 一笔 都 和 及 也 还有 另外 再 了 吗 呢 吧 啊 哈 好 辛苦 早上好 各位 兄弟 能否 提供 给个 帮 看 问 求 价 个 下 的 是 有 没有
+能 可以 不 一 什么 这个 那个 那 这 报 发 给 找 问问 了解 咨询 需求 一份 能不能 不知道 大约 左右 目前 最新 实时 双边 买价 卖价 费率
+元 万 亿 月 年 周 天 点 期 档 张 手 吨 份 先 等 快 慢 急急 急需 下午 上午 中午 今晚 明天 尽早 早 晚 期权费 对应 适合 合适 按照 按 照
+询一下 帮忙看下 各报 各 报给 发我 谢 多谢 感谢 辛苦了 总 经理 王总 李总 张总 刘总 陈总 先生 女士 同学 朋友 团队 我司 贵司 你司 公司
+权利金 保证金 成本 预算 交易 成交 下单 确认 执行 报单 他 她 它 在 就 还 把 被 让 向 从 对 与 跟 或 些 种 位 次 条 笔 嗯 哦
+呀 嘛 啦 哇 噢 额 诶 您 咱 咱们 大家 其他 其它 怎么 如何 为什么 多久 几 哪 哪个 哪些 请教 谢啦 包括 以及 然后 同样 同上 一样
+最近 当前 本周 下周 本月 下月 今年 明年 马上 立刻 稍后 回头 尽量 希望 打算 准备 考虑 试试 试 先看 看一下 报一个 来一个""".split())
 _ORDER = re.compile(r"(?:^|[\s,，])做吧?\s*[!！。]?\s*$|(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交(?!量|额|均价|价格?[是多])|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
 _KNOW = re.compile(r"几号|几天|支持哪些|不一样|有啥|了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
@@ -141,6 +150,7 @@ class MessageParser:
         if not spans:
             spans = [m.group(1) for m in _COMPANY_LIKE.finditer(w.text)
                      if m.group(1) not in self.corrector.vocab and (not fr.underlyings or m.group(2))]
+        fr.leftover = self._leftover_names(w.text, fr) if not spans and not fr.underlyings else []
         for span in spans:
             fr.underlyings.append((seg.find(span), ("?", span)))
             unknown.append(span)
@@ -157,6 +167,26 @@ class MessageParser:
         if _ASK.search(seg):
             fr.asks.add("ask")
         return fr
+
+    def _leftover_names(self, masked: str, fr: Frame) -> list[str]:
+        """Text no rule consumed, minus request filler words: in a clause with request terms and no known
+        underlying, what is left is most likely the name of an underlying the pool does not know."""
+        from .crf import looks_like_name
+
+        text = re.sub(r"[\x01\s,，。.:：;；!！?？()（）\[\]【】<>《》\"'“”‘’、/|*#+=~\-]+", " ", masked)
+        chunks, cur = [], []
+        for tok in self.corrector.cut(text):
+            if tok.strip() == "" or tok in _FILLER or tok in self.corrector.vocab or re.fullmatch(r"[a-z]+", tok):
+                if cur:
+                    chunks.append("".join(cur))
+                    cur = []
+                continue
+            cur.append(tok)
+        if cur:
+            chunks.append("".join(cur))
+        chunks = [c for c in chunks if len(c) >= 2 and re.search(r"[\u4e00-\u9fffA-Z]", c)]
+        named = [c for c in chunks if looks_like_name(c, self.corrector)]
+        return [(c, c in named) for c in chunks]
 
     def _split_by_underlyings(self, seg: str) -> list[str]:
         """'茅台 1M 平值call 宁德 1M 平值put' → two segments: cut before an underlying that follows request terms."""
@@ -185,8 +215,22 @@ class MessageParser:
         for s in _SEGMENT_SPLIT.split(text):
             if s and s.strip():
                 segments.extend(self._split_by_underlyings(s))
+        frames = []
         for seg in segments:
-            fr = self._segment_frame(seg, (groups[-1].scalars.get("structure") if groups else None) or hint, unknown)
+            prev_struct = next((f.scalars["structure"] for f in reversed(frames) if "structure" in f.scalars), None)
+            frames.append(self._segment_frame(seg, prev_struct or hint, unknown))
+        if not any(u for f in frames for u in f.underlyings):
+            # no underlying named anywhere: words left over around the request terms name one the pool lacks —
+            # a name-like chunk (proper noun, unknown word, company suffix), or the only chunk of a clear request
+            cands = [(f, c, named) for f in frames for c, named in f.leftover]
+            clear = any(f.tenors for f in frames) and any(f.option_types or "structure" in f.scalars for f in frames)
+            pick = next(((f, c) for f, c, named in cands if named), None)
+            if pick is None and clear and len(cands) == 1:
+                pick = cands[0][:2]
+            if pick:
+                pick[0].underlyings.append(("?", pick[1]))
+                unknown.append(pick[1])
+        for seg, fr in zip(segments, frames):
             d = fr.defines()
             if fr.has_request_content() or "ask" in fr.asks:
                 stats["content"] = True
@@ -234,11 +278,11 @@ class MessageParser:
             # talk about a position or the market ("昨天那个沪深300看涨赚了不少"), not a new request
             question = stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text)
             return "knowledge" if question and domain and not _PAST.search(text) else "other"
-        priced = any(g.underlyings and (g.option_types or g.strikes) for g in groups)
+        priced = any(_known(g) and (g.option_types or g.strikes) for g in groups)
         if stats["know"] and domain and not stats["tenor"] and not stats["numbers"] and not stats["ask"] and not priced:
             return "other" if _EARLIER.search(text) else "knowledge"
         terms = any(g.option_types or g.strikes or "structure" in g.scalars for g in groups)
-        strong = (terms and any(g.underlyings for g in groups)) or stats["tenor"] or stats["numbers"] or stats["ask"]
+        strong = (terms and any(_known(g) for g in groups)) or stats["tenor"] or stats["numbers"] or stats["ask"]
         if not strong:  # no underlying, tenor, number or request verb: talk about products, not a request
             question = stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text)
             return "knowledge" if domain and question and not _EARLIER.search(text) else "other"
@@ -316,6 +360,10 @@ def _split_by_tenor_type(seg: str) -> list[str]:
     starts = [p for i, (p, _) in enumerate(events) if i % 2 == 0][1:]
     cuts = [0] + starts + [len(seg)]
     return [seg[x:y] for x, y in zip(cuts, cuts[1:]) if seg[x:y].strip()]
+
+
+def _known(g: Frame) -> bool:
+    return any(code != "?" for code, _ in g.underlyings)
 
 
 def _money(kind: str, x: float, ot: str) -> float:

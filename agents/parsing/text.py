@@ -52,7 +52,10 @@ def _after_repl(m: re.Match) -> str:
 
 def _num_repl(m: re.Match) -> str:
     v = cn_to_int(m.group(1))
-    return m.group(0) if v is None else str(v)
+    if v is None:
+        return m.group(0)
+    glue = " " if m.start() > 0 and m.string[m.start() - 1].isdigit() else ""  # 500三个月 → 500 3个月
+    return glue + str(v)
 
 
 def normalize(text: str) -> str:

@@ -134,6 +134,16 @@ def test_impossible_codes_and_unknown_names_are_reported_not_guessed(text, bad):
     assert bad in res["clarification"]
 
 
+@pytest.mark.parametrize("name", ["华夏幸福", "蓝色光标", "拼多多", "英伟达", "标普500", "中船防务"])
+@pytest.mark.parametrize("template", ["{} 1个月平值看涨", "帮我报个{}三个月的看跌", "{}，一个月，平值，看涨",
+                                      "标的：{}\n期限：1个月\n看涨"])
+def test_names_outside_the_pool_are_named_in_the_clarification(name, template):
+    res = parse_message(template.format(name)).to_dict()
+    assert res["intent"] == "quote" and len(res["requests"]) == 1
+    assert "underlying" not in res["requests"][0] and res["requests"][0]["missing"][0] == "underlying"
+    assert name in res["clarification"]
+
+
 @pytest.mark.parametrize("text,code,field,value", [
     ("创业版指 1个月 平值看跌", "399006.SZ", "option_type", "put"),
     ("鲨鱼旗 中证500 看涨 3个月 障碍110", "000905.SH", "structure", "sharkfin"),
