@@ -97,6 +97,7 @@ class Answerer:
         self._boiler: dict[str, float] = {}
         self._spread: dict[tuple[str, str], float] = {}
         self._share: dict[tuple[str, str], float] = {}
+        self._qtypes: list[str] = []
         self._alias_map: dict[str, str] | None = None
         self._quoted: set[str] | None = None
         self._quoted_in_q: set[str] = set()
@@ -175,6 +176,7 @@ class Answerer:
         # per-question state: what counts as a name, phrase or topic depends on this question only
         self._entities, self._phrases, self._phrase_parts = set(), set(), {}
         self._quoted_in_q, self._pos, self._topic = set(), {}, {}
+        self._qtypes = self.answer_types(question)
         for w, flag in pseg.cut(question):
             self._pos.setdefault(w.lower(), flag)
         q = question.lower()
@@ -380,8 +382,8 @@ class Answerer:
                 if c == 0.0 and specific and not any(syn in self.doc_text(source) for syn in SYNONYMS.get(t, ())):
                     missing.append(t)
                 continue
-            if (t in self._entities and (_ENTITY_SUFFIX.search(t) or t in self._quoted_in_q) and c < 0.5
-                    and not _LATIN_OR_NUM.match(t)):
+            if ((t in self._entities and (_ENTITY_SUFFIX.search(t) or t in self._quoted_in_q)
+                 or self._pos.get(t, "").startswith(("ns", "nr", "nt"))) and c < 0.5 and not _LATIN_OR_NUM.match(t)):
                 missing.append(t)  # an institution named in the question must be in the passage's section
                 continue
             if _ANSWER_TYPE.match(t):
@@ -400,6 +402,11 @@ class Answerer:
         aspect_got = sum(w for w, c in aspects if c >= 0.9)
         if aspect_w and aspect_got / aspect_w < ASPECT_MIN:
             missing.append("(detail)")
+        # "哪一年上市": for a when-question the event itself must be stated near the answer
+        if "time" in self._qtypes and verb_aspects and noun_aspects:
+            vw = sum(w for w, _ in verb_aspects)
+            if sum(w for w, c in verb_aspects if c >= 0.9) / vw < ASPECT_MIN:
+                missing.append("(event)")
         return (got / total if total else 0.0), missing
 
     @staticmethod
@@ -532,9 +539,10 @@ class Answerer:
     # ---- extraction --------------------------------------------------------------------------
     def _label_answers(self, unit: str, terms: tuple[str, ...]) -> bool:
         """A "label：value" unit whose label names what the question asks (客户最大损失：…)."""
-        if "：" not in unit[:30]:
+        m = re.match(r"^([^：:]{1,30})[：:]", unit)
+        if not m:
             return False
-        label = unit.split("：", 1)[0].lower()
+        label = m.group(1).lower()
         return any(t in label for t in terms if t not in self._entities and not self._is_verbish(t)
                    and not _LATIN_OR_NUM.match(t) and len(t) >= 2)
 
@@ -592,7 +600,11 @@ class Answerer:
             h = _heading_level(line.strip()) if line.strip() else None
             if h is not None and h[0] >= 3:
                 current = line.strip().lower()
-            for u in split_sentences(line):
+            pieces = split_sentences(line)
+            if len(re.findall(r"(?:^|\s)[（(]\d{1,2}[)）]\s*\S", line)) >= 2:
+                # "(1) 单位名称: …  (2) 单位类型: …" on one line: one unit per numbered field
+                pieces = [x.strip() for p in pieces for x in re.split(r"\s+(?=[（(]\d{1,2}[)）]\s*\S)", p) if x.strip()]
+            for u in pieces:
                 line_of.append(len(context_lines))
                 units.append(u)
                 context.append(current if u.strip().lower() != current else "")
@@ -615,7 +627,8 @@ class Answerer:
         scored = []
         for i, u in enumerate(units):
             ul = squash_cjk_spaces(u.lower())
-            label, value = (ul.split("：", 1) + [""])[:2] if "：" in ul[:30] else ("", ul)
+            m_lab = re.match(r"^([^：:]{1,30})[：:](.*)$", ul, re.S)
+            label, value = (m_lab.group(1), m_lab.group(2)) if m_lab else ("", ul)
             if not value.strip() and len(label) > 6 and re.search(r"\d", label):
                 label, value = "", ul  # a lead-in sentence ("本项目已获得共 11 项软著：")
             score = sum(w for t, w in weights.items() if t in ul) / total
