@@ -38,7 +38,7 @@ SYNONYMS = {
     "荣誉": ("奖项", "奖", "案例", "称号"), "奖项": ("奖", "荣誉"), "级别": ("级",), "耗时": ("时间",),
     "安排": ("计划", "日程"), "位于": ("地址", "位于"),
 }
-_STRONG_POS = ("n", "nr", "ns", "nt", "nz", "nrt", "nrfg", "eng", "j", "x", "vn", "l", "i")
+_STRONG_POS = ("n", "nr", "ns", "nt", "nz", "nrt", "nrfg", "eng", "j", "x", "vn", "l", "i", "t")
 _ANSWER_TYPES = [
     ("time", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|哪月|日期|多久|多长时间|时间")),
     ("quantity", re.compile(r"多少|几|多大|多高|多长|比例|金额|数量|规模|占比|比率")),
@@ -57,6 +57,7 @@ _TYPE_EVIDENCE = {
                         r"监管局|管理局|总部|事业部)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
 }
 _CN_NUM = "一二三四五六七八九十"
+_FUNCTION_CHARS = set("后前时中内外上下的了在和与及或等由对向从将把被是为于以")
 _LIGHT_VERBS = set("获得 取得 进行 采用 使用 实现 提供 包括 包含 负责 属于 设置 设立 开展 具有 拥有 达到 需要 涉及 支持 完成 "
                    "建立 成为 位于 用于 通过 得到 获 有 做 给 让 应 可 能 会 要".split())
 _MASK_ONLY = r"[\W_]+|电话|手机|邮箱|联系人|姓名|身份证|卡号|账号"
@@ -221,10 +222,10 @@ class Answerer:
             if len(t) == 2 and self.df(t) == 0 and not _LATIN_OR_NUM.match(t):
                 nxt = merged[i + 1] if i + 1 < len(merged) else ""
                 prv = fixed[-1] if fixed else ""
-                if nxt and t[1] + nxt in q and self.df(t[1] + nxt) > 0:
+                if nxt and t[0] in _FUNCTION_CHARS and t[1] + nxt in q and self.df(t[1] + nxt) > 0:
                     merged[i + 1] = t[1] + nxt
                     continue
-                if prv and prv + t[0] in q and self.df(prv + t[0]) > 0:
+                if prv and t[1] in _FUNCTION_CHARS and prv + t[0] in q and self.df(prv + t[0]) > 0:
                     fixed[-1] = prv + t[0]
                     continue
             fixed.append(t)
@@ -474,6 +475,13 @@ class Answerer:
         local = self.index.lower_text(best.node.node.node_id) + self.section_text(best.node.node.node_id, source)
         hard_missing = [t for t in self.hard_terms(terms) if t not in local and not (
             re.fullmatch(r"(?:19|20)\d\d", t) and re.search(t[2:] + r"\s*年", local))]
+        for t in self.hard_terms(terms):
+            # a year asked about that the evidence only names as the end of a span ("2005-2021年累计")
+            if not re.fullmatch(r"(?:19|20)\d\d", t) or t not in local:
+                continue
+            span = rf"\d{{4}}\s*年?\s*[-—~至到]\s*{t}"
+            if not re.search(span, question) and t not in re.sub(span, "", local):
+                hard_missing.append(t)
         if hard_missing or best.missing:
             return self._refuse("missing_term", terms, best, hard_missing)
         if best.coverage < self.threshold:
