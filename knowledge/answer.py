@@ -195,7 +195,7 @@ class Answerer:
         i = 0
         while i < len(terms):
             found = None
-            for j in range(len(terms), i + 1, -1):
+            for j in range(min(len(terms), i + 10), i + 1, -1):
                 joined = "".join(terms[i:j])
                 raw = q[pos[i][0]:pos[j - 1][1]] if pos[i][0] >= 0 and pos[j - 1][0] >= pos[i][0] else ""
                 if joined in q and _ENTITY_SUFFIX.search(joined) and len(joined) >= 4 and self.df(joined) > 0:
