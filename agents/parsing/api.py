@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 from .llm_fill import llm_complete, refinish
+from .extract import structure_hint
 from .parser import ParseResult, clarification_for, default_parser
 
 # fields a follow-up may supply, in the order they are merged
@@ -12,6 +14,64 @@ FOLLOWUP_FIELDS = ("underlying", "structure", "option_type", "tenor", "strike_pc
                    "ko_pct", "ki_pct", "ko_stepdown_pct", "coupon_pct", "coupon_barrier_pct", "lockup_months",
                    "notional", "side")
 MULTI_FIELDS = ("underlying", "tenor", "strike_pct", "option_type")
+STRUCTURE_KEYWORD = {"snowball": "雪球", "phoenix": "凤凰", "sharkfin": "鲨鱼鳍", "double_sharkfin": "双鲨", "airbag": "安全气囊",
+                     "digital": "二元", "barrier": "障碍期权", "spread": "价差", "asian": "亚式"}
+
+
+def _moneyness_size(prev_reqs: list[dict], text: str) -> list[dict] | None:
+    """'5%' answering '虚值多少' for requests that said 虚值/实值 without a size: the strikes, or None."""
+    if not any(r.get("moneyness") and "strike_pct" in r.get("missing", []) for r in prev_reqs):
+        return None
+    m = re.fullmatch(r"\s*(?:虚值|实值|虚|实)?\s*(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*", text)
+    if not m or float(m.group(1)) > 50:
+        return None
+    x = float(m.group(1))
+    said = re.match(r"\s*(虚值|实值|虚|实)", text)
+    out = []
+    for r in prev_reqs:
+        kind, ot = r.get("moneyness"), r.get("option_type")
+        if said:
+            kind = "otm" if said.group(1).startswith("虚") else "itm"
+        if kind and ot and "strike_pct" in r.get("missing", []):
+            sign = -1 if (kind == "itm") == (ot == "call") else 1
+            v = 100 + sign * x
+            fill = {"strike_pct": int(v) if v == int(v) else v}
+            base = {k: val for k, val in r.items() if k != "moneyness"}
+            base["missing"] = [f for f in r.get("missing", []) if f != "strike_pct"]
+            out.append(refinish(base, fill, default_parser().pool))
+        else:
+            out.append(r)
+    return out
+
+
+NUMERIC_ANSWERS = ("strike_pct", "upper_strike_pct", "barrier_pct", "lower_barrier_pct", "ko_pct", "ki_pct", "coupon_pct",
+                   "payout_pct", "participation_pct", "coupon_barrier_pct")
+
+
+def _bare_number(prev_reqs: list[dict], text: str) -> dict[str, list]:
+    """A bare number ("110", "95%") answers the one numeric field the earlier requests still miss."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(%)?\s*(?:的|吧)?\s*", text)
+    if not m:
+        return {}
+    wanted = {f for r in prev_reqs for f in r.get("missing", []) if f in NUMERIC_ANSWERS}
+    if len(wanted) != 1:
+        return {}
+    v = float(m.group(1))
+    if not m.group(2) and v <= 2 and "." in m.group(1):
+        v *= 100
+    if not 0 < v <= 300:
+        return {}
+    return {wanted.pop(): [int(v) if v == int(v) else v]}
+
+
+def _finish_merge(previous: dict, reqs: list[dict], parser, llm, text: str) -> ParseResult:
+    unrecognized = list(previous.get("unrecognized", []))
+    merged = ParseResult("quote", reqs, None, unrecognized)
+    merged.clarification = clarification_for(reqs, unrecognized)
+    merged.extra["followup"] = True
+    if llm is not None and not merged.complete:
+        merged = llm_complete(merged, text, llm)
+    return merged
 
 
 def parse_message(text: str, *, llm=None) -> ParseResult:
@@ -52,6 +112,15 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
     # a complete request naming its own underlying is a new quote, not an answer
     if new_reqs and all(not r.get("missing") for r in new_reqs) and any("underlying" in r for r in new_reqs):
         return new if llm is None else parse_message(text, llm=llm)
+    sizes = _moneyness_size(prev_reqs, text)
+    if sizes is not None:
+        return _finish_merge(previous, sizes, parser, llm, text)
+    # read the follow-up in the earlier request's structure: "103/75" after a snowball is KO/KI, not two strikes
+    structures = {r.get("structure") for r in prev_reqs}
+    keyword = STRUCTURE_KEYWORD.get(structures.pop()) if len(structures) == 1 else None
+    if keyword and structure_hint(text) is None:
+        ctx = parser.parse(f"{keyword} {text}")
+        new_reqs = [{k: v for k, v in r.items() if k != "structure"} for r in ctx.requests] if ctx.intent == "quote" else new_reqs
     # what the follow-up states: field -> ordered distinct values
     supplied: dict[str, list] = {}
     for r in new_reqs:
@@ -59,8 +128,11 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
             supplied.setdefault(k, [])
             if v not in supplied[k]:
                 supplied[k].append(v)
-    if not new_reqs:  # parse found no request shape; read the bare fields ("一个月的", "3800点")
-        supplied = _bare_fields(parser, text)
+    bare = _bare_number(prev_reqs, text)
+    if bare:  # "110" answering the one number still missing
+        supplied = bare
+    elif not new_reqs:  # parse found no request shape; read the bare fields ("一个月的", "3800点")
+        supplied = _bare_fields(parser, text, keyword)
     if not supplied:
         if llm is not None:
             merged = ParseResult("quote", [dict(r) for r in prev_reqs], None, list(previous.get("unrecognized", [])))
@@ -100,13 +172,14 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
     return merged
 
 
-def _bare_fields(parser, text: str) -> dict[str, list]:
+def _bare_fields(parser, text: str, keyword: str | None = None) -> dict[str, list]:
     """Fields in a message that is not a request by itself: parse it as if it followed a request shape."""
-    probe = parser.parse("询价 " + text)  # a request verb as anchor so bare tenors/strikes/types are read as terms
+    # a request verb (and the earlier structure) as anchor so bare tenors/strikes/types are read as terms
+    probe = parser.parse(f"询价 {keyword or ''} {text}")
     out: dict[str, list] = {}
     for r in probe.requests:
         for k, v in _stated(r).items():
-            if k == "structure" and "structure" in r.get("assumed", []):
+            if k == "structure" and ("structure" in r.get("assumed", []) or keyword):
                 continue
             out.setdefault(k, [])
             if v not in out[k]:

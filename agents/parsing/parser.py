@@ -15,7 +15,7 @@ from .text import normalize
 FIELD_ORDER = ["underlying", "underlying_name", "structure", "option_type", "tenor", "strike_pct", "upper_strike_pct",
                "strike_level", "barrier_pct", "lower_barrier_pct", "barrier_type", "rebate_pct", "participation_pct",
                "payout_pct", "ko_pct", "ki_pct", "ko_stepdown_pct", "coupon_pct", "coupon_barrier_pct",
-               "lockup_months", "ko_observation", "notional", "side", "quote"]
+               "lockup_months", "ko_observation", "moneyness", "notional", "side", "quote"]
 INTENTS = ("quote", "order", "knowledge", "other")
 # two-letter product codes that are safe to read standalone (upper case); others need a contract month (rb2510)
 SAFE_LATIN_CODES = {"AU", "AG", "CU", "AL", "ZN", "NI", "RB", "HC", "RU", "JM", "CF", "SR", "TA", "MA", "SA", "FG", "SC",
@@ -459,6 +459,7 @@ def finish_request(req: dict) -> dict:
                 "airbag": ["tenor", "ki_pct"]}[st]
     if moneyness is not None and (moneyness[1] is None or not req.get("option_type")):
         missing.append("strike_pct")
+        req["moneyness"] = moneyness[0]  # 'otm'/'itm' without a size: a follow-up "5%" completes it
     if st in ("snowball", "phoenix"):
         if "lockup_months" not in req:
             req["lockup_months"] = 3

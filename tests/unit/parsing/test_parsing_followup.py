@@ -43,3 +43,21 @@ def test_followup_that_is_a_new_complete_request_replaces():
 def test_followup_without_fields_is_just_parsed():
     assert follow("沪深300 平值看涨", "谢谢") == {"intent": "other", "requests": [], "clarification": None}
     assert follow("沪深300 一个月 看涨", "确认下单")["intent"] == "order"
+
+
+@pytest.mark.parametrize("first,second,field,value", [
+    ("中证500 雪球 两年", "103/75", "ki_pct", 75),            # read in the earlier structure, not as two strikes
+    ("沪深300 鲨鱼鳍 看涨 3个月", "110", "barrier_pct", 110),   # a bare number answers the one number missing
+    ("中证500 雪球 2年 敲出103", "75", "ki_pct", 75),
+    ("沪深300 一个月 虚值 看涨", "5%", "strike_pct", 105),      # 虚值 without a size, then the size
+    ("沪深300 一个月 实值 看跌", "虚值5%", "strike_pct", 95),
+])
+def test_followup_in_context(first, second, field, value):
+    res = follow(first, second)
+    r = res["requests"][0]
+    assert r[field] == value and r["missing"] == [] and res["clarification"] is None
+
+
+def test_followup_code_answers_an_unrecognized_name():
+    res = follow("蓝月亮集团 1个月平值看涨", "600519")
+    assert res["requests"][0]["underlying"] == "600519.SH" and res["clarification"] is None
