@@ -24,7 +24,7 @@ STRUCTURE_WORDS = [
     (r"亚式|asian|均价期权", "asian"),
     (r"二元|数字期权|数字(?=看涨|看跌|认购|认沽|call|put)|digital|binary", "digital"),
     (r"价差|spread|牛市价差|熊市价差", "spread"),
-    (r"障碍期权|障碍|barrier|向上敲出|向下敲出|向上敲入|向下敲入|up[\s-]*(?:and[\s-]*)?out|down[\s-]*(?:and[\s-]*)?out|up[\s-]*(?:and[\s-]*)?in|down[\s-]*(?:and[\s-]*)?in|敲出期权|敲入期权", "barrier"),
+    (r"障碍期权|障碍|barrier|向上敲出|向下敲出|向上敲入|向下敲入|上涨敲出|下跌敲出|上涨敲入|下跌敲入|up[\s-]*(?:and[\s-]*)?out|down[\s-]*(?:and[\s-]*)?out|up[\s-]*(?:and[\s-]*)?in|down[\s-]*(?:and[\s-]*)?in|敲出期权|敲入期权", "barrier"),
     (r"香草|欧式|vanilla", "vanilla"),
 ]
 CALL_RE = re.compile(r"看涨|看多|认购|(?<![申采收选订抢团])购(?![买物入置房])|(?<![A-Za-z])(?i:calls?)(?![A-Za-z])|牛市价差|(?<![A-Za-z])C(?![A-Za-z])|(?<=[\d\x01])c(?![a-z])|(?<=[\s\x01])c(?=\s|$)|看涨期权")
@@ -144,10 +144,10 @@ _PARTICIPATION = re.compile(r"(?:参与率|参与比例|participation|参与|pr)
 _PARTICIPATION_AFTER = re.compile(r"(\d+(?:\.\d+)?)\s*(%)\s*(?:的)?参与率?")
 _PAYOUT = re.compile(r"(?:赔付|支付|payout|pay|收益|派息|coupon|回报)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _BTYPE = [
-    (re.compile(r"向上敲出|up[\s-]*(?:and[\s-]*)?out", re.I), "up_out"),
-    (re.compile(r"向下敲出|down[\s-]*(?:and[\s-]*)?out", re.I), "down_out"),
-    (re.compile(r"向上敲入|up[\s-]*(?:and[\s-]*)?in(?![a-z])", re.I), "up_in"),
-    (re.compile(r"向下敲入|down[\s-]*(?:and[\s-]*)?in(?![a-z])", re.I), "down_in"),
+    (re.compile(r"(?:向上|上涨|上)敲出|up[\s-]*(?:and[\s-]*)?out", re.I), "up_out"),
+    (re.compile(r"(?:向下|下跌|下)敲出|down[\s-]*(?:and[\s-]*)?out", re.I), "down_out"),
+    (re.compile(r"(?:向上|上涨|上)敲入|up[\s-]*(?:and[\s-]*)?in(?![a-z])", re.I), "up_in"),
+    (re.compile(r"(?:向下|下跌|下)敲入|down[\s-]*(?:and[\s-]*)?in(?![a-z])", re.I), "down_in"),
 ]
 
 
@@ -269,6 +269,7 @@ _ATM_OFFSET = re.compile(r"(?:平值|平价|atmf?)\s*([+\-＋－])\s*(\d+(?:\.\d
 _BARE_MONEY = re.compile(r"虚值|实值|价外|价内|(?<![a-z])(?:otm|itm)(?![a-z])", re.I)
 _LIST_BEFORE_KW = re.compile(r"(?<![\d.])((?:\d+(?:\.\d+)?%?\s*(?:、|,|/|和|及|或)\s*)*\d+(?:\.\d+)?%?)\s*(?:两个|三个|四个|几个|这几个)?\s*(?:的)?\s*(?:行权价|行权|strike)")
 _LEVEL = re.compile(r"(?<![\d.])(\d{3,6}(?:\.\d+)?)\s*点(?!\d)")
+_BARE_STRIKE = re.compile(r"(?:(?<=\s)|(?<=^)|(?<=\x01))((?:[5-9]\d|1[0-5]\d)(?:\.\d+)?)(?=\s*$|\s+\S)(?!\s*(?:个|月|周|年|天|万|亿|手|吨|点|[mwydMWYD](?![A-Za-z])))")
 _PCT_LIST = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%")
 
 
@@ -330,10 +331,6 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
                 fr.scalars["upper_strike_pct"] = b
                 w.consume(m.start(), m.end())
                 break
-        if "strike_pct" not in fr.scalars and len([s for s in fr.strikes if s[0] == "pct"]) >= 2:
-            ps = [s[1] for s in fr.strikes if s[0] == "pct"]
-            fr.scalars["strike_pct"], fr.scalars["upper_strike_pct"] = ps[0], ps[1]
-            fr.strikes = [s for s in fr.strikes if s[0] != "pct"]
     for m in w.finditer(_STRIKE_BEFORE_TYPE):
         nums = re.findall(r"\d+(?:\.\d+)?", m.group(1))
         vals = [_strike_val(t, "%" if m.group(2) else None) for t in nums]
@@ -376,6 +373,15 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
             if 50 <= v <= 150:
                 fr.strikes.append(("pct", _f(m.group(1))))
                 w.consume(m.start(), m.end())
+    if structure in (None, "vanilla") and not fr.strikes:
+        for m in w.finditer(_BARE_STRIKE):  # '500 p 3m 95': a lone number next to the terms
+            fr.strikes.append(("pct", _f(m.group(1))))
+            w.consume(m.start(), m.end())
+            break
+    if spread and "strike_pct" not in fr.scalars and len([k for k in fr.strikes if k[0] == "pct"]) >= 2:
+        ps = [k[1] for k in fr.strikes if k[0] == "pct"]
+        fr.scalars["strike_pct"], fr.scalars["upper_strike_pct"] = ps[0], ps[1]
+        fr.strikes = [k for k in fr.strikes if k[0] != "pct"]
 
 
 # ---------------------------------------------------------------- tenors

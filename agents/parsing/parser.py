@@ -21,7 +21,7 @@ INTENTS = ("quote", "order", "knowledge", "other")
 SAFE_LATIN_CODES = {"AU", "AG", "CU", "AL", "ZN", "NI", "RB", "HC", "RU", "JM", "CF", "SR", "TA", "MA", "SA", "FG", "SC",
                     "PP", "EG", "UR", "LC", "IF", "IC", "IH", "IM"}
 _DOMAIN = re.compile(r"期权|雪球|凤凰|鲨|气囊|敲入|敲出|票息|行权|波动率|保证金|希腊|delta|gamma|vega|平值|实值|虚值|看涨|看跌|"
-                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|降敲|观察|结构|产品|报价|有效期|说明书|标的|snowball|option|knock|barrier|coupon|strike", re.I)
+                     r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|降敲|观察|结构|产品|报价|有效期|说明书|标的|股票|个股|北交所|snowball|option|knock|barrier|coupon|strike", re.I)
 
 _SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？&]+|\s+and\s+|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
 _NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also)")
@@ -38,7 +38,7 @@ _FILLER = set("""帮我 帮忙 麻烦 请 请问 报个 报一下 报下 询价 
 权利金 保证金 成本 预算 交易 成交 下单 确认 执行 报单 他 她 它 在 就 还 把 被 让 向 从 对 与 跟 或 些 种 位 次 条 笔 嗯 哦
 呀 嘛 啦 哇 噢 额 诶 您 咱 咱们 大家 其他 其它 怎么 如何 为什么 多久 几 哪 哪个 哪些 请教 谢啦 包括 以及 然后 同样 同上 一样
 最近 当前 本周 下周 本月 下月 今年 明年 马上 立刻 稍后 回头 尽量 希望 打算 准备 考虑 试试 试 先看 看一下 报一个 来一个""".split())
-_ORDER = re.compile(r"(?:^|[\s,，])做吧?\s*[!！。]?\s*$|(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交(?!量|额|均价|价格?[是多])|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
+_ORDER = re.compile(r"^\s*做\s*[，,\s]|(?:^|[\s,，])做吧?\s*[!！。]?\s*$|(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交(?!量|额|均价|价格?[是多])|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book it|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
 _KNOW = re.compile(r"有什么|优势|劣势|好处|几号|几天|支持哪些|不一样|有啥|了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|报价|报个价|报一下|报个|报下|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
@@ -437,6 +437,8 @@ def finish_request(req: dict) -> dict:
         if st != "airbag":
             req.pop("option_type", None)
         ot = req.get("option_type")
+    if st != "barrier":
+        req.pop("barrier_type", None)  # 上敲出/下敲出 name the barriers of sharkfins, not a barrier option's type
     if st == "sharkfin" and not ot and "barrier_pct" in req:
         req["option_type"] = "call" if req["barrier_pct"] > 100 else "put"
         assumed.append("option_type")
