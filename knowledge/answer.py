@@ -403,6 +403,12 @@ class Answerer:
         aspect_got = sum(w for w, c in aspects if c >= 0.9)
         if aspect_w and aspect_got / aspect_w < ASPECT_MIN:
             missing.append("(detail)")
+        # the head of the question ("年度运维预算" → 预算): its last specific noun must be found near the answer
+        heads = [t for t in terms if t not in self._phrases and t not in self._entities and not self._is_verbish(t)
+                 and not _ANSWER_TYPE.match(t) and not self.is_topic(t, source) and not _LATIN_OR_NUM.match(t)
+                 and self._pos.get(t, "n").startswith(("n", "vn", "x", "j", "l", "t"))]
+        if heads and self.credit(heads[-1], chunk_id, source) < 0.9 and self._doc_share(heads[-1], source) <= 0.4:
+            missing.append(heads[-1])
         # "哪一年上市": for a when-question the event itself must be stated near the answer
         if "time" in self._qtypes and verb_aspects and noun_aspects:
             vw = sum(w for w, _ in verb_aspects)
