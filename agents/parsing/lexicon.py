@@ -23,6 +23,7 @@ from .pool import DATA_DIR, UnderlyingPool, default_pool
 jieba.setLogLevel(logging.WARNING)
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 COMMON_WORD_FREQ = 30
+INDEX_FAMILIES = {"中证", "上证", "沪深", "科创", "深证"}
 
 
 def load_terms(path: Path = DATA_DIR / "terms.csv") -> list[tuple[str, str, str]]:
@@ -98,12 +99,13 @@ class Corrector:
         pos = 0
         for m in _CJK.finditer(text):
             out.append(text[pos:m.start()])
-            out.append(self._correct_run(m.group(0), fixes))
+            digit_next = m.end() < len(text) and text[m.end()].isdigit()
+            out.append(self._correct_run(m.group(0), fixes, digit_next))
             pos = m.end()
         out.append(text[pos:])
         return "".join(out), fixes
 
-    def _correct_run(self, run: str, fixes: list) -> str:
+    def _correct_run(self, run: str, fixes: list, digit_next: bool = False) -> str:
         if len(run) < 2:
             return run
         tokens = self.cut(run)
@@ -131,9 +133,14 @@ class Corrector:
                     if i + L not in bounds:
                         continue
                     win = run[i:i + L]
-                    if win in self.vocab or any(exact[i:i + L]) or self._is_common(win):
+                    if win in self.vocab or any(exact[i:i + L]):
+                        continue
+                    family = digit_next and i + L == n and L == 2  # 中正1000: an index family before digits
+                    if self._is_common(win) and not family:
                         continue
                     cand = self._match(win)
+                    if family and cand not in INDEX_FAMILIES and self._is_common(win):
+                        continue
                     if cand:
                         res[i:i + L] = list(cand) + [""] * (L - len(cand)) if len(cand) <= L else [cand] + [""] * (L - 1)
                         fixes.append((win, cand))
