@@ -104,8 +104,15 @@ _NOTIONAL_MULT = {"个亿": 1e8, "亿元": 1e8, "亿": 1e8, "e": 1e8, "E": 1e8, 
                   "w": 1e4, "W": 1e4}
 
 
+_PREMIUM_CONTEXT = re.compile(r"(预算|期权费|权利金|费用|保证金)\s*$")
+_PREMIUM_AFTER = re.compile(r"^\s*(?:的)?\s*(期权费|权利金|费用|保证金|预算)")
+
+
 def extract_notional(w: Work, fr: Frame) -> None:
     for m in w.finditer(_NOTIONAL):
+        if _PREMIUM_CONTEXT.search(w.text[max(0, m.start() - 6):m.start()]) or _PREMIUM_AFTER.match(w.text[m.end():]):
+            w.consume(m.start(), m.end())  # a premium budget, not the notional
+            continue
         unit = m.group(2)
         v = float(m.group(1))
         if unit in ("w", "W") and v < 100:

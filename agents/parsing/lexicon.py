@@ -153,9 +153,9 @@ class Corrector:
 
     def _match(self, win: str) -> str | None:
         py = pinyin_of(win)
-        found: set[str] = set()
-        for var in pinyin_variants(win):
-            found |= self.by_pinyin.get(var, set())
+        # the vocabulary is indexed under every reading of its characters (招行: zhao xing / zhao hang); the window
+        # is read with its default reading only, so a function word's rare reading (和 → hu) matches nothing
+        found: set[str] = set(self.by_pinyin.get(py, set()))
         cands = [w for w in found if len(w) == len(win) and any(a == b for a, b in zip(w, win))]
         codes = {self._entity(w) for w in cands}
         if len(codes) == 1 and cands:
