@@ -144,6 +144,7 @@ _KI = re.compile(r"(?:敲入价格|敲入价|敲入线|敲入水平|敲入界限
 _KO_AFTER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:敲出|ko)(?![a-z])", re.I)
 _KI_AFTER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:敲入|ki)(?![a-z])", re.I)
 _PAIR = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%)?\s*(?:/|-|~|／|、|\\)\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.])")
+_BARE_LEVEL = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)\s*%?(?![\d.]|\s*(?:个|月|周|年|天|万|亿|[mwydMWYD](?![A-Za-z])))")
 _BARE_PAIR = re.compile(r"(?<![\d.])(\d{2,3})\s+(\d{2,3})(?![\d.%]|\s*(?:个|月|年|天|周|万|亿))")
 _BARRIER = re.compile(r"(?:障碍价格|障碍价|障碍水平|障碍|barrier|触发价|触发|敲出价|敲出|敲入价|敲入线|敲入|上沿|下沿|上限|下限|ko|上方|下方|(?<!向)上(?=\s*\d{2,3}(?![\d.]|\s*(?:个|月|周|年|天)))|(?<!向)下(?=\s*\d{2,3}(?![\d.]|\s*(?:个|月|周|年|天))))\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _REBATE = re.compile(r"(?:敲出补偿|敲出后?返还|补偿收益|补偿|返还|rebate|敲出收益)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
@@ -231,6 +232,14 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
                     fr.scalars["lower_barrier_pct"] = lo
         elif vals:
             fr.scalars["barrier_pct"] = vals[0]
+        elif structure == "sharkfin":  # '鲨鱼鳍 3个月 110 看涨': a bare level is the knock-out barrier
+            for m in w.finditer(_BARE_LEVEL):
+                before = w.text[max(0, m.start() - 8):m.start()].replace(MASK, "")
+                v = float(m.group(1))
+                if 50 <= v <= 200 and v != 100 and not re.search(r"(行权价?|执行价|strike|k|参与率?|补偿|返还)\s*[:=：]?\s*$", before, re.I):
+                    fr.scalars["barrier_pct"] = _f(m.group(1))
+                    w.consume(m.start(), m.end())
+                    break
     else:
         _first(w, _KO, fr, "ko_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 50, 150))
         _first(w, _KI, fr, "ki_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 20, 100))
@@ -577,6 +586,9 @@ def extract_words(w: Work, fr: Frame) -> None:
         for ot in ("call", "put"):
             if ot not in fr.option_types:
                 fr.option_types.append(ot)
+        pcts = sorted({k[1] for k in fr.strikes if k[0] == "pct"})
+        if re.search(r"宽跨|strangle", t, re.I) and len(pcts) == 2:  # strangle 95/105: put below, call above
+            fr.pairs = [(("pct", pcts[0]), "put"), (("pct", pcts[1]), "call")]
     calls = [(m.start(), "call") for m in CALL_RE.finditer(t)]
     puts = [(m.start(), "put") for m in PUT_RE.finditer(t)]
     for _, ot in sorted(calls + puts):
