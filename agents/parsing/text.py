@@ -42,6 +42,7 @@ _DIGIT_RUN = re.compile(r"(?<![\u4e00-\u9fff\d])([零〇一二三四五六七八
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?:,\d{3})*(?:\.\d+)?\s*(?:万|亿|元|块|点|w|W|kw|mm|MM))")
 _THOUSANDS_1 = re.compile(r"(?<![\d.])(\d),(\d{3})(?![\d,])")  # 3,800 (a one-digit head is never a strike list)
 _MIXED = re.compile(r"(?<![\d.])(\d+)\s*([百千])(?![万亿])")  # 沪深3百 → 300, 5千 → 5000 (5千万 stays)
+_ETF_GAP = re.compile(r"([A-Za-z0-9\u4e00-\u9fff])\s+(?:ETF|etf|Etf)(?![A-Za-z])")
 _WS = re.compile(r"[ \t\u3000\u2005\u00a0]+")
 
 
@@ -75,4 +76,5 @@ def normalize(text: str) -> str:
     t = _NUM_UNIT.sub(_num_repl, t)
     t = _DIGIT_RUN.sub(lambda m: "".join(str(_DIGITS[c]) for c in m.group(1)), t)  # 一零三 七五 → 103 75
     t = _WS.sub(" ", t)
+    t = _ETF_GAP.sub(r"\1ETF", t)  # 'SSE50 ETF' / '300 etf' → one name
     return t.strip()
