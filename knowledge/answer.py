@@ -99,6 +99,7 @@ class Answerer:
         self._spread: dict[tuple[str, str], float] = {}
         self._share: dict[tuple[str, str], float] = {}
         self._qtypes: list[str] = []
+        self._question = ""
         self._alias_map: dict[str, str] | None = None
         self._quoted: set[str] | None = None
         self._quoted_in_q: set[str] = set()
@@ -178,6 +179,7 @@ class Answerer:
         self._entities, self._phrases, self._phrase_parts = set(), set(), {}
         self._quoted_in_q, self._pos, self._topic = set(), {}, {}
         self._qtypes = self.answer_types(question)
+        self._question = question
         for w, flag in pseg.cut(question):
             self._pos.setdefault(w.lower(), flag)
         q = question.lower()
@@ -388,6 +390,8 @@ class Answerer:
                 missing.append(t)  # an institution named in the question must be in the passage's section
                 continue
             if _ANSWER_TYPE.match(t):
+                if len(t) >= 4 and c == 0.0 and self.df(t) > 0:
+                    missing.append(t)  # a form label (项目编号) other documents have and this one lacks
                 continue
             if self.df(t) <= rare and self._pos.get(t, "n").startswith(_STRONG_POS) and c == 0.0:
                 missing.append(t)
@@ -409,6 +413,11 @@ class Answerer:
                  and self._pos.get(t, "n").startswith(("n", "vn", "x", "j", "l", "t"))]
         if heads and self.credit(heads[-1], chunk_id, source) < 0.9 and self._doc_share(heads[-1], source) <= 0.4:
             missing.append(heads[-1])
+        # "投入了多少资金": the action that is being counted must be stated near the answer
+        m_act = re.search(r"([\u4e00-\u9fff]{2})了?(?:多少|几)", self._question)
+        if m_act and m_act.group(1) in terms and self._is_verbish(m_act.group(1)) and m_act.group(1) not in _LIGHT_VERBS \
+                and self.credit(m_act.group(1), chunk_id, source) < 0.9:
+            missing.append(m_act.group(1))
         # "哪一年上市": for a when-question the event itself must be stated near the answer
         if "time" in self._qtypes and verb_aspects and noun_aspects:
             vw = sum(w for w, _ in verb_aspects)
@@ -500,6 +509,20 @@ class Answerer:
             return self._refuse("answer_type", terms, best)
         if self._attribute_of_other(sentence, terms, question):
             return self._refuse("other_entity", terms, best)
+        m_cls = re.search(r"(?:多少|几)\s*([块台家个笔次人名项篇张条套只份位种类所座辆枚])", question)
+        cls = m_cls.group(1) if m_cls else ""
+        cls_pat = "[个\u4e00-\u9fff]" if cls == "个" else cls  # 个 is generic: "五阶段" answers "几个阶段"
+        if cls and not re.search(r"(?:\d|[一二两三四五六七八九十百千万亿几数余多上])\s*" + cls_pat, answer):
+            return self._refuse("answer_unit", terms, best)  # "多少块GPU" is not answered by "10-15 分钟"
+        if "time" in self._qtypes:
+            # who did what at that time: the names the question gives must be in the answering sentence
+            named = [t for t in terms if (t in self._entities or self._pos.get(t, "").startswith(("j", "nt", "nr", "ns")))
+                     and t not in self._phrases]
+            named.sort(key=lambda t: question.lower().find(t) if t in question.lower() else len(question))
+            names = [t for t in named[1:] if not self.is_topic(t, source)]  # the first is the subject
+            ans_l = squash_cjk_spaces(sentence.lower())
+            if any(t not in ans_l and self.aliases().get(t, t) not in ans_l for t in names):
+                return self._refuse("answer_subject", terms, best)
         if TOKEN_RE.search(sentence) and not re.sub(_MASK_ONLY, "", TOKEN_RE.sub("", sentence.split("：")[-1])):
             # the evidence is personal data that was masked at ingestion: not the assistant's to give
             return self._refuse("masked_personal_data", terms, best)
