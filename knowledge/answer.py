@@ -512,7 +512,8 @@ class Answerer:
         m_cls = re.search(r"(?:多少|几)\s*([块台家个笔次人名项篇张条套只份位种类所座辆枚])", question)
         cls = m_cls.group(1) if m_cls else ""
         cls_pat = "[个\u4e00-\u9fff]" if cls == "个" else cls  # 个 is generic: "五阶段" answers "几个阶段"
-        if cls and not re.search(r"(?:\d|[一二两三四五六七八九十百千万亿几数余多上])\s*" + cls_pat, answer):
+        if cls and not re.search(r"(?:\d|[一二两三四五六七八九十百千万亿几数余多上])\s*" + cls_pat, answer) and not (
+                re.search(r"\d", answer) and cls + "数" in best.node.node.get_content()):  # a table headed "笔数"
             return self._refuse("answer_unit", terms, best)  # "多少块GPU" is not answered by "10-15 分钟"
         if "time" in self._qtypes:
             # who did what at that time: the names the question gives must be in the answering sentence
