@@ -59,9 +59,12 @@ def _num_repl(m: re.Match) -> str:
     return glue + str(v)
 
 
+_CAPITAL = str.maketrans("壹贰貳叁參肆伍陆陸柒捌玖拾佰仟", "一二二三三四五六六七八九十百千")  # 大写 amounts
+
+
 def normalize(text: str) -> str:
     """Canonical form used by every later step (keeps character positions meaningful only within itself)."""
-    t = unicodedata.normalize("NFKC", text or "")
+    t = unicodedata.normalize("NFKC", text or "").translate(_CAPITAL)
     t = t.replace("\r\n", "\n").replace("\r", "\n")
     t = _MENTION_BOT.sub(" ", t)
     t = _MENTION.sub(" ", t)
