@@ -1,9 +1,22 @@
 """Answering from retrieved passages: extractive (no model) or generated (LLM) with a groundedness check.
 
-Refusal is decided on *coverage*: the IDF-weighted share of the question's key terms found in the
-best passage (terms found only elsewhere in the same document count partly). A question about
-something the knowledge base never mentions leaves its distinctive terms uncovered, however high
-a near-miss passage scores in BM25, and is refused.
+Decision, in order (each refusal names its reason in the result):
+
+1. Query terms: jieba key words, institution names and quoted titles merged into one term, document-defined
+   short names (简称) resolved, adjacent pairs the KB uses as one phrase added.
+2. Every passage of the best-retrieved documents is scored by *coverage*: the IDF-weighted share of the
+   terms it supports (in the passage 1, in its table section or as a topic of its document 0.9, elsewhere in
+   the document 0.2). A passage lacking a distinctive term (a rare noun the document never uses, a named
+   institution or place outside its section, the question's head noun, a detail specific to the document,
+   a counted action, a form label other documents have) sorts last; if even the best one lacks it, refuse.
+3. A reader step scores the sentences/rows of the leading passages (label match, sub-heading context,
+   ordinals, answer type, novelty against the question) and the best passage wins.
+4. Final checks: the answer holds the asked kind of thing (time, quantity with its classifier, place, code,
+   agent), names the question's other agents for a when-question, is not an attribute of another name
+   ("五矿资本（股票代码…）"), and is not masked personal data.
+
+With an LLM the answer is regenerated from the cited passages and kept only if every number and named
+entity in it occurs in them.
 """
 from __future__ import annotations
 
@@ -37,6 +50,8 @@ SYNONYMS = {
     "证券代码": ("股票代码",), "注册资本": ("注册资金",), "员工": ("雇员",), "营收": ("营业收入",),
     "荣誉": ("奖项", "奖", "案例", "称号"), "奖项": ("奖", "荣誉"), "级别": ("级",), "耗时": ("时间",),
     "安排": ("计划", "日程"), "位于": ("地址", "位于"),
+    "客服": ("客户服务",), "客服热线": ("客户服务热线", "客服电话", "热线"), "客服电话": ("客户服务热线", "客服热线"),
+    "场外期权": ("场外衍生品",), "KYC": ("准入",), "kyc": ("准入",),
 }
 _STRONG_POS = ("n", "nr", "ns", "nt", "nz", "nrt", "nrfg", "eng", "j", "x", "vn", "l", "i", "t")
 _ANSWER_TYPES = [
