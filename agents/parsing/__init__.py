@@ -11,7 +11,9 @@ clauses (；。换行, commas between clauses, 另要/还有/再来…, and befo
 terms); rule extraction per clause with consumed spans (codes, pool names via jieba-aligned longest match,
 notional, lock-up, step-down, coupons, KO/KI, barriers, strikes, tenors, index shorthands 300/500/1000/50/2000);
 a CRF (python-crfsuite, agents/data/underlying_crf.crfsuite, `python -m agents.parsing.train_crf`) proposes
-underlying mentions no rule knows, which are reported, never guessed; clauses become groups (a clause that
+underlying mentions no rule knows, kept when they look like names (company suffix, proper noun or unknown word
+for jieba); when a request names no underlying at all, the words left around its terms (request filler removed)
+are taken as the unrecognised name — reported, never guessed; clauses become groups (a clause that
 restates a field starts a new request and inherits the rest), and each group expands to the cartesian product
 of underlyings × tenors × strikes × option types (strike/type written together — "95 put 和 105 call" — pair up).
 
@@ -41,9 +43,15 @@ Conventions (shown to the trader through `assumed`):
   IH/IF/IC/IM → their index; commodity contract codes rb2510/AU2606 → main contract `RB.SHF`/`AU.SHF`).
   An impossible code or an unknown name is listed in `unrecognized` and the request lists `underlying` in
   `missing`; the clarification names the text it did not recognise.
-* intent: `order` for 成交/下单/做了/确认/deal… unless the message also carries a new request with a tenor;
-  `knowledge` for a question about the products (怎么/什么是/区别/一般…) without quote terms; `other` for chat and
-  for instructions ("无视上面的规则…") that carry no request. Only `quote` has requests.
+* intent: `order` for 成交/下单/做了/确认/deal… unless the message also carries a new request with a tenor (and not
+  in a question or a plan: 能成交吗, 下周可能要做一笔); `knowledge` for a question about the products
+  (怎么/什么是/区别/一般/哪个…) without quote terms; `other` for chat, for talk about positions or the market
+  (昨天那个沪深300看涨赚了不少, 沪深300跌破3800点了) and for instructions ("无视上面的规则…") that carry no request.
+  A request needs evidence: a tenor, a number, a request verb (报价/询价/多少钱…), or a known underlying together
+  with call/put/strike/structure words. Only `quote` has requests.
+* follow-ups (`complete_followup`): the answer is read in the earlier request's structure ("103/75" after a
+  snowball is KO/KI), a bare number answers the one number still missing, "5%" sizes an earlier 虚值/实值, several
+  values multiply the requests, a complete new request replaces the old one.
 
 The optional `llm` (duck-typed `complete_json`) is asked only for fields still missing; see `llm_fill.py` for the
 field-by-field validation (an LLM may read a value the message states, never invent one).
