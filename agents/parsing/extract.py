@@ -18,11 +18,11 @@ SEP = r"\s*[:=：为是在到]?\s*"
 STRUCTURE_WORDS = [
     (r"双向鲨鱼鳍|双鲨鱼鳍|双鲨|双边鲨鱼鳍|double[\s_-]*shark[\s-]*fin", "double_sharkfin"),
     (r"鲨鱼鳍|单鲨|单向鲨鱼鳍|shark[\s-]*fin|鲨鱼", "sharkfin"),
-    (r"雪球|snow[\s-]*ball|autocall", "snowball"),
+    (r"雪球|snow[\s-]*ball|autocall|自动赎回|自动敲出", "snowball"),
     (r"凤凰|phoenix", "phoenix"),
     (r"安全气囊|气囊|air[\s-]*bag", "airbag"),
     (r"亚式|asian|均价期权", "asian"),
-    (r"二元|数字期权|数字(?=看涨|看跌|认购|认沽|call|put)|digital|binary", "digital"),
+    (r"二元|数字期权|数字(?=看涨|看跌|认购|认沽|call|put)|digital|binary|一触即付|one[\s-]*touch", "digital"),
     (r"价差|spread|牛市价差|熊市价差", "spread"),
     (r"障碍期权|障碍|barrier|向上敲出|向下敲出|向上敲入|向下敲入|上涨敲出|下跌敲出|上涨敲入|下跌敲入|up[\s-]*(?:and[\s-]*)?out|down[\s-]*(?:and[\s-]*)?out|up[\s-]*(?:and[\s-]*)?in|down[\s-]*(?:and[\s-]*)?in|敲出期权|敲入期权", "barrier"),
     (r"香草|欧式|vanilla", "vanilla"),
@@ -556,7 +556,7 @@ def extract_shorthand(w: Work, fr: Frame) -> None:
 
 
 # ---------------------------------------------------------------- words
-_QUOTE_VOL = re.compile(r"波动率|隐波|隐含波动|(?<![a-z])i?vol(?:atility)?(?![a-z])|报个?波|vol报价", re.I)
+_QUOTE_VOL = re.compile(r"波动率|隐波|隐含波动|(?<![a-z])i?vol(?:atility)?(?![a-z])|(?<![a-z])iv(?![a-z])|报个?波|vol报价", re.I)
 _QUOTE_COUPON = re.compile(r"票息|coupon|cpn|收益率|年化收益|年化多少|给多少收益|票面", re.I)
 _QUOTE_PART = re.compile(r"参与率|participation|参与比例")
 _QUOTE_PRICE = re.compile(r"期权费|权利金|premium|费率|价格|报价|多少钱|报个价|px|price", re.I)
