@@ -58,7 +58,8 @@ _ANSWER_TYPES = [
     ("time", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|哪月|日期|多久|多长时间|时间")),
     ("quantity", re.compile(r"多少|几|多大|多高|多长|比例|金额|数量|规模|占比|比率")),
     ("place", re.compile(r"哪里|在哪|地址|位于|哪条路|哪个城市|哪座城市")),
-    ("code", re.compile(r"代码|编号|号码|登记号|备案号|许可证号|电话|热线")),
+    ("phone", re.compile(r"电话|热线|传真|手机")),
+    ("code", re.compile(r"代码|编号|号码|登记号|备案号|许可证号")),
     ("agent", re.compile(r"哪家|哪个(?:公司|机构|单位|部门)|哪些(?:公司|机构|单位|部门)|谁")),
 ]
 _TYPE_EVIDENCE = {
@@ -68,6 +69,7 @@ _TYPE_EVIDENCE = {
                            r"成|层|级|期|批|线|档|步|轮|条|张|套|位|阶段|方面|点)|上百|上千|数百|数千|数十|若干|全部|所有"),
     "place": re.compile(r"省|市|区|县|路|街|号|大厦|广场|大道|园区|香港|北京|上海|深圳|境内|境外"),
     "code": re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.]{2,}|\d{3,}"),
+    "phone": re.compile(r"\d{5,}|\d{3,4}-\d{3,}|\[PHONE_"),
     "agent": re.compile(r"[\u4e00-\u9fffA-Za-z]{2,}(?:公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|"
                         r"监管局|管理局|总部|事业部)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
 }
@@ -530,8 +532,8 @@ class Answerer:
         if cls and not re.search(r"(?:\d|[一二两三四五六七八九十百千万亿几数余多上])\s*" + cls_pat, answer) and not (
                 re.search(r"\d", answer) and cls + "数" in best.node.node.get_content()):  # a table headed "笔数"
             return self._refuse("answer_unit", terms, best)  # "多少块GPU" is not answered by "10-15 分钟"
-        if "time" in self._qtypes:
-            # who did what at that time: the names the question gives must be in the answering sentence
+        if "time" in self._qtypes or "quantity" in self._qtypes:
+            # who did what, when or how much: the names the question gives must be in the answering sentence
             named = [t for t in terms if (t in self._entities or self._pos.get(t, "").startswith(("j", "nt", "nr", "ns")))
                      and t not in self._phrases]
             named.sort(key=lambda t: question.lower().find(t) if t in question.lower() else len(question))
@@ -539,6 +541,14 @@ class Answerer:
             ans_l = squash_cjk_spaces(sentence.lower())
             if any(t not in ans_l and self.aliases().get(t, t) not in ans_l for t in names):
                 return self._refuse("answer_subject", terms, best)
+            # and the question's most specific word (书生 in "书生2.5大模型有多少参数") must be in the answer
+            specific = [t for t in terms if t not in self._phrases and not self._is_verbish(t) and t not in self._entities
+                        and not _ANSWER_TYPE.match(t) and not self.is_topic(t, source) and not _LATIN_OR_NUM.match(t)]
+            if specific:
+                top = max(specific, key=self.weight)
+                full_l = squash_cjk_spaces(answer.lower())
+                if self.df(top) <= 3 and top not in full_l and not any(v in full_l for v in SYNONYMS.get(top, ())):
+                    return self._refuse("answer_specific", terms, best)
         if TOKEN_RE.search(sentence) and not re.sub(_MASK_ONLY, "", TOKEN_RE.sub("", sentence.split("：")[-1])):
             # the evidence is personal data that was masked at ingestion: not the assistant's to give
             return self._refuse("masked_personal_data", terms, best)
@@ -592,7 +602,7 @@ class Answerer:
     # ---- extraction --------------------------------------------------------------------------
     def _label_answers(self, unit: str, terms: tuple[str, ...]) -> bool:
         """A "label：value" unit whose label names what the question asks (客户最大损失：…)."""
-        m = re.match(r"^([^：:]{1,30})[：:]", unit)
+        m = re.match(r"^([^：:]{1,20})[：:]", unit)
         if not m:
             return False
         label = m.group(1).lower()
@@ -616,15 +626,20 @@ class Answerer:
 
     @staticmethod
     def answer_types(question: str) -> list[str]:
-        """What kind of thing the question asks for (time, quantity, place, code, agent)."""
-        return [name for name, pat in _ANSWER_TYPES if pat.search(question)]
+        """What kind of thing the question asks for (time, quantity, place, phone, code, agent); a phone
+        number or a code asked as "是多少" is that, not a quantity."""
+        kinds = [name for name, pat in _ANSWER_TYPES if pat.search(question)]
+        for specific in ("phone", "code"):
+            if specific in kinds:
+                return [specific]
+        return kinds
 
     @staticmethod
     def has_type(text: str, kinds: list[str], question: str = "") -> bool:
         """Whether `text` holds something of the asked kind that the question does not already say."""
         if not kinds:
             return True
-        text = re.sub(r"(?m)^\s*(?:[（(]?\d{1,2}[)）.、]|\d+(?:\.\d+)+)\s*", "", text)  # list numbers
+        text = re.sub(r"(?m)^\s*(?:\d+(?:\.\d+)+|[（(]?\d{1,2}[)）.、])\s*", "", text)  # list numbers
         text = re.sub(r"[；;。]\s*(?:[（(]?\d{1,2}[)）.、])\s*", "。", text)
         for k in kinds:
             for m in _TYPE_EVIDENCE[k].finditer(text):
