@@ -1,6 +1,6 @@
 """Knowledge-base ingestion throughput and ask latency, side by side with references in the same process.
 
-    .venv/bin/python -P benchmarks/bench_kb_ingest.py [--corpus DIR] [--pdf-pages 40] [--repeat 3]
+    .venv/bin/python benchmarks/bench_kb_ingest.py [--corpus DIR] [--pdf-pages 40] [--repeat 3]
 
 Ingestion: characters/s and pages/s of `KnowledgeService.ingest` (read + mask + chunk + BM25 tokens +
 persist) on the pilot corpus (../shared/corpus when present, else the product guide) and on a
