@@ -1,6 +1,6 @@
 """Quote-request parser: accuracy on the held-out test split and `otcdesk parse --jsonl` throughput.
 
-    .venv/bin/python benchmarks/bench_parse.py [--split test|dev] [--messages 1000] [--failures]
+    .venv/bin/python benchmarks/bench_parse.py [--split test|dev|blind2] [--messages 1000] [--failures]
 
 Prints, side by side, the full parser and a dictionary-only reference in the same process (exact aliases and codes,
 no pinyin/fuzzy correction, no CRF): field-level precision/recall, message-level exact match, request-count
@@ -43,7 +43,7 @@ def _cli(texts: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--split", default="test", choices=["test", "dev"])
+    ap.add_argument("--split", default="test", choices=["test", "dev", "blind2"])
     ap.add_argument("--messages", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3, help="CLI timings: best of this many runs")
     ap.add_argument("--failures", action="store_true", help="print the messages that are not an exact match")
@@ -62,7 +62,8 @@ def main() -> None:
         print(f"{k:28s} {res[k]:8.4f} {base[k]:14.4f}")
 
     all_texts = [r["text"].replace("\n", " ") for r in
-                 load_jsonl(REPO / "tests" / "data" / "parse_test.jsonl") + load_jsonl(REPO / "tests" / "data" / "parse_dev.jsonl")]
+                 load_jsonl(REPO / "tests" / "data" / "parse_test.jsonl") + load_jsonl(REPO / "tests" / "data" / "parse_dev.jsonl")
+                 + load_jsonl(REPO / "tests" / "data" / "parse_blind2.jsonl")]
     texts = (all_texts * (args.messages // len(all_texts) + 1))[: args.messages]
     t0 = time.perf_counter()
     for t in texts:

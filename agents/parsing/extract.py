@@ -104,6 +104,7 @@ _NOTIONAL_MULT = {"个亿": 1e8, "亿元": 1e8, "亿": 1e8, "e": 1e8, "E": 1e8, 
                   "w": 1e4, "W": 1e4}
 
 
+_ONE_EACH = re.compile(r"(?:一个|一笔|一张|另一个|另一笔)\s*$")
 _PREMIUM_CONTEXT = re.compile(r"(预算|期权费|权利金|费用|保证金)\s*$")
 _PREMIUM_AFTER = re.compile(r"^\s*(?:的)?\s*(期权费|权利金|费用|保证金|预算)")
 
@@ -119,8 +120,14 @@ def extract_notional(w: Work, fr: Frame) -> None:
             continue  # 2w = two weeks
         if unit in ("e", "E") and v > 100:
             continue
-        fr.scalars["notional"] = int(round(v * _NOTIONAL_MULT[unit]))
+        amount = int(round(v * _NOTIONAL_MULT[unit]))
+        if "notional" in fr.scalars and _ONE_EACH.search(w.text[max(0, m.start() - 4):m.start()]):
+            # '一个2000万 一个3000万': the same request at two sizes
+            fr.scalars["_notionals"] = fr.scalars.get("_notionals", (fr.scalars["notional"],)) + (amount,)
+        fr.scalars["notional"] = amount
         w.consume(m.start(), m.end())
+    if "_notionals" in fr.scalars:
+        fr.scalars["notional"] = fr.scalars["_notionals"][0]
 
 
 # ---------------------------------------------------------------- snowball/phoenix/barrier terms
@@ -149,8 +156,8 @@ _BARE_PAIR = re.compile(r"(?<![\d.])(\d{2,3})\s+(\d{2,3})(?![\d.%]|\s*(?:个|月
 _BARRIER = re.compile(r"(?:障碍价格|障碍价|障碍水平|障碍|barrier|触发价|触发|敲出价|敲出|敲入价|敲入线|敲入|上沿|下沿|上限|下限|ko|上方|下方|(?<!向)上(?=\s*\d{2,3}(?![\d.]|\s*(?:个|月|周|年|天)))|(?<!向)下(?=\s*\d{2,3}(?![\d.]|\s*(?:个|月|周|年|天))))\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _REBATE = re.compile(r"(?:敲出返息|返息|敲出补偿|敲出后?返还|补偿收益|补偿|返还|rebate|敲出收益)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _PARTICIPATION = re.compile(r"(?:参与率|参与比例|participation|参与|pr)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
-_PARTICIPATION_AFTER = re.compile(r"(\d+(?:\.\d+)?)\s*(%)\s*(?:的)?参与率?")
-_PAYOUT = re.compile(r"(?:赔付|支付|payout|pay|收益|派息|coupon|回报)\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
+_PARTICIPATION_AFTER = re.compile(r"(\d+(?:\.\d+)?)\s*(%)\s*(?:的)?参与(?:率|比例)?(?![率比]|\s*(?:多少|几|是多少|呢|[?？]))")
+_PAYOUT = re.compile(r"(?:赔付|支付|payout|pay|收益|派息|coupon|回报)(?:率|比例)?\s*[:=：为是在]?\s*(\d+(?:\.\d+)?)\s*(%)?", re.I)
 _BTYPE = [
     (re.compile(r"(?:向上|上涨|上)敲出|up[\s-]*(?:and[\s-]*)?out", re.I), "up_out"),
     (re.compile(r"(?:向下|下跌|下)敲出|down[\s-]*(?:and[\s-]*)?out", re.I), "down_out"),
@@ -282,8 +289,9 @@ _STRIKE_BEFORE_TYPE = re.compile(
 _AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))", re.I)
 _NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
 _ATM_OFFSET = re.compile(r"(?:平值|平价|atmf?)\s*([+\-＋－])\s*(\d+(?:\.\d+)?)\s*%", re.I)
+_TYPE_NEXT = re.compile(r"\s*(?:的)?\s*(看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z]))", re.I)
 _BARE_MONEY = re.compile(r"虚值|实值|价外|价内|(?<![a-z])(?:otm|itm)(?![a-z])", re.I)
-_LIST_BEFORE_KW = re.compile(r"(?<![\d.])((?:\d+(?:\.\d+)?%?\s*(?:、|,|/|和|及|或)\s*)*\d+(?:\.\d+)?%?)\s*(?:两个|三个|四个|几个|这几个)?\s*(?:的)?\s*(?:行权价|行权|strike)")
+_LIST_BEFORE_KW = re.compile(r"(?<![\d.])((?:\d+(?:\.\d+)?%?\s*(?:、|,|/|和|及|或)\s*)*\d+(?:\.\d+)?%?)\s*(?:两个|三个|四个|几个|这几个)?\s*(?:的)?\s*(?:行权价|行权|strike|价位|档位)")
 _LEVEL = re.compile(r"(?<![\d.])(\d{3,6}(?:\.\d+)?)\s*点(?!\d)")
 _BARE_STRIKE = re.compile(r"(?:(?<=\s)|(?<=^)|(?<=\x01))((?:[5-9]\d|1[0-5]\d)(?:\.\d+)?)(?=\s*$|\s+\S)(?!\s*(?:个|月|周|年|天|万|亿|手|吨|点|[mwydMWYD](?![A-Za-z])))")
 _PCT_LIST = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*%")
@@ -326,6 +334,9 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         w.consume(m.start(), m.end())
     for m in w.finditer(ATM_RE):
         fr.strikes.append(("pct", 100))
+        t = _TYPE_NEXT.match(w.text, m.end())  # '平值看涨 和 95看跌': the ATM strike belongs to this leg
+        if t:
+            fr.pairs.append((("pct", 100), "call" if t.group(1).lower() in ("看涨", "认购", "call", "c") else "put"))
         w.consume(m.start(), m.end())
     for m in w.finditer(_STRIKE_KW):
         parts = re.findall(r"(\d+(?:\.\d+)?)\s*(%|点|元|块)?", m.group(1))
@@ -407,8 +418,8 @@ _TENOR_RULES = [
     (re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:个)?\s*(?:自然)?(?:月|月份)(?!份|底|末|初|中旬|\d+\s*[日号])"),
      lambda m: _months(float(m.group(1)))),
     (re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:个)?\s*年(?:期)?"), lambda m: _months(float(m.group(1)) * 12) if float(m.group(1)) <= 10 else None),
-    (re.compile(r"(?<![\d.])(\d+)\s*(?:个)?\s*(?:周|星期|礼拜)"), lambda m: f"{int(m.group(1))}W"),
-    (re.compile(r"(?<![\d.月])(\d+)\s*(?:个)?\s*(?:交易日|工作日|自然日|天|日)"), lambda m: f"{int(m.group(1))}D"),
+    (re.compile(r"(?<![\d.这那近去])(\d+)\s*(?:个)?\s*(?:周|星期|礼拜)"), lambda m: f"{int(m.group(1))}W"),
+    (re.compile(r"(?<![\d.月这那近去前几])(\d+)\s*(?:个)?\s*(?:交易日|工作日|自然日|天|日)"), lambda m: f"{int(m.group(1))}D"),
     (re.compile(r"(?<![\d.])(\d+)\s*(?:个)?\s*季度"), lambda m: f"{int(m.group(1)) * 3}M"),
     (re.compile(r"半年"), lambda m: "6M"),
     (re.compile(r"(?<!\d)季度|一季"), lambda m: "3M"),

@@ -45,7 +45,15 @@ _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示
 _NOT_ORDER = re.compile(r"可能|到时候|下周|打算|计划|不做|不成交|不下单|先不|暂不|算了|吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查|哪些|什么|是否|哪个")
 _EARLIER = re.compile(r"上次|之前|刚才|再发|重发|发一下|发我|报价单")
 _NARRATIVE = re.compile(r"昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|赚|亏|涨了|跌了|跌破|涨破|突破|存续|到期了|"
-                        r"可能要|到时候|下周|回头|改天|年报|财报|了吗|今天.{0,8}(?:涨|跌|波动)")
+                        r"可能要|到时候|下周|回头|改天|年报|财报|了吗|今天.{0,8}(?:涨|跌|波动)|(?:敲出|敲入|行权|结算|到期)了|"
+                        r"快(?:要)?(?:敲|到期)|[跌涨]成|收益不错")
+# a position the client already holds ('300 2周的那笔今天到期', '我那个3个月的看跌快到期了'): even with a tenor
+# and terms this is talk about it, unless a new quote is asked for
+_POSITION = re.compile(r"那笔|那单|这笔|那个|之前(?:买|做|报)的|(?:买|做|报|询)的那")
+_REQUOTE = re.compile(r"重新报|再报|重报|更新一下|刷新")
+_POSITION_EVENT = re.compile(r"到期|敲出|敲入|行权|结算|赚|亏|平仓|有效|不做|估值|确认书")
+# '今天300的报价比昨天贵了': a remark about quotes, not a request for one
+_REMARK = re.compile(r"比(?:昨天|前天|上周|之前|上次)|贵了|便宜了|偏高|偏低|太高|太低|高了|低了|怎么这么")
 _PAST = re.compile(r"昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|存续|到期了|了吗|今天")
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
 
@@ -190,6 +198,9 @@ class MessageParser:
 
     def _split_by_underlyings(self, seg: str) -> list[str]:
         """'茅台 1M 平值call 宁德 1M 平值put' → two segments: cut before an underlying that follows request terms."""
+        legs = _SPACED_SLASH.split(seg)
+        if len(legs) > 1 and all(_LEG_TYPE.search(x) and _TENOR_TOKEN.search(x) for x in legs):
+            return [q for x in legs for q in self._split_by_underlyings(x)]  # '300 1M ATM P / 500 2W 105C'
         fr = Frame()
         w = Work(seg)
         extract_codes(w, fr, self.pool, [])
@@ -209,7 +220,8 @@ class MessageParser:
         unknown: list[str] = []
         hint = structure_hint(text)
         groups: list[Frame] = []
-        stats = {"order": bool(_ORDER.search(text)), "know": bool(_KNOW.search(text)), "ask": bool(_ASK.search(text)),
+        ask = bool(_ASK.search(text)) and not _REMARK.search(text)
+        stats = {"order": bool(_ORDER.search(text)), "know": bool(_KNOW.search(text)), "ask": ask,
                  "content": False, "tenor": False, "numbers": False}
         segments = []
         for s in _SEGMENT_SPLIT.split(text):
@@ -237,7 +249,7 @@ class MessageParser:
             if fr.tenors:
                 stats["tenor"] = True
             if any(k in fr.scalars for k in ("notional", "ko_pct", "ki_pct", "coupon_pct", "barrier_pct")) or \
-                    [k for k in fr.strikes if k != ("pct", 100)]:
+                    [k for k in fr.strikes if k != ("pct", 100) and k[1] is not None]:
                 stats["numbers"] = True
             if not d and not fr.asks:
                 continue
@@ -272,6 +284,8 @@ class MessageParser:
         if stats["order"] and not (content and stats["tenor"]) and not _NOT_ORDER.search(text):
             return "order"
         domain = bool(_DOMAIN.search(text))
+        if not stats["ask"] and _POSITION.search(text) and _POSITION_EVENT.search(text) and not _REQUOTE.search(text):
+            return "other"
         if _INJECTION.search(text) and not any(g.underlyings or g.option_types or "structure" in g.scalars for g in groups):
             return "other"
         if not stats["tenor"] and not stats["ask"] and (
@@ -309,8 +323,14 @@ class MessageParser:
                 combos = [(u, t, k, o) for u in uls for t in tenors for k, o in g.pairs]
             else:
                 combos = list(itertools.product(uls, tenors, strikes, ots))
-            for u, t, k, o in combos:
+            sizes = g.scalars.get("_notionals")
+            if sizes:
+                combos = [c for c in combos for _ in sizes]
+            for i, (u, t, k, o) in enumerate(combos):
                 req = dict(g.scalars)
+                req.pop("_notionals", None)
+                if sizes:
+                    req["notional"] = sizes[i % len(sizes)]
                 if u is not None:
                     code, name = u
                     if code == "?":
@@ -344,6 +364,8 @@ class MessageParser:
         return finish_request(req)
 
 
+_SPACED_SLASH = re.compile(r"\s+[/|｜]\s+")
+_LEG_TYPE = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:calls?|puts?)(?![a-z])|(?<![a-z])(?:\d+\s*)?[cp](?![a-z])|雪球|鲨鱼|凤凰|价差", re.I)
 _TENOR_TOKEN = re.compile(r"(?<![\d.])\d+(?:\.\d+)?\s*(?:个月|个星期|周|年|天|[mwyd](?![a-z]))|半年", re.I)
 _TYPE_TOKEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:calls?|puts?)(?![a-z])", re.I)
 

@@ -1,0 +1,64 @@
+"""Shapes found by the second blind set (tests/data/parse_blind2.jsonl): strike/type legs, spaced slashes between
+legs, talk about positions that names a tenor, remarks about quotes."""
+from __future__ import annotations
+
+import pytest
+
+from agents.parsing import parse_message
+
+
+def test_atm_leg_pairs_with_its_type():
+    rs = parse_message("沪深300 3个月 平值看涨 和 95看跌 各1000万").to_dict()["requests"]
+    assert {(r["option_type"], r["strike_pct"], r["notional"]) for r in rs} == {("call", 100, 10000000),
+                                                                              ("put", 95, 10000000)}
+
+
+def test_atm_with_both_types_is_still_a_product():
+    rs = parse_message("中证1000 三个月 平值看涨和看跌 各5000万").to_dict()["requests"]
+    assert {(r["option_type"], r["strike_pct"]) for r in rs} == {("call", 100), ("put", 100)}
+
+
+def test_spaced_slash_separates_legs_but_not_tenor_lists():
+    rs = parse_message("300 1M ATM P / 500 2W 105C").to_dict()["requests"]
+    assert [(r["underlying"], r["tenor"], r["option_type"], r["strike_pct"]) for r in rs] == [
+        ("000300.SH", "1M", "put", 100), ("000905.SH", "2W", "call", 105)]
+    assert len(parse_message("沪深300：1M/2M/3M ATM put 各报一个").to_dict()["requests"]) == 3
+
+
+def test_strike_list_before_jiawei():
+    rs = parse_message("300 1个月 看跌 95和90 两个价位").to_dict()["requests"]
+    assert sorted(r["strike_pct"] for r in rs) == [90, 95]
+
+
+def test_asked_participation_is_not_a_value_and_payout_rate_is():
+    r = parse_message("中证500 6M 看涨 行权价 100% 参与率多少 鲨鱼鳍 障碍 120").to_dict()["requests"][0]
+    assert "participation_pct" not in r and r["quote"] == "participation"
+    r = parse_message("中证1000 1个月 二元看涨 行权价105 赔付率4%").to_dict()["requests"][0]
+    assert r["payout_pct"] == 4 and r["missing"] == []
+
+
+@pytest.mark.parametrize("text", [
+    "中证500这两天波动好大", "300 2周的那笔今天到期，记得提醒客户", "今天300的报价比昨天贵了好多啊",
+    "昨天报的那个1个月平值看跌价格还有效吗", "我那个3个月的看跌快到期了", "中证1000雪球敲出了，收益不错",
+    "300跌成这样，客户的雪球快敲入了",
+])
+def test_talk_about_positions_and_quotes_asks_for_nothing(text):
+    res = parse_message(text).to_dict()
+    assert res["requests"] == [] and res["intent"] == "other", res
+
+
+def test_requote_of_an_earlier_price_is_a_request():
+    res = parse_message("中证500 三个月 看跌 95%，上次报的那个价格还有效吗，没有的话重新报").to_dict()
+    assert res["intent"] == "quote" and res["requests"][0]["strike_pct"] == 95
+
+
+def test_moneyness_words_alone_are_a_knowledge_question():
+    res = parse_message("实值和虚值怎么区分").to_dict()
+    assert res["intent"] == "knowledge" and res["requests"] == []
+
+
+def test_one_request_at_two_sizes():
+    rs = parse_message("IF 1M ATM 看涨 ×2：一个2000万 一个3000万").to_dict()["requests"]
+    assert sorted(r["notional"] for r in rs) == [20000000, 30000000]
+    assert all(r["underlying"] == "000300.SH" and r["option_type"] == "call" for r in rs)
+    assert [r["notional"] for r in parse_message("300 1个月 平值看跌 2000万").to_dict()["requests"]] == [20000000]
