@@ -70,8 +70,9 @@ _TYPE_EVIDENCE = {
     "place": re.compile(r"省|市|区|县|路|街|号|大厦|广场|大道|园区|香港|北京|上海|深圳|境内|境外"),
     "code": re.compile(r"[A-Za-z0-9][A-Za-z0-9\-.]{2,}|\d{3,}"),
     "phone": re.compile(r"\d{5,}|\d{3,4}-\d{3,}|\[PHONE_"),
-    "agent": re.compile(r"[\u4e00-\u9fffA-Za-z]{2,}(?:公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|"
-                        r"监管局|管理局|总部|事业部)|人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
+    "agent": re.compile(r"[\u4e00-\u9fffA-Za-z]{2,12}(?:公司|交易所|银行|集团|中心|协会|研究院|大学|委员会|"
+                        r"监管局|管理局|总部|事业部)|[\u4e00-\u9fff]{2,6}(?:证券|基金|期货)(?![\u4e00-\u9fff])|"
+                        r"人员|团队|小组|员工|客户|投资者|交易员|开发者|\[NAME_"),
 }
 _CN_NUM = "一二三四五六七八九十"
 _FUNCTION_CHARS = set("后前时中内外上下的了在和与及或等由对向从将把被是为于以")
@@ -238,6 +239,11 @@ class Answerer:
         # (后单|节点 where the KB writes 单节点), is a segmentation artifact: re-cut it
         fixed: list[str] = []
         for i, t in enumerate(merged):
+            if len(t) == 3 and not _LATIN_OR_NUM.match(t):
+                if t[-1] in "对的在和与及或由向从将把被为于以" and self.df(t[:-1]) > 0:
+                    t = t[:-1]  # 系统对 → 系统 (jieba glues the preposition on)
+                elif t[0] in "对的在和与及或由向从将把被为于以" and self.df(t) == 0 and self.df(t[1:]) > 0:
+                    t = t[1:]
             if len(t) == 2 and self.df(t) == 0 and not _LATIN_OR_NUM.match(t):
                 nxt = merged[i + 1] if i + 1 < len(merged) else ""
                 prv = fixed[-1] if fixed else ""
@@ -428,8 +434,18 @@ class Answerer:
         heads = [t for t in terms if t not in self._phrases and t not in self._entities and not self._is_verbish(t)
                  and not _ANSWER_TYPE.match(t) and not self.is_topic(t, source) and not _LATIN_OR_NUM.match(t)
                  and self._pos.get(t, "n").startswith(("n", "vn", "x", "j", "l", "t"))]
-        if heads and self.credit(heads[-1], chunk_id, source) < 0.9 and self._doc_share(heads[-1], source) <= 0.4:
-            missing.append(heads[-1])
+        if heads and self._doc_share(heads[-1], source) <= 0.4:
+            head = heads[-1]
+            if self.credit(head, chunk_id, source) < 1.0:
+                missing.append(head)
+            else:
+                # a verb glued to the head ("验收标准" cut as 验收|标准) is part of what is asked
+                q = self._question.lower()
+                i = terms.index(head)
+                prev = terms[i - 1] if i > 0 else ""
+                if prev and self._is_verbish(prev) and prev not in _LIGHT_VERBS and (prev + head) in q \
+                        and self.credit(prev, chunk_id, source) < 0.9:
+                    missing.append(prev)
         # "投入了多少资金": the action that is being counted must be stated near the answer
         m_act = re.search(r"([\u4e00-\u9fff]{2})了?(?:多少|几)", self._question)
         if m_act and m_act.group(1) in terms and self._is_verbish(m_act.group(1)) and m_act.group(1) not in _LIGHT_VERBS \
