@@ -29,6 +29,13 @@ class EventBus:
         if self._loop is not None and not self._loop.is_closed() and name in self.wakeups:
             self._loop.call_soon_threadsafe(self.wakeups[name].set)
 
+    def close(self) -> None:
+        """End every subscriber's stream (called on shutdown, so open SSE responses do not hold it up)."""
+        for q in list(self._queues):
+            if q.full():
+                q.get_nowait()
+            q.put_nowait(None)
+
     def _fanout(self, event: dict) -> None:
         for q in list(self._queues):
             if q.full():  # a stalled client loses old events, never blocks the desk
@@ -42,6 +49,8 @@ class EventBus:
         try:
             while True:
                 event = await q.get()
+                if event is None:
+                    return
                 yield f"event: {event['type']}\ndata: {json.dumps(event['data'], ensure_ascii=False, default=str)}\n\n"
         finally:
             self._queues.discard(q)

@@ -304,12 +304,18 @@ async def _desk_context(app: web.Application):
     engine.dispose()
 
 
+async def _end_event_streams(app: web.Application) -> None:
+    if BUS in app:
+        app[BUS].close()
+
+
 def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     """Build the web application; the desk and its workers start with the app and stop with it."""
     app = web.Application(middlewares=[auth_middleware], client_max_size=1024 * 1024)
     app[SETTINGS] = settings
     app[DEMO] = demo
     app.cleanup_ctx.append(_desk_context)
+    app.on_shutdown.append(_end_event_streams)
     r = app.router
     r.add_get("/", root)
     r.add_get("/api/health", health)

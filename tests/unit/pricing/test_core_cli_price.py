@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.settings import load_settings
+
 ROOT = Path(__file__).resolve().parents[3]
 EXE = ROOT / ".venv" / "bin" / "otcdesk"
 
@@ -66,7 +68,7 @@ def test_price_handler_refusals_in_process():
     from app.commands.price import handle
 
     def call(raw):
-        return handle(argparse.Namespace(request=raw), None)
+        return handle(argparse.Namespace(request=raw), load_settings())
 
     cases = [("{not json", "JSON"),
              (json.dumps({"product": {"structure": "vanilla", "option_type": "call", "tenor": "1M",
