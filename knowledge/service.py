@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterable
@@ -36,6 +37,7 @@ class KnowledgeService:
         self.threshold = threshold
         self.llm_timeout = llm_timeout
         self._answerer: Answerer | None = None
+        self._lock = threading.RLock()
 
     @property
     def answerer(self) -> Answerer:
@@ -134,7 +136,8 @@ class KnowledgeService:
     def ask(self, question: str, k: int = 5) -> dict:
         """Answer from this knowledge base: ``{"answer", "refused", "citations": [{source, text, score}]}``."""
         t0 = time.perf_counter()
-        result = self.answerer.ask(question, k=k)
+        with self._lock:  # the answerer keeps per-question state
+            result = self.answerer.ask(question, k=k)
         result["kb"] = self.name
         result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         return result
