@@ -224,16 +224,21 @@ class DeskService:
     def _config(self, thread_id: str) -> dict:
         return {"configurable": {"thread_id": thread_id}}
 
-    def process_inbound(self, inbound_id: int, thread_id: str | None = None) -> dict:
-        """Run the desk graph for one stored message up to its review interrupt (or its end)."""
+    def process_inbound(self, inbound_id: int) -> dict:
+        """Run the desk graph for one stored message up to its review interrupt (or its end).
+
+        A run cut off by a crash continues from its last checkpoint; one waiting for review is left alone.
+        """
         inbound = self._inbound_dict(inbound_id)
         # platform ids are unique per channel, so quote ids never repeat even across databases
-        thread_id = thread_id or f"{inbound['channel']}-{inbound['platform_msg_id']}"
+        thread_id = f"{inbound['channel']}-{inbound['platform_msg_id']}"
         with self._graph_run(thread_id):
             snapshot = self.graph.get_state(self._config(thread_id))
             try:
-                if not snapshot.created_at:  # never started (a started thread resumes only by decision)
+                if not snapshot.created_at:
                     self.graph.invoke({"inbound": inbound}, self._config(thread_id))
+                elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
+                    self.graph.invoke(None, self._config(thread_id))
                 state = self.graph.get_state(self._config(thread_id)).values
                 status, error = "processed", None
             except Exception as exc:  # a bad message must not stop the desk; it is marked and audited
