@@ -545,7 +545,7 @@ def extract_aliases(w: Work, fr: Frame, pool: UnderlyingPool, cn_aliases: dict, 
             w.consume(m.start(), m.end())
 
 
-_SHORTHAND = re.compile(r"(?<![\d.%/\-A-Za-z])(?<![\u4e00-\u9fff](?<![和及与跟或的个来要报询价即]))(50|300|500|1000|2000)(?![\d.%]|\s*(?:[万亿点个天年周元块吨手股张份克次倍月日号]|w|W|kw|kg|e(?![a-z])|/\s*\d|-\s*\d|bp))")
+_SHORTHAND = re.compile(r"(?<![\d.%/\-A-Za-z])(?<![\u4e00-\u9fff](?<![和及与跟或的个来要报询价即笔买卖做]))(50|300|500|1000|2000)(?![\d.%]|\s*(?:[万亿点个天年周元块吨手股张份克次倍月日号]|w|W|kw|kg|e(?![a-z])|/\s*\d|-\s*\d|bp))")
 _NUM_CONTEXT_BEFORE = re.compile(r"(行权价?|执行价|strike|k|敲出|敲入|ko|ki|障碍|本金|规模|名义|notional|size|参与率|票息|coupon|派息|补偿|赔付|=|:|：)\s*$", re.I)
 
 

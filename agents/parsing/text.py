@@ -46,9 +46,20 @@ _ETF_GAP = re.compile(r"([A-Za-z0-9\u4e00-\u9fff])\s+(?:ETF|etf|Etf)(?![A-Za-z])
 _WS = re.compile(r"[ \t\u3000\u2005\u00a0]+")
 
 
+_INDEX_FAMILY = re.compile(r"中证A?|上证|沪深|科创|深证")
+_INDEX_NUMBERS = {50, 100, 300, 500, 800, 1000, 2000}
+
+
 def _after_repl(m: re.Match) -> str:
-    v = cn_to_int(m.group(2))
-    return m.group(0) if v is None else m.group(1) + str(v)
+    head, run = m.group(1), m.group(2)
+    if _INDEX_FAMILY.fullmatch(head):
+        # 沪深三百一个月 / 中证一千三个月: the index number is the longest head of the run that names an index;
+        # the rest is the next numeral (the tenor), converted by the unit rule
+        for cut in range(len(run), 0, -1):
+            if cn_to_int(run[:cut]) in _INDEX_NUMBERS:
+                return head + str(cn_to_int(run[:cut])) + run[cut:]
+    v = cn_to_int(run)
+    return m.group(0) if v is None else head + str(v)
 
 
 def _num_repl(m: re.Match) -> str:

@@ -62,3 +62,32 @@ def test_one_request_at_two_sizes():
     assert sorted(r["notional"] for r in rs) == [20000000, 30000000]
     assert all(r["underlying"] == "000300.SH" and r["option_type"] == "call" for r in rs)
     assert [r["notional"] for r in parse_message("300 1个月 平值看跌 2000万").to_dict()["requests"]] == [20000000]
+
+
+@pytest.mark.parametrize("text,code,tenor", [
+    ("沪深三百一个月平值看涨报个价谢谢", "000300.SH", "1M"), ("中证一千三个月虚值百分之五看跌多少钱", "000852.SH", "3M"),
+    ("帮我问下上证五十两周平值看跌的价格", "000016.SH", "2W"), ("我想做一笔300 1个月的看跌，平值，3000万，麻烦报价", "000300.SH", "1M"),
+])
+def test_spoken_index_numbers_run_into_the_tenor(text, code, tenor):
+    r = parse_message(text).to_dict()["requests"][0]
+    assert (r["underlying"], r["tenor"]) == (code, tenor), r
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("客户上周买了一个月的平值看涨，现在要不要平仓", "other"), ("今天下午3点开会讨论中证500雪球的对冲", "other"),
+    ("下个月有一笔1亿的雪球到期", "other"), ("我们去年做的两年期雪球还有半年到期", "other"),
+    ("报价收到了，我们内部讨论下", "other"), ("稍后给您报价", "other"), ("沪深300 4000点 压力很大", "other"),
+    ("我们的雪球客户主要买500和1000", "other"), ("上证50的看跌期权最近卖得很好", "other"),
+    ("这个月300的看涨卖了快2个亿了", "other"), ("昨天成交的那笔中证500看跌，名义本金3000万，确认书已经发了", "other"),
+    ("300etf期权今天成交了20万张", "other"), ("沪深300跌破3800点了，我们的看跌是不是赚了", "other"),
+    ("一年期雪球和两年期的区别", "knowledge"), ("95看跌和90看跌哪个更划算", "knowledge"),
+    ("3个月的期权能提前平仓吗", "knowledge"), ("可以 book 吧", "order"),
+])
+def test_more_messages_that_ask_for_no_quote(text, intent):
+    res = parse_message(text).to_dict()
+    assert (res["intent"], res["requests"]) == (intent, []), res
+
+
+def test_a_request_to_buy_is_not_a_past_trade():
+    res = parse_message("有客户想买中证1000两周平值看涨，规模5000万左右，给个价").to_dict()
+    assert res["intent"] == "quote" and res["requests"][0]["notional"] == 50000000
