@@ -135,7 +135,8 @@ _LOCKUP = [
     re.compile(r"(?:锁定期|闭锁期|封闭期|锁定|闭锁|锁|不敲出期|lock[\s-]*up|lock|nc)\s*[:=：为是]?\s*(\d+)\s*(?:个)?\s*(?:月|m|M|个月)", re.I),
     re.compile(r"(\d+)\s*(?:个)?\s*(?:月|m|M)\s*(?:的)?\s*(?:锁定期|锁定|闭锁期|闭锁|锁|不观察|后开始观察|后观察|后开始敲出|不敲出|lock)", re.I),
     re.compile(r"前\s*(\d+)\s*(?:个)?\s*月\s*(?:不观察|不敲出|锁定)"),
-    re.compile(r"(?<![A-Za-z])nc\s*(\d{1,2})(?![\d%])", re.I),  # NC3: non-call (no knock-out) for 3 months
+    re.compile(r"(?<![A-Za-z])nc\s*(\d{1,2})(?![\d%])", re.I),
+    re.compile(r"(?:锁定期|闭锁期|锁定|锁)\s*[:=：为是]?\s*(\d{1,2})(?![\d.%]|\s*(?:个|年|周|天|[wWyYdD](?![A-Za-z])))"),  # 锁3  # NC3: non-call (no knock-out) for 3 months
 ]
 _STEPDOWN = [
     re.compile(r"(?:逐月|每月|每期|按月)?\s*(?:下调|递减|下降|降低|降敲|降|step[\s-]*down|stepdown|sd)\s*(?:每月|逐月|每期)?\s*[:=：]?\s*(\d+(?:\.\d+)?)\s*(%|个点|点|pt|bps?|个bp)?", re.I),
@@ -166,7 +167,7 @@ _BTYPE = [
 ]
 
 
-_KOKI_PAIR = re.compile(r"(敲出|ko|敲入|ki)\s*[/、和及]\s*(?:敲出|ko|敲入|ki)\s*(?:价|线|水平)?\s*[:=：为是]?\s*(\d+(?:\.\d+)?)\s*%?\s*[/、\-]\s*(\d+(?:\.\d+)?)\s*%?", re.I)
+_KOKI_PAIR = re.compile(r"(敲出|ko|敲入|ki)\s*[/、和及]?\s*(?:敲出|ko|敲入|ki)\s*(?:价|线|水平)?\s*[:=：为是]?\s*(\d+(?:\.\d+)?)\s*%?\s*[/、\-]\s*(\d+(?:\.\d+)?)\s*%?", re.I)
 
 
 def _koki(fr: Frame, m: re.Match):

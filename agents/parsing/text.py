@@ -70,12 +70,14 @@ def _num_repl(m: re.Match) -> str:
     return glue + str(v)
 
 
+_CIRCLED = re.compile(r"[\u2460-\u2473\u2776-\u277f\u2780-\u2789]")
 _CAPITAL = str.maketrans("壹贰貳叁參肆伍陆陸柒捌玖拾佰仟", "一二二三三四五六六七八九十百千")  # 大写 amounts
 
 
 def normalize(text: str) -> str:
     """Canonical form used by every later step (keeps character positions meaningful only within itself)."""
-    t = unicodedata.normalize("NFKC", text or "").translate(_CAPITAL)
+    t = _CIRCLED.sub("\n", text or "")  # ① 300 … ② 500 …: list marks (NFKC would make them digits)
+    t = unicodedata.normalize("NFKC", t).translate(_CAPITAL)
     t = t.replace("\r\n", "\n").replace("\r", "\n")
     t = _MENTION_BOT.sub(" ", t)
     t = _MENTION.sub(" ", t)

@@ -91,3 +91,24 @@ def test_more_messages_that_ask_for_no_quote(text, intent):
 def test_a_request_to_buy_is_not_a_past_trade():
     res = parse_message("有客户想买中证1000两周平值看涨，规模5000万左右，给个价").to_dict()
     assert res["intent"] == "quote" and res["requests"][0]["notional"] == 50000000
+
+
+def test_circled_list_marks_and_koki_written_together():
+    rs = parse_message("① 300 1M 平值看涨 ② 500 1M 平值看涨").to_dict()["requests"]
+    assert [(r["underlying"], r["strike_pct"]) for r in rs] == [("000300.SH", 100), ("000905.SH", 100)]
+    r = parse_message("雪球 中证1000 两年 敲出敲入 100/75 降敲每月0.5% 锁3").to_dict()["requests"][0]
+    assert (r["ko_pct"], r["ki_pct"], r["lockup_months"]) == (100, 75, 3) and "lockup_months" not in r["assumed"]
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("我们持有的IC空头还剩2000万", "other"), ("昨天的平值看跌报价是2.1%对吧", "other"), ("我先跟领导汇报一下", "other"),
+    ("好的，按2.3%做，名义本金3000万", "order"),
+])
+def test_fourth_batch_non_quotes(text, intent):
+    res = parse_message(text).to_dict()
+    assert (res["intent"], res["requests"]) == (intent, []), res
+
+
+def test_a_held_position_with_a_wish_is_a_request():
+    res = parse_message("我们有一笔中证500的多头，想买个保护，1个月平值看跌就行").to_dict()
+    assert res["intent"] == "quote" and res["requests"][0]["option_type"] == "put"
