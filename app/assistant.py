@@ -15,7 +15,8 @@ DEMO_KB = "default"
 class KnowledgeHub:
     """One `KnowledgeService` per knowledge base name, loaded once and used under a lock."""
 
-    def __init__(self, settings: Settings, llm=None, embedder=None):
+    def __init__(self, settings: Settings, engine, llm=None, embedder=None):
+        self.engine = engine
         self.root = settings.data_dir / "kb"
         self.llm, self.embedder = llm, embedder
         self.llm_timeout = settings.llm_timeout_s
@@ -46,6 +47,22 @@ class KnowledgeHub:
         if not PRODUCT_GUIDE.exists():
             log.warning("product guide %s missing; the demo knowledge base stays empty", PRODUCT_GUIDE)
             return None
-        svc = self.service(DEMO_KB)
+        return self.ingest(DEMO_KB, [PRODUCT_GUIDE])
+
+    def ingest(self, name: str, paths: list[Path]) -> dict:
+        """Ingest into a knowledge base; masked originals go to the vault, never into the result."""
+        from app.vault import store_mappings
+
+        svc = self.service(name)
         with self._lock:
-            return svc.ingest([PRODUCT_GUIDE])
+            result = svc.ingest(paths)
+        mappings = result.pop("mappings", [])
+        if mappings:
+            result["vault_stored"] = store_mappings(self.engine, name, mappings)
+        return result
+
+    def unmask(self, name: str, text: str, role: str, user: str) -> str:
+        """Originals of masked tokens for roles that may see them (audited either way)."""
+        from app.vault import unmask
+
+        return unmask(text, role, user, self.engine, kb=name)

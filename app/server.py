@@ -200,6 +200,23 @@ async def kb_passage(request: web.Request) -> web.Response:
     return web.json_response(passage) if passage else json_error(404, "no such passage")
 
 
+@require(*STAFF_ROLES)
+async def kb_unmask(request: web.Request) -> web.Response:
+    """Compliance and admin see masked personal data of a passage; every attempt is audited."""
+    from app.vault import UnmaskDenied
+
+    body = await read_json(request)
+    text, kb = body.get("text"), body.get("kb") or "default"
+    if not isinstance(text, str) or len(text) > 20_000:
+        return json_error(400, "text must be a string of at most 20000 characters")
+    user = request[USER]
+    try:
+        original = await asyncio.to_thread(request.app[HUB].unmask, str(kb), text, user.role, user.username)
+    except UnmaskDenied as exc:
+        return json_error(403, str(exc))
+    return web.json_response({"text": original})
+
+
 # ---- pages --------------------------------------------------------------------------------
 async def page(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("page") or "console"
@@ -284,7 +301,7 @@ async def _desk_context(app: web.Application):
         log.info("wechaty channel starting (endpoint %s)", settings.wechaty_puppet_service_endpoint or "looked up by token")
     desk = DeskService(settings, engine, channels, bus, llm=build_llm_client(settings))
     desk_holder["desk"] = desk
-    hub = KnowledgeHub(settings, llm=desk.llm, embedder=build_embedder(settings))
+    hub = KnowledgeHub(settings, engine, llm=desk.llm, embedder=build_embedder(settings))
     if app[DEMO]:
         log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
     app[BUS], app[SIM], app[DESK], app[HUB] = bus, sim, desk, hub
@@ -332,6 +349,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
         r.add_get("/api/sim/groups/{group}/messages", sim_get)
     r.add_post("/api/kb/ask", kb_ask)
     r.add_get("/api/kb/{kb}/passages/{chunk_id}", kb_passage)
+    r.add_post("/api/kb/unmask", kb_unmask)
     r.add_get("/{page:login|console|sim|assistant}", page)
     r.add_static("/static", STATIC)
     return app

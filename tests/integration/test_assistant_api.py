@@ -1,0 +1,41 @@
+"""The internal assistant over HTTP: demo mode loads the product guide; staff ask and open passages;
+only compliance sees masked personal data, and every attempt is audited."""
+import asyncio
+
+from app.audit import entries
+from app.auth import upsert_user
+from app.db import make_engine, unit_of_work
+from desk_fixtures import RunningDesk
+
+
+async def test_assistant_answers_from_the_product_guide_with_citations(desk_settings, tmp_path):
+    engine = make_engine(desk_settings.db_url)
+    upsert_user(engine, "comp1", "compliance-pass-1", role="compliance")
+    desk = await RunningDesk(desk_settings).start()
+    try:
+        async with desk.session() as anon:
+            assert (await anon.post("/api/kb/ask", json={"question": "雪球"})).status == 401
+        async with await desk.login("risk1", "risk-password-1") as risk:
+            r = await risk.post("/api/kb/ask", json={"question": "雪球的敲入是怎么观察的？"})
+            assert r.status == 200
+            answer = await r.json()
+            assert answer["refused"] is False and answer["citations"]
+            assert all(c["source"] == "product_guide.md" for c in answer["citations"])
+            assert "敲入" in answer["answer"]
+            chunk = answer["citations"][0]["chunk_id"]
+            passage = await (await risk.get(f"/api/kb/default/passages/{chunk}")).json()
+            assert answer["citations"][0]["text"].strip()[:10] in passage["text"]
+            r = await risk.post("/api/kb/ask", json={"question": "贵司2019年的净利润是多少？"})
+            assert (await r.json())["refused"] is True
+            assert (await risk.post("/api/kb/ask", json={"question": ""})).status == 400
+            assert (await risk.post("/api/kb/unmask", json={"text": "[PHONE_0000]"})).status == 403
+        async with await desk.login("comp1", "compliance-pass-1") as comp:
+            r = await comp.post("/api/kb/unmask", json={"text": "无标记文本"})
+            assert r.status == 200 and (await r.json())["text"] == "无标记文本"
+        await asyncio.sleep(0)
+        with unit_of_work(engine) as s:
+            actions = [(a.actor, a.action) for a in entries(s, action=None) if a.action.startswith("pii.")]
+        assert ("risk1", "pii.unmask_denied") in actions and ("comp1", "pii.unmask") in actions
+    finally:
+        await desk.stop()
+        engine.dispose()
