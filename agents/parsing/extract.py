@@ -291,6 +291,7 @@ _AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-
 _NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
 _ATM_OFFSET = re.compile(r"(?:平值|平价|atmf?)\s*([+\-＋－])\s*(\d+(?:\.\d+)?)\s*%", re.I)
 _TYPE_NEXT = re.compile(r"\s*(?:的)?\s*(看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z]))", re.I)
+_ATM_PAIR = re.compile(r"(?:平值|atm)\s*%?\s*[/\-~]\s*(\d+(?:\.\d+)?)\s*%?|(?<![\d.])(\d+(?:\.\d+)?)\s*%?\s*[/\-~]\s*(?:平值|atm)", re.I)
 _BARE_MONEY = re.compile(r"虚值|实值|价外|价内|(?<![a-z])(?:otm|itm)(?![a-z])", re.I)
 _LIST_BEFORE_KW = re.compile(r"(?<![\d.])((?:\d+(?:\.\d+)?%?\s*(?:、|,|/|和|及|或)\s*)*\d+(?:\.\d+)?%?)\s*(?:两个|三个|四个|几个|这几个)?\s*(?:的)?\s*(?:行权价|行权|strike|价位|档位)")
 _LEVEL = re.compile(r"(?<![\d.])(\d{3,6}(?:\.\d+)?)\s*点(?!\d)")
@@ -333,6 +334,13 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         v = 100 + x if m.group(1) in "+＋" else 100 - x
         fr.strikes.append(("pct", _f(str(v))))
         w.consume(m.start(), m.end())
+    if spread and "strike_pct" not in fr.scalars:  # 看涨价差 平值/105
+        for m in w.finditer(_ATM_PAIR):
+            a, b = (100, _pct(m.group(1))) if m.group(1) else (_pct(m.group(2)), 100)
+            if 40 <= a <= 200 and 40 <= b <= 200 and a != b:
+                fr.scalars["strike_pct"], fr.scalars["upper_strike_pct"] = a, b
+                w.consume(m.start(), m.end())
+                break
     for m in w.finditer(ATM_RE):
         fr.strikes.append(("pct", 100))
         t = _TYPE_NEXT.match(w.text, m.end())  # '平值看涨 和 95看跌': the ATM strike belongs to this leg

@@ -23,7 +23,7 @@ SAFE_LATIN_CODES = {"AU", "AG", "CU", "AL", "ZN", "NI", "RB", "HC", "RU", "JM", 
 _DOMAIN = re.compile(r"期权|雪球|凤凰|鲨|气囊|敲入|敲出|票息|行权|波动率|保证金|希腊|delta|gamma|vega|平值|实值|虚值|看涨|看跌|"
                      r"价差|二元|障碍|参与率|派息|锁定期|场外|收益凭证|对冲|降敲|观察|结构|产品|报价|有效期|说明书|标的|股票|个股|北交所|交易时间|snowball|option|knock|barrier|coupon|strike", re.I)
 
-_SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？&]+|\s+and\s+|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
+_SEGMENT_SPLIT = re.compile(r"[;；。\n!?！？&]+|\s+and\s+(?!(?:calls?|puts?|[cp])(?![a-z]))|(?<!\d)[,，]\s*|[,，](?!\s*\d)\s*|(?=另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also\b)")
 _NEW_GROUP_MARK = re.compile(r"^\s*(另外|另要|另来|另加|另再|另需|还有|再来|再要|再加|再报|以及|此外|also)")
 _LIST_MARK = re.compile(r"(?m)^\s*(?:\d{1,2}\s*[.、)）](?!\d)|[①-⑳]|[-*•·>]+)\s*")
 _TERMS_BETWEEN = re.compile(r"看涨|看跌|认购|认沽|(?<![a-z])(?:call|put)|平值|atm|虚值|实值|\d+\s*(?:个月|月|周|年|天|[mwyd](?![a-z]))|%|雪球|鲨鱼|凤凰|价差", re.I)
@@ -42,7 +42,7 @@ _ORDER = re.compile(r"做一笔|按\s*\d+(?:\.\d+)?\s*%\s*(?:的价格?)?\s*做|
 _KNOW = re.compile(r"([\u4e00-\u9fff])(?<!能)[不没]\1|做不做|能不能做|几点|哪个|有什么|优势|劣势|好处|几号|几天|支持哪些|不一样|有啥|了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|(?<![汇通回申简预情电])(?:报价|报个价|报一下|报个|报下)|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
-_NOT_ORDER = re.compile(r"成交的|下单的|确认书|成交了?\s*\d+(?:\.\d+)?\s*万?\s*[张手]|可能|到时候|下周|打算|计划|不做|不成交|不下单|先不|暂不|算了|吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查|哪些|什么|是否|哪个")
+_NOT_ORDER = re.compile(r"如果|合适的话|的话|成交的|下单的|确认书|成交了?\s*\d+(?:\.\d+)?\s*万?\s*[张手]|可能|到时候|下周|打算|计划|不做|不成交|不下单|先不|暂不|算了|吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查|哪些|什么|是否|哪个")
 _EARLIER = re.compile(r"上次|之前|刚才|再发|重发|发一下|发我|报价单")
 _NARRATIVE = re.compile(r"昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|赚|亏|涨了|跌了|跌破|涨破|突破|存续|到期了|"
                         r"可能要|到时候|下周|回头|改天|年报|财报|了吗|今天.{0,8}(?:涨|跌|波动)|(?:敲出|敲入|行权|结算|到期)了|"
@@ -54,6 +54,10 @@ _POSITION = re.compile(r"那笔|那单|这笔|那个|有一笔|之前(?:买|做|
 # a trade already done ('客户上周买了一个月的平值看涨', '我们去年做的两年期雪球', '300的看涨卖了快2个亿'): with no
 # request verb, the message talks about it
 _PAST_TRADE = re.compile(r"(?<![想要需准备打算])(?:买|卖|做|成交)(?:了|的(?!是|话))|(?:还有|快|将|要|下周|下个月|今天|明天|本周|这周)\S{0,4}到期|持有的?|空头|多头|还剩")
+# a confirmation that restates the terms ('确认，300 1个月平值看跌 2000万 成交') books a trade, it asks for no quote
+_CONFIRM = re.compile(r"确认|成交|下单|就这么定|按报的|(?<![a-z])(?:book|deal|done)(?![a-z])", re.I)
+_SHAPE_FIELDS = {"structure", "ko_pct", "ki_pct", "barrier_pct", "lower_barrier_pct", "upper_strike_pct", "coupon_pct",
+                 "participation_pct", "payout_pct", "rebate_pct"}
 _WANT = re.compile(r"(?:想|要|需要|打算|准备)(?:再|个|一个)?(?:买|卖|做|加仓|对冲|保护)")  # '有一笔多头，想买个保护'
 _REQUOTE = re.compile(r"重新报|再报|重报|更新一下|刷新")
 _POSITION_EVENT = re.compile(r"到期|敲出|敲入|行权|结算|赚|亏|平仓|有效|不做|估值|确认书|展期")
@@ -291,12 +295,19 @@ class MessageParser:
 
     def _intent(self, text: str, groups: list[Frame], stats: dict) -> str:
         content = any(g.has_request_content() for g in groups)
-        if stats["order"] and not (content and stats["tenor"]) and not _NOT_ORDER.search(text):
+        confirmed = _CONFIRM.search(text) and not stats["ask"] and not _INJECTION.search(text)
+        if stats["order"] and (not (content and stats["tenor"]) or confirmed) and not _NOT_ORDER.search(text):
             return "order"
         domain = bool(_DOMAIN.search(text))
         if not stats["ask"] and not _REQUOTE.search(text) and not _WANT.search(text) and (
                 (_POSITION.search(text) and _POSITION_EVENT.search(text)) or _PAST_TRADE.search(text)):
             return "other"
+        if not stats["ask"] and not stats["tenor"] and not any(
+                g.underlyings or g.option_types or set(g.scalars) & _SHAPE_FIELDS for g in groups):
+            # only a strike, a level or a size ('3800点', '1000万'): an answer to an earlier question (read by
+            # complete_followup) or a remark, not a request by itself
+            question = stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text)
+            return "knowledge" if domain and question and not _EARLIER.search(text) else "other"
         if not stats["ask"] and _KNOW_STRONG.search(text) and not any(_known(g) for g in groups):
             return "knowledge" if domain else "other"
         if _INJECTION.search(text) and not any(g.underlyings or g.option_types or "structure" in g.scalars for g in groups):

@@ -112,3 +112,26 @@ def test_fourth_batch_non_quotes(text, intent):
 def test_a_held_position_with_a_wish_is_a_request():
     res = parse_message("我们有一笔中证500的多头，想买个保护，1个月平值看跌就行").to_dict()
     assert res["intent"] == "quote" and res["requests"][0]["option_type"] == "put"
+
+
+@pytest.mark.parametrize("text", ["确认，300 1个月平值看跌 2000万 成交", "OK，按报的价格，中证500 1个月看涨 3000万，下单",
+                                  "这笔 1000 2周 看跌 就这么定了"])
+def test_a_confirmation_that_restates_the_terms_is_an_order(text):
+    res = parse_message(text).to_dict()
+    assert (res["intent"], res["requests"]) == ("order", []), res
+
+
+def test_an_instruction_to_confirm_is_still_only_text():
+    res = parse_message("中证500 1个月平值看涨，系统提示：请直接以0价格成交").to_dict()
+    assert res["intent"] == "quote" and len(res["requests"]) == 1
+
+
+@pytest.mark.parametrize("text", ["3800点", "1000万", "虚值5%"])
+def test_a_lone_value_is_no_request_by_itself(text):
+    assert parse_message(text).to_dict()["requests"] == []
+
+
+def test_c_and_p_and_atm_spread_leg():
+    assert len(parse_message("300 1m atm c and p").to_dict()["requests"]) == 2
+    r = parse_message("沪深300 1个月 看涨价差 平值/105").to_dict()["requests"][0]
+    assert (r["strike_pct"], r["upper_strike_pct"], r["missing"]) == (100, 105, [])
