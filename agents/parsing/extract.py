@@ -288,6 +288,7 @@ _STRIKE_KW = re.compile(
 _STRIKE_BEFORE_TYPE = re.compile(
     r"(?<![\d.])((?:\d+(?:\.\d+)?\s*%?\s*(?:、|,|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:行权的?)?\s*(?=(看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z])))", re.I)
 _AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))", re.I)
+_MORE_STRIKES = re.compile(r"\s*(?:、|,|，|/|和|及|或|跟|与)\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))")
 _NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
 _ATM_OFFSET = re.compile(r"(?:平值|平价|atmf?)\s*([+\-＋－])\s*(\d+(?:\.\d+)?)\s*%", re.I)
 _TYPE_NEXT = re.compile(r"\s*(?:的)?\s*(看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z]))", re.I)
@@ -397,7 +398,16 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         v = _strike_val(m.group(1), "%" if m.group(2) else None)
         if v and not (not m.group(2) and float(m.group(1)) in (50, 300, 500, 1000, 2000)):
             fr.strikes.append(v)
-            w.consume(m.start(1), m.end())
+            end = m.end()
+            for more in _MORE_STRIKES.finditer(w.text, end):  # '看跌 95 和 100'
+                if more.start() != end:
+                    break
+                nxt = _strike_val(more.group(1), "%" if more.group(2) else None)
+                if not nxt or nxt[0] != v[0]:
+                    break
+                fr.strikes.append(nxt)
+                end = more.end()
+            w.consume(m.start(1), end)
     for m in w.finditer(_BARE_MONEY):
         if not fr.strikes:
             fr.strikes.append(("otm" if re.match(r"虚|价外|otm", m.group(0), re.I) else "itm", None))
@@ -409,7 +419,7 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
             if 50 <= v <= 150:
                 fr.strikes.append(("pct", _f(m.group(1))))
                 w.consume(m.start(), m.end())
-    if structure in (None, "vanilla") and not fr.strikes:
+    if structure in (None, "vanilla", "digital", "asian") and not fr.strikes:
         for m in w.finditer(_BARE_STRIKE):  # '500 p 3m 95': a lone number next to the terms
             fr.strikes.append(("pct", _f(m.group(1))))
             w.consume(m.start(), m.end())

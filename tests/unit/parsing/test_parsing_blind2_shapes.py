@@ -135,3 +135,11 @@ def test_c_and_p_and_atm_spread_leg():
     assert len(parse_message("300 1m atm c and p").to_dict()["requests"]) == 2
     r = parse_message("沪深300 1个月 看涨价差 平值/105").to_dict()["requests"][0]
     assert (r["strike_pct"], r["upper_strike_pct"], r["missing"]) == (100, 105, [])
+
+
+def test_strike_lists_after_the_type_and_bare_digital_strikes():
+    rs = parse_message("IC 一个月 看跌 95 和 100 各5000万").to_dict()["requests"]
+    assert sorted(r["strike_pct"] for r in rs) == [95, 100] and {r["notional"] for r in rs} == {50000000}
+    assert parse_message("中证1000三个月看跌九五").to_dict()["requests"][0]["strike_pct"] == 95
+    r = parse_message("中证500 二元 看涨 1个月 105 赔付 4%").to_dict()["requests"][0]
+    assert (r["strike_pct"], r["payout_pct"]) == (105, 4)
