@@ -51,7 +51,7 @@ SYNONYMS = {
     "荣誉": ("奖项", "奖", "案例", "称号"), "奖项": ("奖", "荣誉"), "级别": ("级",), "耗时": ("时间",),
     "安排": ("计划", "日程"), "位于": ("地址", "位于"),
     "客服": ("客户服务",), "客服热线": ("客户服务热线", "客服电话", "热线"), "客服电话": ("客户服务热线", "客服热线"),
-    "场外期权": ("场外衍生品",), "网址": ("网站",), "官方": ("网址", "网站"), "网站": ("网址",), "KYC": ("准入",), "kyc": ("准入",),
+    "场外期权": ("场外衍生品",), "网址": ("网站",), "名字": ("名称",), "官方": ("网址", "网站"), "网站": ("网址",), "KYC": ("准入",), "kyc": ("准入",),
 }
 _STRONG_POS = ("n", "nr", "ns", "nt", "nz", "nrt", "nrfg", "eng", "j", "x", "vn", "l", "i", "t")
 _ANSWER_TYPES = [
@@ -81,6 +81,19 @@ _LIGHT_VERBS = set("获得 取得 进行 采用 使用 实现 提供 包括 包�
 _MASK_ONLY = r"[\W_]+|电话|手机|邮箱|联系人|姓名|身份证|卡号|账号"
 _LATIN_OR_NUM = re.compile(r"^[a-z0-9][a-z0-9.\-+]*$")
 _ENTITY_SUFFIX = re.compile(r"(公司|证券|交易所|银行|基金|期货|集团|中心|协会|研究院|大学|委员会|管理局|监管局)$")
+# "由哪家券商牵头": the noun after 哪家 names the kind of agent asked for (the answer), not a detail to find
+_ASKED_AGENT = re.compile(r"(?:哪家|哪一家|哪个|哪些)(券商|证券公司|公司|机构|单位|企业|银行|交易所)")
+# "海通证券牵头的项目", "2024年6月填报的项目": a role word after a name or date describes the document
+_ROLE_OF_DOC = re.compile(r"(牵头|申报|填报|主导|公示)的")
+_DATE_TAIL = re.compile(r"(\d{4}\s*年(?:\s*\d{1,2}\s*月)?(?:\s*\d{1,2}\s*[日号])?)\s*$")
+
+
+def _norm_date(text: str) -> str:
+    """Spaces and leading zeros dropped: "2022年01月18日" and "2022 年 1 月" compare."""
+    return re.sub(r"(?<!\d)0(\d)", r"\1", re.sub(r"\s+", "", text))
+
+
+_IDENTITY_LABELS = ("填报时间", "项目编号", "项目名称", "牵头申报单位")
 
 
 @dataclass
@@ -122,6 +135,8 @@ class Answerer:
         self._quoted: set[str] | None = None
         self._quoted_in_q: set[str] = set()
         self._phrase_parts: dict[str, tuple[str, str]] = {}
+        self._identity: dict[str, str] = {}
+        self._roles: list[tuple[str, str]] = []
 
     # ---- term statistics ---------------------------------------------------------------------
     def _n_chunks(self) -> int:
@@ -144,7 +159,10 @@ class Answerer:
 
     def is_topic(self, term: str, source: str) -> bool:
         """A word the document is about (its firm or project): in several of its passages, rare elsewhere.
-        An institution counts under its short name too (中国银河证券股份有限公司 → 银河证券)."""
+        An institution counts under its short name too (中国银河证券股份有限公司 → 银河证券); so does a
+        name in the document's identity header (its project, lead applicant, filing date)."""
+        if self.in_identity(term, source):
+            return True
         if _ENTITY_SUFFIX.search(term):
             short = re.sub(r"(?:股份有限公司|有限责任公司|有限公司)$", "", term)
             short = re.sub(r"^(?:中国|上海|北京|深圳)", "", short)
@@ -169,6 +187,51 @@ class Answerer:
             several = len(self.index.manifest) > 1
             self._topic[key] = several and bool(nameish) and n >= need and n >= 0.5 * self.df(term)
         return self._topic[key]
+
+    def identity(self, source: str) -> str:
+        """The document's identity, a contextual header every passage of it carries for matching (never
+        quoted as an answer): its form title, filing date, project number and name, lead applicant (with
+        short names), so "海通证券的大模型项目的填报时间" finds the header's date although 海通证券 is
+        stated on another page."""
+        if source not in self._identity:
+            ids = self.index.manifest.get(source, {}).get("chunk_ids", [])
+            text = "\n".join(self.index.lower_text(c) for c in ids)
+            parts: list[str] = []
+            head = self.index.lower_text(ids[0]) if ids else ""
+            parts += [ln for ln in head.splitlines()[:4] if "试点" in ln or "公示表" in ln][:1]
+            for label in _IDENTITY_LABELS:
+                for m in re.finditer(label + r"[^\S\n]*[：:]?[^\S\n]*([^\n]{2,80})", text):
+                    value = re.split(r"\s{2,}|\t|[，,；;。]|\s\d+(?:\.\d+)+\s*", m.group(1).strip())[0].strip()
+                    if len(value) >= 4 and not re.match(r"^[(（]", value):
+                        parts.append(value)  # values only: the asked field itself must be found in the passage
+                        if label == "牵头申报单位":
+                            short = re.sub(r"(?:股份有限公司|有限责任公司|有限公司)$", "", value)
+                            parts.append(short)
+                            parts.append(re.sub(r"^(?:中国|上海|北京|深圳)", "", short))
+                        break
+            self._identity[source] = squash_cjk_spaces("\n".join(parts))
+        return self._identity[source]
+
+    def in_identity(self, term: str, source: str) -> bool:
+        """A name that identifies the document (in its identity header, not a word used everywhere), or
+        a role word tying such a name or date to the document ("海通证券牵头的", "2024年6月填报的")."""
+        for role, before in self._roles:
+            if term == role and self._names_document(before, source):
+                return True
+        if not term or _ANSWER_TYPE.match(term) or self.df(term) > 0.25 * self._n_chunks():
+            return False
+        ident = self.identity(source)
+        full = self.aliases().get(term)
+        return term in ident or bool(full and any(len(v) >= 4 and v in full for v in ident.splitlines()))
+
+    def _names_document(self, before: str, source: str) -> bool:
+        """Does the question text just before a role word name this document (its date or a name)?"""
+        ident = _norm_date(self.identity(source))
+        m = _DATE_TAIL.search(before)
+        if m:
+            return _norm_date(m.group(1)) in ident
+        words = [w for w in key_terms(before)] if before.strip() else []
+        return bool(words) and self.in_identity(words[-1].lower(), source)
 
     def section_text(self, chunk_id: str, source: str) -> str:
         """Text of the passages sharing this passage's top two heading levels (a table section)."""
@@ -198,6 +261,7 @@ class Answerer:
         self._quoted_in_q, self._pos, self._topic = set(), {}, {}
         self._qtypes = self.answer_types(question)
         self._question = question
+        self._roles = [(m.group(1), question[:m.start()].lower()) for m in _ROLE_OF_DOC.finditer(question)]
         for w, flag in pseg.cut(question):
             self._pos.setdefault(w.lower(), flag)
         q = question.lower()
@@ -352,7 +416,13 @@ class Answerer:
                         break
         return self._titles[text]
 
+    def is_asked_kind(self, term: str) -> bool:
+        m = _ASKED_AGENT.search(self._question)
+        return bool(m and m.group(1) == term)
+
     def weight(self, term: str) -> float:
+        if self.is_asked_kind(term):
+            return 0.3 * self.idf(term)
         if term in self._phrases:
             a, b = self._phrase_parts.get(term, (term, term))
             return 0.7 * min(self.idf(term), max(self.idf(a), self.idf(b)))
@@ -412,6 +482,8 @@ class Answerer:
                  or self._pos.get(t, "").startswith(("ns", "nr", "nt"))) and c < 0.5 and not _LATIN_OR_NUM.match(t)):
                 missing.append(t)  # an institution named in the question must be in the passage's section
                 continue
+            if self.is_asked_kind(t):
+                continue
             if _ANSWER_TYPE.match(t):
                 if len(t) >= 4 and c == 0.0 and self.df(t) > 0:
                     missing.append(t)  # a form label (项目编号) other documents have and this one lacks
@@ -432,7 +504,8 @@ class Answerer:
             missing.append("(detail)")
         # the head of the question ("年度运维预算" → 预算): its last specific noun must be found near the answer
         heads = [t for t in terms if t not in self._phrases and t not in self._entities and not self._is_verbish(t)
-                 and not _ANSWER_TYPE.match(t) and not self.is_topic(t, source) and not _LATIN_OR_NUM.match(t)
+                 and not _ANSWER_TYPE.match(t) and not self.is_asked_kind(t)
+                 and not self.is_topic(t, source) and not _LATIN_OR_NUM.match(t)
                  and self._pos.get(t, "n").startswith(("n", "vn", "x", "j", "l", "t"))]
         if heads and self._doc_share(heads[-1], source) <= 0.4:
             head = heads[-1]
@@ -523,8 +596,14 @@ class Answerer:
         best = cands[0]
         source = best.node.node.metadata.get("source", "")
         local = self.index.lower_text(best.node.node.node_id) + self.section_text(best.node.node.node_id, source)
+        ident = re.sub(r"\s+", "", self.identity(source))
+        # numbers of a date that names the document ("2024年6月填报的") are the document's, not the passage's
+        doc_date_nums = {n for role, before in self._roles if _DATE_TAIL.search(before)
+                         and self._names_document(before, source)
+                         for n in re.findall(r"\d+", _DATE_TAIL.search(before).group(1))}
         hard_missing = [t for t in self.hard_terms(terms) if t not in local and not (
-            re.fullmatch(r"(?:19|20)\d\d", t) and re.search(t[2:] + r"\s*年", local))]
+            re.fullmatch(r"(?:19|20)\d\d", t) and re.search(t[2:] + r"\s*年", local)) and t not in doc_date_nums
+            and not (re.search(r"[a-z]|\d{5,}", t) and t in ident)]  # a project number names the document
         for t in self.hard_terms(terms):
             # a year asked about that the evidence only names as the end of a span ("2005-2021年累计")
             if not re.fullmatch(r"(?:19|20)\d\d", t) or t not in local:
