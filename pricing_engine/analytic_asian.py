@@ -8,14 +8,12 @@ Matches QuantLib's AnalyticDiscreteGeometricAveragePriceAsianEngine.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 from scipy.special import ndtr
 
-from pricing_engine.engines import EngineOptions, register_engine
+from pricing_engine.engines import ClosedFormEngine, register_engine
 from pricing_engine.errors import PricingError
-from pricing_engine.results import PricingResult
 
 
 def geometric_asian(option_type: str, x: float, k: float, fixing_times, T: float, r: float, q: float, vol: float,
@@ -42,7 +40,7 @@ def geometric_asian(option_type: str, x: float, k: float, fixing_times, T: float
     return float(call - df * (fwd - k))
 
 
-class AnalyticGeometricAsianEngine:
+class AnalyticGeometricAsianEngine(ClosedFormEngine):
     name = "analytic"
 
     def supports(self, product) -> bool:
@@ -57,14 +55,8 @@ class AnalyticGeometricAsianEngine:
                             model.sigma(), past, res.n_fixings)
         return leg.weight * v
 
-    def price(self, product, model, valuation_date, options: EngineOptions) -> PricingResult:
-        from pricing_engine.greeks import bump_greeks
-        t0 = time.perf_counter()
-        p = self.value(product, model, valuation_date)
-        greeks = bump_greeks(self.value, product, model, valuation_date, p) if options.greeks else {}
-        return PricingResult(p, None, greeks, self.name, {"paths": None, "steps": None,
-                                                           "elapsed_s": time.perf_counter() - t0,
-                                                           "method": "geometric_asian_closed_form"})
+    def method(self, product) -> str:
+        return "geometric_asian_closed_form"
 
 
 register_engine(AnalyticGeometricAsianEngine())

@@ -11,13 +11,11 @@ participation × knock-out vanilla + rebate × e^{-rT} P(hit).
 from __future__ import annotations
 
 import math
-import time
 
 from scipy.special import ndtr
 
-from pricing_engine.engines import EngineOptions, register_engine
+from pricing_engine.engines import ClosedFormEngine, register_engine
 from pricing_engine.errors import PricingError
-from pricing_engine.results import PricingResult
 
 BGK_BETA = 0.5826
 DAILY_DT = 1.0 / 252.0
@@ -80,7 +78,7 @@ def bgk_shift(H: float, spot: float, vol: float, dt: float = DAILY_DT) -> float:
     return H * f if H > spot else H / f
 
 
-class AnalyticBarrierEngine:
+class AnalyticBarrierEngine(ClosedFormEngine):
     """Reiner–Rubinstein engine: barrier options and sharkfins with one continuous/daily barrier."""
 
     name = "analytic"
@@ -113,14 +111,8 @@ class AnalyticBarrierEngine:
         opt = barrier_price(f"{direction}_out", product.option_type, x, k, H, 0.0, T, r, q, v)
         return w * opt + rebate * (math.exp(-r * T) - no_hit_cash(direction, x, H, T, r, q, v))
 
-    def price(self, product, model, valuation_date, options: EngineOptions) -> PricingResult:
-        from pricing_engine.greeks import bump_greeks
-        t0 = time.perf_counter()
-        p = self.value(product, model, valuation_date)
-        greeks = bump_greeks(self.value, product, model, valuation_date, p) if options.greeks else {}
-        return PricingResult(p, None, greeks, self.name,
-                             {"paths": None, "steps": None, "elapsed_s": time.perf_counter() - t0,
-                              "method": "reiner_rubinstein" + ("_bgk" if product.barrier_monitoring == "daily" else "")})
+    def method(self, product) -> str:
+        return "reiner_rubinstein" + ("_bgk" if product.barrier_monitoring == "daily" else "")
 
 
 register_engine(AnalyticBarrierEngine())

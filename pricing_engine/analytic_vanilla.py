@@ -9,14 +9,12 @@ That covers vanilla, spreads, digitals, and European (at-maturity) barriers, sha
 from __future__ import annotations
 
 import math
-import time
 
 from scipy.special import ndtr
 
 from pricing_engine.blocks import Leg, ResolvedSchedule
-from pricing_engine.engines import EngineOptions, register_engine
+from pricing_engine.engines import ClosedFormEngine, register_engine
 from pricing_engine.errors import PricingError
-from pricing_engine.results import PricingResult
 
 INF = math.inf
 
@@ -112,7 +110,7 @@ def value_european(res: ResolvedSchedule, model) -> float:
             + european_value(res.legs, x, T, r, q, s, *nki_region))
 
 
-class AnalyticEuropeanEngine:
+class AnalyticEuropeanEngine(ClosedFormEngine):
     """Closed-form engine for products whose payoff depends on x_T only (vanilla, spread, digital,
     at-maturity barriers / sharkfins / double sharkfins, European-knock-in airbag)."""
 
@@ -137,14 +135,8 @@ class AnalyticEuropeanEngine:
             raise PricingError("the analytic European engine needs a payoff on the final price only")
         return value_european(res, model)
 
-    def price(self, product, model, valuation_date, options: EngineOptions) -> PricingResult:
-        from pricing_engine.greeks import bump_greeks
-        t0 = time.perf_counter()
-        p = self.value(product, model, valuation_date)
-        greeks = bump_greeks(self.value, product, model, valuation_date, p) if options.greeks else {}
-        return PricingResult(p, None, greeks, self.name,
-                             {"paths": None, "steps": None, "elapsed_s": time.perf_counter() - t0,
-                              "method": "black_scholes_closed_form"})
+    def method(self, product) -> str:
+        return "black_scholes_closed_form"
 
 
 register_engine(AnalyticEuropeanEngine())

@@ -76,6 +76,31 @@ class Engine(Protocol):
     def price(self, product, model, valuation_date, options: EngineOptions): ...
 
 
+class ClosedFormEngine:
+    """Base of the analytic engines: `value` is a formula; Greeks by bump-and-revalue on it."""
+
+    name = "analytic"
+
+    def value(self, product, model, valuation_date) -> float:
+        raise NotImplementedError
+
+    def method(self, product) -> str:
+        raise NotImplementedError
+
+    def price(self, product, model, valuation_date, options: EngineOptions):
+        import time
+
+        from pricing_engine.greeks import bump_greeks
+        from pricing_engine.results import PricingResult
+
+        t0 = time.perf_counter()
+        p = self.value(product, model, valuation_date)
+        greeks = bump_greeks(self.value, product, model, valuation_date, p) if options.greeks else {}
+        return PricingResult(p, None, greeks, self.name, {"paths": None, "steps": None,
+                                                           "elapsed_s": time.perf_counter() - t0,
+                                                           "method": self.method(product)})
+
+
 _REGISTRY: dict[str, list[Engine]] = {}
 LOAD_ERRORS: dict[str, str] = {}  # engine module → import error (one broken module must not break the others)
 _loaded = False
