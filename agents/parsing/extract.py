@@ -288,6 +288,7 @@ _STRIKE_KW = re.compile(
 _STRIKE_BEFORE_TYPE = re.compile(
     r"(?<![\d.])((?:\d+(?:\.\d+)?\s*%?\s*(?:、|,|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:行权的?)?\s*(?=(看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z])))", re.I)
 _AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))", re.I)
+_CHANGE_TO = re.compile(r"(?:改成|换成|改为|换为|改到|换到)\s*(\d+(?:\.\d+)?)\s*(%|点)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|kw|[mMyYdD](?![A-Za-z])))")
 _MORE_STRIKES = re.compile(r"\s*(?:、|,|，|/|和|及|或|跟|与)\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))")
 _NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
 _ATM_OFFSET = re.compile(r"(?:平值|平价|atmf?)\s*([+\-＋－])\s*(\d+(?:\.\d+)?)\s*%", re.I)
@@ -383,6 +384,11 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         if vals:
             fr.strikes.extend(vals)
             w.consume(m.start(), m.end())
+    for m in w.finditer(_CHANGE_TO):
+        v = _strike_val(m.group(1), m.group(2))
+        if v:
+            fr.strikes.append(v)
+            w.consume(m.start(), m.end())
     for m in w.finditer(_LEVEL):
         fr.strikes.append(("level", _f(m.group(1))))
         w.consume(m.start(), m.end())
@@ -434,9 +440,9 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
 _TENOR_RULES = [
     (re.compile(r"(?<![\d.])(\d+)\s*年半"), lambda m: f"{int(m.group(1)) * 12 + 6}M"),
     (re.compile(r"(?<![\d.])(\d+)\s*个半月"), lambda m: f"{int(m.group(1)) * 30 + 15}D"),
-    (re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:个)?\s*(?:自然)?(?:月|月份)(?!份|底|末|初|中旬|\d+\s*[日号])"),
+    (re.compile(r"(?<![\d.去近])(\d+(?:\.\d+)?)\s*(?:个)?\s*(?:自然)?(?:月|月份)(?!份|底|末|初|中旬|\d+\s*[日号])"),
      lambda m: _months(float(m.group(1)))),
-    (re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(?:个)?\s*年(?:期)?"), lambda m: _months(float(m.group(1)) * 12) if float(m.group(1)) <= 10 else None),
+    (re.compile(r"(?<![\d.去近])(\d+(?:\.\d+)?)\s*(?:个)?\s*年(?:期)?"), lambda m: _months(float(m.group(1)) * 12) if float(m.group(1)) <= 10 else None),
     (re.compile(r"(?<![\d.这那近去])(\d+)\s*(?:个)?\s*(?:周|星期|礼拜)"), lambda m: f"{int(m.group(1))}W"),
     (re.compile(r"(?<![\d.月这那近去前几])(\d+)\s*(?:个)?\s*(?:交易日|工作日|自然日|天|日)"), lambda m: f"{int(m.group(1))}D"),
     (re.compile(r"(?<![\d.])(\d+)\s*(?:个)?\s*季度"), lambda m: f"{int(m.group(1)) * 3}M"),
@@ -564,7 +570,7 @@ def extract_aliases(w: Work, fr: Frame, pool: UnderlyingPool, cn_aliases: dict, 
             w.consume(m.start(), m.end())
 
 
-_SHORTHAND = re.compile(r"(?<![\d.%/\-A-Za-z])(?<![\u4e00-\u9fff](?<![和及与跟或的个来要报询价即笔买卖做]))(50|300|500|1000|2000)(?![\d.%]|\s*(?:[万亿点个天年周元块吨手股张份克次倍月日号]|w|W|kw|kg|e(?![a-z])|/\s*\d|-\s*\d|bp))")
+_SHORTHAND = re.compile(r"(?<![\d.%/\-A-Za-z])(?<![\u4e00-\u9fff](?<![和及与跟或的个来要报询价即笔买卖做有]))(50|300|500|1000|2000)(?![\d.%]|\s*(?:[万亿点个天年周元块吨手股张份克次倍月日号]|w|W|kw|kg|e(?![a-z])|/\s*\d|-\s*\d|bp))")
 _NUM_CONTEXT_BEFORE = re.compile(r"(行权价?|执行价|strike|k|敲出|敲入|ko|ki|障碍|本金|规模|名义|notional|size|参与率|票息|coupon|派息|补偿|赔付|=|:|：)\s*$", re.I)
 
 

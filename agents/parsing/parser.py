@@ -38,7 +38,7 @@ _FILLER = set("""帮我 帮忙 麻烦 请 请问 报个 报一下 报下 询价 
 权利金 保证金 成本 预算 交易 成交 下单 确认 执行 报单 他 她 它 在 就 还 把 被 让 向 从 对 与 跟 或 些 种 位 次 条 笔 嗯 哦
 呀 嘛 啦 哇 噢 额 诶 您 咱 咱们 大家 其他 其它 怎么 如何 为什么 多久 几 哪 哪个 哪些 请教 谢啦 包括 以及 然后 同样 同上 一样
 最近 当前 本周 下周 本月 下月 今年 明年 马上 立刻 稍后 回头 尽量 希望 打算 准备 考虑 试试 试 先看 看一下 报一个 来一个""".split())
-_ORDER = re.compile(r"做一笔|按\s*\d+(?:\.\d+)?\s*%\s*(?:的价格?)?\s*做|就?按(?:这个|此|你的|刚才的)?(?:价格?|报价)?做|^\s*做\s*[，,\s]|(?:^|[\s,，])做吧?\s*[!！。]?\s*$|(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交(?!量|额|均价|价格?[是多])|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book(?: it)?|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
+_ORDER = re.compile(r"做一笔|按(?:你们|你|贵司)?(?:刚才|之前|上次)?(?:报|给)的(?:价格?|报价)?做|按\s*\d+(?:\.\d+)?\s*%\s*(?:的价格?)?\s*做|就?按(?:这个|此|你的|刚才的)?(?:价格?|报价)?做|^\s*做\s*[，,\s]|(?:^|[\s,，])做吧?\s*[!！。]?\s*$|(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交(?!量|额|均价|价格?[是多])|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book(?: it)?|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
 _KNOW = re.compile(r"([\u4e00-\u9fff])(?<!能)[不没]\1|做不做|能不能做|几点|哪个|有什么|优势|劣势|好处|几号|几天|支持哪些|不一样|有啥|了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
 _ASK = re.compile(r"询价|(?<![汇通回申简预情电])(?:报价|报个价|报一下|报个|报下)|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
@@ -47,27 +47,33 @@ _EARLIER = re.compile(r"上次|之前|刚才|再发|重发|发一下|发我|报�
 _NARRATIVE = re.compile(r"昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|赚|亏|涨了|跌了|跌破|涨破|突破|存续|到期了|"
                         r"可能要|到时候|下周|回头|改天|年报|财报|了吗|今天.{0,8}(?:涨|跌|波动)|(?:敲出|敲入|行权|结算|到期)了|"
                         r"快(?:要)?(?:敲|到期)|[跌涨]成|收益不错|压力|支撑|阻力|站上|失守|反弹|回调|大涨|大跌|紧张|新高|新低|贴水|升水|"
-                        r"降到|涨到|升到|跌到|卖得|买得|主要(?:买|卖|做)|开会|讨论|会议|复盘|头寸|持仓")
+                        r"到账|敲出的|敲入的|降到|涨到|升到|跌到|卖得|买得|主要(?:买|卖|做)|开会|讨论|会议|复盘|头寸|持仓")
 # a position the client already holds ('300 2周的那笔今天到期', '我那个3个月的看跌快到期了'): even with a tenor
 # and terms this is talk about it, unless a new quote is asked for
 _POSITION = re.compile(r"那笔|那单|这笔|那个|有一笔|之前(?:买|做|报)的|(?:买|做|报|询)的那")
 # a trade already done ('客户上周买了一个月的平值看涨', '我们去年做的两年期雪球', '300的看涨卖了快2个亿'): with no
 # request verb, the message talks about it
-_PAST_TRADE = re.compile(r"(?<![想要需准备打算])(?:买|卖|做|成交)(?:了|的(?!是|话))|(?:还有|快|将|要|下周|下个月|今天|明天|本周|这周)\S{0,4}到期|持有的?|空头|多头|还剩")
+_PAST_TRADE = re.compile(r"(?<![想要需准备打算])(?:买|卖|做|成交)(?:了|的(?!是|话))|(?:还有|快|将|要|下周|下个月|今天|明天|本周|这周)\S{0,4}到期|持有的?|空头|多头|还剩|一般都|都是做|一直(?:做|买|卖)|通常都|主要(?:买|卖|做)")
 # a confirmation that restates the terms ('确认，300 1个月平值看跌 2000万 成交') books a trade, it asks for no quote
 _CONFIRM = re.compile(r"确认|成交|下单|就这么定|按报的|(?<![a-z])(?:book|deal|done)(?![a-z])", re.I)
 _SHAPE_FIELDS = {"structure", "ko_pct", "ki_pct", "barrier_pct", "lower_barrier_pct", "upper_strike_pct", "coupon_pct",
                  "participation_pct", "payout_pct", "rebate_pct"}
+# the client's own position, valued or imagined ('如果明天300跌到3700，我们的看跌大概值多少钱'): not a new quote even
+# with a price word
+_OWN_POSITION = re.compile(r"(?:我们|客户|我|你们)(?:的|持有的|手上的)(?:看涨|看跌|雪球|鲨鱼鳍|凤凰|期权|持仓|头寸|仓位)")
+_HYPOTHETICAL = re.compile(r"如果|假如|要是|假设|跌到|涨到|值多少|估值|盈亏")
+# a request for later ('下周可能要做一笔300的看跌，到时候再找你们报价')
+_PLAN = re.compile(r"(?:到时候|回头|改天|之后|以后)再")
 _WANT = re.compile(r"(?:想|要|需要|打算|准备)(?:再|个|一个)?(?:买|卖|做|加仓|对冲|保护)")  # '有一笔多头，想买个保护'
 _REQUOTE = re.compile(r"重新报|再报|重报|更新一下|刷新")
-_POSITION_EVENT = re.compile(r"到期|敲出|敲入|行权|结算|赚|亏|平仓|有效|不做|估值|确认书|展期")
+_POSITION_EVENT = re.compile(r"了结|提前终止|到期|敲出|敲入|行权|结算|赚|亏|平仓|有效|不做|估值|确认书|展期")
 # questions about the products that a tenor or strike does not turn into a request ('一年期雪球和两年期的区别',
 # '95看跌和90看跌哪个更划算', '3个月的期权能提前平仓吗')
 _KNOW_STRONG = re.compile(r"区别|什么意思|啥意思|是什么|什么是|怎么算|哪个更|哪个好|哪个划算|划算|提前平仓|提前终止|提前了结|原理|为什么|为啥")
 # the desk's side of the conversation or a receipt: '报价收到了', '稍后给您报价'
 _NOT_ASKING = re.compile(r"收到|稍后|晚点|待会|给您|内部|讨论|已经报|报过|报了")
 # '今天300的报价比昨天贵了': a remark about quotes, not a request for one
-_REMARK = re.compile(r"报价是|报的是|对吧|是吧|比(?:昨天|前天|上周|之前|上次)|贵了|便宜了|偏高|偏低|太高|太低|高了|低了|怎么这么")
+_REMARK = re.compile(r"报价(?:好|真|挺|太|很|有点|也)|报价是|报的是|对吧|是吧|比(?:昨天|前天|上周|之前|上次)|贵了|便宜了|偏高|偏低|太高|太低|高了|低了|怎么这么")
 _PAST = re.compile(r"我们的|客户的|昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|存续|到期了|了吗|今天")
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
 
@@ -299,6 +305,10 @@ class MessageParser:
         if stats["order"] and (not (content and stats["tenor"]) or confirmed) and not _NOT_ORDER.search(text):
             return "order"
         domain = bool(_DOMAIN.search(text))
+        if _OWN_POSITION.search(text) and _HYPOTHETICAL.search(text) and not _REQUOTE.search(text):
+            return "other"
+        if _PLAN.search(text) and not stats["tenor"]:
+            return "other"
         if not stats["ask"] and not _REQUOTE.search(text) and not _WANT.search(text) and (
                 (_POSITION.search(text) and _POSITION_EVENT.search(text)) or _PAST_TRADE.search(text)):
             return "other"

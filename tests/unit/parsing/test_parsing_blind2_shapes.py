@@ -143,3 +143,21 @@ def test_strike_lists_after_the_type_and_bare_digital_strikes():
     assert parse_message("中证1000三个月看跌九五").to_dict()["requests"][0]["strike_pct"] == 95
     r = parse_message("中证500 二元 看涨 1个月 105 赔付 4%").to_dict()["requests"][0]
     assert (r["strike_pct"], r["payout_pct"]) == (105, 4)
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("如果明天300跌到3700，我们的看跌大概值多少钱", "other"), ("下周可能要做一笔300的看跌，到时候再找你们报价", "other"),
+    ("我们一般都是做1个月的平值看跌对冲", "other"), ("客户过去一年主要做中证500雪球，规模5个亿", "other"),
+    ("这笔1个月的看涨客户想提前了结", "other"), ("中证500雪球敲出的钱到账了", "other"), ("你们系统报价好快啊👍", "other"),
+    ("就按你们刚才报的做，3000万", "order"),
+])
+def test_seventh_batch_non_quotes(text, intent):
+    res = parse_message(text).to_dict()
+    assert (res["intent"], res["requests"]) == (intent, []), res
+
+
+def test_alternative_strike_and_have_you_got_a_quote():
+    rs = parse_message("茅台 1个月 平值看涨，要是价格太贵的话就改成105的").to_dict()["requests"]
+    assert [r["strike_pct"] for r in rs] == [100, 105]
+    r = parse_message("有没有300 1个月平值看跌的报价？").to_dict()["requests"][0]
+    assert (r["underlying"], r["missing"]) == ("000300.SH", [])
