@@ -93,6 +93,9 @@ def _norm_date(text: str) -> str:
     return re.sub(r"(?<!\d)0(\d)", r"\1", re.sub(r"\s+", "", text))
 
 
+_CURRENCY = re.compile(r"美元|美金|港元|港币|欧元|日元|英镑|澳元|新加坡元|瑞士法郎|人民币|韩元|卢布")
+_CURRENCY_CANON = {"美金": "美元", "港币": "港元"} | {c: c for c in
+                   "美元 港元 欧元 日元 英镑 澳元 新加坡元 瑞士法郎 人民币 韩元 卢布".split()}
 _IDENTITY_LABELS = ("填报时间", "项目编号", "项目名称", "牵头申报单位")
 
 
@@ -621,6 +624,13 @@ class Answerer:
         if not self.has_type(answer, self.answer_types(question), question) and not self._label_answers(
                 sentence, terms):
             return self._refuse("answer_type", terms, best)
+        m_tail = re.search(r"([^\s：:；;，,]{2,20})[：:]\s*$", answer.strip())
+        if m_tail and any(t in m_tail.group(1) and t not in answer.strip()[:m_tail.start()].lower()
+                          for t in terms if len(t) >= 2 and not _LATIN_OR_NUM.match(t)):
+            return self._refuse("empty_field", terms, best)  # "1.1.2 联合申报单位：" with nothing after it
+        asked_cur = {_CURRENCY_CANON[c] for c in _CURRENCY.findall(question)} - {"人民币"}
+        if asked_cur and not asked_cur & {_CURRENCY_CANON[c] for c in _CURRENCY.findall(answer)}:
+            return self._refuse("answer_unit", terms, best)  # "多少美元" is not answered by "130.642亿元"
         if self._attribute_of_other(sentence, terms, question):
             return self._refuse("other_entity", terms, best)
         m_cls = re.search(r"(?:多少|几)\s*([块台家个笔次人名项篇张条套只份位种类所座辆枚])", question)
@@ -637,6 +647,13 @@ class Answerer:
             names = [t for t in named[1:] if not self.is_topic(t, source)]  # the first is the subject
             ans_l = squash_cjk_spaces(sentence.lower())
             if any(t not in ans_l and self.aliases().get(t, t) not in ans_l for t in names):
+                return self._refuse("answer_subject", terms, best)
+            # the subject itself: in the answering sentence, its passage or section, or the document's identity
+            # ("华夏基金的成立时间" is not answered by "成立以信息技术中心牵头的交接小组" in 中信证券's filing)
+            heading = squash_cjk_spaces((best.node.node.metadata.get("heading", "") or "").lower())
+            subj = named[0] if named else ""
+            if subj and not any(v in ans_l or v in heading or v in local
+                                for v in (subj, self.aliases().get(subj, subj))) and not self.in_identity(subj, source):
                 return self._refuse("answer_subject", terms, best)
         if TOKEN_RE.search(sentence) and not re.sub(_MASK_ONLY, "", TOKEN_RE.sub("", sentence.split("：")[-1])):
             # the evidence is personal data that was masked at ingestion: not the assistant's to give
