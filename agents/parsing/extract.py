@@ -44,6 +44,7 @@ class Frame:
     asks: set = field(default_factory=set)  # price/vol/coupon/participation words without values
     pairs: list = field(default_factory=list)  # (strike, option_type) written together: '95 put 和 105 call'
     leftover: list = field(default_factory=list)  # unconsumed words that may name an unknown underlying
+    chat_words: list = field(default_factory=list)  # unconsumed words that are neither filler nor desk terms
     inherited: set = field(default_factory=set)  # fields copied from an earlier clause (a later clause may override)
 
     def has_request_content(self) -> bool:

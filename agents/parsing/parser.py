@@ -179,6 +179,7 @@ class MessageParser:
             spans = [m.group(1) for m in _COMPANY_LIKE.finditer(w.text)
                      if m.group(1) not in self.corrector.vocab and (not fr.underlyings or m.group(2))]
         fr.leftover = self._leftover_names(w.text, fr) if not spans and not fr.underlyings else []
+        fr.chat_words = self._chat_words(w.text)
         for span in spans:
             fr.underlyings.append((seg.find(span), ("?", span)))
             unknown.append(span)
@@ -195,6 +196,12 @@ class MessageParser:
         if _ASK.search(seg):
             fr.asks.add("ask")
         return fr
+
+    def _chat_words(self, masked: str) -> list[str]:
+        """Words no rule consumed that are neither request filler nor desk terms (开会, 讨论, 到账, 紧张…)."""
+        text = re.sub(r"[\x01\s,，。.:：;；!！?？()（）\[\]【】<>《》\"'“”‘’、/|*#+=~\-\d]+", " ", masked)
+        return [t for t in self.corrector.cut(text) if len(t) >= 2 and re.fullmatch(r"[\u4e00-\u9fff]+", t)
+                and t not in _FILLER and t not in self.corrector.vocab]
 
     def _leftover_names(self, masked: str, fr: Frame) -> list[str]:
         """Text no rule consumed, minus request filler words: in a clause with request terms and no known
@@ -262,6 +269,7 @@ class MessageParser:
             if pick:
                 pick[0].underlyings.append(("?", pick[1]))
                 unknown.append(pick[1])
+        stats["chat"] = sum(len(f.chat_words) for f in frames)
         for seg, fr in zip(segments, frames):
             d = fr.defines()
             if fr.has_request_content() or "ask" in fr.asks:
@@ -312,6 +320,11 @@ class MessageParser:
         if not stats["ask"] and not _REQUOTE.search(text) and not _WANT.search(text) and (
                 (_POSITION.search(text) and _POSITION_EVENT.search(text)) or _PAST_TRADE.search(text)):
             return "other"
+        if not stats["ask"] and not stats["tenor"] and stats.get("chat", 0) >= 2:
+            # no request verb, no tenor, and words of a conversation around the terms ('今天下午开会讨论中证500雪球
+            #的对冲'): talk, not a request
+            question = stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text)
+            return "knowledge" if domain and question and not _PAST.search(text) and not _EARLIER.search(text) else "other"
         if not stats["ask"] and not stats["tenor"] and not any(
                 g.underlyings or g.option_types or set(g.scalars) & _SHAPE_FIELDS for g in groups):
             # only a strike, a level or a size ('3800点', '1000万'): an answer to an earlier question (read by

@@ -161,3 +161,13 @@ def test_alternative_strike_and_have_you_got_a_quote():
     assert [r["strike_pct"] for r in rs] == [100, 105]
     r = parse_message("有没有300 1个月平值看跌的报价？").to_dict()["requests"][0]
     assert (r["underlying"], r["missing"]) == ("000300.SH", [])
+
+
+def test_conversation_words_around_terms_without_tenor_or_request_verb_are_talk():
+    for text in ("老板说中证1000雪球这周先暂停发行", "客户觉得沪深300看跌太贵，准备观望"):
+        res = parse_message(text).to_dict()
+        assert res["requests"] == [] and res["intent"] == "other", res
+    # terse requests without a tenor still are requests (the tenor is then asked for)
+    for text in ("沪深300 平值看跌", "茅台 看涨 实值5%"):
+        res = parse_message(text).to_dict()
+        assert res["intent"] == "quote" and res["requests"][0]["missing"] == ["tenor"], res
