@@ -13,7 +13,7 @@ from typing import Any, Callable, Literal, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
-from agents.quote_card import draft_clarification, draft_onboarding, draft_quote
+from agents.quote_card import draft_clarification, draft_onboarding, draft_order, draft_quote
 
 
 class DeskState(TypedDict, total=False):
@@ -23,7 +23,8 @@ class DeskState(TypedDict, total=False):
     intent: str
     parse: dict  # ParseResult.to_dict()
     kyc: dict  # {"institution", "status", "approved"}
-    kind: str  # quote | clarification | onboarding | none
+    kind: str  # quote | clarification | onboarding | order | none
+    quote_ref: dict  # for an order: the client's latest approved quote in this chat, if any
     lines: list[dict]  # one priced line per request
     draft: str
     review_id: str
@@ -43,6 +44,7 @@ class DeskDeps:
     open_review: Callable[[str, DeskState], str]  # (thread_id, state) -> review id; idempotent per thread
     enqueue_reply: Callable[[str, str], None]  # (review id, final text) -> outbox row; idempotent
     quote_id: Callable[[str], str] = lambda thread_id: thread_id
+    last_quote: Callable[[dict], dict | None] = lambda inbound: None  # inbound -> latest sent quote item
 
 
 def _understand(deps: DeskDeps):
@@ -52,6 +54,10 @@ def _understand(deps: DeskDeps):
         result = deps.parse(inbound["text"], previous)
         intent = result.get("intent", "other")
         requests = result.get("requests") or []
+        if intent == "order":  # never dropped: a trader confirms or books it
+            ref = deps.last_quote(inbound)
+            return {"intent": intent, "parse": result, "kind": "order", "quote_ref": ref or {},
+                    "lines": (ref or {}).get("lines", [])}
         if intent != "quote":
             return {"intent": intent, "parse": result, "kind": "none"}
         incomplete = not requests or any(r.get("missing") for r in requests) or bool(result.get("clarification"))
@@ -82,6 +88,8 @@ def _draft(deps: DeskDeps):
         kind = state["kind"]
         if kind == "onboarding":
             text = draft_onboarding(state["inbound"], state["kyc"])
+        elif kind == "order":
+            text = draft_order(state["inbound"], state["parse"], state.get("quote_ref") or None)
         elif kind == "clarification":
             text = draft_clarification(state["inbound"], state["parse"])
         else:

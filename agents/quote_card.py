@@ -94,3 +94,13 @@ def draft_onboarding(inbound: dict, kyc: dict) -> str:
     who = kyc.get("institution") or "贵司"
     return (f"您好，{who}尚未完成场外衍生品交易的准入（KYC）流程，暂时无法提供报价。"
             "我们的销售同事会尽快联系您协助开户，谢谢理解。")
+
+
+def draft_order(inbound: dict, parse: dict, quote_ref: dict | None) -> str:
+    """Acknowledge an order instruction; the trader confirms the fill (nothing is booked by the bot)."""
+    notional = (parse.get("order") or {}).get("notional")
+    size = f"名义本金{_fmt_notional(notional)}" if notional else ""
+    if quote_ref:
+        return (f"收到，您确认按报价 {quote_ref['id']} 下单{('（' + size + '）') if size else ''}。"
+                "交易员核对额度和最新价格后回复成交确认，以成交确认书为准。")
+    return "收到您的下单意向。请问对应哪一笔报价（标的、结构、期限）？交易员将与您确认。"

@@ -105,7 +105,16 @@ class DeskService:
         return DeskDeps(parse=self._parse_fn, pending_context=self._pending_context,
                         remember_context=self._remember_context, kyc_status=self._kyc_status,
                         price=self._price_fn, open_review=self._open_review, enqueue_reply=self._enqueue_reply,
-                        quote_id=quote_id_for)
+                        quote_id=quote_id_for, last_quote=self._last_quote)
+
+    def _last_quote(self, inbound: dict) -> dict | None:
+        """The client's most recent quote in this chat that was sent to them."""
+        with unit_of_work(self.engine) as s:
+            item = s.exec(select(ReviewItem).where(
+                ReviewItem.channel == inbound["channel"], ReviewItem.chat_id == inbound["chat_id"],
+                ReviewItem.sender_id == inbound["sender_id"], ReviewItem.kind == "quote",
+                ReviewItem.status == "sent").order_by(ReviewItem.created_at.desc())).first()
+            return {"id": item.id, "lines": item.lines, "requests": item.requests} if item else None
 
     def _parse(self, text: str, previous: dict | None) -> dict:
         from agents.parsing import complete_followup, parse_message
@@ -165,7 +174,8 @@ class DeskService:
                 id=review_id, thread_id=thread_id, inbound_id=inbound["id"], kind=state["kind"],
                 channel=inbound["channel"], chat_id=inbound["chat_id"], sender_id=inbound["sender_id"],
                 sender_name=inbound["sender_name"], text=inbound["text"],
-                requests=(state.get("parse") or {}).get("requests", []), lines=state.get("lines", []),
+                requests=(state.get("parse") or {}).get("requests") or (state.get("quote_ref") or {}).get("requests", []),
+                lines=state.get("lines", []),
                 draft_reply=state["draft"], created_at=now,
                 expires_at=now + timedelta(seconds=self.settings.review_ttl_s))
             s.add(item)

@@ -269,3 +269,20 @@ async def test_one_message_many_requests_is_one_item_with_priced_lines(desk):
 async def _sender_pending(session, sender):
     found = [i for i in await pending_items(session) if i["sender"] == sender]
     return found[0] if found else None
+
+
+async def test_order_after_a_sent_quote_reaches_the_trader_with_that_quote(desk):
+    async with await desk.login() as trader:
+        await desk.say("200万，确认下单")  # no quote yet: the trader still sees it, the client is asked which
+        first = await wait_for(lambda: _kind_pending(trader, "order"))
+        assert "哪一笔报价" in first["draft_reply"] and first["lines"] == []
+        await trader.post(f"/api/review/{first['id']}/reject", json={"reason": "已电话确认"})
+
+        await desk.say(QUOTE)
+        quote = await wait_for(lambda: _kind_pending(trader, "quote"))
+        await trader.post(f"/api/review/{quote['id']}/approve", json={})
+        await wait_for(lambda: _status(trader, quote["id"], "sent"))
+        await desk.say("200万，确认下单")
+        order = await wait_for(lambda: _kind_pending(trader, "order"))
+        assert quote["id"] in order["draft_reply"] and "200万" in order["draft_reply"]
+        assert order["lines"] == quote["lines"] and order["requests"] == quote["requests"]
