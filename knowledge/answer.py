@@ -140,6 +140,8 @@ class Answerer:
         self._phrase_parts: dict[str, tuple[str, str]] = {}
         self._identity: dict[str, str] = {}
         self._roles: list[tuple[str, str]] = []
+        self._ident_hit: dict[tuple[str, str], bool] = {}
+        self._names_doc: dict[tuple[str, str], bool] = {}
 
     # ---- term statistics ---------------------------------------------------------------------
     def _n_chunks(self) -> int:
@@ -218,23 +220,47 @@ class Answerer:
     def in_identity(self, term: str, source: str) -> bool:
         """A name that identifies the document (in its identity header, not a word used everywhere), or
         a role word tying such a name or date to the document ("海通证券牵头的", "2024年6月填报的")."""
+        key = (term, source)
+        if key not in self._ident_hit:
+            self._ident_hit[key] = self._in_identity(term, source)
+        return self._ident_hit[key]
+
+    def _in_identity(self, term: str, source: str) -> bool:
         for role, before in self._roles:
-            if term == role and self._names_document(before, source):
-                return True
-        if not term or _ANSWER_TYPE.match(term) or self.df(term) > 0.25 * self._n_chunks():
+            if self._names_document(before, source):
+                m = _DATE_TAIL.search(before)
+                if term == role or (m and term.isdigit() and term in re.findall(r"\d+", m.group(1))):
+                    return True
+        return self._names_in_identity(term, source)
+
+    def _names_in_identity(self, term: str, source: str) -> bool:
+        if not term or _ANSWER_TYPE.match(term):
             return False
         ident = self.identity(source)
+        title = ident.split("\n", 1)[0]
+        if self._pos.get(term, "").startswith("ns") and term in title:
+            return True  # the pilot's city in the form's title
+        if self.df(term) > 0.25 * self._n_chunks() and len(term) < 4:
+            return False
         full = self.aliases().get(term)
         return term in ident or bool(full and any(len(v) >= 4 and v in full for v in ident.splitlines()))
 
     def _names_document(self, before: str, source: str) -> bool:
         """Does the question text just before a role word name this document (its date or a name)?"""
+        key = (before, source)
+        if key not in self._names_doc:
+            self._names_doc[key] = self._names_document_uncached(before, source)
+        return self._names_doc[key]
+
+    def _names_document_uncached(self, before: str, source: str) -> bool:
+        if re.search(r"(?:哪|几|何|什么|谁|多少)\S{0,3}$", before):
+            return False  # "是哪天填报的": the role word is what is asked
         ident = _norm_date(self.identity(source))
         m = _DATE_TAIL.search(before)
         if m:
             return _norm_date(m.group(1)) in ident
         words = [w for w in key_terms(before)] if before.strip() else []
-        return bool(words) and self.in_identity(words[-1].lower(), source)
+        return bool(words) and self._names_in_identity(words[-1].lower(), source)
 
     def section_text(self, chunk_id: str, source: str) -> str:
         """Text of the passages sharing this passage's top two heading levels (a table section)."""
@@ -265,6 +291,7 @@ class Answerer:
         self._qtypes = self.answer_types(question)
         self._question = question
         self._roles = [(m.group(1), question[:m.start()].lower()) for m in _ROLE_OF_DOC.finditer(question)]
+        self._ident_hit = {}
         for w, flag in pseg.cut(question):
             self._pos.setdefault(w.lower(), flag)
         q = question.lower()
