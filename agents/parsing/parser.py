@@ -40,9 +40,9 @@ _FILLER = set("""帮我 帮忙 麻烦 请 请问 报个 报一下 报下 询价 
 最近 当前 本周 下周 本月 下月 今年 明年 马上 立刻 稍后 回头 尽量 希望 打算 准备 考虑 试试 试 先看 看一下 报一个 来一个""".split())
 _ORDER = re.compile(r"做一笔|按(?:你们|你|贵司)?(?:刚才|之前|上次)?(?:报|给)的(?:价格?|报价)?做|按\s*\d+(?:\.\d+)?\s*%\s*(?:的价格?)?\s*做|就?按(?:这个|此|你的|刚才的)?(?:价格?|报价)?做|^\s*做\s*[，,\s]|(?:^|[\s,，])做吧?\s*[!！。]?\s*$|(?:^|[，,。!！\s])确认(?:[，,。!！\s]|$)|做\s*\d+(?:\.\d+)?\s*(?:万|亿|kw|w|e|mm)|下单|确认成交|成交(?!量|额|均价|价格?[是多])|做了|就做|做这笔|做这个|按这个做|按此做|可以做|落单|确认交易|执行吧|就这个吧|就这么定|(?<![a-z])(?:book(?: it)?|deal|done|confirm(?:ed)?)(?![a-z])", re.I)
 _KNOW = re.compile(r"([\u4e00-\u9fff])(?<!能)[不没]\1|做不做|能不能做|几点|哪个|有什么|优势|劣势|好处|几号|几天|支持哪些|不一样|有啥|了解|说明书|资料|哪些|风险|还是|多久|多长时间|有效期|一般|通常|合适|哪个好|哪个更|好不好|建议|推荐|还能做吗|能做吗|什么时候|什么叫|什么情况|怎么|怎样|如何|为什么|为啥|什么是|是什么|什么意思|啥意思|啥是|区别|有何不同|不同点|原理|规则|含义|定义|解释|介绍|科普|适合什么|风险点|风险在哪|会不会|能不能提前|是否|吗\s*[?？]?\s*$|呢\s*[?？]?\s*$|what is|how does|how do|why", re.I)
-_ASK = re.compile(r"询价|(?<![汇通回申简预情电])(?:报价|报个价|报一下|报个|报下)|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
+_ASK = re.compile(r"询价|(?<![汇通回申简预情电])(?:报价(?!单)|报个价|报一下|报个|报下)|来一个|来个|来一组|来两个|给个价|给个报价|什么价|多少钱|价格多少|怎么卖|quote|px|price|报给我|帮忙报|帮我报|求报|看看价", re.I)
 _INJECTION = re.compile(r"无视|忽略|ignore|规则|指令|prompt|系统提示|system", re.I)
-_NOT_ORDER = re.compile(r"如果|合适的话|的话|成交的|下单的|确认书|成交了?\s*\d+(?:\.\d+)?\s*万?\s*[张手]|可能|到时候|下周|打算|计划|不做|不成交|不下单|先不|暂不|算了|吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查|哪些|什么|是否|哪个")
+_NOT_ORDER = re.compile(r"下单(?:系统|流程|时间|渠道)|如果|合适的话|的话|成交的|下单的|确认书|成交了?\s*\d+(?:\.\d+)?\s*万?\s*[张手]|可能|到时候|下周|打算|计划|不做|不成交|不下单|先不|暂不|算了|吗\s*[?？]?\s*$|[?？]\s*$|能不能|能否|查一?下|查询|帮我查|哪些|什么|是否|哪个")
 _EARLIER = re.compile(r"上次|之前|刚才|再发|重发|发一下|发我|报价单")
 _NARRATIVE = re.compile(r"昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|赚|亏|涨了|跌了|跌破|涨破|突破|存续|到期了|"
                         r"可能要|到时候|下周|回头|改天|年报|财报|了吗|今天.{0,8}(?:涨|跌|波动)|(?:敲出|敲入|行权|结算|到期)了|"
@@ -64,6 +64,8 @@ _OWN_POSITION = re.compile(r"(?:我们|客户|我|你们)(?:的|持有的|手上
 _HYPOTHETICAL = re.compile(r"如果|假如|要是|假设|跌到|涨到|值多少|估值|盈亏")
 # a request for later ('下周可能要做一笔300的看跌，到时候再找你们报价')
 _PLAN = re.compile(r"(?:到时候|回头|改天|之后|以后)再")
+# greeks of a product ('沪深300平值看涨的delta大概0.5吧'): talk or a knowledge question, not a request
+_GREEKS = re.compile(r"(?<![a-z])(?:delta|gamma|vega|theta|rho)(?![a-z])|希腊字母|希腊值", re.I)
 _WANT = re.compile(r"(?:想|要|需要|打算|准备)(?:再|个|一个)?(?:买|卖|做|加仓|对冲|保护)")  # '有一笔多头，想买个保护'
 _REQUOTE = re.compile(r"重新报|再报|重报|更新一下|刷新")
 _POSITION_EVENT = re.compile(r"了结|提前终止|到期|敲出|敲入|行权|结算|赚|亏|平仓|有效|不做|估值|确认书|展期")
@@ -71,10 +73,10 @@ _POSITION_EVENT = re.compile(r"了结|提前终止|到期|敲出|敲入|行权|�
 # '95看跌和90看跌哪个更划算', '3个月的期权能提前平仓吗')
 _KNOW_STRONG = re.compile(r"区别|什么意思|啥意思|是什么|什么是|怎么算|哪个更|哪个好|哪个划算|划算|提前平仓|提前终止|提前了结|原理|为什么|为啥")
 # the desk's side of the conversation or a receipt: '报价收到了', '稍后给您报价'
-_NOT_ASKING = re.compile(r"收到|稍后|晚点|待会|给您|内部|讨论|已经报|报过|报了")
+_NOT_ASKING = re.compile(r"不做|不询|不需要|暂停|先不|收到|稍后|晚点|待会|给您|内部|讨论|已经报|报过|报了")
 # '今天300的报价比昨天贵了': a remark about quotes, not a request for one
-_REMARK = re.compile(r"报价(?:好|真|挺|太|很|有点|也)|报价是|报的是|对吧|是吧|比(?:昨天|前天|上周|之前|上次)|贵了|便宜了|偏高|偏低|太高|太低|高了|低了|怎么这么")
-_PAST = re.compile(r"我们的|客户的|昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|存续|到期了|了吗|今天")
+_REMARK = re.compile(r"比(?:别家|人家|其他家?|别人|同行)|报价(?:好|真|挺|太|很|有点|也)|报价是|报的是|对吧|是吧|比(?:昨天|前天|上周|之前|上次)|贵了|便宜了|偏高|偏低|太高|太低|高了|低了|怎么这么")
+_PAST = re.compile(r"卖得|买得|他们说|客户说|还在考虑|我们的|客户的|昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|存续|到期了|了吗|今天")
 _GREETING = re.compile(r"^(你好|您好|hi|hello|早上好|早|晚安|谢谢|多谢|感谢|thanks?|thx|ok|好的|收到|辛苦|在吗|嗯|哈哈)", re.I)
 
 FIELD_LABEL = {
@@ -315,6 +317,8 @@ class MessageParser:
         domain = bool(_DOMAIN.search(text))
         if _OWN_POSITION.search(text) and _HYPOTHETICAL.search(text) and not _REQUOTE.search(text):
             return "other"
+        if _GREEKS.search(text) and not stats["ask"] and not stats["tenor"]:
+            return "knowledge" if stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text) else "other"
         if _PLAN.search(text) and not stats["tenor"]:
             return "other"
         if not stats["ask"] and not _REQUOTE.search(text) and not _WANT.search(text) and (

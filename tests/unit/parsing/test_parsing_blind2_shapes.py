@@ -171,3 +171,13 @@ def test_conversation_words_around_terms_without_tenor_or_request_verb_are_talk(
     for text in ("沪深300 平值看跌", "茅台 看涨 实值5%"):
         res = parse_message(text).to_dict()
         assert res["intent"] == "quote" and res["requests"][0]["missing"] == ["tenor"], res
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("今天的300看跌报价单已经发群里了", "other"), ("沪深300平值看涨的delta大概0.5吧", "other"),
+    ("沪深300平值看涨的delta一般是多少", "knowledge"), ("你们300看涨的报价比别家贵", "other"),
+    ("下单系统好像有问题", "other"), ("我们这周不做新的询价了", "other"),
+])
+def test_eighth_batch_non_quotes(text, intent):
+    res = parse_message(text).to_dict()
+    assert (res["intent"], res["requests"]) == (intent, []), res
