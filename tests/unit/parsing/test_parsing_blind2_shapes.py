@@ -181,3 +181,9 @@ def test_conversation_words_around_terms_without_tenor_or_request_verb_are_talk(
 def test_eighth_batch_non_quotes(text, intent):
     res = parse_message(text).to_dict()
     assert (res["intent"], res["requests"]) == (intent, []), res
+
+
+@pytest.mark.parametrize("text,intent", [("中证1000雪球今天差点敲入", "other"), ("这个月我们做了三笔300看跌", "other")])
+def test_ninth_batch_non_quotes(text, intent):
+    res = parse_message(text).to_dict()
+    assert (res["intent"], res["requests"]) == (intent, []), res
