@@ -96,6 +96,12 @@ def _norm_date(text: str) -> str:
 _CURRENCY = re.compile(r"美元|美金|港元|港币|欧元|日元|英镑|澳元|新加坡元|瑞士法郎|人民币|韩元|卢布")
 _CURRENCY_CANON = {"美金": "美元", "港币": "港元"} | {c: c for c in
                    "美元 港元 欧元 日元 英镑 澳元 新加坡元 瑞士法郎 人民币 韩元 卢布".split()}
+# a firm named in the question: two to four characters before 证券/基金/期货/银行, not 证券公司/证券业务
+_FIRM_NAME = re.compile(r"([\u4e00-\u9fff]{2,4})(证券|基金|期货|银行|保险|信托)(?!公司|业务|行业|期货|市场|交易|机构|经营|投资)")
+_NAME_BREAK = "的了在和与及或由对向从将把被是为于以哪几何谁什么各每该本其里中多少家有设"
+_PILOT_CITY = re.compile(r"([\u4e00-\u9fff]{2,3}?)(?:市)?(?:资本市场)?(?:金融科技创新|金融科技)?试点")
+_WANTS_DAY = re.compile(r"哪一?天|几号|几月几[日号]|哪一?日")
+_WORK_UNIT = re.compile(r"(?:多少|几)\s*(人月|人天|人日|人年|工时|工日|人时)")
 _IDENTITY_LABELS = ("填报时间", "项目编号", "项目名称", "牵头申报单位")
 
 
@@ -623,6 +629,9 @@ class Answerer:
         terms, cands = self.candidates(question, k)
         if not terms or not cands:
             return self._refuse("no_terms" if not terms else "no_hits", terms)
+        unknown = self.unknown_names(question, terms)
+        if unknown:
+            return self._refuse("unknown_name", terms, cands[0], unknown)
         best = cands[0]
         source = best.node.node.metadata.get("source", "")
         local = self.index.lower_text(best.node.node.node_id) + self.section_text(best.node.node.node_id, source)
@@ -655,6 +664,11 @@ class Answerer:
         if m_tail and any(t in m_tail.group(1) and t not in answer.strip()[:m_tail.start()].lower()
                           for t in terms if len(t) >= 2 and not _LATIN_OR_NUM.match(t)):
             return self._refuse("empty_field", terms, best)  # "1.1.2 联合申报单位：" with nothing after it
+        if _WANTS_DAY.search(question) and re.search(r"\d", answer) and not re.search(r"\d\s*[日号]", answer):
+            return self._refuse("answer_unit", terms, best)  # "哪一天" is not answered by "2013年2月"
+        m_unit = _WORK_UNIT.search(question)
+        if m_unit and m_unit.group(1) not in answer:
+            return self._refuse("answer_unit", terms, best)  # "多少人月" is not answered by "30-40人"
         asked_cur = {_CURRENCY_CANON[c] for c in _CURRENCY.findall(question)} - {"人民币"}
         if asked_cur and not asked_cur & {_CURRENCY_CANON[c] for c in _CURRENCY.findall(answer)}:
             return self._refuse("answer_unit", terms, best)  # "多少美元" is not answered by "130.642亿元"
@@ -696,6 +710,30 @@ class Answerer:
         if self.llm is not None:
             self._generate(question, result, cands)
         return result
+
+    def unknown_names(self, question: str, terms: tuple[str, ...]) -> list[str]:
+        """Names the question relies on that no document holds: a firm (平安证券, while the KB has 海通证券),
+        a pilot by its city (成都…试点, while the forms are Shanghai's, Beijing's and Shenzhen's), a compound
+        form label no form has (类型代码)."""
+        q = question.lower()
+        out = []
+        for m in _FIRM_NAME.finditer(q):
+            prefix, suffix = m.group(1), m.group(2)
+            prefix = re.split(r"[" + _NAME_BREAK + r"]", prefix)[-1]
+            if len(prefix) < 2 or (len(prefix) >= 3 and self.df(prefix) > 0):
+                continue  # "行业云证券共享": a word the KB uses, not a firm
+            if not any(self.df(prefix[i:] + suffix) > 0 or prefix[i:] in self.aliases()
+                       for i in range(len(prefix) - 1)):
+                out.append(prefix + suffix)
+        m_city = _PILOT_CITY.search(q)
+        if m_city and len(self.index.manifest) > 0:
+            city = m_city.group(1)[-2:]
+            if self._pos.get(city, "").startswith("ns") and not any(city in self.identity(src).split("\n", 1)[0] for src in self.index.manifest):
+                out.append(city + "试点")
+        for a, b in zip(terms, terms[1:]):
+            if _ANSWER_TYPE.match(a) and _ANSWER_TYPE.match(b) and (a + b) in q and self.df(a + b) == 0:
+                out.append(a + b)
+        return out
 
     def _refuse(self, reason: str, terms, best: Candidate | None = None, missing=None) -> dict:
         return {
