@@ -290,6 +290,7 @@ _STRIKE_BEFORE_TYPE = re.compile(
     r"(?<![\d.])((?:\d+(?:\.\d+)?\s*%?\s*(?:、|,|/|和|及|或|跟|与)\s*)*\d+(?:\.\d+)?)\s*(%)?\s*(?:的)?\s*(?:行权的?)?\s*(?=(看涨|看跌|认购|认沽|call|put|c(?![a-z])|p(?![a-z])))", re.I)
 _AFTER_TYPE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))", re.I)
 _CHANGE_TO = re.compile(r"(?:改成|换成|改为|换为|改到|换到)\s*(\d+(?:\.\d+)?)\s*(%|点)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|kw|[mMyYdD](?![A-Za-z])))")
+_TYPE_BEFORE = re.compile(r"(?:看涨|看跌|认购|认沽|(?<![a-z])call|(?<![a-z])put)\s*(?:期权)?\s*$", re.I)
 _MORE_STRIKES = re.compile(r"\s*(?:、|,|，|/|和|及|或|跟|与)\s*(\d+(?:\.\d+)?)\s*(%)?(?![\d.]|\s*(?:个|月|天|周|年|万|亿|w|W|点|kw|[mMyYdD](?![A-Za-z])))")
 _NUM_LIST = re.compile(r"(?<![\d.])\d+(?:\.\d+)?%?(?:\s*(?:/|、)\s*\d+(?:\.\d+)?%?)+(?![\d.])")
 _ATM_OFFSET = re.compile(r"(?:平值|平价|atmf?)\s*([+\-＋－])\s*(\d+(?:\.\d+)?)\s*%", re.I)
@@ -371,6 +372,8 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
                 w.consume(m.start(), m.end())
                 break
     for m in w.finditer(_STRIKE_BEFORE_TYPE):
+        if _TYPE_BEFORE.search(w.text, 0, m.start(1)):
+            continue  # '看涨 103 看跌 97': 103 follows its own type word (read below, after the type)
         nums = re.findall(r"\d+(?:\.\d+)?", m.group(1))
         vals = [_strike_val(t, "%" if m.group(2) else None) for t in nums]
         vals = [v for v in vals if v and (v[0] == "pct")]
@@ -406,6 +409,7 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         if v and not (not m.group(2) and float(m.group(1)) in (50, 300, 500, 1000, 2000)):
             fr.strikes.append(v)
             end = m.end()
+            first = len(fr.strikes) - 1
             for more in _MORE_STRIKES.finditer(w.text, end):  # '看跌 95 和 100'
                 if more.start() != end:
                     break
@@ -414,6 +418,8 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
                     break
                 fr.strikes.append(nxt)
                 end = more.end()
+            if len(fr.strikes) - 1 == first:  # '看涨 103 看跌 97': this strike belongs to this leg
+                fr.pairs.append((v, "call" if CALL_RE.match(m.group(0)) else "put"))
             w.consume(m.start(1), end)
     for m in w.finditer(_BARE_MONEY):
         if not fr.strikes:

@@ -66,6 +66,9 @@ _HYPOTHETICAL = re.compile(r"如果|假如|要是|假设|跌到|涨到|值多少
 _PLAN = re.compile(r"(?:到时候|回头|改天|之后|以后)再")
 # greeks of a product ('沪深300平值看涨的delta大概0.5吧'): talk or a knowledge question, not a request
 _GREEKS = re.compile(r"(?<![a-z])(?:delta|gamma|vega|theta|rho)(?![a-z])|希腊字母|希腊值", re.I)
+# what a product usually costs ('沪深300看涨期权的期权费一般多少'): a knowledge question when no tenor or number pins
+# down a request
+_TYPICAL = re.compile(r"(?:一般|通常|平均|大概都)(?:来说)?(?:是|在|要)?(?:多少|几)")
 _WANT = re.compile(r"(?:想|要|需要|打算|准备)(?:再|个|一个)?(?:买|卖|做|加仓|对冲|保护)")  # '有一笔多头，想买个保护'
 _REQUOTE = re.compile(r"重新报|再报|重报|更新一下|刷新")
 _POSITION_EVENT = re.compile(r"了结|提前终止|到期|敲出|敲入|行权|结算|赚|亏|平仓|有效|不做|估值|确认书|展期")
@@ -73,7 +76,7 @@ _POSITION_EVENT = re.compile(r"了结|提前终止|到期|敲出|敲入|行权|�
 # '95看跌和90看跌哪个更划算', '3个月的期权能提前平仓吗')
 _KNOW_STRONG = re.compile(r"区别|什么意思|啥意思|是什么|什么是|怎么算|哪个更|哪个好|哪个划算|划算|提前平仓|提前终止|提前了结|原理|为什么|为啥")
 # the desk's side of the conversation or a receipt: '报价收到了', '稍后给您报价'
-_NOT_ASKING = re.compile(r"不做|不询|不需要|暂停|先不|收到|稍后|晚点|待会|给您|内部|讨论|已经报|报过|报了")
+_NOT_ASKING = re.compile(r"询价的|特别多|很多|好多|比较多|不做|不询|不需要|暂停|先不|收到|稍后|晚点|待会|给您|内部|讨论|已经报|报过|报了")
 # '今天300的报价比昨天贵了': a remark about quotes, not a request for one
 _REMARK = re.compile(r"比(?:别家|人家|其他家?|别人|同行)|报价(?:好|真|挺|太|很|有点|也)|报价是|报的是|对吧|是吧|比(?:昨天|前天|上周|之前|上次)|贵了|便宜了|偏高|偏低|太高|太低|高了|低了|怎么这么")
 _PAST = re.compile(r"卖得|买得|他们说|客户说|还在考虑|我们的|客户的|昨天|前天|上周|上个月|上次|之前|以前|刚才|后来|那个|那笔|存续|到期了|了吗|今天")
@@ -319,6 +322,8 @@ class MessageParser:
             return "other"
         if _GREEKS.search(text) and not stats["ask"] and not stats["tenor"]:
             return "knowledge" if stats["know"] or re.search(r"多少|[?？吗呢]\s*$", text) else "other"
+        if _TYPICAL.search(text) and not stats["ask"] and not stats["tenor"] and not stats["numbers"] and domain:
+            return "knowledge"
         if _PLAN.search(text) and not stats["tenor"]:
             return "other"
         if not stats["ask"] and not _REQUOTE.search(text) and not _WANT.search(text) and (

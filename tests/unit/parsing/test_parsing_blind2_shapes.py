@@ -187,3 +187,14 @@ def test_eighth_batch_non_quotes(text, intent):
 def test_ninth_batch_non_quotes(text, intent):
     res = parse_message(text).to_dict()
     assert (res["intent"], res["requests"]) == (intent, []), res
+
+
+def test_type_then_strike_legs_pair_up():
+    rs = parse_message("IM 1个月 看涨 103 看跌 97 各一个").to_dict()["requests"]
+    assert sorted((r["option_type"], r["strike_pct"]) for r in rs) == [("call", 103), ("put", 97)]
+
+
+@pytest.mark.parametrize("text,intent", [("这周询价的客户特别多", "other"), ("沪深300看涨期权的期权费一般多少", "knowledge")])
+def test_tenth_batch_non_quotes(text, intent):
+    res = parse_message(text).to_dict()
+    assert (res["intent"], res["requests"]) == (intent, []), res
