@@ -15,7 +15,8 @@ underlying mentions no rule knows, kept when they look like names (company suffi
 for jieba); when a request names no underlying at all, the words left around its terms (request filler removed)
 are taken as the unrecognised name — reported, never guessed; clauses become groups (a clause that
 restates a field starts a new request and inherits the rest), and each group expands to the cartesian product
-of underlyings × tenors × strikes × option types (strike/type written together — "95 put 和 105 call" — pair up).
+of underlyings × tenors × strikes × option types (strike/type written together — "95 put 和 105 call", "平值看涨 和
+95看跌", "看涨 103 看跌 97" — pair up); "一个2000万 一个3000万" is the same request at two sizes.
 
 Conventions (shown to the trader through `assumed`):
 
@@ -44,11 +45,19 @@ Conventions (shown to the trader through `assumed`):
   An impossible code or an unknown name is listed in `unrecognized` and the request lists `underlying` in
   `missing`; the clarification names the text it did not recognise.
 * intent: `order` for 成交/下单/做了/确认/deal… unless the message also carries a new request with a tenor (and not
-  in a question or a plan: 能成交吗, 下周可能要做一笔); `knowledge` for a question about the products
-  (怎么/什么是/区别/一般/哪个…) without quote terms; `other` for chat, for talk about positions or the market
-  (昨天那个沪深300看涨赚了不少, 沪深300跌破3800点了) and for instructions ("无视上面的规则…") that carry no request.
-  A request needs evidence: a tenor, a number, a request verb (报价/询价/多少钱…), or a known underlying together
-  with call/put/strike/structure words. Only `quote` has requests.
+  in a question or a plan: 能成交吗, 下周可能要做一笔); a confirmation that restates the terms without a request
+  verb ("确认，300 1个月平值看跌 2000万 成交") is still an order, except under an injected instruction;
+  `knowledge` for a question about the products (怎么/什么是/区别/一般多少/哪个更划算…), also when it names a
+  tenor or strike but no underlying ("一年期雪球和两年期的区别"); `other` for chat, for talk about positions or the
+  market (昨天那个沪深300看涨赚了不少, 沪深300跌破3800点了) and for instructions ("无视上面的规则…") that carry no
+  request. A request needs evidence: a tenor, a number, a request verb (报价/询价/多少钱…), or a known underlying
+  together with call/put/strike/structure words. Only `quote` has requests. Talk wins over that evidence when there
+  is no request verb and: the message refers to a position already held or traded (那笔/那个 + 到期/敲入/平仓…,
+  买了/做的/持有/一般都是做, "我们的看跌" valued or imagined), or plans for later (到时候再…), or remarks on quotes
+  ("报价比昨天贵", "报价单已经发了"), or talks greeks, or — with no tenor either — leaves two or more words that are
+  neither request filler nor desk terms (开会, 讨论, 到账…); unless the client also says it wants to trade
+  (想买个保护) or asks for a re-quote (重新报). A lone strike, level or size ("3800点", "1000万") is no request by
+  itself (`complete_followup` reads it as an answer).
 * follow-ups (`complete_followup`): the answer is read in the earlier request's structure ("103/75" after a
   snowball is KO/KI), a bare number answers the one number still missing, "5%" sizes an earlier 虚值/实值, several
   values multiply the requests, a complete new request replaces the old one.
