@@ -640,9 +640,12 @@ class Answerer:
         doc_date_nums = {n for role, before in self._roles if _DATE_TAIL.search(before)
                          and self._names_document(before, source)
                          for n in re.findall(r"\d+", _DATE_TAIL.search(before).group(1))}
+        # a project number ("BJ-SD-202404", "CD-2024-03") names the document: its parts need not be local
+        doc_code_parts = {p for code in re.findall(r"[a-z0-9]+(?:-[a-z0-9]+)+", question.lower()) if code in ident
+                          for p in code.split("-")}
         hard_missing = [t for t in self.hard_terms(terms) if t not in local and not (
             re.fullmatch(r"(?:19|20)\d\d", t) and re.search(t[2:] + r"\s*年", local)) and t not in doc_date_nums
-            and not (re.search(r"[a-z]|\d{5,}", t) and t in ident)]  # a project number names the document
+            and not (re.search(r"[a-z]|\d{5,}", t) and t in ident) and t not in doc_code_parts]
         for t in self.hard_terms(terms):
             # a year asked about that the evidence only names as the end of a span ("2005-2021年累计")
             if not re.fullmatch(r"(?:19|20)\d\d", t) or t not in local:

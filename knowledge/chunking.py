@@ -103,6 +103,9 @@ def _units(text: str) -> list[_Unit]:
             # a standalone minor heading ("4、试点上线阶段（2021年8月至2021年10月）") often carries facts
             if heading and heading[-1][0] >= 3 and line.strip() == heading[-1][1]:
                 units.append(_Unit(heading[-1][1], path, start, levels, is_heading=True))
+            elif heading and line.strip() == heading[-1][1] and re.search(r"[：:]\s*\S", line):
+                # a form row on its own line ("1.1 项目编号：HZ-2023-07") holds its value: keep it as text
+                units.append(_Unit(heading[-1][1], path, start, levels, row=True, is_heading=True))
             continue
         is_row = n_cells > len(cells) or len(cells) > 1  # a label cell and its value, or a table row
         if len(cells) > 1:
