@@ -198,3 +198,8 @@ def test_type_then_strike_legs_pair_up():
 def test_tenth_batch_non_quotes(text, intent):
     res = parse_message(text).to_dict()
     assert (res["intent"], res["requests"]) == (intent, []), res
+
+
+def test_forwarding_a_quote_is_no_request():
+    assert parse_message("报价我转给客户了").to_dict()["requests"] == []
+    assert parse_message("麻烦报价了").to_dict()["intent"] == "quote"
