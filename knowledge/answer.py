@@ -368,6 +368,17 @@ class Answerer:
                 self._entities.add(t)
             if _ENTITY_SUFFIX.search(t) and len(t) >= 4 or self._pos.get(t, "").startswith(("nt", "nr", "ns")):
                 self._entities.add(t)
+        # "项目叫什么名字", "项目是什么类型": 项目 is a stop word, but with the label it is the form's field
+        m_lab = re.search(r"项目(?:叫|的|是|属于)?(?:什么|哪种|哪个)?(名字|名称|类型|编号|简介)", q)
+        if m_lab:
+            label = "项目" + {"名字": "名称"}.get(m_lab.group(1), m_lab.group(1))
+        elif re.search(r"项目(?:叫|称为|名为)(?:什么|啥)", q):
+            label = "项目名称"
+        else:
+            label = ""
+        if label:
+            if label not in merged and self.df(label) > 0:
+                merged.append(label)
         phrases = []
         for a, b in zip(merged, merged[1:]):
             ph = a + b
