@@ -13,8 +13,8 @@ from sqlmodel import select
 from app.audit import record
 from app.db import unit_of_work
 from app.models import User, WebSession, utcnow
+from app.roles import ROLES
 
-ROLES = ("trader", "sales", "risk", "compliance", "admin")
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so a missing user costs the same time as a wrong password.
 _DUMMY_HASH = _hasher.hash("not-a-password")

@@ -14,6 +14,7 @@ from app.auth import AuthError, authenticate, close_session, open_session, sessi
 from app.db import init_db, make_engine
 from app.desk_service import DeskService
 from app.events import EventBus
+from app.roles import ROLES
 from app.settings import Settings
 from app.sim_store import SqlSimTranscript
 from bots.simulator import SimulatorChannel
@@ -24,7 +25,7 @@ STATIC = Path(__file__).with_name("static")
 COOKIE = "otcdesk_session"
 MAX_SIM_TEXT = 100_000
 ERROR_STATUS = {"not_found": 404, "conflict": 409, "expired": 409, "invalid": 400}
-STAFF_ROLES = ("trader", "sales", "risk", "compliance", "admin")
+STAFF_ROLES = ROLES
 
 SETTINGS = web.AppKey("settings", Settings)
 DESK = web.AppKey("desk", DeskService)

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 import sys
 
-from aiohttp import web
-
-from app.server import DEMO_LOGINS, create_app
 
 
 def register(sub) -> None:
@@ -17,6 +14,10 @@ def register(sub) -> None:
 
 
 def run(args, settings):
+    from aiohttp import web
+
+    from app.server import DEMO_LOGINS, create_app
+
     app = create_app(settings, demo=args.demo)
     url = f"http://{args.host}:{args.port}"
 

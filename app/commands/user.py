@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from app.auth import ROLES, AuthError, upsert_user
 from app.commands import CommandError
-from app.db import init_db, make_engine
+from app.roles import ROLES
 
 
 def register(sub) -> None:
@@ -18,6 +17,9 @@ def register(sub) -> None:
 
 
 def add_user(args, settings):
+    from app.auth import AuthError, upsert_user
+    from app.db import init_db, make_engine
+
     password = sys.stdin.readline().rstrip("\r\n")
     settings.ensure_dirs()
     engine = make_engine(settings.db_url)
