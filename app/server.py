@@ -291,17 +291,18 @@ async def _desk_context(app: web.Application):
     from app.llm import build_embedder, build_llm_client
 
     channels: dict = {"sim": sim}
-    wechat_task = None
+    wechat = wechat_task = None
     if settings.wechaty_puppet_service_token:
         from bots.wechaty_channel import WechatyChannel
 
         wechat = WechatyChannel.connect(settings.wechaty_puppet_service_token,
                                         settings.wechaty_puppet_service_endpoint, deliver)
         channels[wechat.name] = wechat
-        wechat_task = asyncio.create_task(wechat.bot.start())
-        log.info("wechaty channel starting (endpoint %s)", settings.wechaty_puppet_service_endpoint or "looked up by token")
     desk = DeskService(settings, engine, channels, bus, llm=build_llm_client(settings))
     desk_holder["desk"] = desk
+    if wechat is not None:  # only once the desk can take its messages
+        wechat_task = asyncio.create_task(wechat.bot.start())
+        log.info("wechaty channel starting (endpoint %s)", settings.wechaty_puppet_service_endpoint or "looked up by token")
     hub = KnowledgeHub(settings, engine, llm=desk.llm, embedder=build_embedder(settings))
     if app[DEMO]:
         log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
