@@ -826,6 +826,7 @@ class Answerer:
             return True
         text = re.sub(r"(?m)^\s*(?:\d+(?:\.\d+)+|[（(]?\d{1,2}[)）.、])\s*", "", text)  # list numbers
         text = re.sub(r"[；;。]\s*(?:[（(]?\d{1,2}[)）.、])\s*", "。", text)
+        text = re.sub(r"(?:^|(?<=\s))[（(]\d{1,2}[)）]", " ", text)  # "… (1) 项目的主要应用场景": an item number
         for k in kinds:
             for m in _TYPE_EVIDENCE[k].finditer(text):
                 if m.group(0) not in question:
