@@ -636,7 +636,7 @@ class Answerer:
 
     def ask(self, question: str, k: int = 5) -> dict:
         """Answer `question` (CONTRACTS: answer, refused, citations) with extras for the console."""
-        question = question.strip()
+        question = english_terms_to_chinese(question.strip())
         terms, cands = self.candidates(question, k)
         if not terms or not cands:
             return self._refuse("no_terms" if not terms else "no_hits", terms)
@@ -966,6 +966,36 @@ class Answerer:
             result["answer"] = text
             result["mode"] = "generated"
             result["citations"] = [self._cite(p) for p in passages]
+
+
+# English words staff mix into questions, mapped to the words the (Chinese) filings use
+_EN_TERMS = [
+    (r"lead\s+applicants?|lead\s+(?:institution|unit|firm)", "牵头申报单位"),
+    (r"joint\s+applicants?|co-?applicants?", "联合申报单位"),
+    (r"project\s+(?:number|no\.?|id)", "项目编号"), (r"project\s+name", "项目名称"),
+    (r"project\s+type", "项目类型"), (r"filing\s+date|date\s+of\s+filing|filed", "填报时间"),
+    (r"registered\s+capital", "注册资本"), (r"registered\s+address", "注册地址"),
+    (r"(?:unified\s+social\s+)?credit\s+code", "统一社会信用代码"),
+    (r"budget|funding|investment", "投入资金"), (r"headcount|man-?power|staff(?:ing)?", "投入人力"),
+    (r"how\s+many", "多少"), (r"how\s+much", "多少"), (r"which\s+day|what\s+date|when", "哪天"),
+    (r"haitong(?:\s+securities)?", "海通证券"), (r"(?:china\s+)?galaxy(?:\s+securities)?", "银河证券"),
+    (r"citic\s+securities", "中信证券"), (r"csc(?:\s+financial)?|china\s+securities", "中信建投"),
+    (r"cffex", "中金所"), (r"sensetime", "商汤"), (r"project", "项目"), (r"people|persons?", "人"),
+]
+_EN_RE = [(re.compile(r"(?<![a-z])(?:" + pat + r")(?![a-z])", re.I), zh) for pat, zh in _EN_TERMS]
+
+
+def english_terms_to_chinese(question: str) -> str:
+    """Replace the English form vocabulary and firm names in a mixed question by the filings' words."""
+    if not re.search(r"[A-Za-z]{3,}", question):
+        return question
+    out = question
+    for rx, zh in _EN_RE:
+        out = rx.sub(zh, out)
+    if out == question:
+        return question  # nothing of the form's vocabulary: leave codes and product names (GLEBA, RPA) alone
+    out = re.sub(r"(?<![a-z])(?:were|was|are|is|to|the|of|for|in|did|does|do)(?![a-z])", " ", out, flags=re.I)
+    return re.sub(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff?？])", "", out).strip()
 
 
 def answer_entities(answer: str) -> list[str]:

@@ -67,6 +67,8 @@ def forms_kb(tmp_path_factory):
     ("CD-2024-03 项目的牵头申报单位是哪家？", "丙丁证券", "beta.txt"),  # project number → lead row
     ("2022年3月填报的试点项目投入了多少资金？", "500万元", "gamma.txt"),  # filing date → money row
     ("丙丁证券牵头的项目叫什么名称？", "基于区块链的债券登记存证系统", "beta.txt"),
+    ("What is the lead applicant of CD-2024-03?", "丙丁证券", "beta.txt"),  # English form words
+    ("场外期权智能询价与风控平台的 filing date 是哪天？", "2023年5月8日", "alpha.txt"),
 ])
 def test_a_question_naming_the_filing_finds_the_field(forms_kb, question, expected, source):
     res = forms_kb.ask(question)
