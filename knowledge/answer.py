@@ -2,8 +2,13 @@
 
 Decision, in order (each refusal names its reason in the result):
 
-1. Query terms: jieba key words, institution names and quoted titles merged into one term, document-defined
-   short names (简称) resolved, adjacent pairs the KB uses as one phrase added.
+1. Query terms: English form words mapped to the filings' (lead applicant → 牵头申报单位), jieba key words,
+   institution names and quoted titles merged into one term, document-defined short names (简称) resolved,
+   adjacent pairs the KB uses as one phrase added. A name the KB does not hold (a firm, a pilot's city, a
+   compound label) is refused at once.
+   Each document has an *identity* header (form title, filing date, project number and name, lead applicant):
+   a question term found there, or a role word tying it to the document ("海通证券牵头的", "2024年6月填报的"),
+   counts as a topic of every passage of that document, so only the asked field must be found locally.
 2. Every passage of the best-retrieved documents is scored by *coverage*: the IDF-weighted share of the
    terms it supports (in the passage 1, in its table section or as a topic of its document 0.9, elsewhere in
    the document 0.2). A passage lacking a distinctive term (a rare noun the document never uses, a named
@@ -13,7 +18,8 @@ Decision, in order (each refusal names its reason in the result):
    ordinals, answer type, novelty against the question) and the best passage wins.
 4. Final checks: the answer holds the asked kind of thing (time, quantity with its classifier, place, code,
    agent), names the question's other agents for a when-question, is not an attribute of another name
-   ("五矿资本（股票代码…）"), and is not masked personal data.
+   ("五矿资本（股票代码…）"), is not masked personal data, not an empty form field, and states the asked
+   currency, work unit (人月) or granularity (哪一天 needs a day).
 
 With an LLM the answer is regenerated from the cited passages and kept only if every number and named
 entity in it occurs in them.
