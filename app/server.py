@@ -10,7 +10,7 @@ from pathlib import Path
 from aiohttp import web
 
 from app.assistant import KnowledgeHub
-from app.auth import AuthError, authenticate, close_session, open_session, session_user
+from app.auth import AuthError, authenticate, close_session, open_session, purge_expired_sessions, session_user
 from app.db import init_db, make_engine
 from app.desk_service import DeskService
 from app.events import EventBus
@@ -274,6 +274,7 @@ async def _desk_context(app: web.Application):
     settings.ensure_dirs()
     engine = make_engine(settings.db_url)
     await asyncio.to_thread(init_db, engine)
+    await asyncio.to_thread(purge_expired_sessions, engine)
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     if app[DEMO]:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -35,7 +35,6 @@ class Reply:
     mention_id: str
     mention_name: str
     idempotency_key: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 class Channel(Protocol):
