@@ -151,27 +151,27 @@ def _is_european(rs: ResolvedSchedule) -> bool:
                for ko in rs.knock_outs)
 
 
+def _n_above(x, k, T, r, q, s, half):
+    """N(d) for the level k: half = -0.5 gives d2 (cash measure), +0.5 gives d1 (asset measure)."""
+    if k <= 0:
+        return 1.0
+    if not math.isfinite(k):
+        return 0.0
+    return ndtr((np.log(x / k) + (r - q + half * s * s) * T) / (s * np.sqrt(T)))
+
+
 def _cash(x, a, b, T, r, q, s):
     """e^{-rT} P(a <= x_T < b), vectorised (a, b scalars; others arrays)."""
-    def n2(k):
-        if k <= 0:
-            return 1.0
-        if not math.isfinite(k):
-            return 0.0
-        sd = s * np.sqrt(T)
-        return ndtr((np.log(x / k) + (r - q - 0.5 * s * s) * T) / sd)
-    return np.exp(-r * T) * (n2(a) - n2(b)) if b > a else 0.0 * x
+    if b <= a:
+        return 0.0 * x
+    return np.exp(-r * T) * (_n_above(x, a, T, r, q, s, -0.5) - _n_above(x, b, T, r, q, s, -0.5))
 
 
 def _asset(x, a, b, T, r, q, s):
-    def n1(k):
-        if k <= 0:
-            return 1.0
-        if not math.isfinite(k):
-            return 0.0
-        sd = s * np.sqrt(T)
-        return ndtr((np.log(x / k) + (r - q + 0.5 * s * s) * T) / sd)
-    return x * np.exp(-q * T) * (n1(a) - n1(b)) if b > a else 0.0 * x
+    """Value of receiving x_T when a <= x_T < b (asset-or-nothing on the band), vectorised."""
+    if b <= a:
+        return 0.0 * x
+    return x * np.exp(-q * T) * (_n_above(x, a, T, r, q, s, 0.5) - _n_above(x, b, T, r, q, s, 0.5))
 
 
 def european_values(rs: ResolvedSchedule, x, T, r, q, s):

@@ -64,8 +64,8 @@ def _bare_number(prev_reqs: list[dict], text: str) -> dict[str, list]:
     return {wanted.pop(): [int(v) if v == int(v) else v]}
 
 
-def _finish_merge(previous: dict, reqs: list[dict], parser, llm, text: str) -> ParseResult:
-    unrecognized = list(previous.get("unrecognized", []))
+def _finish_merge(unrecognized: list, reqs: list[dict], llm, text: str) -> ParseResult:
+    """The follow-up's merged requests, with one clarification for what is still missing."""
     merged = ParseResult("quote", reqs, None, unrecognized)
     merged.clarification = clarification_for(reqs, unrecognized)
     merged.extra["followup"] = True
@@ -114,7 +114,7 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
         return new if llm is None else parse_message(text, llm=llm)
     sizes = _moneyness_size(prev_reqs, text)
     if sizes is not None:
-        return _finish_merge(previous, sizes, parser, llm, text)
+        return _finish_merge(list(previous.get("unrecognized", [])), sizes, llm, text)
     # read the follow-up in the earlier request's structure: "103/75" after a snowball is KO/KI, not two strikes
     structures = {r.get("structure") for r in prev_reqs}
     keyword = STRUCTURE_KEYWORD.get(structures.pop()) if len(structures) == 1 else None
@@ -164,12 +164,7 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
     if not applied:
         return new
     unrecognized = [] if "underlying" in supplied else list(previous.get("unrecognized", []))
-    merged = ParseResult("quote", out_reqs, None, unrecognized)
-    merged.clarification = clarification_for(out_reqs, unrecognized)
-    merged.extra["followup"] = True
-    if llm is not None and not merged.complete:
-        merged = llm_complete(merged, text, llm)
-    return merged
+    return _finish_merge(unrecognized, out_reqs, llm, text)
 
 
 def _bare_fields(parser, text: str, keyword: str | None = None) -> dict[str, list]:
