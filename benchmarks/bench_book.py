@@ -29,9 +29,9 @@ def main(argv=None) -> None:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
 
-    from pricing_engine import book
-    from pricing_engine.api import price_product
-    from pricing_engine.engines import EngineOptions
+    from otcdesk.pricing_engine import book
+    from otcdesk.pricing_engine.api import price_product
+    from otcdesk.pricing_engine.engines import EngineOptions
 
     vd = dt.date(2026, 11, 20)
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)

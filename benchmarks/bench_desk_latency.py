@@ -17,10 +17,10 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.auth import upsert_user  # noqa: E402
-from app.db import init_db, make_engine  # noqa: E402
-from app.server import create_app  # noqa: E402
-from app.settings import load_settings  # noqa: E402
+from otcdesk.app.auth import upsert_user  # noqa: E402
+from otcdesk.app.db import init_db, make_engine  # noqa: E402
+from otcdesk.app.server import create_app  # noqa: E402
+from otcdesk.app.settings import load_settings  # noqa: E402
 
 MESSAGES = ["@询价机器人 沪深300 1个月 平值看跌 1000万", "中证500 2周 平值看涨", "300、创业板 各来一个 2周和1个月的平值看跌",
             "@询价机器人 茅台 3个月 95%看跌 2000万", "科创50 雪球 两年 ko103 ki75 年化给多少"]

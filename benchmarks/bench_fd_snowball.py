@@ -10,12 +10,12 @@ import datetime as dt
 import statistics
 import time
 
-from pricing_engine import fd_solver
-from pricing_engine.api import price
-from pricing_engine.engines import EngineOptions
-from pricing_engine.fd_engine import FDEngine
-from pricing_engine.models import GBMModel
-from pricing_engine.products import product_from_dict
+from otcdesk.pricing_engine import fd_solver
+from otcdesk.pricing_engine.api import price
+from otcdesk.pricing_engine.engines import EngineOptions
+from otcdesk.pricing_engine.fd_engine import FDEngine
+from otcdesk.pricing_engine.models import GBMModel
+from otcdesk.pricing_engine.products import product_from_dict
 
 VD = dt.date(2026, 11, 20)
 SNOWBALL = {"structure": "snowball", "start_date": VD.isoformat(), "tenor": "12M", "ko_pct": 103, "ki_pct": 75,

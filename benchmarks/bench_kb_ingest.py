@@ -42,8 +42,8 @@ def make_pdf(path: Path, pages: int) -> Path:
 
 
 def bench_ingest(files: list[Path], repeat: int) -> dict:
-    from knowledge.readers import read_document
-    from knowledge.service import KnowledgeService
+    from otcdesk.knowledge.readers import read_document
+    from otcdesk.knowledge.service import KnowledgeService
 
     chars = sum(len(read_document(f).text) for f in files)
     pages = sum(read_document(f).metadata["pages"] for f in files)
@@ -68,7 +68,7 @@ def bench_reference(files: list[Path], repeat: int) -> dict:
     from llama_index.core.schema import Document
     from llama_index.retrievers.bm25 import BM25Retriever
 
-    from knowledge.readers import read_document
+    from otcdesk.knowledge.readers import read_document
 
     texts = [read_document(f).text for f in files]
     chars = sum(len(t) for t in texts)
@@ -90,7 +90,7 @@ def bench_reference(files: list[Path], repeat: int) -> dict:
 
 
 def bench_ask(corpus_files: list[Path], questions: list[str]) -> dict:
-    from knowledge.service import KnowledgeService
+    from otcdesk.knowledge.service import KnowledgeService
 
     root = Path(tempfile.mkdtemp())
     svc = KnowledgeService(root, "bench")
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
     corpus = Path(args.corpus)
     files = sorted(corpus.glob("*.txt")) if corpus.is_dir() else []
     label = "pilot corpus" if files else "product guide"
-    files = files or [REPO / "docs" / "product_guide.md"]
+    files = files or [REPO / "otcdesk" / "app" / "data" / "product_guide.md"]
     tmp = Path(tempfile.mkdtemp())
     pdf = make_pdf(tmp / "bench.pdf", args.pdf_pages)
 

@@ -42,8 +42,8 @@ def quantlib_run(paths: int, antithetic: bool) -> tuple[float, float, float]:
 
 
 def ours_run(paths: int, dtype: str, antithetic: bool, seed: int = 42) -> tuple[float, float, float]:
-    from pricing_engine import mc_blocks, mc_core
-    from pricing_engine.blocks import Leg, ResolvedSchedule
+    from otcdesk.pricing_engine import mc_blocks, mc_core
+    from otcdesk.pricing_engine.blocks import Leg, ResolvedSchedule
     import datetime as dt
 
     d = dt.date(2026, 1, 5)
@@ -61,7 +61,7 @@ def ours_run(paths: int, dtype: str, antithetic: bool, seed: int = 42) -> tuple[
 
 def components(dtype: str = "float32") -> dict:
     """Throughput (elements/s) of the pieces of one path block (252 x 16384)."""
-    from pricing_engine import mc_paths
+    from otcdesk.pricing_engine import mc_paths
 
     n, m = STEPS, 16384
     out = {}
@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     ap.add_argument("--paths", type=int, default=1_000_000)
     ap.add_argument("--ql-paths", type=int, default=20_000)
     args = ap.parse_args(argv)
-    from pricing_engine.mc_core import bs_price
+    from otcdesk.pricing_engine.mc_core import bs_price
 
     bs = bs_price(1.0, K / S0, T, R, Q, VOL, True)
     print(f"1y ATM call, {STEPS} steps; Black-Scholes {bs:.5f} (per unit notional)")

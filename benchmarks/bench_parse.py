@@ -19,9 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agents.parsing.evaluate import load_jsonl, score  # noqa: E402
-from agents.parsing.lexicon import Corrector  # noqa: E402
-from agents.parsing.parser import MessageParser, default_parser  # noqa: E402
+from otcdesk.ner.evaluate import load_jsonl, score  # noqa: E402
+from otcdesk.ner.lexicon import Corrector  # noqa: E402
+from otcdesk.ner.parser import MessageParser, default_parser  # noqa: E402
 
 KEYS = ("field_precision", "field_recall", "exact_match", "request_count_accuracy", "intent_accuracy",
         "nonquote_without_requests")
@@ -34,7 +34,7 @@ class _NoCorrection(Corrector):
 
 def _cli(texts: list[str]) -> float:
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-m", "app.cli", "parse", "--jsonl", "--no-llm"], input="\n".join(texts) + "\n",
+    p = subprocess.run([sys.executable, "-m", "otcdesk.app.cli", "parse", "--jsonl", "--no-llm"], input="\n".join(texts) + "\n",
                        capture_output=True, text=True, cwd=REPO, check=True)
     dt = time.perf_counter() - t0
     assert len(p.stdout.splitlines()) == len(texts)

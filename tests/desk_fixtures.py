@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from app.auth import upsert_user
-from app.db import init_db, make_engine
-from app.settings import load_settings
+from otcdesk.app.auth import upsert_user
+from otcdesk.app.db import init_db, make_engine
+from otcdesk.app.settings import load_settings
 
 PG_URL = os.environ.get("OTCDESK_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -97,7 +97,7 @@ class RunningDesk:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> "RunningDesk":
-        from app.server import create_app
+        from otcdesk.app.server import create_app
 
         self.app = create_app(self.settings, demo=self.demo)
         self.runner = web.AppRunner(self.app)

@@ -164,7 +164,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def llm_server(tmp_path_factory):
     """A running llama.cpp chat server with the tiny Gemma model; `.client` is an `app.llm.LLMClient`."""
-    from app.llm import LLMClient
+    from otcdesk.app.llm import LLMClient
 
     server = _start(tmp_path_factory.mktemp("llm_server") / "server.log", [])
     # The tiny model on 2 shared cores: allow slow answers, the tests set their own tighter timeouts.
@@ -179,7 +179,7 @@ def llm_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def embed_server(tmp_path_factory):
     """The same model served in embedding mode (mean pooling); `.embedder` is an `app.llm.Embedder`."""
-    from app.llm import Embedder
+    from otcdesk.app.llm import Embedder
 
     server = _start(tmp_path_factory.mktemp("embed_server") / "server.log", ["--embedding", "true"])
     server.embedder = Embedder(server.base_url, server.model, "sk-local", timeout=60.0)

@@ -2,9 +2,9 @@
 only compliance sees masked personal data, and every attempt is audited."""
 import asyncio
 
-from app.audit import entries
-from app.auth import upsert_user
-from app.db import make_engine, unit_of_work
+from otcdesk.app.audit import entries
+from otcdesk.app.auth import upsert_user
+from otcdesk.app.db import make_engine, unit_of_work
 from desk_fixtures import RunningDesk
 
 

@@ -4,9 +4,9 @@ import asyncio
 import pytest
 from sqlmodel import select
 
-from app.audit import entries
-from app.db import make_engine, unit_of_work
-from app.models import InboundMessageRow, OutboxMessage
+from otcdesk.app.audit import entries
+from otcdesk.app.db import make_engine, unit_of_work
+from otcdesk.app.models import InboundMessageRow, OutboxMessage
 from desk_fixtures import RunningDesk, wait_for
 
 QUOTE = "@询价机器人 沪深300 1个月 平值看跌 1000万"
@@ -219,9 +219,9 @@ async def test_demo_mode_off_hides_the_simulator(desk_settings):
 async def test_postgres_database_and_checkpointer_survive_restart(tmp_path, pg_schema_url):
     """With DATABASE_URL on PostgreSQL, tables and the langgraph checkpoints live there: a pending review
     survives a restart and is sent exactly once."""
-    from app.auth import upsert_user
-    from app.db import init_db
-    from app.settings import load_settings
+    from otcdesk.app.auth import upsert_user
+    from otcdesk.app.db import init_db
+    from otcdesk.app.settings import load_settings
 
     settings = load_settings(data_dir=tmp_path, DATABASE_URL=pg_schema_url)
     engine = make_engine(settings.db_url)

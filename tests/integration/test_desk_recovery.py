@@ -1,11 +1,11 @@
 """A desk process that dies in the middle of a graph run loses nothing: after a restart the run continues
 from its last checkpoint and the client's request still reaches the review queue, once."""
-from app.db import init_db, make_engine
-from app.demo import seed_demo
-from app.desk_service import DeskService
-from app.quoting import price_request
-from app.settings import load_settings
-from bots.base import InboundMessage
+from otcdesk.app.db import init_db, make_engine
+from otcdesk.app.demo import seed_demo
+from otcdesk.app.desk_service import DeskService
+from otcdesk.app.quoting import price_request
+from otcdesk.app.settings import load_settings
+from otcdesk.bots.base import InboundMessage
 
 
 class ProcessDied(BaseException):

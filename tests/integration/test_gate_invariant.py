@@ -13,15 +13,15 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import update
 from sqlmodel import select
 
-from app.db import init_db, make_engine, unit_of_work
-from app.demo import seed_demo
-from app.desk_service import DeskService
-from app.models import OutboxMessage, ReviewItem, SimMessage, utcnow
-from app.settings import load_settings
-from app.sim_store import SqlSimTranscript
-from bots.base import InboundMessage
-from bots.simulator import SimulatorChannel
-from workflows.review import ReviewError
+from otcdesk.app.db import init_db, make_engine, unit_of_work
+from otcdesk.app.demo import seed_demo
+from otcdesk.app.desk_service import DeskService
+from otcdesk.app.models import OutboxMessage, ReviewItem, SimMessage, utcnow
+from otcdesk.app.settings import load_settings
+from otcdesk.app.sim_store import SqlSimTranscript
+from otcdesk.bots.base import InboundMessage
+from otcdesk.bots.simulator import SimulatorChannel
+from otcdesk.workflows.review import ReviewError
 
 MESSAGES = ["@询价机器人 沪深300 1个月 平值看跌", "中证500 2周 看涨 平值 500万", "谢谢", "😀", "沪深300 平值看涨",
             "创业板 3个月 虚值5% 看跌"]

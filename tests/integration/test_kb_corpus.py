@@ -30,7 +30,7 @@ def _corpus_or_skip() -> Path:
 
 @pytest.fixture(scope="module")
 def pilot_kb(tmp_path_factory):
-    from knowledge.service import KnowledgeService
+    from otcdesk.knowledge.service import KnowledgeService
 
     corpus = _corpus_or_skip()
     svc = KnowledgeService(tmp_path_factory.mktemp("kb"), "pilot")
@@ -40,7 +40,7 @@ def pilot_kb(tmp_path_factory):
 
 
 def test_qa_set_meets_the_bar(pilot_kb, tmp_path):
-    from knowledge.evaluation import html_report
+    from otcdesk.knowledge.evaluation import html_report
 
     rows = [json.loads(line) for line in QA_SET.read_text(encoding="utf-8").splitlines() if line.strip()]
     assert sum(1 for r in rows if r["answerable"]) >= 60 and sum(1 for r in rows if not r["answerable"]) >= 15

@@ -8,18 +8,18 @@ from sqlmodel import select
 
 pytest.importorskip("wechaty_puppet", reason="python-wechaty is in the test extra; pip install -e '.[test]'")
 
-import bots.wechaty_compat  # noqa: E402,F401
+import otcdesk.bots.wechaty_compat  # noqa: E402,F401
 from wechaty import Wechaty, WechatyOptions  # noqa: E402
 from wechaty.fake_puppet import FakePuppet  # noqa: E402
 from wechaty_puppet.schemas.event import EventMessagePayload  # noqa: E402
 from wechaty_puppet.schemas.puppet import PuppetOptions  # noqa: E402
 from wechaty_puppet.schemas.types import ContactPayload, MessagePayload, MessageType, RoomPayload  # noqa: E402
 
-from app.db import init_db, make_engine, unit_of_work  # noqa: E402
-from app.desk_service import DeskService  # noqa: E402
-from app.models import ChatGroup, Institution, OutboxMessage, ReviewItem  # noqa: E402
-from app.settings import load_settings  # noqa: E402
-from bots.wechaty_channel import WechatyChannel  # noqa: E402
+from otcdesk.app.db import init_db, make_engine, unit_of_work  # noqa: E402
+from otcdesk.app.desk_service import DeskService  # noqa: E402
+from otcdesk.app.models import ChatGroup, Institution, OutboxMessage, ReviewItem  # noqa: E402
+from otcdesk.app.settings import load_settings  # noqa: E402
+from otcdesk.bots.wechaty_channel import WechatyChannel  # noqa: E402
 
 
 ROOM = CLIENT = ""

@@ -114,7 +114,7 @@ def kb_corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def kb_service(kb_corpus, tmp_path_factory):
-    from knowledge.service import KnowledgeService
+    from otcdesk.knowledge.service import KnowledgeService
 
     svc = KnowledgeService(tmp_path_factory.mktemp("kb_root"), "unit")
     svc.ingest([kb_corpus])

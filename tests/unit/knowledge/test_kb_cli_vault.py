@@ -5,7 +5,7 @@ import json
 import pytest
 from sqlmodel import Session, select
 
-from app.cli import main
+from otcdesk.app.cli import main
 from kb_docs import kb_corpus  # noqa: F401 - fixture
 
 
@@ -68,10 +68,10 @@ def test_fresh_data_dir_and_bad_input(data_dir, capsys):
 
 
 def test_vault_unmasks_only_for_compliance_and_admin_and_audits(tmp_path):
-    from app.audit import entries
-    from app.db import make_engine
-    from app.vault import PiiVault, UnmaskDenied, store_mappings, unmask
-    from knowledge.masking import PiiMasker
+    from otcdesk.app.audit import entries
+    from otcdesk.app.db import make_engine
+    from otcdesk.app.vault import PiiVault, UnmaskDenied, store_mappings, unmask
+    from otcdesk.knowledge.masking import PiiMasker
 
     engine = make_engine(f"sqlite:///{tmp_path / 'vault.db'}")
     masked = PiiMasker(b"k").mask("联系人：张伟、李娜，手机 13812345678。")

@@ -3,7 +3,7 @@ finds the field it asks for on another page of that filing; names, currencies an
 filings do not hold are refused."""
 import pytest
 
-from knowledge.service import KnowledgeService
+from otcdesk.knowledge.service import KnowledgeService
 
 FORM = """资本市场金融科技创新试点（{city}）项目公示表
 

@@ -2,8 +2,8 @@
 import json
 
 from kb_docs import kb_corpus, kb_service  # noqa: F401 - fixtures
-from knowledge.evaluation import answer_correct, evaluate, html_report
-from knowledge.qagen import dedupe, write_jsonl
+from otcdesk.knowledge.evaluation import answer_correct, evaluate, html_report
+from otcdesk.knowledge.qagen import dedupe, write_jsonl
 
 
 def test_generated_pairs_are_grounded_deduplicated_and_exported(kb_service, tmp_path):

@@ -2,8 +2,8 @@
 import pytest
 
 from kb_docs import kb_corpus  # noqa: F401 - fixture
-from knowledge.answer import answer_entities, groundedness
-from knowledge.service import KnowledgeService
+from otcdesk.knowledge.answer import answer_entities, groundedness
+from otcdesk.knowledge.service import KnowledgeService
 
 PASSAGE = "5. RPA 日均处理交易确认书 100 笔。GLEBA 由中国银河证券股份有限公司研发，预计日均处理估值请求 4000 次左右。"
 

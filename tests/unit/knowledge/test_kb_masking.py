@@ -2,7 +2,7 @@
 import pytest
 
 from kb_docs import id_number, luhn_number
-from knowledge.masking import PiiMasker, id_check_digit, is_valid_id_number, is_valid_uscc, luhn_ok
+from otcdesk.knowledge.masking import PiiMasker, id_check_digit, is_valid_id_number, is_valid_uscc, luhn_ok
 
 
 def test_id_check_digit_reference_value():

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 from kb_docs import SNOWBALL_MD, make_docx, make_pdf
-from knowledge.chunking import chunk_text
-from knowledge.readers import ReadError, flatten_inline_html, read_document
+from otcdesk.knowledge.chunking import chunk_text
+from otcdesk.knowledge.readers import ReadError, flatten_inline_html, read_document
 
 
 def test_txt_md_html_read(tmp_path):
@@ -74,6 +74,6 @@ def test_table_rows_keep_their_labels():
 
 
 def test_sentence_boundaries_include_semicolon():
-    from knowledge.text import split_sentences
+    from otcdesk.knowledge.text import split_sentences
 
     assert split_sentences("甲；乙！丙？丁。") == ["甲；", "乙！", "丙？", "丁。"]

@@ -2,7 +2,7 @@
 import shutil
 
 from kb_docs import SNOWBALL_MD, kb_corpus, kb_service  # noqa: F401 - fixtures
-from knowledge.service import KnowledgeService
+from otcdesk.knowledge.service import KnowledgeService
 
 
 def test_ingest_reports_documents_chunks_and_masking(kb_corpus, tmp_path):

@@ -1,0 +1,50 @@
+"""The `otcdesk` command line: one JSON document on stdout per command (see CONTRACTS.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from otcdesk.app.commands import CommandError, command_modules
+from otcdesk.app.settings import load_settings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otcdesk", description="OTC derivatives desk bot and agents")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for mod in command_modules():
+        mod.register(sub)
+    return parser
+
+
+def emit(doc) -> None:
+    """Print one JSON document (UTF-8, no ASCII escaping) on stdout."""
+    sys.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage on stderr
+        if exc.code not in (0, None):
+            emit({"error": "bad arguments", "detail": " ".join(argv or sys.argv[1:])})
+        return int(exc.code or 0)
+    settings = load_settings()
+    try:
+        result = args.handler(args, settings)
+    except CommandError as exc:
+        emit({"error": exc.message, "detail": exc.detail})
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    if result is not None:
+        emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,358 @@
+"""The aiohttp server: JSON API of CONTRACTS.md, the trader console, the simulator, and the desk's workers."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from functools import wraps
+from pathlib import Path
+
+from aiohttp import web
+
+from otcdesk.app.assistant import KnowledgeHub
+from otcdesk.app.auth import AuthError, authenticate, close_session, open_session, purge_expired_sessions, session_user
+from otcdesk.app.db import init_db, make_engine
+from otcdesk.app.desk_service import DeskService
+from otcdesk.app.events import EventBus
+from otcdesk.app.roles import ROLES
+from otcdesk.app.settings import Settings
+from otcdesk.app.sim_store import SqlSimTranscript
+from otcdesk.bots.simulator import SimulatorChannel
+from otcdesk.workflows.review import ReviewError
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).with_name("static")
+COOKIE = "otcdesk_session"
+MAX_SIM_TEXT = 100_000
+ERROR_STATUS = {"not_found": 404, "conflict": 409, "expired": 409, "invalid": 400}
+STAFF_ROLES = ROLES
+
+SETTINGS = web.AppKey("settings", Settings)
+DESK = web.AppKey("desk", DeskService)
+SIM = web.AppKey("sim", SimulatorChannel)
+BUS = web.AppKey("bus", EventBus)
+DEMO = web.AppKey("demo", bool)
+DEMO_LOGINS = web.AppKey("demo_logins", dict)
+USER = web.RequestKey("user", object)
+HUB = web.AppKey("hub", object)
+
+
+def json_error(status: int, error: str, detail=None) -> web.Response:
+    return web.json_response({"error": error, "detail": detail}, status=status)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    desk = request.app.get(DESK)
+    token = request.cookies.get(COOKIE)
+    request[USER] = await asyncio.to_thread(session_user, desk.engine, token) if (desk and token) else None
+    return await handler(request)
+
+
+def require(*roles: str):
+    """401 without a session; 403 when the user's role is not one of `roles`."""
+
+    def deco(handler):
+        @wraps(handler)
+        async def wrapper(request: web.Request):
+            user = request[USER]
+            if user is None:
+                return json_error(401, "login required")
+            if roles and user.role not in roles:
+                return json_error(403, f"role {user.role} may not do this", {"allowed": list(roles)})
+            return await handler(request)
+
+        return wrapper
+
+    return deco
+
+
+async def read_json(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except Exception:
+        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json")
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
+    return body
+
+
+# ---- auth ---------------------------------------------------------------------------------
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    desk = request.app[DESK]
+    try:
+        user = await asyncio.to_thread(authenticate, desk.engine, str(body.get("username", "")),
+                                       str(body.get("password", "")))
+    except AuthError as exc:
+        return json_error(401, str(exc))
+    token = await asyncio.to_thread(open_session, desk.engine, user.username, request.app[SETTINGS].session_ttl_s)
+    resp = web.json_response({"user": user.username, "role": user.role})
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=int(request.app[SETTINGS].session_ttl_s))
+    return resp
+
+
+async def logout(request: web.Request) -> web.Response:
+    await asyncio.to_thread(close_session, request.app[DESK].engine, request.cookies.get(COOKIE))
+    resp = web.json_response({"ok": True})
+    resp.del_cookie(COOKIE)
+    return resp
+
+
+@require()
+async def me(request: web.Request) -> web.Response:
+    user = request[USER]
+    return web.json_response({"user": user.username, "role": user.role, "demo": request.app[DEMO]})
+
+
+# ---- review queue -------------------------------------------------------------------------
+@require("trader")
+async def list_reviews(request: web.Request) -> web.Response:
+    status = request.query.get("status") or None
+    return web.json_response(await asyncio.to_thread(request.app[DESK].list_reviews, status))
+
+
+async def _decision(request: web.Request, action: str) -> web.Response:
+    desk, user = request.app[DESK], request[USER].username
+    rid = request.match_info["id"]
+    body = await read_json(request) if request.can_read_body else {}
+    try:
+        if action == "approve":
+            reply = body.get("reply")
+            if reply is not None and not isinstance(reply, str):
+                return json_error(400, "reply must be a string")
+            item = await asyncio.to_thread(desk.approve, rid, user, reply)
+        elif action == "reject":
+            item = await asyncio.to_thread(desk.reject, rid, user, str(body.get("reason") or ""))
+        else:
+            item = await asyncio.to_thread(desk.reprice, rid, user)
+    except ReviewError as exc:
+        return json_error(ERROR_STATUS.get(exc.code, 400), exc.message, {"code": exc.code, "id": rid})
+    if action == "approve":
+        desk.events.wake("outbox")
+    return web.json_response(item)
+
+
+@require("trader")
+async def approve(request):
+    return await _decision(request, "approve")
+
+
+@require("trader")
+async def reject(request):
+    return await _decision(request, "reject")
+
+
+@require("trader")
+async def reprice(request):
+    return await _decision(request, "reprice")
+
+
+@require(*STAFF_ROLES)
+async def events(request: web.Request) -> web.StreamResponse:
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await resp.prepare(request)
+    await resp.write(b": connected\n\n")
+    async for chunk in request.app[BUS].subscribe():
+        await resp.write(chunk.encode())
+    return resp
+
+
+# ---- simulator ----------------------------------------------------------------------------
+async def sim_post(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    sender, text = body.get("sender"), body.get("text")
+    if not isinstance(sender, str) or not sender.strip() or len(sender) > 64:
+        return json_error(400, "sender must be a non-empty string of at most 64 characters")
+    if not isinstance(text, str):
+        return json_error(400, "text must be a string")
+    if len(text) > MAX_SIM_TEXT:
+        return json_error(413, f"text longer than {MAX_SIM_TEXT} characters")
+    group = request.match_info["group"]
+    message_id = await asyncio.to_thread(request.app[SIM].post, group, sender.strip(), text)
+    return web.json_response({"message_id": message_id})
+
+
+async def sim_get(request: web.Request) -> web.Response:
+    return web.json_response(await asyncio.to_thread(request.app[SIM].transcript.messages, request.match_info["group"]))
+
+
+# ---- knowledge (internal assistant) -------------------------------------------------------
+@require(*STAFF_ROLES)
+async def kb_ask(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    question, kb = body.get("question"), body.get("kb") or "default"
+    if not isinstance(question, str) or not question.strip() or len(question) > 2000:
+        return json_error(400, "question must be a non-empty string of at most 2000 characters")
+    try:
+        answer = await asyncio.to_thread(request.app[HUB].ask, str(kb), question.strip())
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    return web.json_response(answer)
+
+
+@require(*STAFF_ROLES)
+async def kb_passage(request: web.Request) -> web.Response:
+    try:
+        passage = await asyncio.to_thread(request.app[HUB].passage, request.match_info["kb"],
+                                          request.match_info["chunk_id"])
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    return web.json_response(passage) if passage else json_error(404, "no such passage")
+
+
+@require(*STAFF_ROLES)
+async def kb_unmask(request: web.Request) -> web.Response:
+    """Compliance and admin see masked personal data of a passage; every attempt is audited."""
+    from otcdesk.app.vault import UnmaskDenied
+
+    body = await read_json(request)
+    text, kb = body.get("text"), body.get("kb") or "default"
+    if not isinstance(text, str) or len(text) > 20_000:
+        return json_error(400, "text must be a string of at most 20000 characters")
+    user = request[USER]
+    try:
+        original = await asyncio.to_thread(request.app[HUB].unmask, str(kb), text, user.role, user.username)
+    except UnmaskDenied as exc:
+        return json_error(403, str(exc))
+    return web.json_response({"text": original})
+
+
+# ---- pages --------------------------------------------------------------------------------
+async def page(request: web.Request) -> web.StreamResponse:
+    name = request.match_info.get("page") or "console"
+    if name == "sim" and not request.app[DEMO]:
+        raise web.HTTPNotFound()
+    if name != "login" and request[USER] is None:
+        raise web.HTTPFound("/login")
+    return web.FileResponse(STATIC / f"{name}.html")
+
+
+async def root(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/console")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True, "demo": request.app[DEMO]})
+
+
+# ---- workers ------------------------------------------------------------------------------
+async def _inbound_worker(app: web.Application) -> None:
+    desk, bus = app[DESK], app[BUS]
+    while True:
+        for inbound_id in await asyncio.to_thread(desk.unprocessed_inbound):
+            await asyncio.to_thread(desk.process_inbound, inbound_id)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(bus.wakeups["inbound"].wait(), timeout=2.0)
+        bus.wakeups["inbound"].clear()
+
+
+async def _outbox_worker(app: web.Application) -> None:
+    desk, bus = app[DESK], app[BUS]
+    while True:
+        try:
+            await desk.dispatch_outbox()
+        except Exception:
+            log.exception("outbox dispatch failed")
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(bus.wakeups["outbox"].wait(), timeout=1.0)
+        bus.wakeups["outbox"].clear()
+
+
+async def _expiry_worker(app: web.Application) -> None:
+    desk = app[DESK]
+    while True:
+        try:
+            await asyncio.to_thread(desk.expire_due)
+        except Exception:
+            log.exception("expiry sweep failed")
+        await asyncio.sleep(1.0)
+
+
+async def _desk_context(app: web.Application):
+    settings: Settings = app[SETTINGS]
+    settings.ensure_dirs()
+    engine = make_engine(settings.db_url)
+    await asyncio.to_thread(init_db, engine)
+    await asyncio.to_thread(purge_expired_sessions, engine)
+    bus = EventBus()
+    bus.bind(asyncio.get_running_loop())
+    if app[DEMO]:
+        from otcdesk.app.demo import demo_logins, seed_demo
+
+        await asyncio.to_thread(seed_demo, engine)
+        app[DEMO_LOGINS] = await asyncio.to_thread(demo_logins, engine)
+    desk_holder: dict = {}
+
+    def deliver(msg):
+        desk_holder["desk"].ingest(msg)
+
+    transcript = SqlSimTranscript(engine, on_append=lambda group: bus.publish("sim", {"group": group}))
+    sim = SimulatorChannel(transcript, deliver)
+    from otcdesk.app.llm import build_embedder, build_llm_client
+
+    channels: dict = {"sim": sim}
+    wechat = wechat_task = None
+    if settings.wechaty_puppet_service_token:
+        from otcdesk.bots.wechaty_channel import WechatyChannel
+
+        wechat = WechatyChannel.connect(settings.wechaty_puppet_service_token,
+                                        settings.wechaty_puppet_service_endpoint, deliver)
+        channels[wechat.name] = wechat
+    desk = DeskService(settings, engine, channels, bus, llm=build_llm_client(settings))
+    desk_holder["desk"] = desk
+    if wechat is not None:  # only once the desk can take its messages
+        wechat_task = asyncio.create_task(wechat.bot.start())
+        log.info("wechaty channel starting (endpoint %s)", settings.wechaty_puppet_service_endpoint or "looked up by token")
+    hub = KnowledgeHub(settings, engine, llm=desk.llm, embedder=build_embedder(settings))
+    if app[DEMO]:
+        log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
+    app[BUS], app[SIM], app[DESK], app[HUB] = bus, sim, desk, hub
+    await asyncio.to_thread(desk.warm_up)
+    recovered = await asyncio.to_thread(desk.recover)
+    log.info("desk started: %s", recovered)
+    tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
+    yield
+    if wechat_task is not None:
+        tasks.append(wechat_task)
+    for t in tasks:
+        t.cancel()
+    for t in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await t
+    desk.close()
+    engine.dispose()
+
+
+async def _end_event_streams(app: web.Application) -> None:
+    if BUS in app:
+        app[BUS].close()
+
+
+def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
+    """Build the web application; the desk and its workers start with the app and stop with it."""
+    app = web.Application(middlewares=[auth_middleware], client_max_size=1024 * 1024)
+    app[SETTINGS] = settings
+    app[DEMO] = demo
+    app.cleanup_ctx.append(_desk_context)
+    app.on_shutdown.append(_end_event_streams)
+    r = app.router
+    r.add_get("/", root)
+    r.add_get("/api/health", health)
+    r.add_post("/api/login", login)
+    r.add_post("/api/logout", logout)
+    r.add_get("/api/me", me)
+    r.add_get("/api/review", list_reviews)
+    r.add_post("/api/review/{id}/approve", approve)
+    r.add_post("/api/review/{id}/reject", reject)
+    r.add_post("/api/review/{id}/reprice", reprice)
+    r.add_get("/api/events", events)
+    if demo:
+        r.add_post("/api/sim/groups/{group}/messages", sim_post)
+        r.add_get("/api/sim/groups/{group}/messages", sim_get)
+    r.add_post("/api/kb/ask", kb_ask)
+    r.add_get("/api/kb/{kb}/passages/{chunk_id}", kb_passage)
+    r.add_post("/api/kb/unmask", kb_unmask)
+    r.add_get("/{page:login|console|sim|assistant}", page)
+    r.add_static("/static", STATIC)
+    return app

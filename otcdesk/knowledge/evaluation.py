@@ -1,0 +1,179 @@
+"""RAG evaluation in the spirit of RAGAS: retrieval hit rate and MRR@k, answer and citation accuracy,
+refusal rate on out-of-corpus questions and latency percentiles; JSON plus an offline HTML report.
+
+A QA row: ``{"question", "answer", "source", "answerable": bool, "keywords": [...]}``. ``answerable``
+defaults to whether an answer is given. An answer counts as correct when it contains every keyword
+(whitespace and case ignored), or, without keywords, when it contains the expected answer or most
+of its content words.
+"""
+from __future__ import annotations
+
+import html
+import json
+import re
+import time
+from typing import Callable
+
+import numpy as np
+
+from otcdesk.knowledge.text import key_terms
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", "", s or "").lower()
+
+
+def answer_correct(answer: str, expected: str | None, keywords: list[str] | None = None) -> bool:
+    a = _norm(answer)
+    if keywords:
+        return all(_norm(k) in a for k in keywords)
+    if not expected:
+        return False
+    e = _norm(expected)
+    if e and e in a:
+        return True
+    terms = key_terms(expected)
+    return bool(terms) and sum(1 for t in terms if _norm(t) in a) / len(terms) >= 0.6
+
+
+def _percentiles(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p90": None, "p95": None, "p99": None, "mean": None, "max": None}
+    arr = np.asarray(values)
+    return {
+        "p50": round(float(np.percentile(arr, 50)), 2),
+        "p90": round(float(np.percentile(arr, 90)), 2),
+        "p95": round(float(np.percentile(arr, 95)), 2),
+        "p99": round(float(np.percentile(arr, 99)), 2),
+        "mean": round(float(arr.mean()), 2),
+        "max": round(float(arr.max()), 2),
+    }
+
+
+def evaluate(service, rows: list[dict], k: int = 5, progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """Run `rows` against a `KnowledgeService`; returns ``{"kb", "k", "summary", "rows"}``."""
+    details = []
+    latencies = []
+    for i, row in enumerate(rows):
+        q = row["question"]
+        answerable = bool(row.get("answerable", row.get("answer") not in (None, "")))
+        expected_src = row.get("source")
+        t0 = time.perf_counter()
+        res = service.ask(q, k=k)
+        latency = (time.perf_counter() - t0) * 1000
+        latencies.append(latency)
+        retrieved = [c["source"] for c in service.retrieve(q, k=k)]
+        rank = next((r + 1 for r, s in enumerate(retrieved) if s == expected_src), None) if expected_src else None
+        cites = [c["source"] for c in res.get("citations", [])]
+        correct = (not res["refused"]) and answer_correct(res["answer"], row.get("answer"), row.get("keywords"))
+        cite_ok = bool(cites) and cites[0] == expected_src
+        details.append({
+            "question": q,
+            "answerable": answerable,
+            "expected_source": expected_src,
+            "expected_answer": row.get("answer"),
+            "answer": res["answer"],
+            "refused": res["refused"],
+            "citation_sources": cites,
+            "retrieval_rank": rank,
+            "answer_correct": correct if answerable else None,
+            "citation_correct": cite_ok if answerable else None,
+            "coverage": res.get("coverage"),
+            "latency_ms": round(latency, 2),
+        })
+        if progress:
+            progress(i + 1, len(rows), q)
+
+    ans = [d for d in details if d["answerable"]]
+    out = [d for d in details if not d["answerable"]]
+    with_src = [d for d in ans if d["expected_source"]]
+
+    def rate(xs, pred):
+        return round(sum(1 for x in xs if pred(x)) / len(xs), 4) if xs else None
+
+    summary = {
+        "questions": len(details),
+        "answerable": len(ans),
+        "unanswerable": len(out),
+        f"hit_rate@{k}": rate(with_src, lambda d: d["retrieval_rank"] is not None),
+        f"mrr@{k}": round(sum(1 / d["retrieval_rank"] for d in with_src if d["retrieval_rank"]) / len(with_src), 4)
+        if with_src else None,
+        "answer_accuracy": rate(ans, lambda d: d["answer_correct"]),
+        "citation_accuracy": rate(with_src, lambda d: d["citation_correct"]),
+        "answer_with_citation_accuracy": rate(with_src, lambda d: d["answer_correct"] and d["citation_correct"]),
+        "false_refusal_rate": rate(ans, lambda d: d["refused"]),
+        "refusal_rate_out_of_corpus": rate(out, lambda d: d["refused"]),
+        "latency_ms": _percentiles(latencies),
+    }
+    return {"kb": getattr(service, "name", None), "k": k, "summary": summary, "rows": details}
+
+
+# ---- HTML report ---------------------------------------------------------------------------------
+def _bar_chart(metrics: dict[str, float | None], width: int = 560) -> str:
+    items = [(k, v) for k, v in metrics.items() if isinstance(v, (int, float))]
+    bar_h, gap, label_w = 22, 8, 230
+    height = len(items) * (bar_h + gap) + 10
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="evaluation metrics">']
+    scale = width - label_w - 60
+    for i, (name, val) in enumerate(items):
+        y = 5 + i * (bar_h + gap)
+        w = max(0.0, min(1.0, float(val))) * scale
+        color = "#2e7d32" if val >= 0.85 else ("#f9a825" if val >= 0.6 else "#c62828")
+        if name == "false_refusal_rate":
+            color = "#2e7d32" if val <= 0.15 else "#c62828"
+        parts.append(f'<text x="0" y="{y + 15}" font-size="13">{html.escape(name)}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"/>')
+        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 15}" font-size="13">{val:.3f}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _latency_chart(latencies: list[float], width: int = 560, height: int = 160) -> str:
+    if not latencies:
+        return ""
+    arr = np.asarray(latencies)
+    counts, edges = np.histogram(arr, bins=min(20, max(1, len(arr))))
+    peak = counts.max() or 1
+    bw = (width - 40) / len(counts)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 30}" role="img" '
+             f'aria-label="latency histogram">']
+    for i, c in enumerate(counts):
+        h = c / peak * height
+        parts.append(f'<rect x="{30 + i * bw:.1f}" y="{height - h:.1f}" width="{bw - 2:.1f}" height="{h:.1f}" '
+                     f'fill="#1565c0"><title>{edges[i]:.1f}–{edges[i + 1]:.1f} ms: {c}</title></rect>')
+    parts.append(f'<text x="30" y="{height + 20}" font-size="12">{edges[0]:.1f} ms</text>')
+    parts.append(f'<text x="{width - 90}" y="{height + 20}" font-size="12">{edges[-1]:.1f} ms</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def html_report(result: dict, title: str = "知识库评估报告") -> str:
+    """A self-contained HTML page (inline SVG charts, no network) for an `evaluate` result."""
+    s = result["summary"]
+    metrics = {k: v for k, v in s.items() if isinstance(v, float) or (isinstance(v, int) and k not in
+                                                                        ("questions", "answerable", "unanswerable"))}
+    rows_html = []
+    for d in result["rows"]:
+        ok = (d["answer_correct"] and d["citation_correct"]) if d["answerable"] else d["refused"]
+        rows_html.append(
+            "<tr class='{}'><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
+                "ok" if ok else "bad", html.escape(d["question"]),
+                "answerable" if d["answerable"] else "out of corpus",
+                html.escape(str(d["expected_answer"] or "")), html.escape(d["answer"]),
+                html.escape(", ".join(d["citation_sources"])), d["latency_ms"]))
+    lat = s["latency_ms"]
+    return f"""<!doctype html><html lang="zh"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;width:100%}}
+td,th{{border:1px solid #ccc;padding:4px 6px;font-size:13px;vertical-align:top}}tr.bad{{background:#fdecea}}
+tr.ok{{background:#f1f8e9}}</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>知识库 <b>{html.escape(str(result.get('kb')))}</b>，k = {result['k']}，问题 {s['questions']} 个
+（可回答 {s['answerable']}，库外 {s['unanswerable']}）。</p>
+<h2>指标</h2>{_bar_chart(metrics)}
+<h2>延迟</h2><p>p50 {lat['p50']} ms · p90 {lat['p90']} ms · p95 {lat['p95']} ms · p99 {lat['p99']} ms ·
+max {lat['max']} ms</p>{_latency_chart([d['latency_ms'] for d in result['rows']])}
+<h2>明细</h2><table><tr><th>问题</th><th>类型</th><th>期望答案</th><th>回答</th><th>引用</th><th>ms</th></tr>
+{''.join(rows_html)}</table>
+<script type="application/json" id="summary">{html.escape(json.dumps(s, ensure_ascii=False))}</script>
+</body></html>"""

@@ -1,0 +1,112 @@
+"""`price(doc) -> doc`: the `otcdesk price` contract of CONTRACTS.md as a pure function.
+
+Input: {product, market, valuation_date, engine, solve_for, target_price_pct, engine_options}.
+`product` is a CONTRACTS.md product / QuoteRequest dict; `market` is required here (the CLI fills it
+from the stored snapshot). Output: {price, price_pct, pv, stderr, greeks, engine, solved, diagnostics}
+plus echo fields (product, market, valuation_date). Bad input raises PricingError.
+A QuoteRequest with `quote: "coupon"` and no `coupon_pct` is solved for its coupon (as with
+`solve_for: coupon_pct`, target `target_price_pct`, default 0) even without `solve_for`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Any, Mapping
+
+from otcdesk.pricing_engine.engines import EngineOptions, select_engine
+from otcdesk.pricing_engine.errors import PricingError
+from otcdesk.pricing_engine.greeks import freeze
+from otcdesk.pricing_engine.models import MarketSpec
+from otcdesk.pricing_engine.products import ProductSpec, product_from_dict
+from otcdesk.pricing_engine.results import GREEK_NAMES, PricingResult
+from otcdesk.pricing_engine.schedule import to_date
+from otcdesk.pricing_engine.solvers import solve_for
+
+
+def side_sign(product: ProductSpec) -> float:
+    return -1.0 if product.side == "client_sells" else 1.0
+
+
+def price_product(product: ProductSpec, market: MarketSpec, valuation_date, engine: str = "auto",
+                  options: EngineOptions | None = None) -> PricingResult:
+    """Price a spec (holder's value, side applied) with the selected engine."""
+    options = options or EngineOptions()
+    vd = to_date(valuation_date, "valuation_date")
+    model = market.to_model()
+    product = freeze(product, model, vd)
+    eng = select_engine(product, engine)
+    res = eng.price(product, model, vd, options)
+    return res.scaled(side_sign(product))
+
+
+def price(doc: Mapping[str, Any]) -> dict:
+    """The `otcdesk price` output document for one input document (see module docstring)."""
+    t0 = time.perf_counter()
+    if not isinstance(doc, Mapping):
+        raise PricingError("the price request must be a JSON object", {"value": doc})
+    if doc.get("product") is None:
+        raise PricingError("product is missing", {"field": "product"})
+    product = product_from_dict(doc["product"])
+    market = MarketSpec.from_dict(doc.get("market"))
+    vd_raw = doc.get("valuation_date") or market.extra.get("as_of")
+    if vd_raw is None:
+        raise PricingError("valuation_date is missing", {"field": "valuation_date"})
+    vd = to_date(vd_raw, "valuation_date")
+    options = EngineOptions.from_dict(doc.get("engine_options"))
+    kind = (doc.get("engine") or "auto")
+    model = market.to_model()
+    product = freeze(product, model, vd)
+    eng = select_engine(product, kind)
+    sign = side_sign(product)
+
+    solved: dict[str, float] = {}
+    seen: dict = {}
+    field = doc.get("solve_for")
+    if not field and getattr(product, "quote", None) == "coupon" and getattr(product, "coupon_pct", 0) is None:
+        field = "coupon_pct"  # a QuoteRequest asking for a coupon, with none given: quote the fair one
+    if field:
+        target = doc.get("target_price_pct", 0.0)
+        try:
+            target = float(target if target is not None else 0.0) / 100.0
+        except (TypeError, ValueError):
+            raise PricingError("target_price_pct must be a number", {"field": "target_price_pct"}) from None
+        quick = replace(options, greeks=False, ladder=None)
+        seen: dict = {}
+
+        def signed(p, m, v):
+            r = eng.price(p, m, v, quick)
+            try:
+                seen[(p, m)] = r
+            except TypeError:  # unhashable spec: no reuse
+                pass
+            return sign * r.price
+
+        value, product, model = solve_for(field, product, model, vd, signed, target)
+        solved[field] = value
+        if not eng.supports(product):  # e.g. a solved strike changed what the engine can do
+            eng = select_engine(product, kind)
+
+    reuse = seen.get((product, model)) if (field and not options.greeks and not options.ladder) else None
+    res = (reuse or eng.price(product, model, vd, options)).scaled(sign)
+    greeks = {k: float(res.greeks[k]) for k in GREEK_NAMES if k in res.greeks}
+    diagnostics = dict(res.diagnostics)
+    diagnostics.setdefault("paths", None)
+    diagnostics.setdefault("steps", None)
+    diagnostics["elapsed_s"] = time.perf_counter() - t0
+    notional = product.notional
+    out_market = market.to_dict()
+    if field == "vol":
+        out_market["vol"] = model.vol
+    return {
+        "price": float(res.price),
+        "price_pct": float(res.price) * 100.0,
+        "pv": float(res.price) * notional if notional is not None else None,
+        "stderr": None if res.stderr is None else float(res.stderr),
+        "greeks": greeks,
+        "engine": res.engine or eng.name,
+        "solved": solved,
+        "diagnostics": diagnostics,
+        "product": product.to_dict(),
+        "market": out_market,
+        "valuation_date": vd.isoformat(),
+    }

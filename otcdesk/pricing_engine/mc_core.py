@@ -1,0 +1,515 @@
+"""Batched Monte Carlo harness shared by the ``mc_*`` payoff engines.
+
+A *batch* is a list of `MCTerms` of one structure (each already resolved to plain floats:
+times in years from the valuation date, levels as fractions of the initial price) and a
+list of market *rows*. Every row is one contract under one market scenario (base, bumped
+spot / vol / rate, one day later, or a point of a spot x vol grid). All rows share the
+same Brownian blocks from `mc_paths`, so Greeks and scenarios use common random numbers
+and the whole batch is priced in one pass over the paths, vectorised over rows::
+
+    log x[r, k, p] = log x0_r + (rate_r - div_r - sigma_r^2/2) t'_rk + sigma_r W'_r(t_k)
+
+with ``t'_rk = t_k - shift_r`` for the one-day-later (theta) rows, whose Brownian motion
+reuses the same normals with the first increment shortened (``W'_r = W + a_r W(t_1)``).
+
+Units follow CONTRACTS.md: prices per unit of notional (one unit of underlying at the
+initial price), Greeks against ``x = spot / initial_price``: delta, gamma, vega per vol
+point, theta per calendar day, rho per 1% of rate.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from otcdesk.pricing_engine import mc_paths
+from otcdesk.pricing_engine.backend import backend_name
+
+DAY = 1.0 / 365.0
+
+
+@dataclass(frozen=True)
+class MCConfig:
+    """Engine options (CONTRACTS.md ``engine_options``) plus MC-specific knobs."""
+
+    paths: int = 100_000
+    steps_per_year: int = 252
+    seed: int = 7
+    dtype: str = "float32"
+    antithetic: bool = True
+    sobol: bool = False
+    replicates: int = 32
+    chunk_elems: int = 8_000_000  # rows * steps * paths held at once
+    spot_bump: float = 0.01  # relative bump of x for delta
+    gamma_bump: float = 0.03  # relative bump of x for gamma (wider: knock-in/out jumps make 1% too noisy)
+    vol_bump: float = 0.01
+    rate_bump: float = 0.001
+
+    @classmethod
+    def from_options(cls, options: Mapping | None) -> "MCConfig":
+        """Build from an ``engine_options`` mapping; unknown keys are ignored."""
+        o = dict(options or {})
+        kw = {}
+        for name, typ in (("paths", int), ("steps_per_year", int), ("seed", int), ("dtype", str),
+                          ("antithetic", bool), ("sobol", bool), ("replicates", int), ("chunk_elems", int),
+                          ("spot_bump", float), ("gamma_bump", float), ("vol_bump", float),
+                          ("rate_bump", float)):
+            if o.get(name) is not None:
+                kw[name] = typ(o[name])
+        return cls(**kw)
+
+    def path_config(self, paths: int | None = None) -> mc_paths.PathConfig:
+        return mc_paths.PathConfig(paths=int(paths or self.paths), seed=self.seed, dtype=self.dtype,
+                                   antithetic=self.antithetic, sobol=self.sobol, replicates=self.replicates,
+                                   chunk_elems=self.chunk_elems)
+
+
+@dataclass
+class MCTerms:
+    """One contract resolved for Monte Carlo.
+
+    times  -- event times in years after the valuation date this contract needs on the grid
+              (observations, fixings, maturity; a daily grid for daily monitoring)
+    scalars -- per-contract numbers (strike, levels, coupon, flags as 0/1 ...)
+    series -- per-time numbers aligned with ``times`` (masks as 0/1, levels, amounts);
+              on the batch grid, times the contract does not list get ``fills[name]``
+    maturity -- payment / expiry time (years) of the final cash flow; must be in ``times``
+    """
+
+    structure: str
+    times: np.ndarray
+    maturity: float
+    scalars: dict[str, float] = field(default_factory=dict)
+    series: dict[str, np.ndarray] = field(default_factory=dict)
+    fills: dict[str, float] = field(default_factory=dict)
+    # per-time amounts that depend on the valuation date only through t (discounting) are
+    # computed in the kernels; anything depending on the dates themselves is resolved here.
+
+
+@dataclass(frozen=True)
+class Row:
+    """One market scenario for one contract of the batch."""
+
+    contract: int
+    x0: float
+    sigma: float
+    rate: float
+    div: float
+    shift: float = 0.0  # years the valuation date moves forward (theta rows)
+
+
+@dataclass
+class Block:
+    """What a kernel sees for one block of paths (all arrays on ``xp``)."""
+
+    xp: ModuleType
+    logx: object  # (R, n, m) log of x = S / initial price
+    t: object  # (R, n) times from the (shifted) valuation date
+    dt: object  # (R, n) step lengths
+    df: object  # (R, n) discount factors exp(-rate t)
+    s: Mapping[str, object]  # scalars per row, shape (R, 1)
+    ser: Mapping[str, object]  # series per row, shape (R, n, 1)
+    mat_idx: object  # (R,) grid index of the maturity
+    df_mat: object  # (R, 1)
+    sigma: object  # (R, 1)
+    rate: object  # (R, 1)
+    div: object  # (R, 1)
+    x0: object  # (R, 1)
+    m: int
+    sparse: Mapping[str, object] = field(default_factory=dict)  # mask name -> (R, J) grid columns
+
+    def at(self, arr, idx):
+        """arr[r, idx[r], :] for (R, n, m) arr and (R,) idx."""
+        xp = self.xp
+        return xp.take_along_axis(arr, idx.reshape(-1, 1, 1), axis=1)[:, 0, :]
+
+
+Kernel = Callable[[Block], tuple]
+"""kernel(block) -> (y (R, m) discounted payoff per path, controls (R, K, m) or None)."""
+
+ControlMeans = Callable[[Sequence[MCTerms], Sequence[Row], np.ndarray], np.ndarray]
+"""control_means(terms, rows, grid) -> (R, K) exact means of the controls."""
+
+
+def batch_grid(terms: Sequence[MCTerms]) -> np.ndarray:
+    """Union of all contracts' times (rounded to 1e-10 years to merge equal dates)."""
+    allt = np.concatenate([np.asarray(t.times, dtype=np.float64) for t in terms])
+    grid = np.unique(np.round(allt, 10))
+    if grid.size == 0 or grid[0] <= 0:
+        raise ValueError("every MC event time must be after the valuation date")
+    return grid
+
+
+def _stack_params(terms: Sequence[MCTerms], grid: np.ndarray):
+    names_s = sorted({k for t in terms for k in t.scalars})
+    names_r = sorted({k for t in terms for k in t.series})
+    s = {k: np.array([float(t.scalars.get(k, 0.0)) for t in terms]) for k in names_s}
+    ser = {}
+    for k in names_r:
+        fill = next((t.fills[k] for t in terms if k in t.fills), 0.0)
+        a = np.full((len(terms), len(grid)), fill, dtype=np.float64)
+        for i, t in enumerate(terms):
+            if k in t.series:
+                idx = np.searchsorted(grid, np.round(np.asarray(t.times, dtype=np.float64), 10))
+                a[i, idx] = np.asarray(t.series[k], dtype=np.float64)
+        ser[k] = a
+    mat = np.searchsorted(grid, np.round(np.array([t.maturity for t in terms]), 10))
+    return s, ser, mat
+
+
+def sparse_columns(ser_np: Mapping[str, np.ndarray], ci: np.ndarray, mat_np: np.ndarray,
+                   max_frac: float = 0.25) -> dict[str, np.ndarray]:
+    """Grid columns (R, J) of each sparse observation mask (padded with the row's maturity).
+
+    Kernels test a sparse mask's block (e.g. monthly knock-outs) only on those columns,
+    instead of on every daily step of the grid.
+    """
+    out = {}
+    for k, a in ser_np.items():
+        if not k.endswith("_m"):
+            continue
+        on = a[ci] > 0.5
+        cnt = on.sum(axis=1)
+        J = int(cnt.max()) if cnt.size else 0
+        if J == 0 or J > max_frac * a.shape[1]:
+            continue
+        idx = np.empty((len(ci), J), dtype=np.int64)
+        for r in range(len(ci)):
+            cols = np.nonzero(on[r])[0]
+            idx[r, :len(cols)] = cols
+            idx[r, len(cols):] = cols[-1] if len(cols) else mat_np[ci[r]]
+        out[k] = idx
+    return out
+
+
+def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], kernel: Kernel, cfg: MCConfig,
+              control_means: ControlMeans | None = None, n_controls: int = 0,
+              grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Price every row; returns (price (R,), stderr (R,), diagnostics)."""
+    t0 = time.perf_counter()
+    grid = batch_grid(terms) if grid is None else grid
+    n = len(grid)
+    s_np, ser_np, mat_np = _stack_params(terms, grid)
+    ci = np.array([r.contract for r in rows])
+    R = len(rows)
+    dtype = np.dtype(cfg.dtype)
+    x0 = np.array([r.x0 for r in rows])
+    sig = np.array([r.sigma for r in rows])
+    rate = np.array([r.rate for r in rows])
+    div = np.array([r.div for r in rows])
+    shift = np.array([r.shift for r in rows])
+    # A row shifted past the first grid time (an observation today) sees that observation at
+    # t' = 0 (today's spot); later increments keep their own lengths.
+    t_rows = np.maximum(grid[None, :] - shift[:, None], 0.0)  # (R, n)
+    dt_rows = np.diff(np.concatenate([np.zeros((R, 1)), t_rows], axis=1), axis=1)
+    a_rows = np.sqrt(t_rows[:, 0] / grid[0]) - 1.0  # first-increment shortening
+    mu = rate - div - 0.5 * sig**2
+    dev = lambda a: xp.asarray(np.ascontiguousarray(a).astype(dtype))  # noqa: E731
+    base = dev((np.log(x0)[:, None] + mu[:, None] * t_rows)[:, :, None])  # (R, n, 1)
+    sig_d = dev(sig[:, None, None])
+    a_d = dev((sig * a_rows)[:, None])  # (R, 1)
+    blk_kw = dict(
+        xp=xp,
+        t=dev(t_rows),
+        dt=dev(dt_rows),
+        df=dev(np.exp(-rate[:, None] * t_rows)),
+        s={k: dev(v[ci][:, None]) for k, v in s_np.items()},
+        ser={k: dev(v[ci][:, :, None]) for k, v in ser_np.items()},
+        mat_idx=xp.asarray(mat_np[ci]),
+        df_mat=dev(np.exp(-rate * t_rows[np.arange(R), mat_np[ci]])[:, None]),
+        sigma=dev(sig[:, None]),
+        rate=dev(rate[:, None]),
+        div=dev(div[:, None]),
+        x0=dev(x0[:, None]),
+        sparse={k: xp.asarray(v) for k, v in sparse_columns(ser_np, ci, mat_np).items()},
+    )
+    acc = mc_paths.Accumulator(R, n_controls)
+    pcfg = cfg.path_config()
+    for chunk in mc_paths.brownian_chunks(xp, grid, pcfg, expansion=max(1, R)):
+        if chunk.half is not None:  # antithetic: log x = base + sigma W and base - sigma W
+            hw = chunk.half
+            h = hw.shape[1]
+            logx = xp.empty((R, n, 2 * h), dtype=dtype)
+            xp.multiply(sig_d, hw[None, :, :], out=logx[:, :, :h])
+            xp.negative(logx[:, :, :h], out=logx[:, :, h:])
+            logx += base
+            if np.any(a_rows != 0.0):
+                logx[:, :, :h] += a_d[:, :, None] * hw[None, 0:1, :]
+                logx[:, :, h:] -= a_d[:, :, None] * hw[None, 0:1, :]
+        else:
+            w = chunk.w  # (n, m)
+            logx = sig_d * w[None, :, :]
+            logx += base
+            if np.any(a_rows != 0.0):
+                logx += a_d[:, :, None] * w[None, 0:1, :]
+        blk = Block(logx=logx, m=chunk.m, **blk_kw)
+        y, ctrl = kernel(blk)
+        acc.add(xp, chunk, y, ctrl)
+        del logx, blk, y, ctrl
+    cm = None
+    if n_controls:
+        cm = control_means(terms, rows, grid)
+    price, stderr = acc.result(cm)
+    diag = mc_paths.describe(xp, pcfg, n)
+    diag.update(rows=R, contracts=len(terms), elapsed_s=time.perf_counter() - t0)
+    return price, stderr, diag
+
+
+# --------------------------------------------------------------------------- Greeks
+
+GREEK_SCENARIOS = ("base", "x_up", "x_dn", "v_up", "v_dn", "r_up", "r_dn", "theta")
+
+
+def greek_rows(contract: int, x0: float, sigma: float, rate: float, div: float, cfg: MCConfig,
+               greeks: bool = True, theta_ok: bool = True) -> list[Row]:
+    """Rows for one contract: base and, with ``greeks``, the bump-and-revalue scenarios."""
+    rows = [Row(contract, x0, sigma, rate, div)]
+    if not greeks:
+        return rows
+    h, dv, dr = cfg.spot_bump, cfg.vol_bump, cfg.rate_bump
+    rows += [
+        Row(contract, x0 * (1 + h), sigma, rate, div),
+        Row(contract, x0 * (1 - h), sigma, rate, div),
+        Row(contract, x0, sigma + dv, rate, div),
+        Row(contract, x0, max(sigma - dv, 1e-4), rate, div),
+        Row(contract, x0, sigma, rate + dr, div),
+        Row(contract, x0, sigma, rate - dr, div),
+        Row(contract, x0, sigma, rate, div, shift=DAY if theta_ok else 0.0),
+        Row(contract, x0 * (1 + cfg.gamma_bump), sigma, rate, div),
+        Row(contract, x0 * (1 - cfg.gamma_bump), sigma, rate, div),
+    ]
+    return rows
+
+
+N_GREEK_ROWS = 10
+
+
+def greeks_from(values: np.ndarray, x0: float, sigma: float, cfg: MCConfig, theta_ok: bool = True) -> dict:
+    """CONTRACTS.md Greeks from the scenario values of `greek_rows` (8 values: gamma from the delta bumps)."""
+    v0, xu, xd, vu, vd, ru, rd, th = (float(v) for v in values[:8])
+    hx = cfg.spot_bump * x0
+    dv_dn = min(cfg.vol_bump, sigma - 1e-4)
+    if len(values) >= 10:
+        gu, gd, hg = float(values[8]), float(values[9]), cfg.gamma_bump * x0
+        gamma = (gu - 2 * v0 + gd) / (hg * hg)
+    else:
+        gamma = (xu - 2 * v0 + xd) / (hx * hx)
+    return {
+        "delta": (xu - xd) / (2 * hx),
+        "gamma": gamma,
+        "vega": (vu - vd) / (cfg.vol_bump + dv_dn) * 0.01,
+        "theta": (th - v0) if theta_ok else 0.0,
+        "rho": (ru - rd) / (2 * cfg.rate_bump) * 0.01,
+    }
+
+
+def norm_cdf(xp: ModuleType, z):
+    """Standard normal CDF on any backend (erf from math for NumPy-free scalars too)."""
+    if xp is np:
+        from scipy.special import ndtr  # noqa: PLC0415
+
+        return ndtr(z)
+    from cupyx.scipy.special import ndtr  # noqa: PLC0415
+
+    return ndtr(z)
+
+
+def describe_backend(xp: ModuleType) -> str:
+    return backend_name(xp)
+
+
+def bs_price(x, k, t, r, q, sig, call: bool) -> float:
+    """Black-Scholes price of a unit-notional vanilla in x units (host helper for tests/controls)."""
+    if t <= 0:
+        return max(x - k, 0.0) if call else max(k - x, 0.0)
+    from scipy.special import ndtr  # noqa: PLC0415
+
+    sd = sig * math.sqrt(t)
+    d1 = (math.log(x / k) + (r - q + 0.5 * sig * sig) * t) / sd
+    d2 = d1 - sd
+    if call:
+        return x * math.exp(-q * t) * ndtr(d1) - k * math.exp(-r * t) * ndtr(d2)
+    return k * math.exp(-r * t) * ndtr(-d2) - x * math.exp(-q * t) * ndtr(-d1)
+
+
+# --------------------------------------------------------------------------- spot ladders
+
+def ladder_plan(terms: Sequence[MCTerms], grid: np.ndarray, extreme_blocks: Mapping[str, str]):
+    """Per-contract column plan for spot ladders on compressed paths.
+
+    A spot scenario shifts every log x of a path by the same constant, so a block that only
+    asks *whether* a level was crossed (a knock-in, a knock-out with a constant level whose
+    rebate is paid at maturity) needs only the path's extreme over its observation mask.
+    ``extreme_blocks`` maps such a mask series (e.g. ``ki_m``) to ``"min"`` or ``"max"``.
+    Kept columns are the other event columns (their masks) and the maturity.
+    Returns (keep_idx (C, J) with padding, pad (C, J) bool, extremes list).
+    """
+    C = len(terms)
+    s_np, ser_np, mat_np = _stack_params(terms, grid)
+    masks = [k for k in ser_np if k.endswith("_m") and k not in extreme_blocks]
+    keep = []
+    for c in range(C):
+        cols = set([int(mat_np[c])])
+        for k in masks:
+            cols.update(np.nonzero(ser_np[k][c] > 0.5)[0].tolist())
+        keep.append(sorted(cols))
+    J = max(len(k) for k in keep)
+    idx = np.zeros((C, J), dtype=np.int64)
+    pad = np.ones((C, J), dtype=bool)
+    for c, cols in enumerate(keep):
+        idx[c, :len(cols)] = cols
+        idx[c, len(cols):] = mat_np[c]
+        pad[c, :len(cols)] = False
+    return idx, pad, ser_np, s_np, mat_np
+
+
+def run_ladder(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], spot_shifts: Sequence[Sequence[float]],
+               kernel: Kernel, cfg: MCConfig, extreme_blocks: Mapping[str, str],
+               grid: np.ndarray | None = None, fast=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Values of every row under its relative spot shifts: lists of (S_r,) prices and stderrs.
+
+    A spot shift moves a whole log path by a constant, so paths are built once per row
+    (one vol / rate / date scenario) and compressed (see `ladder_plan`); each spot shift
+    then costs only the kernel on the few remaining columns. ``spot_shifts[r]`` lists the
+    shifts of row r (e.g. the 41 ladder points for base-vol rows, just 0 for a vega row).
+    ``fast`` is an optional all-shifts kernel (`mc_blocks.make_ladder_kernel`), used when
+    every row has the same sorted shifts.
+    """
+    grid = batch_grid(terms) if grid is None else grid
+    n = len(grid)
+    idx_c, pad_c, ser_np, s_np, mat_np = ladder_plan(terms, grid, extreme_blocks)
+    ci = np.array([r.contract for r in rows])
+    R = len(rows)
+    ext = list(extreme_blocks.items())
+    J = idx_c.shape[1]
+    Jt = J + len(ext)
+    dtype = np.dtype(cfg.dtype)
+    dev = lambda a: xp.asarray(np.ascontiguousarray(a).astype(dtype))  # noqa: E731
+    x0 = np.array([r.x0 for r in rows])
+    sig = np.array([r.sigma for r in rows])
+    rate = np.array([r.rate for r in rows])
+    div = np.array([r.div for r in rows])
+    shift_t = np.array([r.shift for r in rows])
+    mu = rate - div - 0.5 * sig**2
+    t_rows = np.maximum(grid[None, :] - shift_t[:, None], 0.0)
+    a_rows = np.sqrt(t_rows[:, 0] / grid[0]) - 1.0
+    idx_r, pad_r = idx_c[ci], pad_c[ci]  # (R, J)
+    t_k = np.take_along_axis(t_rows, idx_r, axis=1)
+    t_cols = np.concatenate([t_k, np.repeat(t_k[:, -1:], len(ext), axis=1)], axis=1)
+    ser_c = {}
+    for k, a in ser_np.items():
+        g = np.take_along_axis(a[ci], idx_r, axis=1)
+        if k.endswith("_m"):
+            g = np.where(pad_r, 0.0, g)
+            if k in extreme_blocks:
+                g[:] = 0.0
+        extra = np.zeros((R, len(ext)))
+        for e, (mk, _) in enumerate(ext):
+            base = mk[:-2]
+            if k == mk:
+                extra[:, e] = 1.0
+            elif k.startswith(base + "_") and not k.endswith("_m"):
+                first = np.argmax(ser_np[mk][ci] > 0.5, axis=1)  # constant level / rebate of the block
+                extra[:, e] = a[ci][np.arange(R), first]
+            elif k.endswith("_m"):
+                extra[:, e] = 0.0
+            else:
+                extra[:, e] = g[:, -1]
+        ser_c[k] = np.concatenate([g, extra], axis=1)
+    mat_pos = np.array([int(np.nonzero(idx_r[r] == mat_np[ci[r]])[0][0]) for r in range(R)])
+    # kernel rows: (row, its spot shifts), flattened
+    counts = np.array([len(s) for s in spot_shifts])
+    owner = np.repeat(np.arange(R), counts)
+    sh = np.concatenate([np.asarray(s, dtype=np.float64) for s in spot_shifts])
+    K = len(owner)
+    sparse = {}
+    for e, (mk, _) in enumerate(ext):  # blocks reduced to their extreme column: test that column only
+        sparse[mk] = np.full((K, 1), J + e, dtype=np.int64)
+    blk_kw = dict(
+        xp=xp,
+        t=dev(t_cols[owner]),
+        dt=dev(np.diff(np.concatenate([np.zeros((R, 1)), t_cols], axis=1), axis=1)[owner]),
+        df=dev(np.exp(-rate[:, None] * t_cols)[owner]),
+        s={k: dev(v[ci][owner][:, None]) for k, v in s_np.items()},
+        ser={k: dev(v[owner][:, :, None]) for k, v in ser_c.items()},
+        mat_idx=xp.asarray(mat_pos[owner]),
+        df_mat=dev(np.exp(-rate * t_cols[np.arange(R), mat_pos])[owner][:, None]),
+        sigma=dev(sig[owner][:, None]),
+        rate=dev(rate[owner][:, None]),
+        div=dev(div[owner][:, None]),
+        x0=dev((x0[owner] * (1 + sh))[:, None]),
+        sparse={k: xp.asarray(v) for k, v in sparse.items()},
+    )
+    base = dev(np.log(x0)[:, None] + mu[:, None] * t_rows)  # (R, n)
+    ext_cols = []  # per extreme block: (R, n) mask and, when the mask is one run of columns, its bounds
+    for mk, how in ext:
+        mask = ser_np[mk][ci] > 0.5
+        runs = []
+        for r in range(R):
+            on = np.nonzero(mask[r])[0]
+            runs.append((int(on[0]), int(on[-1]) + 1) if on.size and on[-1] - on[0] + 1 == on.size else None)
+        ext_cols.append((xp.asarray(mask), runs, how))
+    n_r = mat_np[ci] + 1  # a row's path is needed only up to its maturity
+    owner_d = xp.asarray(owner)
+    shifts_d = dev(np.log1p(sh)[:, None, None])
+    acc = mc_paths.Accumulator(K)
+    expansion = max(1, int(math.ceil(3 * K * Jt / n)))
+    same = all(tuple(x) == tuple(spot_shifts[0]) for x in spot_shifts) and list(spot_shifts[0]) == sorted(spot_shifts[0])
+    if fast is not None and same:
+        fp = {"ser": {k: dev(v) for k, v in ser_c.items()}, "s": {k: dev(v[ci][:, None]) for k, v in s_np.items()},
+              "df": dev(np.exp(-rate[:, None] * t_cols)),
+              "df_mat": dev(np.exp(-rate * t_cols[np.arange(R), mat_pos])[:, None]),
+              "mat_pos": xp.asarray(mat_pos), "ext_col": {mk: J + e for e, (mk, _) in enumerate(ext)}}
+        c_fast = dev(np.log1p(np.asarray(spot_shifts[0], dtype=np.float64)))
+        expansion = max(1, int(math.ceil(8 * K / n)))
+    else:
+        fast = None
+    sig_h, a_h = [dtype.type(v) for v in sig], [dtype.type(v) for v in sig * a_rows]
+    idx_rows = [xp.asarray(idx_r[r]) for r in range(R)]
+    for chunk in mc_paths.brownian_chunks(xp, grid, cfg.path_config(), expansion=expansion):
+        hw = chunk.half
+        w = chunk.w if hw is None else None
+        m = chunk.m
+        Lc = xp.empty((R, Jt, m), dtype=dtype)
+        buf = xp.empty((n, m), dtype=dtype)
+        for r in range(R):  # row by row: the (n, m) block of one row stays in cache
+            k = int(n_r[r])
+            Lr = buf[:k]
+            if hw is not None:  # antithetic halves: sigma W and -sigma W
+                h = hw.shape[1]
+                xp.multiply(hw[:k], sig_h[r], out=Lr[:, :h])
+                if a_h[r] != 0:
+                    Lr[:, :h] += a_h[r] * hw[0]
+                xp.negative(Lr[:, :h], out=Lr[:, h:])
+            else:
+                xp.multiply(w[:k], sig_h[r], out=Lr)
+                if a_h[r] != 0:
+                    Lr += a_h[r] * w[0]
+            Lr += base[r, :k, None]
+            Lc[r, :J] = Lr[idx_rows[r]]
+            for e, (mask, runs, how) in enumerate(ext_cols):
+                run = runs[r]
+                if run is not None:
+                    seg = Lr[run[0]:min(run[1], k)]
+                    Lc[r, J + e] = seg.min(axis=0) if how == "min" else seg.max(axis=0)
+                else:
+                    mr = mask[r, :k, None]
+                    Lc[r, J + e] = (xp.where(mr, Lr, np.inf).min(axis=0) if how == "min"
+                                    else xp.where(mr, Lr, -np.inf).max(axis=0))
+        if fast is not None:
+            y = fast(xp, Lc, c_fast, fp).reshape(K, m)
+            acc.add(xp, chunk, y, None)
+            del Lc, buf
+            continue
+        Ls = xp.take(Lc, owner_d, axis=0)
+        Ls += shifts_d
+        y, _ = kernel(Block(logx=Ls, m=m, **blk_kw))
+        acc.add(xp, chunk, y, None)
+        del Ls, Lc, buf
+    price, err = acc.result()
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return ([price[bounds[r]:bounds[r + 1]] for r in range(R)], [err[bounds[r]:bounds[r + 1]] for r in range(R)])
