@@ -120,9 +120,28 @@ _QA_SCHEMA = {
 }
 
 
-def llm_pairs(nodes: list[TextNode], llm, timeout: float | None = None, per_chunk: int = 2) -> list[dict]:
-    """Ask the model for pairs per passage; keep only answers whose numbers/entities the passage holds."""
+def split_grounded(pairs: list[dict], passage: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(kept, rejected) question-answer pairs: kept answers have every number and entity in the passage."""
+    kept, rejected = [], []
+    for p in pairs:
+        q, a = str(p.get("question", "")).strip(), str(p.get("answer", "")).strip()
+        if len(q) < 4 or not a:
+            rejected.append((q, a))
+        elif groundedness(a, passage)[0]:
+            kept.append((q, a))
+        else:
+            rejected.append((q, a))
+    return kept, rejected
+
+
+def llm_pairs(nodes: list[TextNode], llm, timeout: float | None = None, per_chunk: int = 2,
+              stats: dict | None = None) -> list[dict]:
+    """Ask the model for pairs per passage; keep only grounded ones. `stats` (if given) counts
+    passages asked, model failures, pairs proposed and pairs kept."""
     rows: list[dict] = []
+    counts = stats if stats is not None else {}
+    for key in ("asked", "failed", "proposed", "kept"):
+        counts.setdefault(key, 0)
     for n in nodes:
         text = n.get_content()
         if len(text) < 40:
@@ -132,21 +151,21 @@ def llm_pairs(nodes: list[TextNode], llm, timeout: float | None = None, per_chun
             {"role": "user", "content": f"段落：\n{text}\n\n请生成{per_chunk}个问答对，输出 JSON："
                                         '{"pairs": [{"question": "...", "answer": "..."}]}'},
         ]
+        counts["asked"] += 1
         try:
             if hasattr(llm, "complete_json"):
                 doc = llm.complete_json(messages, _QA_SCHEMA, timeout=timeout)
             else:
                 doc = json.loads(llm.complete_text(messages, timeout=timeout))
         except Exception:  # a model that fails on one passage does not stop the batch
+            counts["failed"] += 1
             continue
-        for p in (doc or {}).get("pairs", [])[:per_chunk]:
-            q, a = str(p.get("question", "")).strip(), str(p.get("answer", "")).strip()
-            if len(q) < 4 or not a:
-                continue
-            ok, _ = groundedness(a, text)
-            if ok:
-                rows.append({"question": q, "answer": a, "kind": "llm", "source": n.metadata.get("source", ""),
-                             "chunk_id": n.node_id, "passage": text})
+        pairs = (doc or {}).get("pairs", [])[:per_chunk]
+        kept, _ = split_grounded(pairs, text)
+        counts["proposed"] += len(pairs)
+        counts["kept"] += len(kept)
+        rows += [{"question": q, "answer": a, "kind": "llm", "source": n.metadata.get("source", ""),
+                  "chunk_id": n.node_id, "passage": text} for q, a in kept]
     return rows
 
 
