@@ -11,6 +11,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from otcdesk.app.commands import CommandError
+
 
 def register(sub) -> None:
     p = sub.add_parser("db", help="database schema migrations")
@@ -27,6 +29,8 @@ def upgrade(_args, settings) -> dict:
     engine = make_engine(settings.db_url)
     try:
         done = migrations.upgrade(engine)
+    except migrations.UnknownSchemaError as exc:
+        raise CommandError(str(exc), {"database": _shown(settings.db_url)}) from None
     finally:
         engine.dispose()
     return {"database": _shown(settings.db_url), **done, "head": migrations.head()}

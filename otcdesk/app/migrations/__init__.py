@@ -68,7 +68,8 @@ def upgrade(engine: Engine) -> dict:
     PostgreSQL takes a transaction-scoped advisory lock; SQLite takes the file's write lock
     (`BEGIN IMMEDIATE`), so a second process waits, then finds the database at head. A database made
     by the release before Alembic (its tables, no `alembic_version`) is stamped at the baseline first.
-    Returns `{"from", "stamped", "current"}`.
+    Returns `{"from", "stamped", "current"}`; raises `UnknownSchemaError` (and changes nothing) for a
+    database holding only some of the baseline tables.
     """
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":

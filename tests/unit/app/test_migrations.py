@@ -69,6 +69,7 @@ def test_upgrade_from_empty_database_matches_the_models(engine, db_settings):
 
         _saver, close = make_checkpointer(db_settings)
         close()
+        assert migrations.FOREIGN_TABLES <= set(inspect(engine).get_table_names())
     assert schema_diff(engine) == []
     if db_settings.is_postgres:  # alembic_version lives in the schema search_path names, like the tables
         with engine.connect() as conn:
@@ -195,3 +196,14 @@ def test_db_current_and_upgrade_commands_on_a_fresh_data_dir(tmp_path, monkeypat
                                     "head": head}
     assert run("db", "current") == {"database": database, "current": head, "head": head, "up_to_date": True}
     assert run("db", "upgrade")["from"] == head
+
+
+def test_db_upgrade_refuses_an_unknown_schema_with_a_json_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OTCDESK_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    engine = make_engine(f"sqlite:///{tmp_path / 'otcdesk.db'}")
+    SQLModel.metadata.create_all(engine, tables=[migrations.desk_metadata().tables["user"]])
+    engine.dispose()
+    assert main(["db", "upgrade"]) == 2
+    doc = json.loads(capsys.readouterr().out)
+    assert "lacks" in doc["error"] and doc["detail"]["database"].endswith("otcdesk.db")
