@@ -26,6 +26,7 @@ def emit(doc) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # per-connection chatter; app.migrations logs changes
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -1,7 +1,12 @@
-"""Database engine and unit of work (SQLModel over SQLite by default, PostgreSQL by `DATABASE_URL`).
+"""Database engine, schema migration at start, and unit of work (SQLite by default, PostgreSQL by `DATABASE_URL`).
 
-Tables are declared in `app.models` (and other `app` modules) on the shared
-`SQLModel.metadata`; `init_db` creates whatever is missing, so it is idempotent.
+Tables are declared in `app.models` (and `app.vault`) on the shared `SQLModel.metadata`; the schema
+itself is made by the Alembic revisions in `app.migrations`, which `init_db` applies at start.
+
+Changing a table: edit the model, then draft a revision with
+`python -m otcdesk.app.migrations "what changed"` (written to `app/migrations/versions/`), review it
+(autogenerate misses renames, server defaults, triggers), and run `tests/unit/app/test_migrations.py`,
+which fails while the migrated schema and the models disagree.
 """
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
+
+from otcdesk.app import migrations
 
 
 def make_engine(url: str) -> Engine:
@@ -30,36 +37,12 @@ def make_engine(url: str) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create all tables that do not exist yet (idempotent)."""
-    import otcdesk.app.models  # noqa: F401  - registers the tables on SQLModel.metadata
+    """Bring the schema to the newest revision (`alembic upgrade head`); idempotent, safe in parallel.
 
-    SQLModel.metadata.create_all(engine)
-    _protect_audit_log(engine)
-
-
-_SQLITE_AUDIT_TRIGGERS = [
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log "
-    "BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
-]
-_PG_AUDIT_TRIGGER = [
-    "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $$",
-    "DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log",
-    "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
-    "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
-]
-
-
-def _protect_audit_log(engine: Engine) -> None:
-    """Database-level guard: the audit log refuses UPDATE and DELETE, whoever connects."""
-    statements = _SQLITE_AUDIT_TRIGGERS if engine.dialect.name == "sqlite" else _PG_AUDIT_TRIGGER
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724101)")  # concurrent init_db calls
-        for stmt in statements:
-            conn.exec_driver_sql(stmt)
+    Every process runs it at start (server, CLI commands, tests). A database made before Alembic is
+    stamped at the baseline, then upgraded; see `otcdesk.app.migrations`.
+    """
+    migrations.upgrade(engine)
 
 
 @contextmanager
