@@ -12,7 +12,6 @@ affine map to log-spot), i.e. what limits it further.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import numpy as np
@@ -44,12 +43,13 @@ def quantlib_run(paths: int, antithetic: bool) -> tuple[float, float, float]:
 def ours_run(paths: int, dtype: str, antithetic: bool, seed: int = 42) -> tuple[float, float, float]:
     from otcdesk.pricing_engine import mc_blocks, mc_core
     from otcdesk.pricing_engine.blocks import Leg, ResolvedSchedule
+    from otcdesk.pricing_engine.engines import EngineOptions
     import datetime as dt
 
     d = dt.date(2026, 1, 5)
     rs = ResolvedSchedule(structure="vanilla", valuation_date=d, start_date=d, maturity_date=d + dt.timedelta(365),
                           T=T, spot_x=1.0, initial_price=S0, legs=(Leg("call", K / S0, 1.0),))
-    cfg = mc_core.MCConfig(paths=paths, seed=seed, dtype=dtype, antithetic=antithetic)
+    cfg = EngineOptions(paths=paths, seed=seed, dtype=dtype, antithetic=antithetic)
     shape = mc_blocks.shape_of(rs)
     terms = [mc_blocks.to_terms(rs, cfg)]
     grid = np.arange(1, STEPS + 1) * (T / STEPS)
@@ -95,9 +95,9 @@ def main(argv=None) -> None:
     ap.add_argument("--paths", type=int, default=1_000_000)
     ap.add_argument("--ql-paths", type=int, default=20_000)
     args = ap.parse_args(argv)
-    from otcdesk.pricing_engine.mc_core import bs_price
+    from otcdesk.pricing_engine.analytic_vanilla import bs_price
 
-    bs = bs_price(1.0, K / S0, T, R, Q, VOL, True)
+    bs = bs_price("call", 1.0, K / S0, T, R, Q, VOL)
     print(f"1y ATM call, {STEPS} steps; Black-Scholes {bs:.5f} (per unit notional)")
     print(f"{'engine':46s} {'paths':>9s} {'price':>8s} {'stderr':>8s} {'z':>6s} {'seconds':>8s} {'M path-steps/s':>15s}")
     rows = []

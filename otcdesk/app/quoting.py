@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 from otcdesk.app.market import market_for
 
 log = logging.getLogger(__name__)
-_NON_PRODUCT_FIELDS = {"missing", "assumed", "quote"}
+_NON_PRODUCT_FIELDS = {"missing", "assumed"}
 _CN_TZ = timezone(timedelta(hours=8))
 
 
@@ -18,7 +18,11 @@ def today_cn() -> date:
 
 def price_request(req: dict, *, snapshot: dict | None = None, valuation_date: date | None = None,
                   engine: str = "auto") -> dict:
-    """A priced line: the request, the `otcdesk price` result fields and the market used; or an `error`."""
+    """A priced line: the request, the `otcdesk price` result fields and the market used; or an `error`.
+
+    The request goes to `price` as it is (`quote` included): what to solve for, e.g. the fair coupon of a
+    request asking for one, is `pricing_engine.api.solve_field`'s rule.
+    """
     from otcdesk.pricing_engine.api import price
     from otcdesk.pricing_engine.errors import PricingError
 
@@ -34,8 +38,6 @@ def price_request(req: dict, *, snapshot: dict | None = None, valuation_date: da
         "valuation_date": (valuation_date or today_cn()).isoformat(),
         "engine": engine,
     }
-    if req.get("quote") == "coupon" and doc["product"].get("coupon_pct") is None:
-        doc.update(solve_for="coupon_pct", target_price_pct=0.0)
     try:
         result = price(doc)
     except PricingError as exc:

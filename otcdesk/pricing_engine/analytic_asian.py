@@ -52,7 +52,7 @@ class AnalyticGeometricAsianEngine(ClosedFormEngine):
         past = sum(math.log(p) for p in res.past_fixings)
         leg = res.legs[0]
         v = geometric_asian(leg.kind, res.spot_x, leg.strike, res.fixing_times, res.T, model.rate, model.div,
-                            model.sigma(), past, res.n_fixings)
+                            model.vol, past, res.n_fixings)
         return leg.weight * v
 
     def method(self, product) -> str:

@@ -94,7 +94,7 @@ class AnalyticBarrierEngine(ClosedFormEngine):
     def value(self, product, model, valuation_date) -> float:
         from otcdesk.pricing_engine.products import BarrierSpec, VanillaSpec
         res = product.resolve(valuation_date, model)  # validates dates and barrier side
-        x, T, r, q, v = res.spot_x, res.T, model.rate, model.div, model.sigma()
+        x, T, r, q, v = res.spot_x, res.T, model.rate, model.div, model.vol
         H = product.barrier_pct / 100.0
         if product.barrier_monitoring == "daily":
             H = bgk_shift(H, x, v)

@@ -5,11 +5,14 @@ exactly, from two primitives on [a, b):
   cash(a, b)  = e^{-rT} P(a <= x_T < b)         = e^{-rT} [N(d2(a)) - N(d2(b))]
   asset(a, b) = E[e^{-rT} x_T 1{a <= x_T < b}]  = x e^{-qT} [N(d1(a)) - N(d1(b))]
 That covers vanilla, spreads, digitals, and European (at-maturity) barriers, sharkfins and knock-ins.
+The formulas take NumPy arrays as well as floats for x, T, r, q and vol (levels a, b, k are floats):
+the book revalues its closed-form trades over Greek bumps and the spot x vol grid with them.
 """
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy.special import ndtr
 
 from otcdesk.pricing_engine.blocks import Leg, ResolvedSchedule
@@ -19,30 +22,30 @@ from otcdesk.pricing_engine.errors import PricingError
 INF = math.inf
 
 
-def _d(x: float, k: float, T: float, r: float, q: float, s: float) -> tuple[float, float]:
+def _d(x, k: float, T, r, q, s):
     """(N(d1), N(d2)) for the event x_T > k; handles k = 0 and k = inf."""
     if k <= 0:
         return 1.0, 1.0
     if k == INF:
         return 0.0, 0.0
-    sd = s * math.sqrt(T)
-    d1 = (math.log(x / k) + (r - q + 0.5 * s * s) * T) / sd
-    return float(ndtr(d1)), float(ndtr(d1 - sd))
+    sd = s * np.sqrt(T)
+    d1 = (np.log(x / k) + (r - q + 0.5 * s * s) * T) / sd
+    return ndtr(d1), ndtr(d1 - sd)
 
 
-def cash_between(x, a, b, T, r, q, s) -> float:
+def cash_between(x, a: float, b: float, T, r, q, s):
     if b <= a:
-        return 0.0
-    return math.exp(-r * T) * (_d(x, a, T, r, q, s)[1] - _d(x, b, T, r, q, s)[1])
+        return 0.0 * x
+    return np.exp(-r * T) * (_d(x, a, T, r, q, s)[1] - _d(x, b, T, r, q, s)[1])
 
 
-def asset_between(x, a, b, T, r, q, s) -> float:
+def asset_between(x, a: float, b: float, T, r, q, s):
     if b <= a:
-        return 0.0
-    return x * math.exp(-q * T) * (_d(x, a, T, r, q, s)[0] - _d(x, b, T, r, q, s)[0])
+        return 0.0 * x
+    return x * np.exp(-q * T) * (_d(x, a, T, r, q, s)[0] - _d(x, b, T, r, q, s)[0])
 
 
-def leg_value(leg: Leg, x, T, r, q, s, a=0.0, b=INF) -> float:
+def leg_value(leg: Leg, x, T, r, q, s, a: float = 0.0, b: float = INF):
     """Discounted value of `leg` paid only when a <= x_T < b."""
     k, w = leg.strike, leg.weight
     if leg.kind == "call":
@@ -64,16 +67,17 @@ def leg_value(leg: Leg, x, T, r, q, s, a=0.0, b=INF) -> float:
     return w * v
 
 
-def european_value(legs, x, T, r, q, s, a=0.0, b=INF) -> float:
+def european_value(legs, x, T, r, q, s, a: float = 0.0, b: float = INF):
     return sum(leg_value(leg, x, T, r, q, s, a, b) for leg in legs)
 
 
 def bs_price(option_type: str, x: float, k: float, T: float, r: float, q: float, s: float) -> float:
     """Black–Scholes call/put on relative spot x and strike k (per unit of initial price)."""
-    return leg_value(Leg(option_type, k, 1.0), x, T, r, q, s)
+    return float(leg_value(Leg(option_type, k, 1.0), x, T, r, q, s))
 
 
-def _is_european(res: ResolvedSchedule) -> bool:
+def is_european(res: ResolvedSchedule) -> bool:
+    """True when every event of `res` is at maturity, so its value depends on x_T only."""
     if res.coupons is not None or res.fixing_times or res.averaging:
         return False
     for ko in res.knock_outs:
@@ -83,9 +87,9 @@ def _is_european(res: ResolvedSchedule) -> bool:
     return ki is None or res.knocked_in or ki.monitoring == "maturity"
 
 
-def value_european(res: ResolvedSchedule, model) -> float:
-    """Value of a product whose only events are at maturity (see `_is_european`)."""
-    T, r, q, s, x = res.T, model.rate, model.div, model.sigma(), res.spot_x
+def value_european(res: ResolvedSchedule, x, T, r, q, s):
+    """Value of a product whose only events are at maturity (see `is_european`) at spot x, term T, rate r,
+    dividend q and vol s (floats, or arrays broadcast together)."""
     lo, hi = 0.0, INF
     rebate_lo = rebate_hi = 0.0
     for ko in res.knock_outs:  # at-maturity knock-out: x_T >= level (up) or <= level (down) pays the rebate
@@ -94,7 +98,7 @@ def value_european(res: ResolvedSchedule, model) -> float:
         else:
             lo, rebate_lo = max(lo, ko.level), ko.rebate
     if lo >= hi:
-        return rebate_hi * math.exp(-r * T)
+        return rebate_hi * np.exp(-r * T) + 0.0 * x
     # x_T == level knocks out; with a continuous law the boundary point has no mass
     v = rebate_hi * cash_between(x, hi, INF, T, r, q, s) + rebate_lo * cash_between(x, 0.0, lo, T, r, q, s)
     ki = res.knock_in
@@ -131,9 +135,9 @@ class AnalyticEuropeanEngine(ClosedFormEngine):
 
     def value(self, product, model, valuation_date) -> float:
         res = product.resolve(valuation_date, model)
-        if not _is_european(res):
+        if not is_european(res):
             raise PricingError("the analytic European engine needs a payoff on the final price only")
-        return value_european(res, model)
+        return float(value_european(res, res.spot_x, res.T, model.rate, model.div, model.vol))
 
     def method(self, product) -> str:
         return "black_scholes_closed_form"

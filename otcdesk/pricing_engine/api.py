@@ -4,8 +4,9 @@ Input: {product, market, valuation_date, engine, solve_for, target_price_pct, en
 `product` is a CONTRACTS.md product / QuoteRequest dict; `market` is required here (the CLI fills it
 from the stored snapshot). Output: {price, price_pct, pv, stderr, greeks, engine, solved, diagnostics}
 plus echo fields (product, market, valuation_date). Bad input raises PricingError.
-A QuoteRequest with `quote: "coupon"` and no `coupon_pct` is solved for its coupon (as with
-`solve_for: coupon_pct`, target `target_price_pct`, default 0) even without `solve_for`.
+What is solved for is decided by `solve_field` alone: `solve_for`, or for a QuoteRequest with
+`quote: "coupon"` and no `coupon_pct`, its coupon (target `target_price_pct`, default 0). The desk's
+quoting (`otcdesk.app.quoting`) passes the QuoteRequest as it is and relies on that rule.
 """
 from __future__ import annotations
 
@@ -39,6 +40,26 @@ def price_product(product: ProductSpec, market: MarketSpec, valuation_date, engi
     return res.scaled(side_sign(product))
 
 
+def solve_field(doc: Mapping[str, Any], product: ProductSpec) -> str | None:
+    """The field `price` solves for: `solve_for`, else `coupon_pct` for a QuoteRequest asking for a coupon
+    (`quote: coupon`) that gives none. The one place this rule lives; a structure without a coupon is then
+    refused by the solver with that reason."""
+    if doc.get("solve_for"):
+        return doc["solve_for"]
+    if product.quote == "coupon" and getattr(product, "coupon_pct", None) is None:
+        return "coupon_pct"
+    return None
+
+
+def _target(doc: Mapping[str, Any]) -> float:
+    """`target_price_pct` (default 0) as a fraction."""
+    target = doc.get("target_price_pct")
+    try:
+        return float(target if target is not None else 0.0) / 100.0
+    except (TypeError, ValueError):
+        raise PricingError("target_price_pct must be a number", {"field": "target_price_pct"}) from None
+
+
 def price(doc: Mapping[str, Any]) -> dict:
     """The `otcdesk price` output document for one input document (see module docstring)."""
     t0 = time.perf_counter()
@@ -48,46 +69,36 @@ def price(doc: Mapping[str, Any]) -> dict:
         raise PricingError("product is missing", {"field": "product"})
     product = product_from_dict(doc["product"])
     market = MarketSpec.from_dict(doc.get("market"))
-    vd_raw = doc.get("valuation_date") or market.extra.get("as_of")
+    vd_raw = doc.get("valuation_date") or market.info.get("as_of")
     if vd_raw is None:
         raise PricingError("valuation_date is missing", {"field": "valuation_date"})
     vd = to_date(vd_raw, "valuation_date")
     options = EngineOptions.from_dict(doc.get("engine_options"))
-    kind = (doc.get("engine") or "auto")
+    kind = doc.get("engine") or "auto"
     model = market.to_model()
     product = freeze(product, model, vd)
     eng = select_engine(product, kind)
     sign = side_sign(product)
 
     solved: dict[str, float] = {}
-    seen: dict = {}
-    field = doc.get("solve_for")
-    if not field and getattr(product, "quote", None) == "coupon" and getattr(product, "coupon_pct", 0) is None:
-        field = "coupon_pct"  # a QuoteRequest asking for a coupon, with none given: quote the fair one
+    res = None
+    field = solve_field(doc, product)
     if field:
-        target = doc.get("target_price_pct", 0.0)
-        try:
-            target = float(target if target is not None else 0.0) / 100.0
-        except (TypeError, ValueError):
-            raise PricingError("target_price_pct must be a number", {"field": "target_price_pct"}) from None
+        target = _target(doc)
         quick = replace(options, greeks=False, ladder=None)
         seen: dict = {}
 
         def signed(p, m, v):
-            r = eng.price(p, m, v, quick)
-            try:
-                seen[(p, m)] = r
-            except TypeError:  # unhashable spec: no reuse
-                pass
+            seen[(p, m)] = r = eng.price(p, m, v, quick)
             return sign * r.price
 
         value, product, model = solve_for(field, product, model, vd, signed, target)
         solved[field] = value
         if not eng.supports(product):  # e.g. a solved strike changed what the engine can do
             eng = select_engine(product, kind)
-
-    reuse = seen.get((product, model)) if (field and not options.greeks and not options.ladder) else None
-    res = (reuse or eng.price(product, model, vd, options)).scaled(sign)
+        elif not options.greeks and not options.ladder:  # the solver's last price is the answer
+            res = seen.get((product, model))
+    res = (res or eng.price(product, model, vd, options)).scaled(sign)
     greeks = {k: float(res.greeks[k]) for k in GREEK_NAMES if k in res.greeks}
     diagnostics = dict(res.diagnostics)
     diagnostics.setdefault("paths", None)

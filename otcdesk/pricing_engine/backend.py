@@ -57,11 +57,3 @@ def get_xp(name: str = "numpy") -> ModuleType:
 def backend_name(xp: ModuleType) -> str:
     """``'numpy'`` or ``'cupy'`` for an array module."""
     return "numpy" if xp is np else getattr(xp, "__name__", str(xp)).split(".")[0]
-
-
-def to_numpy(a):
-    """A NumPy copy of an array from any backend (no-op for NumPy arrays and scalars)."""
-    if isinstance(a, np.ndarray) or np.isscalar(a):
-        return a
-    get = getattr(a, "get", None)
-    return np.asarray(get() if get is not None else a)

@@ -145,20 +145,8 @@ class ResolvedSchedule:
         return np.asarray(self.knock_outs[0].times if self.knock_outs else (), dtype=float)
 
     @property
-    def ko_levels(self) -> np.ndarray:
-        return np.asarray(self.knock_outs[0].levels if self.knock_outs else (), dtype=float)
-
-    @property
-    def ko_rebates(self) -> np.ndarray:
-        return np.asarray(self.knock_outs[0].rebates if self.knock_outs else (), dtype=float)
-
-    @property
     def ki_times(self) -> np.ndarray:
         return np.asarray(self.knock_in.times if self.knock_in else (), dtype=float)
-
-    @property
-    def ki_level(self) -> float | None:
-        return self.knock_in.level if self.knock_in else None
 
     def event_times(self) -> np.ndarray:
         """Every observation time of any block (sorted, unique), plus maturity."""
@@ -172,7 +160,3 @@ class ResolvedSchedule:
             ts.extend(self.coupons.times)
         ts.extend(self.fixing_times)
         return np.unique(np.asarray([t for t in ts if t > 0], dtype=float))
-
-    def has_state(self) -> bool:
-        """True when the payoff depends on a knock-in state (two coupled states in FD)."""
-        return self.knock_in is not None and not self.knocked_in

@@ -3,21 +3,21 @@
 Trades are grouped by structure and engine, then cut into batches (one Ray task each when a
 Ray address is given, else in-process):
 
-* European payoffs (vanilla, spread, digital, at-maturity sharkfins/barriers): Black-Scholes
-  closed forms over legs, vectorised over trades x scenarios (the same interval formulas as
-  `analytic_vanilla`);
+* European payoffs (vanilla, spread, digital, at-maturity sharkfins/barriers): the Black-Scholes
+  closed forms of `analytic_vanilla`, vectorised over the Greek scenarios and the grid;
 * everything path-dependent (daily sharkfins, snowballs, phoenixes, ...): the `mc` engine,
   batched over the trades of one block shape, Greeks by bump-and-revalue with common random
   numbers, and the spot ladder on compressed paths (`mc_core.run_ladder`: a spot shift moves
   a whole log path, so knock-in / maturity-rebate knock-out blocks need only the path extreme).
 
-Scenario grid (default 41 x 5): relative spot shifts -20%..+20% in 1% steps, absolute vol
+Greeks come from the scenario rows of `mc_core.GREEK_SCENARIOS` for both. Monte Carlo runs with
+`BOOK_MC_OPTIONS` (2000 float32 paths: the MC error dwarfs float32 rounding) unless `mc_options` says
+otherwise. Scenario grid (default 41 x 5): relative spot shifts -20%..+20% in 1% steps, absolute vol
 shifts -5, -2.5, 0, +2.5, +5 vol points. Values are per unit notional before the side sign;
 `BookResult.scenario_pnl` is the book's PV change (CNY, side applied) per grid point.
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import math
 import time
@@ -25,19 +25,20 @@ from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
-from scipy.special import ndtr
 
 from otcdesk.pricing_engine import mc_blocks, mc_core
+from otcdesk.pricing_engine.analytic_vanilla import is_european, value_european
 from otcdesk.pricing_engine.backend import backend_name, get_xp
-from otcdesk.pricing_engine.blocks import ResolvedSchedule
+from otcdesk.pricing_engine.engines import EngineOptions, refuse_unusable_inputs
 from otcdesk.pricing_engine.greeks import freeze
-from otcdesk.pricing_engine.models import MarketSpec
+from otcdesk.pricing_engine.mc_engine import price_group
+from otcdesk.pricing_engine.models import FLAT_INPUTS, MarketSpec
 from otcdesk.pricing_engine.products import ProductSpec, product_from_dict
 from otcdesk.pricing_engine.schedule import add_months, get_calendar
 
 SPOT_SHIFTS = tuple(np.round(np.linspace(-0.20, 0.20, 41), 4))
 VOL_SHIFTS = (-0.05, -0.025, 0.0, 0.025, 0.05)
-DAY = 1.0 / 365.0
+BOOK_MC_OPTIONS = {"paths": 2000, "dtype": "float32", "seed": 11}
 
 
 @dataclass(frozen=True)
@@ -142,85 +143,25 @@ def sample_book(n: int, seed: int = 7, valuation_date: dt.date = dt.date(2026, 1
     return trades, markets
 
 
-# --------------------------------------------------------------------------- closed forms
+# --------------------------------------------------------------------------- batches
 
-def _is_european(rs: ResolvedSchedule) -> bool:
-    if rs.coupons is not None or rs.fixing_times or rs.averaging or rs.knock_in is not None:
-        return False
-    return all(ko.monitoring == "discrete" and tuple(ko.times) == (rs.T,) and ko.rebate_at == "maturity"
-               for ko in rs.knock_outs)
-
-
-def _n_above(x, k, T, r, q, s, half):
-    """N(d) for the level k: half = -0.5 gives d2 (cash measure), +0.5 gives d1 (asset measure)."""
-    if k <= 0:
-        return 1.0
-    if not math.isfinite(k):
-        return 0.0
-    return ndtr((np.log(x / k) + (r - q + half * s * s) * T) / (s * np.sqrt(T)))
-
-
-def _cash(x, a, b, T, r, q, s):
-    """e^{-rT} P(a <= x_T < b), vectorised (a, b scalars; others arrays)."""
-    if b <= a:
-        return 0.0 * x
-    return np.exp(-r * T) * (_n_above(x, a, T, r, q, s, -0.5) - _n_above(x, b, T, r, q, s, -0.5))
-
-
-def _asset(x, a, b, T, r, q, s):
-    """Value of receiving x_T when a <= x_T < b (asset-or-nothing on the band), vectorised."""
-    if b <= a:
-        return 0.0 * x
-    return x * np.exp(-q * T) * (_n_above(x, a, T, r, q, s, 0.5) - _n_above(x, b, T, r, q, s, 0.5))
-
-
-def european_values(rs: ResolvedSchedule, x, T, r, q, s):
-    """Vectorised value of an at-maturity payoff (legs + maturity knock-outs) over arrays."""
-    lo, hi, reb_lo, reb_hi = 0.0, math.inf, 0.0, 0.0
-    for ko in rs.knock_outs:
-        if ko.direction == "up":
-            hi, reb_hi = min(hi, ko.level), ko.rebate
-        else:
-            lo, reb_lo = max(lo, ko.level), ko.rebate
-    v = reb_hi * _cash(x, hi, math.inf, T, r, q, s) + reb_lo * _cash(x, 0.0, lo, T, r, q, s)
-    for leg in rs.legs:
-        k, w = leg.strike, leg.weight
-        if leg.kind == "call":
-            a = max(lo, k)
-            v = v + w * (_asset(x, a, hi, T, r, q, s) - k * _cash(x, a, hi, T, r, q, s))
-        elif leg.kind == "put":
-            b = min(hi, k)
-            v = v + w * (k * _cash(x, lo, b, T, r, q, s) - _asset(x, lo, b, T, r, q, s))
-        elif leg.kind == "digital_call":
-            v = v + w * _cash(x, max(lo, k), hi, T, r, q, s)
-        elif leg.kind == "digital_put":
-            v = v + w * _cash(x, lo, min(hi, k), T, r, q, s)
-        elif leg.kind == "cash":
-            v = v + w * _cash(x, lo, hi, T, r, q, s)
-        elif leg.kind == "asset":
-            v = v + w * _asset(x, lo, hi, T, r, q, s)
-    return v
-
-
-def _analytic_batch(resolved, mks, spot_shifts, vol_shifts, cfg: mc_core.MCConfig):
+def _analytic_batch(resolved, models, spot_shifts, vol_shifts, cfg: EngineOptions):
+    """Closed-form values, Greeks (the first `GREEK_SCENARIOS` rows at once) and scenario grid per contract."""
     out = []
-    hx, dv, dr = cfg.spot_bump, cfg.vol_bump, cfg.rate_bump
     ss = np.asarray(spot_shifts)[:, None]
     vs = np.asarray(vol_shifts)[None, :]
     t_greeks = t_scen = 0.0
-    for rs, mk in zip(resolved, mks):
+    for rs, m in zip(resolved, models):
         t0 = time.thread_time()
-        x, T, r, q, s = rs.spot_x, rs.T, mk.rate, mk.div, mk.vol
-        sdn = min(dv, s - 1e-4)
-        xs = np.array([x, x * (1 + hx), x * (1 - hx), x, x, x, x, x])
-        Ts = np.array([T, T, T, T, T, T, T, max(T - DAY, 1e-8)])
-        rr = np.array([r, r, r, r, r, r + dr, r - dr, r])
-        sg = np.array([s, s, s, s + dv, s - sdn, s, s, s])
-        v = european_values(rs, xs, Ts, rr, q, sg)
-        g = mc_core.greeks_from(v, x, s, dataclasses.replace(cfg, vol_bump=dv))
-        g["vega"] = (v[3] - v[4]) / (dv + sdn) * 0.01
+        x, T, q, s = rs.spot_x, rs.T, m.div, m.vol
+        bumps = mc_core.greek_bumps(cfg, s, gamma=False)
+        v = value_european(rs, np.array([x * (1 + b.x) for b in bumps]),
+                           np.array([max(T - b.shift, 1e-8) for b in bumps]),
+                           np.array([m.rate + b.rate for b in bumps]), q, np.array([s + b.vol for b in bumps]))
+        g = mc_core.greeks_from(v, x, s, cfg)
         t1 = time.thread_time()
-        scen = european_values(rs, x * (1 + ss), T, r, q, np.maximum(s + vs, 1e-4)) if spot_shifts is not None else None
+        scen = (value_european(rs, x * (1 + ss), T, m.rate, q, np.maximum(s + vs, mc_core.MIN_VOL))
+                if spot_shifts is not None else None)
         t2 = time.thread_time()
         t_greeks += t1 - t0
         t_scen += t2 - t1
@@ -228,11 +169,9 @@ def _analytic_batch(resolved, mks, spot_shifts, vol_shifts, cfg: mc_core.MCConfi
     return out, t_greeks, t_scen
 
 
-def _mc_batch(xp, resolved, mks, spot_shifts, vol_shifts, cfg: mc_core.MCConfig, fast_ladder: bool = True):
+def _mc_batch(xp, resolved, models, spot_shifts, vol_shifts, cfg: EngineOptions, fast_ladder: bool = True):
     """MC Greeks and scenario grid of one batch of contracts of the same block shape."""
-    from otcdesk.pricing_engine.mc_engine import price_group  # noqa: PLC0415
-
-    res, tg, ts = price_group(xp, resolved, mks, cfg, True, spot_shifts, vol_shifts, fast_ladder)
+    res, tg, ts = price_group(xp, resolved, models, cfg, True, spot_shifts, vol_shifts, fast_ladder)
     return [(r.price, r.stderr, r.greeks, r.scenarios) for r in res], tg, ts
 
 
@@ -241,30 +180,24 @@ def revalue_batch(payload: dict) -> dict:
     trades: list[Trade] = payload["trades"]
     markets: Mapping[str, MarketSpec] = payload["markets"]
     vd = payload["valuation_date"]
-    cfg: mc_core.MCConfig = payload["cfg"]
+    cfg: EngineOptions = payload["cfg"]
     engine = payload["engine"]
     spot_shifts, vol_shifts = payload["spot_shifts"], payload["vol_shifts"]
     models = [markets[t.product.underlying].to_model() for t in trades]
     resolved = [t.product.resolve(vd, m) for t, m in zip(trades, models)]
-    mks = [mc_engine_market(m) for m in models]
     if engine == "analytic":
-        res, tg, ts = _analytic_batch(resolved, mks, spot_shifts, vol_shifts, cfg)
+        res, tg, ts = _analytic_batch(resolved, models, spot_shifts, vol_shifts, cfg)
     else:
-        res, tg, ts = _mc_batch(get_xp(payload["backend"]), resolved, mks, spot_shifts, vol_shifts, cfg)
+        res, tg, ts = _mc_batch(get_xp(payload["backend"]), resolved, models, spot_shifts, vol_shifts, cfg)
     return {"results": res, "greeks_s": tg, "scenario_s": ts, "engine": engine,
             "ids": [t.trade_id for t in trades]}
 
 
-def mc_engine_market(model):
-    from otcdesk.pricing_engine.mc_engine import _market  # noqa: PLC0415
-
-    return _market(model)
-
-
-def _engine_for(trade: Trade, vd, markets) -> tuple[str, tuple]:
+def engine_for(trade: Trade, vd, markets) -> tuple[str, tuple]:
+    """("analytic" | "mc", batch key): closed forms for payoffs on the final price only, else Monte Carlo."""
     m = markets[trade.product.underlying].to_model()
     rs = trade.product.resolve(vd, m)
-    if _is_european(rs):
+    if is_european(rs):
         return "analytic", (trade.product.structure,)
     return "mc", (trade.product.structure, mc_blocks.shape_of(rs))
 
@@ -284,14 +217,14 @@ def revalue_book(trades: Sequence[Trade], markets: Mapping[str, MarketSpec], val
     """
     t_start = time.perf_counter()
     vd = valuation_date if isinstance(valuation_date, dt.date) else dt.date.fromisoformat(str(valuation_date))
-    o = {"paths": 2000, "dtype": "float32", "seed": 11}
-    o.update(mc_options or {})
-    cfg = mc_core.MCConfig.from_options(o)
+    cfg = EngineOptions.from_dict({**BOOK_MC_OPTIONS, **(mc_options or {})})
     get_xp(backend)  # fail fast on an unusable backend
+    for underlying in {t.product.underlying for t in trades}:
+        refuse_unusable_inputs("book revaluation", FLAT_INPUTS, markets[underlying].to_model())
     frozen = [Trade(t.trade_id, freeze(t.product, markets[t.product.underlying].to_model(), vd)) for t in trades]
     groups: dict[tuple, list[Trade]] = {}
     for t in frozen:
-        eng, key = _engine_for(t, vd, markets)
+        eng, key = engine_for(t, vd, markets)
         groups.setdefault((eng, key), []).append(t)
     payloads = []
     for (eng, key), ts in groups.items():
@@ -374,5 +307,5 @@ def bench(n_trades: int, backend: str = "numpy", ray_address: str | None = None,
         "book_pv": round(res.pv, 2),
         "book_delta_cny": round(sum(r.greeks["delta"] * by.notional for r, by in zip(res.trades, trades)), 2),
         "groups": res.groups,
-        "mc_paths": int((mc_options or {}).get("paths", 2000)),
+        "mc_paths": int({**BOOK_MC_OPTIONS, **(mc_options or {})}["paths"]),
     }

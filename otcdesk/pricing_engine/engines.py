@@ -1,13 +1,15 @@
-"""Engine registry and the engine interface.
+"""Engine registry, the engine interface and the one engine configuration (`EngineOptions`).
 
 An engine is an object with
 
     name: str                                   # "analytic" | "fd" | "mc"
+    market_inputs: frozenset[str]               # the model inputs it can use (models.FLAT_INPUTS today)
     supports(product: ProductSpec) -> bool      # cheap, static: can it price this structure?
     price(product, model, valuation_date, options: EngineOptions) -> PricingResult
 
-`price` returns the holder's value per unit notional *before* the `side` sign flip (api.price applies
-it), with Greeks in CONTRACTS.md units when `options.greeks` is true. Engines resolve the product with
+`price` refuses a model carrying an input outside `market_inputs` (`refuse_unusable_inputs`), and returns
+the holder's value per unit notional *before* the `side` sign flip (api applies it), with Greeks in
+CONTRACTS.md units when `options.greeks` is true. Engines resolve the product with
 `product.resolve(valuation_date, model)` (a `ResolvedSchedule` of plain floats, see blocks.py).
 
 Engines register with `register_engine(engine)`; modules named `analytic_*`, `fd_*` and `mc_*` in this
@@ -18,68 +20,112 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping, Protocol
 
-from otcdesk.pricing_engine.errors import PricingError, UnsupportedProductError
+from otcdesk.pricing_engine.errors import PricingError, UnsupportedMarketError, UnsupportedProductError
+from otcdesk.pricing_engine.greeks import bump_greeks
+from otcdesk.pricing_engine.models import FLAT_INPUTS, NOT_IMPLEMENTED
+from otcdesk.pricing_engine.results import PricingResult
 
 ENGINE_ORDER = ("analytic", "fd", "mc")
 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """The CONTRACTS.md `engine_options`, with defaults; unknown keys are kept in `extra`."""
+    """The one engine configuration: CONTRACTS.md `engine_options` with their defaults, for every engine.
 
-    paths: int = 100_000
-    steps_per_year: int = 252
-    seed: int = 7
+    Every engine reads what it needs from it: `greeks` all; FD `grid_points`, `time_steps`, `ladder`;
+    MC the rest (`paths` .. `rate_bump`, with the paths drawn as in `mc_paths`). Unknown keys are kept
+    in `extra`. `dtype` defaults to float64: `otcdesk price` has always priced Monte Carlo in float64
+    (the QuantLib and 3-standard-error checks and the CLI numbers rest on it, and float32 rounding,
+    1e-7 relative, shows in bump-and-revalue Greeks); float32 is a choice for throughput where the MC
+    error dwarfs it (book revaluation, `benchmarks/bench_mc.py`).
+    """
+
+    greeks: bool = True
     grid_points: int = 800
     time_steps: int | None = None  # FD: None → daily steps plus observation dates
-    greeks: bool = True
-    backend: str = "numpy"  # MC array backend, chosen by the app ("numpy" | "cupy")
+    ladder: tuple[float, ...] | None = None  # FD spot ladder as x = spot/initial (e.g. 0.8..1.2)
+    paths: int = 100_000
+    steps_per_year: int = 252  # MC grid for continuous monitoring
+    seed: int = 7
     dtype: str = "float64"
     antithetic: bool = True
     sobol: bool = False
-    ladder: tuple[float, ...] | None = None  # FD spot ladder as x = spot/initial (e.g. 0.8..1.2)
+    backend: str = "numpy"  # MC array backend, chosen by the app ("numpy" | "cupy" | "auto")
+    replicates: int = 32  # Sobol: independent scramblings for the standard error
+    chunk_elems: int = 8_000_000  # MC: rows * steps * paths held in memory at once
+    spot_bump: float = 0.01  # MC: relative bump of x for delta
+    gamma_bump: float = 0.03  # MC: relative bump of x for gamma (wider: knock-in/out jumps make 1% too noisy)
+    vol_bump: float = 0.01
+    rate_bump: float = 0.001
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for k in ("grid_points", "paths", "steps_per_year", "replicates", "chunk_elems"):
+            if getattr(self, k) <= 0:
+                raise PricingError(f"engine_options.{k} must be positive", {"field": f"engine_options.{k}"})
+        if self.grid_points < 50:
+            raise PricingError("engine_options.grid_points must be at least 50", {"field": "engine_options.grid_points"})
+        if self.paths < 2:
+            raise PricingError("engine_options.paths must be at least 2", {"field": "engine_options.paths"})
+        if self.dtype not in ("float32", "float64"):
+            raise PricingError(f"engine_options.dtype must be float32 or float64, got {self.dtype!r}",
+                               {"field": "engine_options.dtype", "value": self.dtype})
 
     @classmethod
     def from_dict(cls, d: Mapping | None) -> "EngineOptions":
+        """Options from an `engine_options` object (numbers coerced, None meaning the default)."""
         d = dict(d or {})
-        known = {f.name for f in fields(cls)} - {"extra"}
+        types = {f.name: f.type for f in fields(cls)}
         kw, extra = {}, {}
         for k, v in d.items():
-            (kw if k in known else extra)[k] = v
+            if k not in types or k == "extra":
+                extra[k] = v
+            elif v is not None:
+                kw[k] = v
         try:
-            for k in ("paths", "steps_per_year", "seed", "grid_points"):
-                if k in kw and kw[k] is not None:
-                    kw[k] = int(kw[k])
-            if kw.get("time_steps") is not None:
-                kw["time_steps"] = int(kw["time_steps"])
-            if kw.get("ladder") is not None:
+            for k, v in kw.items():
+                if types[k] in ("int", "int | None"):
+                    kw[k] = int(v)
+                elif types[k] == "float":
+                    kw[k] = float(v)
+            if "ladder" in kw:
                 kw["ladder"] = tuple(float(x) for x in kw["ladder"])
         except (TypeError, ValueError):
             raise PricingError("engine_options has a non-numeric value", {"field": "engine_options", "value": d}) from None
-        for k in ("paths", "steps_per_year", "grid_points"):
-            if k in kw and kw[k] is not None and kw[k] <= 0:
-                raise PricingError(f"engine_options.{k} must be positive", {"field": f"engine_options.{k}"})
-        if kw.get("grid_points") is not None and kw["grid_points"] < 50:
-            raise PricingError("engine_options.grid_points must be at least 50", {"field": "engine_options.grid_points"})
         return cls(**kw, extra=extra)
 
 
 class Engine(Protocol):
     name: str
+    market_inputs: frozenset[str]  # the model inputs it can use (see `refuse_unusable_inputs`)
 
     def supports(self, product) -> bool: ...
 
     def price(self, product, model, valuation_date, options: EngineOptions): ...
 
 
+def refuse_unusable_inputs(user: str, usable: frozenset[str], model) -> None:
+    """Raise UnsupportedMarketError when `model` carries a market input that `user` cannot use.
+
+    Every engine calls it before pricing (and the book before revaluing): an input it would ignore,
+    such as a `vol_surface` while every engine prices with the flat vol, is refused, never ignored.
+    """
+    unusable = sorted(model.inputs() - usable)
+    if unusable:
+        k = unusable[0]
+        raise UnsupportedMarketError(f"{user} cannot use market.{k}: {NOT_IMPLEMENTED.get(k, 'not an input it knows')}",
+                                     {"field": f"market.{k}", "engine": user})
+
+
 class ClosedFormEngine:
     """Base of the analytic engines: `value` is a formula; Greeks by bump-and-revalue on it."""
 
     name = "analytic"
+    market_inputs = FLAT_INPUTS
 
     def value(self, product, model, valuation_date) -> float:
         raise NotImplementedError
@@ -88,11 +134,7 @@ class ClosedFormEngine:
         raise NotImplementedError
 
     def price(self, product, model, valuation_date, options: EngineOptions):
-        import time
-
-        from otcdesk.pricing_engine.greeks import bump_greeks
-        from otcdesk.pricing_engine.results import PricingResult
-
+        refuse_unusable_inputs(f"the {self.name} engine", self.market_inputs, model)
         t0 = time.perf_counter()
         p = self.value(product, model, valuation_date)
         greeks = bump_greeks(self.value, product, model, valuation_date, p) if options.greeks else {}
@@ -126,13 +168,6 @@ def _load_engine_modules() -> None:
                 importlib.import_module(f"{pricing_engine.__name__}.{info.name}")
             except Exception as exc:  # noqa: BLE001 - reported through LOAD_ERRORS / select_engine
                 LOAD_ERRORS[info.name] = f"{type(exc).__name__}: {exc}"
-
-
-def engines(kind: str | None = None) -> list[Engine]:
-    _load_engine_modules()
-    if kind is None:
-        return [e for k in _REGISTRY for e in _REGISTRY[k]]
-    return list(_REGISTRY.get(kind, []))
 
 
 def select_engine(product, kind: str = "auto") -> Engine:

@@ -21,3 +21,7 @@ class UnsupportedProductError(PricingError):
 
 class NoSolutionError(PricingError):
     """A solver found no root in its search range."""
+
+
+class UnsupportedMarketError(PricingError):
+    """The market carries an input the engine cannot use (e.g. a vol surface before surfaces exist)."""

@@ -8,10 +8,13 @@ of one calendar day plus every observation date), ladder (x levels, default 0.80
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from otcdesk.pricing_engine import fd_solver
-from otcdesk.pricing_engine.engines import EngineOptions, register_engine
+from otcdesk.pricing_engine.engines import EngineOptions, refuse_unusable_inputs, register_engine
 from otcdesk.pricing_engine.greeks import bump_greeks, freeze
+from otcdesk.pricing_engine.models import FLAT_INPUTS
+from otcdesk.pricing_engine.products import AsianSpec
 from otcdesk.pricing_engine.results import PricingResult
 from otcdesk.pricing_engine.schedule import to_date
 
@@ -22,9 +25,9 @@ class FDEngine:
     """Finite-difference engine over building blocks (registered as ``fd``)."""
 
     name = "fd"
+    market_inputs = FLAT_INPUTS
 
     def supports(self, product) -> bool:
-        from otcdesk.pricing_engine.products import AsianSpec
         if isinstance(product, AsianSpec):
             return False
         fn = getattr(product, "fd_supported", None)
@@ -36,6 +39,7 @@ class FDEngine:
 
     def price(self, product, model, valuation_date, options: EngineOptions | None = None) -> PricingResult:
         options = options or EngineOptions()
+        refuse_unusable_inputs(f"the {self.name} engine", self.market_inputs, model)
         t0 = time.perf_counter()
         vd = to_date(valuation_date, "valuation_date")
         product = freeze(product, model, vd)
@@ -45,7 +49,7 @@ class FDEngine:
         greeks = {}
         if options.greeks:
             delta, gamma = sol.delta_gamma()
-            quick = EngineOptions(grid_points=options.grid_points, time_steps=options.time_steps, greeks=False)
+            quick = replace(options, greeks=False)
             value = lambda p, m, v: self.solve(p, m, v, quick).price  # noqa: E731
             greeks = {"delta": delta, "gamma": gamma}
             greeks.update(bump_greeks(value, product, model, vd, price, skip=("delta", "gamma")))

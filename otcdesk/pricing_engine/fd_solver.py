@@ -271,7 +271,7 @@ def _replace(res, **kw):
 def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | None) -> FDSolution:
     if res.fixing_times or res.averaging:
         raise UnsupportedProductError("FD does not price Asian (path-average) payoffs")
-    sigma, r, q = model.sigma(), model.rate, model.div
+    sigma, r, q = model.vol, model.rate, model.div
     T = res.T
     z = _grid(res, sigma, grid_points)
     n = len(z)

@@ -29,8 +29,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from otcdesk.pricing_engine.blocks import Leg, ResolvedSchedule
-from otcdesk.pricing_engine.mc_core import MCConfig, MCTerms, Row
+from otcdesk.pricing_engine.blocks import ResolvedSchedule
+from otcdesk.pricing_engine.engines import EngineOptions
+from otcdesk.pricing_engine.mc_core import MCTerms, Row
 
 BGK_BETA = 0.5826  # -zeta(1/2) / sqrt(2 pi)
 _LOG_INF = 1e30
@@ -68,7 +69,7 @@ def _log(v: float) -> float:
     return math.log(v) if v > 0 else -_LOG_INF
 
 
-def to_terms(rs: ResolvedSchedule, cfg: MCConfig) -> MCTerms:
+def to_terms(rs: ResolvedSchedule, cfg: EngineOptions) -> MCTerms:
     """MCTerms of one resolved schedule (times after the valuation date only)."""
     T = float(rs.T)
     if not T > 0:
@@ -336,11 +337,6 @@ def make_control_means(shape: Shape):
         return out
 
     return control_means
-
-
-def legs_value_now(legs: Sequence[Leg], x: float) -> float:
-    """Intrinsic value of legs at level x (used when maturity has passed)."""
-    return float(sum(leg.payoff(np.asarray([x]))[0] for leg in legs))
 
 
 def extreme_blocks(shape: Shape, terms: Sequence[MCTerms]) -> dict[str, str]:

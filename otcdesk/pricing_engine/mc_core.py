@@ -27,45 +27,9 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from otcdesk.pricing_engine import mc_paths
-from otcdesk.pricing_engine.backend import backend_name
+from otcdesk.pricing_engine.engines import EngineOptions
 
 DAY = 1.0 / 365.0
-
-
-@dataclass(frozen=True)
-class MCConfig:
-    """Engine options (CONTRACTS.md ``engine_options``) plus MC-specific knobs."""
-
-    paths: int = 100_000
-    steps_per_year: int = 252
-    seed: int = 7
-    dtype: str = "float32"
-    antithetic: bool = True
-    sobol: bool = False
-    replicates: int = 32
-    chunk_elems: int = 8_000_000  # rows * steps * paths held at once
-    spot_bump: float = 0.01  # relative bump of x for delta
-    gamma_bump: float = 0.03  # relative bump of x for gamma (wider: knock-in/out jumps make 1% too noisy)
-    vol_bump: float = 0.01
-    rate_bump: float = 0.001
-
-    @classmethod
-    def from_options(cls, options: Mapping | None) -> "MCConfig":
-        """Build from an ``engine_options`` mapping; unknown keys are ignored."""
-        o = dict(options or {})
-        kw = {}
-        for name, typ in (("paths", int), ("steps_per_year", int), ("seed", int), ("dtype", str),
-                          ("antithetic", bool), ("sobol", bool), ("replicates", int), ("chunk_elems", int),
-                          ("spot_bump", float), ("gamma_bump", float), ("vol_bump", float),
-                          ("rate_bump", float)):
-            if o.get(name) is not None:
-                kw[name] = typ(o[name])
-        return cls(**kw)
-
-    def path_config(self, paths: int | None = None) -> mc_paths.PathConfig:
-        return mc_paths.PathConfig(paths=int(paths or self.paths), seed=self.seed, dtype=self.dtype,
-                                   antithetic=self.antithetic, sobol=self.sobol, replicates=self.replicates,
-                                   chunk_elems=self.chunk_elems)
 
 
 @dataclass
@@ -186,7 +150,29 @@ def sparse_columns(ser_np: Mapping[str, np.ndarray], ci: np.ndarray, mat_np: np.
     return out
 
 
-def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], kernel: Kernel, cfg: MCConfig,
+def _row_arrays(rows: Sequence[Row], grid: np.ndarray):
+    """Per-row arrays of a batch: (contract index, x0, sigma, rate, div, drift of log x, times (R, n) from
+    each row's valuation date, first-increment shortening a_r of the theta rows)."""
+    ci = np.array([r.contract for r in rows])
+    x0 = np.array([r.x0 for r in rows])
+    sig = np.array([r.sigma for r in rows])
+    rate = np.array([r.rate for r in rows])
+    div = np.array([r.div for r in rows])
+    shift = np.array([r.shift for r in rows])
+    mu = rate - div - 0.5 * sig**2
+    # A row shifted past the first grid time (an observation today) sees that observation at
+    # t' = 0 (today's spot); later increments keep their own lengths.
+    t_rows = np.maximum(grid[None, :] - shift[:, None], 0.0)  # (R, n)
+    a_rows = np.sqrt(t_rows[:, 0] / grid[0]) - 1.0
+    return ci, x0, sig, rate, div, mu, t_rows, a_rows
+
+
+def _on_device(xp: ModuleType, dtype):
+    """Host array -> contiguous array of ``dtype`` on the backend."""
+    return lambda a: xp.asarray(np.ascontiguousarray(a).astype(dtype))
+
+
+def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], kernel: Kernel, cfg: EngineOptions,
               control_means: ControlMeans | None = None, n_controls: int = 0,
               grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Price every row; returns (price (R,), stderr (R,), diagnostics)."""
@@ -194,21 +180,11 @@ def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], ker
     grid = batch_grid(terms) if grid is None else grid
     n = len(grid)
     s_np, ser_np, mat_np = _stack_params(terms, grid)
-    ci = np.array([r.contract for r in rows])
     R = len(rows)
     dtype = np.dtype(cfg.dtype)
-    x0 = np.array([r.x0 for r in rows])
-    sig = np.array([r.sigma for r in rows])
-    rate = np.array([r.rate for r in rows])
-    div = np.array([r.div for r in rows])
-    shift = np.array([r.shift for r in rows])
-    # A row shifted past the first grid time (an observation today) sees that observation at
-    # t' = 0 (today's spot); later increments keep their own lengths.
-    t_rows = np.maximum(grid[None, :] - shift[:, None], 0.0)  # (R, n)
+    ci, x0, sig, rate, div, mu, t_rows, a_rows = _row_arrays(rows, grid)
     dt_rows = np.diff(np.concatenate([np.zeros((R, 1)), t_rows], axis=1), axis=1)
-    a_rows = np.sqrt(t_rows[:, 0] / grid[0]) - 1.0  # first-increment shortening
-    mu = rate - div - 0.5 * sig**2
-    dev = lambda a: xp.asarray(np.ascontiguousarray(a).astype(dtype))  # noqa: E731
+    dev = _on_device(xp, dtype)
     base = dev((np.log(x0)[:, None] + mu[:, None] * t_rows)[:, :, None])  # (R, n, 1)
     sig_d = dev(sig[:, None, None])
     a_d = dev((sig * a_rows)[:, None])  # (R, 1)
@@ -228,8 +204,7 @@ def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], ker
         sparse={k: xp.asarray(v) for k, v in sparse_columns(ser_np, ci, mat_np).items()},
     )
     acc = mc_paths.Accumulator(R, n_controls)
-    pcfg = cfg.path_config()
-    for chunk in mc_paths.brownian_chunks(xp, grid, pcfg, expansion=max(1, R)):
+    for chunk in mc_paths.brownian_chunks(xp, grid, cfg, expansion=max(1, R)):
         if chunk.half is not None:  # antithetic: log x = base + sigma W and base - sigma W
             hw = chunk.half
             h = hw.shape[1]
@@ -254,86 +229,64 @@ def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], ker
     if n_controls:
         cm = control_means(terms, rows, grid)
     price, stderr = acc.result(cm)
-    diag = mc_paths.describe(xp, pcfg, n)
+    diag = mc_paths.describe(xp, cfg, n)
     diag.update(rows=R, contracts=len(terms), elapsed_s=time.perf_counter() - t0)
     return price, stderr, diag
 
 
 # --------------------------------------------------------------------------- Greeks
 
-GREEK_SCENARIOS = ("base", "x_up", "x_dn", "v_up", "v_dn", "r_up", "r_dn", "theta")
+GREEK_SCENARIOS = ("base", "x_up", "x_dn", "v_up", "v_dn", "r_up", "r_dn", "theta", "xg_up", "xg_dn")
+"""The bump-and-revalue scenarios of one contract, in the order of its rows and of their values: base,
+spot +-``spot_bump`` (delta), vol +-``vol_bump`` (vega), rate +-``rate_bump`` (rho), one day later
+(theta), spot +-``gamma_bump`` (gamma). Closed forms stop after ``theta`` (gamma from the delta bumps)."""
+MIN_VOL = 1e-4  # a vol bumped down stops here
 
 
-def greek_rows(contract: int, x0: float, sigma: float, rate: float, div: float, cfg: MCConfig,
-               greeks: bool = True, theta_ok: bool = True) -> list[Row]:
-    """Rows for one contract: base and, with ``greeks``, the bump-and-revalue scenarios."""
-    rows = [Row(contract, x0, sigma, rate, div)]
+@dataclass(frozen=True)
+class Bump:
+    """One scenario: relative spot bump, absolute vol and rate changes, years the valuation date moves on."""
+
+    x: float = 0.0
+    vol: float = 0.0
+    rate: float = 0.0
+    shift: float = 0.0
+
+    def row(self, contract: int, x0: float, sigma: float, rate: float, div: float) -> Row:
+        return Row(contract, x0 * (1 + self.x), sigma + self.vol, rate + self.rate, div, self.shift)
+
+
+def greek_bumps(cfg: EngineOptions, sigma: float, gamma: bool = True) -> tuple[Bump, ...]:
+    """The bumps of `GREEK_SCENARIOS`, in that order (without the two gamma ones unless ``gamma``)."""
+    h, hg, dv, dr = cfg.spot_bump, cfg.gamma_bump, cfg.vol_bump, cfg.rate_bump
+    by_name = {"base": Bump(), "x_up": Bump(x=h), "x_dn": Bump(x=-h), "v_up": Bump(vol=dv),
+               "v_dn": Bump(vol=-min(dv, sigma - MIN_VOL)), "r_up": Bump(rate=dr), "r_dn": Bump(rate=-dr),
+               "theta": Bump(shift=DAY), "xg_up": Bump(x=hg), "xg_dn": Bump(x=-hg)}
+    names = GREEK_SCENARIOS if gamma else GREEK_SCENARIOS[:GREEK_SCENARIOS.index("theta") + 1]
+    return tuple(by_name[n] for n in names)
+
+
+def greek_rows(contract: int, x0: float, sigma: float, rate: float, div: float, cfg: EngineOptions,
+               greeks: bool = True) -> list[Row]:
+    """Rows for one contract: base and, with ``greeks``, every scenario of `GREEK_SCENARIOS`."""
     if not greeks:
-        return rows
-    h, dv, dr = cfg.spot_bump, cfg.vol_bump, cfg.rate_bump
-    rows += [
-        Row(contract, x0 * (1 + h), sigma, rate, div),
-        Row(contract, x0 * (1 - h), sigma, rate, div),
-        Row(contract, x0, sigma + dv, rate, div),
-        Row(contract, x0, max(sigma - dv, 1e-4), rate, div),
-        Row(contract, x0, sigma, rate + dr, div),
-        Row(contract, x0, sigma, rate - dr, div),
-        Row(contract, x0, sigma, rate, div, shift=DAY if theta_ok else 0.0),
-        Row(contract, x0 * (1 + cfg.gamma_bump), sigma, rate, div),
-        Row(contract, x0 * (1 - cfg.gamma_bump), sigma, rate, div),
-    ]
-    return rows
+        return [Row(contract, x0, sigma, rate, div)]
+    return [b.row(contract, x0, sigma, rate, div) for b in greek_bumps(cfg, sigma)]
 
 
-N_GREEK_ROWS = 10
-
-
-def greeks_from(values: np.ndarray, x0: float, sigma: float, cfg: MCConfig, theta_ok: bool = True) -> dict:
-    """CONTRACTS.md Greeks from the scenario values of `greek_rows` (8 values: gamma from the delta bumps)."""
-    v0, xu, xd, vu, vd, ru, rd, th = (float(v) for v in values[:8])
-    hx = cfg.spot_bump * x0
-    dv_dn = min(cfg.vol_bump, sigma - 1e-4)
-    if len(values) >= 10:
-        gu, gd, hg = float(values[8]), float(values[9]), cfg.gamma_bump * x0
-        gamma = (gu - 2 * v0 + gd) / (hg * hg)
-    else:
-        gamma = (xu - 2 * v0 + xd) / (hx * hx)
+def greeks_from(values: Sequence[float], x0: float, sigma: float, cfg: EngineOptions) -> dict:
+    """CONTRACTS.md Greeks from the values of the `GREEK_SCENARIOS` rows (all 10, or the first 8)."""
+    v = {name: float(val) for name, val in zip(GREEK_SCENARIOS, values)}
+    b = dict(zip(GREEK_SCENARIOS, greek_bumps(cfg, sigma, gamma="xg_up" in v)))
+    up, dn = ("xg_up", "xg_dn") if "xg_up" in v else ("x_up", "x_dn")
+    hg = x0 * b[up].x
     return {
-        "delta": (xu - xd) / (2 * hx),
-        "gamma": gamma,
-        "vega": (vu - vd) / (cfg.vol_bump + dv_dn) * 0.01,
-        "theta": (th - v0) if theta_ok else 0.0,
-        "rho": (ru - rd) / (2 * cfg.rate_bump) * 0.01,
+        "delta": (v["x_up"] - v["x_dn"]) / (x0 * (b["x_up"].x - b["x_dn"].x)),
+        "gamma": (v[up] - 2 * v["base"] + v[dn]) / (hg * hg),
+        "vega": (v["v_up"] - v["v_dn"]) / (b["v_up"].vol - b["v_dn"].vol) * 0.01,
+        "theta": v["theta"] - v["base"],
+        "rho": (v["r_up"] - v["r_dn"]) / (b["r_up"].rate - b["r_dn"].rate) * 0.01,
     }
-
-
-def norm_cdf(xp: ModuleType, z):
-    """Standard normal CDF on any backend (erf from math for NumPy-free scalars too)."""
-    if xp is np:
-        from scipy.special import ndtr  # noqa: PLC0415
-
-        return ndtr(z)
-    from cupyx.scipy.special import ndtr  # noqa: PLC0415
-
-    return ndtr(z)
-
-
-def describe_backend(xp: ModuleType) -> str:
-    return backend_name(xp)
-
-
-def bs_price(x, k, t, r, q, sig, call: bool) -> float:
-    """Black-Scholes price of a unit-notional vanilla in x units (host helper for tests/controls)."""
-    if t <= 0:
-        return max(x - k, 0.0) if call else max(k - x, 0.0)
-    from scipy.special import ndtr  # noqa: PLC0415
-
-    sd = sig * math.sqrt(t)
-    d1 = (math.log(x / k) + (r - q + 0.5 * sig * sig) * t) / sd
-    d2 = d1 - sd
-    if call:
-        return x * math.exp(-q * t) * ndtr(d1) - k * math.exp(-r * t) * ndtr(d2)
-    return k * math.exp(-r * t) * ndtr(-d2) - x * math.exp(-q * t) * ndtr(-d1)
 
 
 # --------------------------------------------------------------------------- spot ladders
@@ -368,7 +321,7 @@ def ladder_plan(terms: Sequence[MCTerms], grid: np.ndarray, extreme_blocks: Mapp
 
 
 def run_ladder(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], spot_shifts: Sequence[Sequence[float]],
-               kernel: Kernel, cfg: MCConfig, extreme_blocks: Mapping[str, str],
+               kernel: Kernel, cfg: EngineOptions, extreme_blocks: Mapping[str, str],
                grid: np.ndarray | None = None, fast=None) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Values of every row under its relative spot shifts: lists of (S_r,) prices and stderrs.
 
@@ -382,21 +335,13 @@ def run_ladder(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], sp
     grid = batch_grid(terms) if grid is None else grid
     n = len(grid)
     idx_c, pad_c, ser_np, s_np, mat_np = ladder_plan(terms, grid, extreme_blocks)
-    ci = np.array([r.contract for r in rows])
     R = len(rows)
     ext = list(extreme_blocks.items())
     J = idx_c.shape[1]
     Jt = J + len(ext)
     dtype = np.dtype(cfg.dtype)
-    dev = lambda a: xp.asarray(np.ascontiguousarray(a).astype(dtype))  # noqa: E731
-    x0 = np.array([r.x0 for r in rows])
-    sig = np.array([r.sigma for r in rows])
-    rate = np.array([r.rate for r in rows])
-    div = np.array([r.div for r in rows])
-    shift_t = np.array([r.shift for r in rows])
-    mu = rate - div - 0.5 * sig**2
-    t_rows = np.maximum(grid[None, :] - shift_t[:, None], 0.0)
-    a_rows = np.sqrt(t_rows[:, 0] / grid[0]) - 1.0
+    dev = _on_device(xp, dtype)
+    ci, x0, sig, rate, div, mu, t_rows, a_rows = _row_arrays(rows, grid)
     idx_r, pad_r = idx_c[ci], pad_c[ci]  # (R, J)
     t_k = np.take_along_axis(t_rows, idx_r, axis=1)
     t_cols = np.concatenate([t_k, np.repeat(t_k[:, -1:], len(ext), axis=1)], axis=1)
@@ -470,7 +415,7 @@ def run_ladder(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], sp
         fast = None
     sig_h, a_h = [dtype.type(v) for v in sig], [dtype.type(v) for v in sig * a_rows]
     idx_rows = [xp.asarray(idx_r[r]) for r in range(R)]
-    for chunk in mc_paths.brownian_chunks(xp, grid, cfg.path_config(), expansion=expansion):
+    for chunk in mc_paths.brownian_chunks(xp, grid, cfg, expansion=expansion):
         hw = chunk.half
         w = chunk.w if hw is None else None
         m = chunk.m

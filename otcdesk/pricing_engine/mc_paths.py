@@ -10,6 +10,9 @@ spot, vol, rate and dividend) is then an affine map of the *same* ``W``::
 
 which is what makes batched pricing and Greeks with common random numbers cheap.
 
+What is drawn is read from the one engine configuration, `engines.EngineOptions` (``paths``,
+``seed``, ``dtype``, ``antithetic``, ``sobol``, ``replicates``, ``chunk_elems``).
+
 Random numbers:
 
 * pseudo-random (default): on NumPy a counter-free ``SFC64`` generator seeded with
@@ -37,28 +40,10 @@ from typing import Iterator
 import numpy as np
 
 from otcdesk.pricing_engine.backend import backend_name
+from otcdesk.pricing_engine.engines import EngineOptions
 
 
 SUB_BLOCK = 16384  # paths per independently seeded block of normals
-
-
-@dataclass(frozen=True)
-class PathConfig:
-    """How paths are drawn: count, seed, dtype, variance reduction, chunking."""
-
-    paths: int = 100_000
-    seed: int = 7
-    dtype: str = "float32"
-    antithetic: bool = True
-    sobol: bool = False
-    replicates: int = 32
-    chunk_elems: int = 4_000_000  # n_steps * paths per block before payoff expansion
-
-    def __post_init__(self):
-        if self.paths < 2:
-            raise ValueError("paths must be at least 2")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError("dtype must be float32 or float64")
 
 
 @dataclass
@@ -206,26 +191,13 @@ def brownian_bridge(xp: ModuleType, z, plan: BridgePlan):
     return w[1:]
 
 
-def _chunk_sizes(total: int, per_chunk: int, even: bool) -> list[int]:
-    per_chunk = max(2, per_chunk - (per_chunk % 2 if even else 0))
-    sizes = []
-    left = total
-    while left > 0:
-        m = min(per_chunk, left)
-        if even and m % 2:
-            m += 1
-        sizes.append(m)
-        left -= m
-    return sizes
-
-
-def paths_per_chunk(cfg: PathConfig, n_steps: int, expansion: int = 1) -> int:
+def paths_per_chunk(cfg: EngineOptions, n_steps: int, expansion: int = 1) -> int:
     """Paths per block so that n_steps * m * expansion stays under ``cfg.chunk_elems``."""
     m = max(2, cfg.chunk_elems // max(1, n_steps * max(1, expansion)))
     return min(m, cfg.paths + (cfg.paths % 2))
 
 
-def brownian_chunks(xp: ModuleType, times, cfg: PathConfig, expansion: int = 1) -> Iterator[Chunk]:
+def brownian_chunks(xp: ModuleType, times, cfg: EngineOptions, expansion: int = 1) -> Iterator[Chunk]:
     """Yield blocks of standard Brownian motion on ``times`` totalling ``cfg.paths`` paths.
 
     ``expansion`` is how many arrays of the block's size the caller builds per block
@@ -259,7 +231,7 @@ def brownian_chunks(xp: ModuleType, times, cfg: PathConfig, expansion: int = 1) 
                 yield Chunk(ws, False, -1)
 
 
-def _sobol_chunks(xp: ModuleType, times: np.ndarray, cfg: PathConfig, m_max: int) -> Iterator[Chunk]:
+def _sobol_chunks(xp: ModuleType, times: np.ndarray, cfg: EngineOptions, m_max: int) -> Iterator[Chunk]:
     from scipy.special import ndtri  # noqa: PLC0415
     from scipy.stats import qmc  # noqa: PLC0415
 
@@ -367,7 +339,7 @@ def _host(xp: ModuleType, a):
     return a if xp is np else a.get()
 
 
-def describe(xp: ModuleType, cfg: PathConfig, n_steps: int) -> dict:
+def describe(xp: ModuleType, cfg: EngineOptions, n_steps: int) -> dict:
     """The diagnostics an engine reports about its paths."""
     return {
         "paths": int(cfg.paths),

@@ -3,6 +3,10 @@
 Every spec serialises to / from the `product` object of `otcdesk price` in CONTRACTS.md (QuoteRequest
 fields plus schedule fields) with `product_from_dict(d)` / `spec.to_dict()`, and resolves into engine
 building blocks with `spec.resolve(valuation_date, model) -> ResolvedSchedule` (see `blocks.py`).
+Each built-in spec class is registered at import in the one registry of structures (`registry`), where
+`templates` declares the others; `product_from_dict` resolves every `structure` there. The schedule
+helpers below (`autocall_dates`, `observed_knock_out`, `monthly_coupons`, `barrier_times`, ...) serve
+built-in specs and templates alike.
 
 Conventions (all structures)
 ----------------------------
@@ -65,31 +69,37 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import json
 import math
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Mapping
 
 from otcdesk.pricing_engine.blocks import SAME_DAY, CouponStrip, KnockIn, KnockOut, Leg, ResolvedSchedule
 from otcdesk.pricing_engine.errors import PricingError
-from otcdesk.pricing_engine.schedule import act365, add_months, add_tenor, get_calendar, monthly_observation_dates, to_date
+from otcdesk.pricing_engine.registry import get_structure, register_structure
+from otcdesk.pricing_engine.schedule import (act365, add_months, add_tenor, get_calendar, monthly_observation_dates,
+                                             parse_tenor, to_date)
 
 SIDES = ("client_buys", "client_sells")
 OPTION_TYPES = ("call", "put")
 MONITORING = ("continuous", "daily", "maturity")
 BARRIER_TYPES = ("up_out", "up_in", "down_out", "down_in")
 
-_DATE_FIELDS = {"start_date", "maturity_date"}
-
 
 def _err(msg: str, field: str | None = None, value: Any = None) -> PricingError:
     return PricingError(msg, {"field": field, "value": value} if field else None)
 
 
-def _coerce(name: str, ftype: str, value: Any):
+def coerce_field(name: str, ftype: str, value: Any):
+    """`value` of field `name` as its declared type (`float`, `int`, `bool`, `str`, `dt.date`, a tuple of
+    those; `X | None` alike). Raises PricingError naming the field."""
     if value is None:
         return None
-    if name in _DATE_FIELDS:
+    if ftype.startswith("tuple["):
+        if not isinstance(value, (list, tuple)):
+            raise _err(f"{name} must be a list, got {value!r}", name, value)
+        item = ftype[len("tuple["):].split(",")[0]
+        return tuple(coerce_field(name, item, v) for v in value)
+    if ftype.startswith("dt.date"):
         return to_date(value, name)
     try:
         if ftype in ("float", "float | None"):
@@ -116,6 +126,11 @@ def _coerce(name: str, ftype: str, value: Any):
     return value
 
 
+def field_types(cls) -> dict[str, str]:
+    """{field name: declared type as written} of a spec class."""
+    return {f.name: str(f.type) for f in fields(cls)}
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProductSpec:
     """Fields shared by every structure (QuoteRequest identity + schedule fields of CONTRACTS.md)."""
@@ -134,8 +149,7 @@ class ProductSpec:
 
     # ---- validation -----------------------------------------------------------------
     def __post_init__(self):
-        if self.side not in SIDES:
-            raise _err(f"side must be one of {SIDES}, got {self.side!r}", "side", self.side)
+        self._one_of("side", SIDES)
         if self.notional is not None and not self.notional > 0:
             raise _err(f"notional must be positive, got {self.notional}", "notional", self.notional)
         if self.initial_price is not None and not self.initial_price > 0:
@@ -143,7 +157,6 @@ class ProductSpec:
         if self.tenor is None and self.maturity_date is None:
             raise _err("the product needs a maturity_date or a tenor", "tenor")
         if self.tenor is not None:
-            from otcdesk.pricing_engine.schedule import parse_tenor
             parse_tenor(self.tenor)
         if self.start_date and self.maturity_date and self.maturity_date <= self.start_date:
             raise _err(f"maturity_date {self.maturity_date} is not after start_date {self.start_date}",
@@ -158,6 +171,11 @@ class ProductSpec:
             v = getattr(self, n)
             if v is not None and (v < 0 or (v == 0 and not allow_zero)):
                 raise _err(f"{n} must be {'non-negative' if allow_zero else 'positive'}, got {v}", n, v)
+
+    def _one_of(self, name: str, allowed: tuple[str, ...]):
+        v = getattr(self, name)
+        if v not in allowed:
+            raise _err(f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {v!r}", name, v)
 
     def _required(self, *names: str):
         for n in names:
@@ -232,7 +250,8 @@ def _vanilla_legs(option_type: str, k: float, w: float) -> list[Leg]:
     return [Leg("call" if option_type == "call" else "put", k, w)]
 
 
-def _check_knock_in_spot(base, ki: KnockIn | None, knocked_in: bool, name="ki_pct"):
+def check_knock_in_spot(base, ki: KnockIn | None, knocked_in: bool, name="ki_pct"):
+    """Refuse a spot already through a still-to-come knock-in (the trade should say `knocked_in: true`)."""
     if ki is None or knocked_in or ki.monitoring == "maturity":
         return
     x = base["spot_x"]
@@ -254,8 +273,7 @@ class VanillaSpec(ProductSpec):
 
     def validate(self):
         self._required("option_type")
-        if self.option_type not in OPTION_TYPES:
-            raise _err(f"option_type must be call or put, got {self.option_type!r}", "option_type", self.option_type)
+        self._one_of("option_type", OPTION_TYPES)
         self._positive("strike_pct", "strike_level", "participation_pct")
 
     def strike_x(self, s0: float) -> float:
@@ -283,8 +301,7 @@ class SpreadSpec(ProductSpec):
 
     def validate(self):
         self._required("option_type", "strike_pct", "upper_strike_pct")
-        if self.option_type not in OPTION_TYPES:
-            raise _err(f"option_type must be call or put, got {self.option_type!r}", "option_type", self.option_type)
+        self._one_of("option_type", OPTION_TYPES)
         self._positive("strike_pct", "upper_strike_pct", "participation_pct")
         if self.upper_strike_pct == self.strike_pct:
             raise _err("a spread needs two different strikes", "upper_strike_pct", self.upper_strike_pct)
@@ -310,8 +327,7 @@ class DigitalSpec(ProductSpec):
 
     def validate(self):
         self._required("option_type")
-        if self.option_type not in OPTION_TYPES:
-            raise _err(f"option_type must be call or put, got {self.option_type!r}", "option_type", self.option_type)
+        self._one_of("option_type", OPTION_TYPES)
         self._positive("strike_pct", "strike_level", "payout_pct")
 
     def resolve(self, valuation_date, model):
@@ -321,7 +337,8 @@ class DigitalSpec(ProductSpec):
         return ResolvedSchedule(**b, legs=(Leg(kind, k, self.payout_pct / 100.0),))
 
 
-def _barrier_times(spec: ProductSpec, b: dict, monitoring: str):
+def barrier_times(spec: ProductSpec, b: dict, monitoring: str):
+    """(monitoring, times, dates) of a barrier watched `continuous`ly, at `maturity` or every trading day."""
     if monitoring == "continuous":
         return "continuous", (), ()
     if monitoring == "maturity":
@@ -347,13 +364,9 @@ class BarrierSpec(ProductSpec):
 
     def validate(self):
         self._required("option_type", "barrier_pct", "barrier_type")
-        if self.option_type not in OPTION_TYPES:
-            raise _err(f"option_type must be call or put, got {self.option_type!r}", "option_type", self.option_type)
-        if self.barrier_type not in BARRIER_TYPES:
-            raise _err(f"barrier_type must be one of {BARRIER_TYPES}, got {self.barrier_type!r}", "barrier_type",
-                       self.barrier_type)
-        if self.barrier_monitoring not in MONITORING:
-            raise _err(f"barrier_monitoring must be one of {MONITORING}", "barrier_monitoring", self.barrier_monitoring)
+        self._one_of("option_type", OPTION_TYPES)
+        self._one_of("barrier_type", BARRIER_TYPES)
+        self._one_of("barrier_monitoring", MONITORING)
         self._positive("strike_pct", "strike_level", "barrier_pct", "participation_pct")
         self._positive("rebate_pct", allow_zero=True)
 
@@ -377,7 +390,7 @@ class BarrierSpec(ProductSpec):
                            self.barrier_pct)
         legs = tuple(_vanilla_legs(self.option_type, k, self.participation_pct / 100.0))
         rebate = self.rebate_pct / 100.0
-        mon, times, dates = _barrier_times(self, b, self.barrier_monitoring)
+        mon, times, dates = barrier_times(self, b, self.barrier_monitoring)
         if self.is_in:
             ki = KnockIn(self.direction, "maturity" if self.barrier_monitoring == "maturity" else mon, h, times, dates)
             return ResolvedSchedule(**b, legs=(Leg("cash", 0.0, rebate),) if rebate else (), legs_ki=legs,
@@ -401,10 +414,8 @@ class SharkfinSpec(ProductSpec):
 
     def validate(self):
         self._required("barrier_pct")
-        if self.option_type not in OPTION_TYPES:
-            raise _err(f"option_type must be call or put, got {self.option_type!r}", "option_type", self.option_type)
-        if self.barrier_monitoring not in MONITORING:
-            raise _err(f"barrier_monitoring must be one of {MONITORING}", "barrier_monitoring", self.barrier_monitoring)
+        self._one_of("option_type", OPTION_TYPES)
+        self._one_of("barrier_monitoring", MONITORING)
         self._positive("strike_pct", "barrier_pct", "participation_pct")
         self._positive("rebate_pct", allow_zero=True)
         if self.option_type == "call" and self.barrier_pct <= self.strike_pct:
@@ -420,7 +431,7 @@ class SharkfinSpec(ProductSpec):
         if self.barrier_monitoring != "maturity" and ((d == "up" and x >= h) or (d == "down" and x <= h)):
             raise _err(f"knock-out barrier {self.barrier_pct}% is on the wrong side of spot ({100 * x:.2f}%)",
                        "barrier_pct", self.barrier_pct)
-        mon, times, dates = _barrier_times(self, b, self.barrier_monitoring)
+        mon, times, dates = barrier_times(self, b, self.barrier_monitoring)
         n = max(len(times), 1)
         ko = KnockOut(d, mon, times, (h,) * n, (self.rebate_pct / 100.0,) * n, "maturity", dates=dates)
         legs = _vanilla_legs(self.option_type, self.strike_pct / 100.0, self.participation_pct / 100.0)
@@ -442,8 +453,7 @@ class DoubleSharkfinSpec(ProductSpec):
 
     def validate(self):
         self._required("barrier_pct", "lower_barrier_pct")
-        if self.barrier_monitoring not in MONITORING:
-            raise _err(f"barrier_monitoring must be one of {MONITORING}", "barrier_monitoring", self.barrier_monitoring)
+        self._one_of("barrier_monitoring", MONITORING)
         self._positive("strike_pct", "upper_strike_pct", "barrier_pct", "lower_barrier_pct", "participation_pct")
         self._positive("rebate_pct", allow_zero=True)
         ku = self.upper_strike_pct if self.upper_strike_pct is not None else self.strike_pct
@@ -458,7 +468,7 @@ class DoubleSharkfinSpec(ProductSpec):
         if self.barrier_monitoring != "maturity" and not (hl < x < hu):
             raise _err(f"spot ({100 * x:.2f}%) is outside the knock-out barriers", "barrier_pct",
                        [self.lower_barrier_pct, self.barrier_pct])
-        mon, times, dates = _barrier_times(self, b, self.barrier_monitoring)
+        mon, times, dates = barrier_times(self, b, self.barrier_monitoring)
         n = max(len(times), 1)
         r = self.rebate_pct / 100.0
         kos = (KnockOut("up", mon, times, (hu,) * n, (r,) * n, "maturity", dates=dates),
@@ -484,10 +494,8 @@ class AsianSpec(ProductSpec):
 
     def validate(self):
         self._required("option_type")
-        if self.option_type not in OPTION_TYPES:
-            raise _err(f"option_type must be call or put, got {self.option_type!r}", "option_type", self.option_type)
-        if self.averaging not in ("arithmetic", "geometric"):
-            raise _err("averaging must be arithmetic or geometric", "averaging", self.averaging)
+        self._one_of("option_type", OPTION_TYPES)
+        self._one_of("averaging", ("arithmetic", "geometric"))
         if self.fixings not in ("daily", "monthly"):
             raise _err("fixings must be daily or monthly (or give fixing_dates)", "fixings", self.fixings)
         self._positive("strike_pct", "participation_pct")
@@ -513,13 +521,38 @@ class AsianSpec(ProductSpec):
                                 n_fixings=len(all_dates), averaging=self.averaging)
 
 
-def _autocall_dates(spec, b: dict) -> list[dt.date]:
-    cal = get_calendar(spec.calendar)
-    start, mat = b["start_date"], b["maturity_date"]
-    if spec.ko_observation == "daily":
-        first = cal.roll_forward(add_months(start, spec.lockup_months)) if spec.lockup_months else start
-        return [d for d in cal.trading_days(start, mat) if d >= first]
-    return monthly_observation_dates(start, mat, spec.lockup_months, cal)
+def autocall_dates(calendar: str, lockup_months: int, ko_observation: str, start: dt.date,
+                   maturity: dt.date) -> list[dt.date]:
+    """Knock-out observation dates of an autocallable: monthly after the lock-up, or every trading day."""
+    cal = get_calendar(calendar)
+    if ko_observation == "daily":
+        first = cal.roll_forward(add_months(start, lockup_months)) if lockup_months else start
+        return [d for d in cal.trading_days(start, maturity) if d >= first]
+    return monthly_observation_dates(start, maturity, lockup_months, cal)
+
+
+def observed_knock_out(direction: str, dates: list[dt.date], levels: list[float], rebates: list[float], base: dict,
+                       *, accrue: bool = False, rebate_at: str = "hit") -> KnockOut:
+    """A knock-out observed on `dates` (those before the valuation date dropped) at `levels`, paying `rebates`
+    (times ACT/365 from the start date when `accrue`: an autocall coupon)."""
+    v, start = base["valuation_date"], base["start_date"]
+    keep = [i for i, d in enumerate(dates) if d >= v]
+    acc = tuple(act365(start, dates[i]) for i in keep)
+    rebs = tuple(rebates[i] * a if accrue else rebates[i] for i, a in zip(keep, acc))
+    return KnockOut(direction, "discrete", tuple(obs_time(v, dates[i]) for i in keep), tuple(levels[i] for i in keep),
+                    rebs, rebate_at, accruals=acc, dates=tuple(dates[i] for i in keep))
+
+
+def monthly_coupons(calendar: str, base: dict, coupon_pct: float, barrier: float, memory: bool) -> CouponStrip:
+    """Monthly coupons from the start date (phoenix / 凤凰): coupon_pct × ACT/365 since the previous observation,
+    paid when x >= `barrier`; amounts of dates before the valuation date kept as `past_amounts` (memory)."""
+    v, start = base["valuation_date"], base["start_date"]
+    dates = monthly_observation_dates(start, base["maturity_date"], 1, get_calendar(calendar))
+    amounts = [coupon_pct / 100.0 * act365(p, d) for p, d in zip([start] + dates[:-1], dates)]
+    keep = [i for i, d in enumerate(dates) if d >= v]
+    return CouponStrip(tuple(obs_time(v, dates[i]) for i in keep), (barrier,) * len(keep),
+                       tuple(amounts[i] for i in keep), memory, tuple(dates[i] for i in keep),
+                       past_amounts=tuple(a for a, d in zip(amounts, dates) if d < v))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -546,10 +579,8 @@ class _AutocallBase(ProductSpec):
                        self.ki_pct)
         if self.final_ko_pct is not None and self.ki_pct >= self.final_ko_pct:
             raise _err("knock-in level must be below final_ko_pct", "final_ko_pct", self.final_ko_pct)
-        if self.ko_observation not in ("monthly", "daily"):
-            raise _err("ko_observation must be monthly or daily", "ko_observation", self.ko_observation)
-        if self.ki_observation not in ("daily", "maturity"):
-            raise _err("ki_observation must be daily or maturity", "ki_observation", self.ki_observation)
+        self._one_of("ko_observation", ("monthly", "daily"))
+        self._one_of("ki_observation", ("daily", "maturity"))
         if self.coupon_pct is not None and self.coupon_pct < -100:
             raise _err("coupon_pct is out of range", "coupon_pct", self.coupon_pct)
 
@@ -577,10 +608,14 @@ class _AutocallBase(ProductSpec):
             legs.append(Leg("put", k - self.loss_cap_pct / 100.0, 1.0))
         return tuple(legs)
 
-    def _check_alive(self, b, ko_dates_all):
-        if not ko_dates_all:
+    def _ko_dates(self, b: dict) -> list[dt.date]:
+        """Every knock-out observation date of the term (past ones included); refuses an empty schedule."""
+        dates = autocall_dates(self.calendar, self.lockup_months, self.ko_observation, b["start_date"],
+                               b["maturity_date"])
+        if not dates:
             raise _err("no knock-out observation date falls inside the term (lock-up too long?)", "lockup_months",
                        self.lockup_months)
+        return dates
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -601,20 +636,12 @@ class SnowballSpec(_AutocallBase):
         if self.coupon_pct is None:
             raise _err("snowball needs coupon_pct (or solve_for: coupon_pct)", "coupon_pct")
         b = self._base(valuation_date, model)
-        start = b["start_date"]
-        ko_dates = _autocall_dates(self, b)
-        self._check_alive(b, ko_dates)
-        levels = self.ko_levels_all(len(ko_dates))
+        ko_dates = self._ko_dates(b)
         coupons = [((self.early_coupon_pct if (self.early_coupon_pct is not None and i < self.early_observations)
                      else self.coupon_pct) / 100.0) for i in range(len(ko_dates))]
-        v = b["valuation_date"]
-        keep = [i for i, d in enumerate(ko_dates) if d >= v]
-        acc = [act365(start, ko_dates[i]) for i in keep]
-        ko = KnockOut("up", "discrete", tuple(obs_time(v, ko_dates[i]) for i in keep), tuple(levels[i] for i in keep),
-                      tuple(coupons[i] * a for i, a in zip(keep, acc)), "hit", accruals=tuple(acc),
-                      dates=tuple(ko_dates[i] for i in keep))
+        ko = observed_knock_out("up", ko_dates, self.ko_levels_all(len(ko_dates)), coupons, b, accrue=True)
         ki = self._ki_block(b)
-        _check_knock_in_spot(b, ki, self.knocked_in)
+        check_knock_in_spot(b, ki, self.knocked_in)
         mc = (self.maturity_coupon_pct if self.maturity_coupon_pct is not None else self.coupon_pct) / 100.0
         legs = (Leg("cash", 0.0, mc * b["maturity_accrual"]),)
         return ResolvedSchedule(**b, legs=legs, legs_ki=self._ki_legs(), knock_outs=(ko,), knock_in=ki,
@@ -639,25 +666,12 @@ class PhoenixSpec(_AutocallBase):
         if self.coupon_pct is None:
             raise _err("phoenix needs coupon_pct (or solve_for: coupon_pct)", "coupon_pct")
         b = self._base(valuation_date, model)
-        start, v = b["start_date"], b["valuation_date"]
-        cal = get_calendar(self.calendar)
-        ko_dates = _autocall_dates(self, b)
-        self._check_alive(b, ko_dates)
-        levels = self.ko_levels_all(len(ko_dates))
-        keep = [i for i, d in enumerate(ko_dates) if d >= v]
-        ko = KnockOut("up", "discrete", tuple(obs_time(v, ko_dates[i]) for i in keep), tuple(levels[i] for i in keep),
-                      (0.0,) * len(keep), "hit", accruals=tuple(act365(start, ko_dates[i]) for i in keep),
-                      dates=tuple(ko_dates[i] for i in keep))
-        cdates = monthly_observation_dates(start, b["maturity_date"], 1, cal)
-        prev = [start] + cdates[:-1]
+        ko_dates = self._ko_dates(b)
+        ko = observed_knock_out("up", ko_dates, self.ko_levels_all(len(ko_dates)), [0.0] * len(ko_dates), b)
         cb = (self.coupon_barrier_pct if self.coupon_barrier_pct is not None else self.ki_pct) / 100.0
-        amounts = [self.coupon_pct / 100.0 * act365(p, d) for p, d in zip(prev, cdates)]
-        ck = [i for i, d in enumerate(cdates) if d >= v]
-        strip = CouponStrip(tuple(obs_time(v, cdates[i]) for i in ck), (cb,) * len(ck), tuple(amounts[i] for i in ck),
-                            self.memory, tuple(cdates[i] for i in ck),
-                            past_amounts=tuple(amounts[i] for i in range(len(cdates)) if cdates[i] < v))
+        strip = monthly_coupons(self.calendar, b, self.coupon_pct, cb, self.memory)
         ki = self._ki_block(b)
-        _check_knock_in_spot(b, ki, self.knocked_in)
+        check_knock_in_spot(b, ki, self.knocked_in)
         return ResolvedSchedule(**b, legs=(), legs_ki=self._ki_legs(), knock_outs=(ko,), knock_in=ki,
                                 knocked_in=self.knocked_in, coupons=strip,
                                 unpaid_coupons=self.unpaid_coupons if self.memory else 0)
@@ -682,8 +696,7 @@ class AirbagSpec(ProductSpec):
         self._positive("strike_pct", "ki_pct", "participation_pct")
         if self.ki_pct >= self.strike_pct:
             raise _err("airbag knock-in level must be below the strike", "ki_pct", self.ki_pct)
-        if self.ki_observation not in ("daily", "maturity"):
-            raise _err("ki_observation must be daily or maturity", "ki_observation", self.ki_observation)
+        self._one_of("ki_observation", ("daily", "maturity"))
 
     def resolve(self, valuation_date, model):
         b = self._base(valuation_date, model)
@@ -693,7 +706,7 @@ class AirbagSpec(ProductSpec):
         else:
             t, d = self._daily(b)
             ki = KnockIn("down", "discrete", self.ki_pct / 100.0, t, d)
-        _check_knock_in_spot(b, ki, self.knocked_in)
+        check_knock_in_spot(b, ki, self.knocked_in)
         return ResolvedSchedule(**b, legs=(Leg("call", k, w),), legs_ki=(Leg("call", k, w), Leg("put", k, -1.0)),
                                 knock_in=ki, knocked_in=self.knocked_in)
 
@@ -704,51 +717,44 @@ BUILTIN_SPECS: dict[str, type[ProductSpec]] = {
 }
 
 
-def _field_types(cls) -> dict[str, str]:
-    return {f.name: str(f.type) for f in fields(cls)}
+@dataclass(frozen=True)
+class BuiltinStructure:
+    """The registry entry of a built-in spec class (see `registry.Structure`)."""
+
+    spec: type[ProductSpec]
+    builtin: ClassVar[bool] = True
+
+    @property
+    def structure(self) -> str:
+        return self.spec.structure
+
+    @property
+    def description(self) -> str:
+        return (self.spec.__doc__ or "").strip().splitlines()[0]
+
+    def spec_from_dict(self, d: Mapping) -> ProductSpec:
+        kw = {name: coerce_field(name, ftype, d[name]) for name, ftype in field_types(self.spec).items()
+              if d.get(name) is not None}
+        return self.spec(**kw)
+
+
+for spec_class in BUILTIN_SPECS.values():
+    register_structure(BuiltinStructure(spec_class))
 
 
 def product_from_dict(d: Mapping) -> ProductSpec:
     """Validated spec from a CONTRACTS.md `product` object (QuoteRequest + schedule fields).
 
-    Unknown keys (e.g. `missing`, `assumed`) are ignored. A `structure` declared by a template
-    (pricing_engine/templates/*.json) becomes a `TemplateSpec`. Raises PricingError.
+    The `structure` is looked up in the one registry (`registry`): a built-in `*Spec` or a structure a
+    template declared. Keys that are not fields of the structure (e.g. `missing`, `assumed`) are
+    ignored. Raises PricingError.
     """
     if not isinstance(d, Mapping):
         raise _err("product must be an object", "product", d)
     structure = d.get("structure")
     if not structure:
         raise _err("product.structure is missing", "structure")
-    cls = BUILTIN_SPECS.get(structure)
-    if cls is None:
-        from otcdesk.pricing_engine.templates import get_template
-        tpl = get_template(structure)
-        if tpl is None:
-            raise _err(f"unknown structure {structure!r}", "structure", structure)
-        return tpl.spec_from_dict(d)
-    types = _field_types(cls)
-    kw = {}
-    for name, ftype in types.items():
-        if name in d and d[name] is not None:
-            v = d[name]
-            if name == "fixing_dates":
-                v = tuple(to_date(x, "fixing_dates") for x in v)
-            elif name == "past_fixings":
-                v = tuple(float(x) for x in v)
-            else:
-                v = _coerce(name, ftype, v)
-            kw[name] = v
-    return cls(**kw)
-
-
-def spec_to_json(spec: ProductSpec) -> str:
-    return json.dumps(spec.to_dict(), ensure_ascii=False, sort_keys=True)
-
-
-def structures() -> dict[str, str]:
-    """Every structure that can be priced: built-ins and templates, with a one-line description."""
-    from otcdesk.pricing_engine.templates import _EXTRA, load_templates
-    out = {name: (cls.__doc__ or "").strip().splitlines()[0] for name, cls in BUILTIN_SPECS.items()}
-    for name, tpl in {**load_templates(), **_EXTRA}.items():
-        out[name] = tpl.description or f"template {name}"
-    return out
+    entry = get_structure(structure)
+    if entry is None:
+        raise _err(f"unknown structure {structure!r}", "structure", structure)
+    return entry.spec_from_dict(d)

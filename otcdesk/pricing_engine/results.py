@@ -36,8 +36,3 @@ class PricingResult:
                               for row in diag["ladder"]]
         return replace(self, price=sign * self.price, greeks={k: sign * v for k, v in self.greeks.items()},
                        diagnostics=diag)
-
-    def with_diagnostics(self, **extra) -> "PricingResult":
-        d = dict(self.diagnostics)
-        d.update(extra)
-        return replace(self, diagnostics=d)

@@ -40,8 +40,12 @@ def to_date(v, field: str = "date") -> dt.date:
         try:
             return dt.date.fromisoformat(v.strip()[:10])
         except ValueError:
-            pass
-    raise PricingError(f"{field} must be an ISO date (YYYY-MM-DD), got {v!r}", {"field": field, "value": v})
+            raise _not_a_date(field, v) from None
+    raise _not_a_date(field, v)
+
+
+def _not_a_date(field: str, v) -> PricingError:
+    return PricingError(f"{field} must be an ISO date (YYYY-MM-DD), got {v!r}", {"field": field, "value": v})
 
 
 def act365(d1: dt.date, d2: dt.date) -> float:
@@ -74,11 +78,6 @@ def add_tenor(d: dt.date, tenor: str) -> dt.date:
     if unit == "W":
         return d + dt.timedelta(days=7 * n)
     return add_months(d, n)
-
-
-def tenor_months(tenor: str) -> int | None:
-    n, unit = parse_tenor(tenor)
-    return n if unit == "M" else None
 
 
 def _rule_holidays(year: int) -> set[dt.date]:
@@ -129,11 +128,6 @@ class TradingCalendar:
         lo = np.searchsorted(self.sessions, np.datetime64(after, "D"), side="right")
         hi = np.searchsorted(self.sessions, np.datetime64(through, "D"), side="right")
         return [x.astype(object) for x in self.sessions[lo:hi]]
-
-    def count_trading_days(self, after: dt.date, through: dt.date) -> int:
-        lo = np.searchsorted(self.sessions, np.datetime64(after, "D"), side="right")
-        hi = np.searchsorted(self.sessions, np.datetime64(through, "D"), side="right")
-        return int(max(hi - lo, 0))
 
 
 @lru_cache(maxsize=8)

@@ -1,6 +1,8 @@
 """Structure templates: a new structure declared as data from the registered building blocks.
 
-A template is a JSON file in this folder (or any folder passed to `load_templates`):
+A template is a JSON file in this folder (registered at import) or any folder passed to
+`register_templates`, or a document passed to `register_template`; each declares one structure in
+the one registry of structures (`pricing_engine.registry`), next to the built-in ones:
 
     {"structure": "ki_put", "description": "...",
      "params": {"strike_pct": {"default": 100, "min": 1, "max": 500},
@@ -29,12 +31,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
-from otcdesk.pricing_engine.blocks import CouponStrip, KnockIn, KnockOut, Leg, ResolvedSchedule
+from otcdesk.pricing_engine.blocks import LEG_KINDS, KnockIn, KnockOut, Leg, ResolvedSchedule
 from otcdesk.pricing_engine.errors import PricingError
+from otcdesk.pricing_engine.products import (ProductSpec, autocall_dates, barrier_times, check_knock_in_spot,
+                                             coerce_field, field_types, monthly_coupons, observed_knock_out)
+from otcdesk.pricing_engine.registry import get_structure, register_structure
+from otcdesk.pricing_engine.schedule import act365
 
 TEMPLATE_DIR = Path(__file__).parent
 BLOCKS = ("payoff", "knock_out", "knock_in", "coupon")
@@ -45,7 +50,7 @@ _BLOCK_KEYS = {
     "knock_in": {"block", "direction", "level_pct", "observation"},
     "coupon": {"block", "barrier_pct", "coupon_pct", "memory"},
 }
-_LEG_KINDS = ("call", "put", "digital_call", "digital_put", "cash", "asset", "accrued_cash")
+_LEG_KINDS = (*LEG_KINDS, "accrued_cash")
 
 
 def _bad(msg, detail=None):
@@ -54,20 +59,20 @@ def _bad(msg, detail=None):
 
 @dataclass(frozen=True)
 class Template:
+    """A validated template document; as a `registry.Structure` it turns product objects into `TemplateSpec`s."""
+
     structure: str
     description: str
     params: Mapping[str, Mapping[str, Any]]
     blocks: tuple[Mapping[str, Any], ...]
     constraints: tuple[Mapping[str, Any], ...] = ()
+    builtin: ClassVar[bool] = False
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "Template":
-        from otcdesk.pricing_engine.products import BUILTIN_SPECS
         name = d.get("structure")
         if not isinstance(name, str) or not name.isidentifier():
             raise _bad("structure must be an identifier", d.get("structure"))
-        if name in BUILTIN_SPECS:
-            raise _bad(f"{name} is a built-in structure")
         params = d.get("params") or {}
         for p, spec in params.items():
             if not isinstance(spec, Mapping) or set(spec) - {"default", "required", "min", "max", "type"}:
@@ -93,9 +98,7 @@ class Template:
         return cls(name, str(d.get("description", "")), params, blocks, tuple(d.get("constraints") or ()))
 
     def spec_from_dict(self, d: Mapping) -> "TemplateSpec":
-        from otcdesk.pricing_engine.products import ProductSpec, _coerce, _field_types
-        base_types = _field_types(ProductSpec)
-        kw = {k: _coerce(k, t, d[k]) for k, t in base_types.items() if d.get(k) is not None}
+        kw = {k: coerce_field(k, t, d[k]) for k, t in field_types(ProductSpec).items() if d.get(k) is not None}
         values: dict[str, Any] = {}
         for p, spec in self.params.items():
             v = d.get(p, spec.get("default"))
@@ -104,7 +107,7 @@ class Template:
                     raise PricingError(f"{self.structure} needs {p}", {"field": p})
                 continue
             typ = spec.get("type", "float")
-            v = _coerce(p, typ, v)
+            v = coerce_field(p, typ, v)
             if typ == "float" and spec.get("min") is not None and v < spec["min"]:
                 raise PricingError(f"{p} must be at least {spec['min']}, got {v}", {"field": p, "value": v})
             if typ == "float" and spec.get("max") is not None and v > spec["max"]:
@@ -121,7 +124,7 @@ class Template:
                 if not ok:
                     raise PricingError(f"{a} ({va}) must be {'below' if op == 'less' else 'at most'} {b} ({vb})",
                                        {"field": a, "value": va})
-        kin = _coerce("knocked_in", "bool", d.get("knocked_in")) or False
+        kin = coerce_field("knocked_in", "bool", d.get("knocked_in")) or False
         return TemplateSpec(template=self.structure, params=tuple(sorted(values.items())), knocked_in=kin, **kw)
 
 
@@ -137,38 +140,22 @@ def _refs_ok(obj, params):
             _refs_ok(v, params)
 
 
-@lru_cache(maxsize=4)
-def load_templates(folder: str = str(TEMPLATE_DIR)) -> dict[str, Template]:
-    out = {}
-    for path in sorted(Path(folder).glob("*.json")):
-        t = Template.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        out[t.structure] = t
-    return out
-
-
-_EXTRA: dict[str, Template] = {}
-
-
 def register_template(d: Mapping) -> Template:
-    """Declare a structure at run time from a template document (validated, never evaluated)."""
-    t = Template.from_dict(d)
-    _EXTRA[t.structure] = t
-    return t
+    """Declare a structure from a template document (validated, never evaluated)."""
+    return register_structure(Template.from_dict(d))
 
 
-def get_template(name: str) -> Template | None:
-    """The template declaring structure `name`, or None."""
-    return _EXTRA.get(name) or load_templates().get(name)
+def register_templates(folder: str | Path) -> list[Template]:
+    """Declare every template `*.json` in `folder` (sorted by file name)."""
+    return [register_template(json.loads(path.read_text(encoding="utf-8")))
+            for path in sorted(Path(folder).glob("*.json"))]
 
 
 def _tpl(spec: "TemplateSpec") -> Template:
-    t = get_template(spec.template)
-    if t is None:
+    t = get_structure(spec.template)
+    if not isinstance(t, Template):
         raise PricingError(f"unknown structure {spec.template!r}", {"field": "structure"})
     return t
-
-
-from otcdesk.pricing_engine.products import ProductSpec, _autocall_dates  # noqa: E402  (products imports us lazily)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,10 +233,8 @@ class TemplateSpec(ProductSpec):
         return not (cont_ki and any(b["block"] in ("knock_out", "coupon") for b in bl))
 
     def resolve(self, valuation_date, model) -> ResolvedSchedule:
-        from otcdesk.pricing_engine.products import _barrier_times, _check_knock_in_spot, obs_time
-        from otcdesk.pricing_engine.schedule import act365, get_calendar, monthly_observation_dates
         b = self._base(valuation_date, model)
-        v, start, mat = b["valuation_date"], b["start_date"], b["maturity_date"]
+        start, mat = b["start_date"], b["maturity_date"]
         legs: list[Leg] = []
         legs_ki: list[Leg] | None = None
         kos: list[KnockOut] = []
@@ -280,18 +265,13 @@ class TemplateSpec(ProductSpec):
                 step = (blk.get("stepdown_pct") or 0.0) / 100.0
                 rb = (blk.get("rebate_pct") or 0.0) / 100.0
                 if obs == "monthly":
-                    holder = _Sched(self.calendar, int(blk.get("lockup_months") or 0), "monthly")
-                    dates = _autocall_dates(holder, b)
-                    lv_all = [lvl0 - i * step for i in range(len(dates))]
-                    keep = [i for i, d in enumerate(dates) if d >= v]
-                    acc = tuple(act365(start, dates[i]) for i in keep)
-                    rebs = tuple(rb * a for a in acc) if blk.get("rebate_accrues") else (rb,) * len(keep)
-                    kos.append(KnockOut(blk.get("direction", "up"), "discrete",
-                                        tuple(obs_time(v, dates[i]) for i in keep), tuple(lv_all[i] for i in keep),
-                                        rebs, blk.get("rebate_at", "hit"), accruals=acc,
-                                        dates=tuple(dates[i] for i in keep)))
+                    dates = autocall_dates(self.calendar, int(blk.get("lockup_months") or 0), "monthly", start, mat)
+                    kos.append(observed_knock_out(blk.get("direction", "up"), dates,
+                                                  [lvl0 - i * step for i in range(len(dates))], [rb] * len(dates), b,
+                                                  accrue=bool(blk.get("rebate_accrues")),
+                                                  rebate_at=blk.get("rebate_at", "hit")))
                 else:
-                    mon, times, dates = _barrier_times(self, b, obs)
+                    mon, times, dates = barrier_times(self, b, obs)
                     n = max(len(times), 1)
                     rebs = (tuple(rb * act365(start, d) for d in dates) if blk.get("rebate_accrues") and dates
                             else (rb,) * n)
@@ -309,35 +289,18 @@ class TemplateSpec(ProductSpec):
                 if obs == "maturity":
                     ki = KnockIn(d, "maturity", lvl, (b["T"],), (mat,))
                 else:
-                    mon, times, dates = _barrier_times(self, b, "continuous" if obs == "continuous" else "daily")
+                    mon, times, dates = barrier_times(self, b, "continuous" if obs == "continuous" else "daily")
                     ki = KnockIn(d, mon, lvl, times, dates)
             elif kind == "coupon":
-                cal = get_calendar(self.calendar)
-                cdates = monthly_observation_dates(start, mat, 1, cal)
-                prev = [start] + cdates[:-1]
-                amounts = [blk["coupon_pct"] / 100.0 * act365(pp, dd) for pp, dd in zip(prev, cdates)]
-                ck = [i for i, dd in enumerate(cdates) if dd >= v]
-                strip = CouponStrip(tuple(obs_time(v, cdates[i]) for i in ck), (blk["barrier_pct"] / 100.0,) * len(ck),
-                                    tuple(amounts[i] for i in ck), bool(blk.get("memory", False)),
-                                    tuple(cdates[i] for i in ck))
+                strip = monthly_coupons(self.calendar, b, blk["coupon_pct"], blk["barrier_pct"] / 100.0,
+                                        bool(blk.get("memory", False)))
         knocked_in = self.knocked_in
         if ki is None:
             legs_ki = None
-        _check_knock_in_spot(b, ki, knocked_in, "level_pct")
+        check_knock_in_spot(b, ki, knocked_in, "level_pct")
         b["structure"] = self.template
         return ResolvedSchedule(**b, legs=tuple(legs), legs_ki=None if legs_ki is None else tuple(legs_ki),
                                 knock_outs=tuple(kos), knock_in=ki, knocked_in=knocked_in, coupons=strip)
 
 
-def p_get(spec: TemplateSpec, name: str, default=None):
-    for k, v in spec.params:
-        if k == name:
-            return v
-    return default
-
-
-@dataclass(frozen=True)
-class _Sched:
-    calendar: str
-    lockup_months: int
-    ko_observation: str
+register_templates(TEMPLATE_DIR)

@@ -97,11 +97,11 @@ def _mc_group(structure, n=6):
     out = []
     for t in trades:
         ft = book.Trade(t.trade_id, book.freeze(t.product, markets[t.product.underlying].to_model(), VD))
-        if t.product.structure == structure and book._engine_for(ft, VD, markets)[0] == "mc":
+        if t.product.structure == structure and book.engine_for(ft, VD, markets)[0] == "mc":
             out.append(ft)
     models = [markets[t.product.underlying].to_model() for t in out[:n]]
     resolved = [t.product.resolve(VD, m) for t, m in zip(out[:n], models)]
-    return resolved, [book.mc_engine_market(m) for m in models]
+    return resolved, models
 
 
 @pytest.mark.parametrize("structure", ["snowball", "sharkfin"])
@@ -109,7 +109,7 @@ def test_compressed_spot_ladder_equals_full_paths(structure):
     """A spot shift moves whole log paths: the compressed ladder must equal pricing the shifted
     spot on the full grid with the same paths."""
     resolved, mks = _mc_group(structure)
-    cfg = mc_core.MCConfig(paths=2000, seed=2, dtype="float64")
+    cfg = EngineOptions(paths=2000, seed=2, dtype="float64")
     shape = mc_blocks.shape_of(resolved[0])
     resolved = [r for r in resolved if mc_blocks.shape_of(r) == shape]
     terms = [mc_blocks.to_terms(r, cfg) for r in resolved]
@@ -155,3 +155,16 @@ def test_risk_bench_cli_prints_the_contract_document(capsys, tmp_path, monkeypat
     assert doc["elapsed_s"] > 0 and doc["greeks_s"] >= 0 and doc["scenario_s"] >= 0
     assert main(["risk", "bench", "--trades", "0"]) == 2
     assert "error" in json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_a_market_with_a_vol_surface_is_refused_not_revalued_flat():
+    import dataclasses
+
+    from otcdesk.pricing_engine.errors import UnsupportedMarketError
+
+    trades, markets = book.sample_book(5, seed=3, valuation_date=VD)
+    u = trades[0].product.underlying
+    surface = {"expiries": ["2027-05-21"], "strikes_pct": [100], "vols": [[0.2]]}
+    markets = {**markets, u: dataclasses.replace(markets[u], vol_surface=surface)}
+    with pytest.raises(UnsupportedMarketError, match="book revaluation cannot use market.vol_surface"):
+        book.revalue_book(trades, markets, VD, mc_options={"paths": 200}, spot_shifts=None, vol_shifts=None)

@@ -1,11 +1,14 @@
 """`pricing_engine.api.price`: the CONTRACTS.md document, QuoteRequest input, side, solvers, refusals."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from otcdesk.pricing_engine.api import price
 from otcdesk.pricing_engine.engines import EngineOptions, select_engine
-from otcdesk.pricing_engine.errors import NoSolutionError, PricingError, UnsupportedProductError
+from otcdesk.pricing_engine.errors import (NoSolutionError, PricingError, UnsupportedMarketError,
+                                           UnsupportedProductError)
 from otcdesk.pricing_engine.products import BUILTIN_SPECS, product_from_dict
 
 VD = "2026-11-20"
@@ -58,7 +61,7 @@ def test_round_trip_serialisation_every_structure():
         assert again == spec and again.to_dict() == spec.to_dict()
         for k, v in fields.items():
             assert spec.to_dict()[k] == v
-        with pytest.raises(Exception):
+        with pytest.raises(dataclasses.FrozenInstanceError):
             spec.tenor = "1M"  # frozen
 
 
@@ -185,7 +188,7 @@ def test_quote_request_asking_for_a_coupon_is_solved():
 
 
 def test_structures_lists_builtins_and_templates():
-    from otcdesk.pricing_engine.products import structures
+    from otcdesk.pricing_engine.registry import structures
     s = structures()
     assert set(BUILTIN_SPECS) <= set(s)
     assert {"ki_put", "one_touch", "stepdown_snowball"} <= set(s)
@@ -199,3 +202,40 @@ def test_output_is_strict_json_even_with_a_barrier_ladder():
     text = json.dumps(d, allow_nan=False, ensure_ascii=False)
     ladder = json.loads(text)["diagnostics"]["ladder"]
     assert ladder[-1]["price"] is None and ladder[4]["price"] == pytest.approx(d["price"])
+
+
+SURFACE = {"expiries": ["2027-02-19", "2027-05-21"], "strikes_pct": [90, 100, 110],
+           "vols": [[0.24, 0.22, 0.21], [0.235, 0.215, 0.205]]}
+
+
+@pytest.mark.parametrize("engine", ["auto", "analytic", "fd", "mc"])
+def test_a_vol_surface_is_refused_by_every_engine_never_ignored(engine):
+    van = {"structure": "vanilla", "option_type": "call", "tenor": "3M"}
+    with pytest.raises(UnsupportedMarketError, match="market.vol_surface.*not implemented") as ei:
+        _p(van, market={**MK, "vol_surface": SURFACE}, engine=engine, engine_options={"paths": 1000})
+    assert ei.value.detail["field"] == "market.vol_surface"
+    with pytest.raises(UnsupportedMarketError, match="vol_surface"):  # also while solving
+        _p(van, market={**MK, "vol_surface": SURFACE}, engine=engine, solve_for="vol", target_price_pct=4.0)
+
+
+def test_engines_called_directly_refuse_a_model_with_a_surface():
+    from otcdesk.pricing_engine.models import MarketSpec
+
+    model = MarketSpec.from_dict({**MK, "vol_surface": SURFACE}).to_model()
+    van = product_from_dict({"structure": "vanilla", "option_type": "call", "tenor": "3M"})
+    for kind in ("analytic", "fd", "mc"):
+        with pytest.raises(UnsupportedMarketError, match=f"the {kind} engine cannot use market.vol_surface"):
+            select_engine(van, kind).price(van, model, VD, EngineOptions(paths=1000))
+
+
+def test_market_keys_are_inputs_or_informational_anything_else_is_refused():
+    van = {"structure": "vanilla", "option_type": "call", "tenor": "3M"}
+    d = _p(van, market={**MK, "as_of": VD, "source": "SIMULATED demo"}, vd=None)
+    assert d["market"]["as_of"] == VD and d["market"]["source"] == "SIMULATED demo" and d["valuation_date"] == VD
+    assert d["price"] == _p(van)["price"]
+    for key, value in (("borrow", 0.01), ("dividends", [{"date": "2027-01-05", "amount": 1.0}]), ("volatility", 0.3)):
+        with pytest.raises(PricingError, match=f"market.{key} is not a market input") as ei:
+            _p(van, market={**MK, key: value})
+        assert ei.value.detail["field"] == f"market.{key}"
+    with pytest.raises(PricingError, match="vol_surface cannot be used.*not implemented"):
+        _p(van, market={"spot": 4000.0, "rate": 0.02, "vol_surface": SURFACE})

@@ -58,6 +58,20 @@ def test_price_errors_exit_non_zero_with_reason(tmp_path):
     assert "negative" in d["error"] and d["detail"]["field"] == "market.vol"
 
 
+def test_price_refuses_a_vol_surface_it_cannot_use(tmp_path):
+    req = {"product": {"structure": "vanilla", "option_type": "call", "strike_pct": 100, "tenor": "3M"},
+           "market": {"spot": 100.0, "vol": 0.2, "rate": 0.03, "div": 0.0,
+                      "vol_surface": {"expiries": ["2027-02-19"], "strikes_pct": [90, 100, 110],
+                                      "vols": [[0.24, 0.22, 0.21]]}},
+           "valuation_date": "2026-11-20", "engine": "mc"}
+    rc, out, _ = _run(["price", json.dumps(req)], tmp_path)
+    assert rc == 2
+    d = json.loads(out)
+    assert set(d) == {"error", "detail"}
+    assert "vol_surface" in d["error"] and "not implemented" in d["error"]
+    assert d["detail"]["field"] == "market.vol_surface"
+
+
 def test_price_handler_refusals_in_process():
     """The same handler without a subprocess per case (CLI start-up is the slow part)."""
     import argparse
@@ -80,6 +94,9 @@ def test_price_handler_refusals_in_process():
              (json.dumps({"product": {"structure": "snowball", "ko_pct": 103, "ki_pct": 110, "coupon_pct": 10,
                                       "tenor": "6M"}, "market": {"spot": 1, "vol": 0.2},
                           "valuation_date": "2026-11-20"}), "knock-in"),
+             (json.dumps({"product": {"structure": "vanilla", "option_type": "call", "tenor": "1M"},
+                          "market": {"spot": 1, "vol": 0.2, "skew": -0.1}, "valuation_date": "2026-11-20"}),
+              "market.skew is not a market input"),
              ("[1, 2]", "object")]
     for raw, reason in cases:
         with pytest.raises(CommandError, match=reason):

@@ -24,7 +24,7 @@ def _collect(cfg, times=TIMES):
 
 @pytest.mark.parametrize("sobol", [False, True])
 def test_brownian_covariance_is_min_of_times(sobol):
-    cfg = mc_paths.PathConfig(paths=65_536, seed=3, dtype="float64", antithetic=False, sobol=sobol)
+    cfg = EngineOptions(paths=65_536, seed=3, dtype="float64", antithetic=False, sobol=sobol)
     w = _collect(cfg)
     assert w.shape == (len(TIMES), 65_536)
     cov = np.cov(w)
@@ -40,14 +40,14 @@ def test_bridge_plan_builds_every_point_once():
 
 
 def test_same_paths_whatever_the_chunk_size():
-    a = mc_paths.PathConfig(paths=3_000, seed=9, chunk_elems=10_000)
-    b = mc_paths.PathConfig(paths=3_000, seed=9, chunk_elems=10_000_000)
+    a = EngineOptions(paths=3_000, seed=9, dtype="float32", chunk_elems=10_000)
+    b = EngineOptions(paths=3_000, seed=9, dtype="float32", chunk_elems=10_000_000)
     wa, wb = _collect(a), _collect(b)
     assert sorted(map(tuple, wa.T.round(6))) == sorted(map(tuple, wb.T.round(6)))
 
 
 def test_antithetic_chunks_are_mirrored():
-    for c in mc_paths.brownian_chunks(np, TIMES, mc_paths.PathConfig(paths=1_000, seed=1, chunk_elems=2_000)):
+    for c in mc_paths.brownian_chunks(np, TIMES, EngineOptions(paths=1_000, seed=1, dtype="float32", chunk_elems=2_000)):
         h = c.w.shape[1] // 2
         assert c.antithetic and np.array_equal(c.w[:, :h], -c.w[:, h:])
 
