@@ -67,7 +67,8 @@ field-by-field validation (an LLM may read a value the message states, never inv
 """
 from __future__ import annotations
 
-from .api import complete_followup, parse_message
-from .parser import ParseResult
+from .followup import complete_followup
+from .parser import parse_message
+from .quote_request import ParseResult
 
 __all__ = ["ParseResult", "complete_followup", "parse_message"]
