@@ -90,7 +90,7 @@ def _in(v: float, lo: float, hi: float) -> float | None:
     return v if lo <= v <= hi else None
 
 
-def _pct(x: str, had_pct: bool = False) -> float:
+def percent(x: str, had_pct: bool = False) -> float:
     """A percentage: '0.9' → 90, '95' → 95, '95%' → 95."""
     v = float(x)
     if not had_pct and 0 < v <= 2.0 and "." in x:
@@ -168,7 +168,7 @@ _KOKI_PAIR = Pattern(r"({field:ko|field:ki})\s*[/、和及]?\s*{field:ko|field:k
 
 
 def _koki(w: Work, fr: Frame, m: re.Match):
-    a, b = _pct(m.group(2)), _pct(m.group(3))
+    a, b = percent(m.group(2)), percent(m.group(3))
     ko_first = w.vocab.meaning("field", m.group(1)) == "ko"
     fr.scalars.setdefault("ko_pct", a if ko_first else b)
     fr.scalars.setdefault("ki_pct", b if ko_first else a)
@@ -200,7 +200,7 @@ def _first(w: Work, rxs, fr: Frame, key: str, conv) -> bool:
 def _double_barrier(w: Work) -> list:
     """'双鲨 90/110': the first pair with one level below 100 and one above (consumed), or []."""
     for m in w.finditer(_PAIR):
-        a, b = _pct(m.group(1), bool(m.group(2))), _pct(m.group(3), bool(m.group(4)))
+        a, b = percent(m.group(1), bool(m.group(2))), percent(m.group(3), bool(m.group(4)))
         if 50 <= min(a, b) < 100 < max(a, b) <= 200:
             w.consume(m.start(), m.end())
             return [a, b]
@@ -212,7 +212,7 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
     _first(w, _KOKI_PAIR, fr, "_pair", lambda m: _koki(w, fr, m))
     fr.scalars.pop("_pair", None)
     _first(w, _STEPDOWN, fr, "ko_stepdown_pct", _stepdown)
-    _first(w, _CB, fr, "coupon_barrier_pct", lambda m: _pct(m.group(1), bool(m.group(2))))
+    _first(w, _CB, fr, "coupon_barrier_pct", lambda m: percent(m.group(1), bool(m.group(2))))
     _first(w, _COUPON, fr, "coupon_pct", lambda m: _f(m.group(1)) if float(m.group(1)) <= 60 else None)
     _first(w, _REBATE, fr, "rebate_pct", lambda m: _f(m.group(1)))
     for rx, bt in _BTYPE:
@@ -222,7 +222,7 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
     if barrier_like:
         vals = _double_barrier(w) if structure == "double_sharkfin" else []
         for m in w.finditer(_BARRIER):
-            vals.append(_pct(m.group(1), bool(m.group(2))))
+            vals.append(percent(m.group(1), bool(m.group(2))))
             w.consume(m.start(), m.end())
         if structure == "double_sharkfin":
             if len(vals) < 2:
@@ -244,13 +244,13 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
                     w.consume(m.start(), m.end())
                     break
     else:
-        _first(w, _KO, fr, "ko_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 50, 150))
-        _first(w, _KI, fr, "ki_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 20, 100))
-        _first(w, _KO_AFTER, fr, "ko_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 50, 150))
-        _first(w, _KI_AFTER, fr, "ki_pct", lambda m: _in(_pct(m.group(1), bool(m.group(2))), 20, 100))
+        _first(w, _KO, fr, "ko_pct", lambda m: _in(percent(m.group(1), bool(m.group(2))), 50, 150))
+        _first(w, _KI, fr, "ki_pct", lambda m: _in(percent(m.group(1), bool(m.group(2))), 20, 100))
+        _first(w, _KO_AFTER, fr, "ko_pct", lambda m: _in(percent(m.group(1), bool(m.group(2))), 50, 150))
+        _first(w, _KI_AFTER, fr, "ki_pct", lambda m: _in(percent(m.group(1), bool(m.group(2))), 20, 100))
         if structure in ("snowball", "phoenix", "airbag") and ("ko_pct" not in fr.scalars or "ki_pct" not in fr.scalars):
             for m in w.finditer(_PAIR):
-                a, b = _pct(m.group(1), bool(m.group(2))), _pct(m.group(3), bool(m.group(4)))
+                a, b = percent(m.group(1), bool(m.group(2))), percent(m.group(3), bool(m.group(4)))
                 hi, lo = max(a, b), min(a, b)
                 if 40 <= lo < hi <= 130 and hi >= 90:
                     if structure == "airbag":
@@ -268,7 +268,7 @@ def extract_terms(w: Work, fr: Frame, structure: str | None) -> None:
                     fr.scalars["ko_pct"], fr.scalars["ki_pct"] = _f(str(hi)), _f(str(lo))
                     w.consume(m.start(), m.end())
                     break
-    if not _first(w, _PARTICIPATION, fr, "participation_pct", lambda m: _pct(m.group(1), bool(m.group(2)))):
+    if not _first(w, _PARTICIPATION, fr, "participation_pct", lambda m: percent(m.group(1), bool(m.group(2)))):
         _first(w, _PARTICIPATION_AFTER, fr, "participation_pct", lambda m: _f(m.group(1)))
     if structure == "digital":
         _first(w, _PAYOUT, fr, "payout_pct", lambda m: _f(m.group(1)) if float(m.group(1)) <= 100 else None)
@@ -316,7 +316,7 @@ def _strike_val(tok: str, unit: str | None) -> tuple[str, float] | None:
     if unit == "%":
         return ("pct", _f(tok))
     if v <= 2.0:
-        return ("pct", _pct(tok))
+        return ("pct", percent(tok))
     if 40 <= v <= 160:
         return ("pct", _f(tok))
     if v > 160:
@@ -344,7 +344,7 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         w.consume(m.start(), m.end())
     if spread and "strike_pct" not in fr.scalars:  # 看涨价差 平值/105
         for m in w.finditer(_ATM_PAIR):
-            a, b = (100, _pct(m.group(1))) if m.group(1) else (_pct(m.group(2)), 100)
+            a, b = (100, percent(m.group(1))) if m.group(1) else (percent(m.group(2)), 100)
             if 40 <= a <= 200 and 40 <= b <= 200 and a != b:
                 fr.scalars["strike_pct"], fr.scalars["upper_strike_pct"] = a, b
                 w.consume(m.start(), m.end())
@@ -369,7 +369,7 @@ def extract_strikes(w: Work, fr: Frame, structure: str | None) -> None:
         w.consume(m.start(), m.end())
     if spread and "strike_pct" not in fr.scalars:
         for m in w.finditer(_PAIR):
-            a, b = _pct(m.group(1), bool(m.group(2))), _pct(m.group(3), bool(m.group(4)))
+            a, b = percent(m.group(1), bool(m.group(2))), percent(m.group(3), bool(m.group(4)))
             if 40 <= a <= 200 and 40 <= b <= 200 and a != b:
                 fr.scalars["strike_pct"] = a
                 fr.scalars["upper_strike_pct"] = b
@@ -609,7 +609,7 @@ _QUOTE_VOL = Pattern(r"{quote:vol.cjk}|(?<![a-z]){quote:vol.latin}(?![a-z])", re
 _QUOTE_COUPON = Pattern(r"{field:coupon|yield:label|quote:coupon}", re.I)
 _QUOTE_PART = Pattern(r"{field:participation}")
 _QUOTE_PRICE = Pattern(r"{quote:price}", re.I)
-_VIEW = {ot: Pattern("{direction:%s}" % ot) for ot in ("call", "put")}  # a sharkfin's direction: 向上 → call
+_DIRECTION = {ot: Pattern("{direction:%s}" % ot) for ot in ("call", "put")}  # a sharkfin's direction: 向上 → call
 _BOTH_LEGS = Pattern(r"{combination}", re.I)
 _STRANGLE = Pattern(r"{combination:strangle}", re.I)
 
@@ -626,9 +626,9 @@ def extract_words(w: Work, fr: Frame) -> None:
         if word in t:
             fr.option_types.append(w.vocab.meaning("spread_type", word))
     if fr.scalars.get("structure") == "sharkfin" and not (w.rx(CALL).search(t) or w.rx(PUT).search(t)):
-        if w.rx(_VIEW["call"]).search(t):
+        if w.rx(_DIRECTION["call"]).search(t):
             fr.option_types.append("call")
-        elif w.rx(_VIEW["put"]).search(t):
+        elif w.rx(_DIRECTION["put"]).search(t):
             fr.option_types.append("put")
     if w.rx(_BOTH_LEGS).search(t):  # straddle/strangle: both legs
         for ot in ("call", "put"):

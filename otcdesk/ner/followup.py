@@ -4,9 +4,9 @@ from __future__ import annotations
 import itertools
 import re
 
-from .fields import structure_hint
+from .fields import percent, structure_hint
 from .llm_fill import llm_complete, refinish
-from .parser import default_parser, parse_message
+from .parser import MessageParser, default_parser, parse_message
 from .quote_request import ParseResult, clarification_for, strike_from_moneyness
 from .vocabulary import Pattern
 
@@ -20,11 +20,11 @@ MULTI_FIELDS = ("underlying", "tenor", "strike_pct", "option_type")
 _MONEYNESS_SIZE = Pattern(r"\s*({moneyness:itm|moneyness:otm+abbr}|实)?\s*(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*", re.I)
 
 
-def _moneyness_size(prev_reqs: list[dict], text: str) -> list[dict] | None:
+def _moneyness_size(prev_reqs: list[dict], text: str, parser: MessageParser) -> list[dict] | None:
     """'5%' answering '虚值多少' for requests that said 虚值/实值 without a size: the strikes, or None."""
     if not any(r.get("moneyness") and "strike_pct" in r.get("missing", []) for r in prev_reqs):
         return None
-    vocab = default_parser().vocab
+    vocab = parser.vocab
     m = vocab.rx(_MONEYNESS_SIZE).fullmatch(text)
     if not m or float(m.group(2)) > 50:
         return None
@@ -37,7 +37,7 @@ def _moneyness_size(prev_reqs: list[dict], text: str) -> list[dict] | None:
             fill = {"strike_pct": strike_from_moneyness(kind, x, ot)}
             base = {k: val for k, val in r.items() if k != "moneyness"}
             base["missing"] = [f for f in r.get("missing", []) if f != "strike_pct"]
-            out.append(refinish(base, fill, default_parser().pool))
+            out.append(refinish(base, fill, parser.pool))
         else:
             out.append(r)
     return out
@@ -55,12 +55,8 @@ def _bare_number(prev_reqs: list[dict], text: str) -> dict[str, list]:
     wanted = {f for r in prev_reqs for f in r.get("missing", []) if f in NUMERIC_ANSWERS}
     if len(wanted) != 1:
         return {}
-    v = float(m.group(1))
-    if not m.group(2) and v <= 2 and "." in m.group(1):
-        v *= 100
-    if not 0 < v <= 300:
-        return {}
-    return {wanted.pop(): [int(v) if v == int(v) else v]}
+    v = percent(m.group(1), bool(m.group(2)))
+    return {wanted.pop(): [v]} if 0 < v <= 300 else {}
 
 
 def _finish_merge(unrecognized: list, reqs: list[dict], llm, text: str) -> ParseResult:
@@ -99,7 +95,7 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
     # a complete request naming its own underlying is a new quote, not an answer
     if new_reqs and all(not r.get("missing") for r in new_reqs) and any("underlying" in r for r in new_reqs):
         return new if llm is None else parse_message(text, llm=llm)
-    sizes = _moneyness_size(prev_reqs, text)
+    sizes = _moneyness_size(prev_reqs, text, parser)
     if sizes is not None:
         return _finish_merge(list(previous.get("unrecognized", [])), sizes, llm, text)
     # read the follow-up in the earlier request's structure: "103/75" after a snowball is KO/KI, not two strikes

@@ -149,7 +149,7 @@ class Corrector:
         cands = [w for w in found if len(w) == len(win) and any(a == b for a, b in zip(w, win))]
         codes = {self._entity(w) for w in cands}
         if len(codes) == 1 and cands:
-            return sorted(cands, key=len)[-1]
+            return max(cands, key=lambda w: (len(w), w))  # deterministic, whatever the hash seed
         if len(cands) > 1:
             return None
         if len(win) >= 4:

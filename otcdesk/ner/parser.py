@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from .fields import (Frame, Work, extract_aliases, extract_codes, extract_notional, extract_shorthand, extract_strikes,
                      extract_tenors, extract_terms, extract_words, structure_hint)
-from .intent import Facts, decide
+from .intent import Facts, Rule, decide
 from .lexicon import Corrector, default_corrector
 from .llm_fill import llm_complete
 from .normalize import normalize
@@ -55,11 +55,8 @@ class MessageParser:
 
     # ------------------------------------------------------------------ public
     def parse(self, text: str) -> ParseResult:
-        norm = normalize(text, self.vocab)
-        fixed, _fixes = self.corrector.correct(norm)
-        fixed = LIST_MARK.sub("", fixed)
-        groups, unknown, clauses = self._groups(fixed)
-        intent = decide(Facts(fixed, groups, clauses, self.vocab)).intent
+        groups, unknown, rule = self._read(text)
+        intent = rule.intent
         res = ParseResult(intent=intent)
         if intent != "quote":
             if intent == "order":
@@ -77,7 +74,17 @@ class MessageParser:
         res.clarification = clarification_for(res.requests, res.unrecognized)
         return res
 
+    def intent_rule(self, text: str) -> Rule:
+        """The rule of `intent.RULES` that decides the intent of `text` (to explain a result)."""
+        return self._read(text)[2]
+
     # ------------------------------------------------------------------ internals
+    def _read(self, text: str) -> tuple[list[Frame], list[str], Rule]:
+        fixed, _fixes = self.corrector.correct(normalize(text, self.vocab))
+        fixed = LIST_MARK.sub("", fixed)
+        groups, unknown, clauses = self._groups(fixed)
+        return groups, unknown, decide(Facts(fixed, groups, clauses, self.vocab))
+
     def _segment_frame(self, seg: str, hint: str | None, unknown: list) -> Frame:
         fr = Frame()
         w = Work(seg, self.vocab)

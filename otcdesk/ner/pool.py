@@ -1,4 +1,4 @@
-"""The desk's underlying pool (checked-in CSVs under agents/data) and code resolution.
+"""The desk's underlying pool (checked-in CSVs under otcdesk/ner/data) and code resolution.
 
 Code rules (documented convention, see CONTRACTS.md):
 

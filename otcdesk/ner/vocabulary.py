@@ -49,11 +49,17 @@ class Term:
 
 @dataclass(frozen=True)
 class Pattern:
-    """A regex template over the vocabulary's classes; `Vocabulary.rx` compiles it."""
+    """A regex template over the vocabulary's classes; `Vocabulary.rx` compiles it (once per vocabulary)."""
 
     template: str
     flags: int = 0
     lower: bool = False  # terms lower-cased, for text that is lower-cased before matching
+
+    def __post_init__(self):
+        object.__setattr__(self, "_hash", hash((self.template, self.flags, self.lower)))
+
+    def __hash__(self) -> int:  # looked up on every match: hash once
+        return self._hash
 
 
 def _rows(path: Path) -> list[dict]:
@@ -77,6 +83,8 @@ class Vocabulary:
         for t in self.terms:
             self._meaning.setdefault(t.category, {}).setdefault(_key(t.term), t.value)
         self._compiled: dict[Pattern, re.Pattern] = {}
+        self._cues: dict[str, re.Pattern] = {}
+        self._words: dict[tuple, list[str]] = {}
 
     @classmethod
     def load(cls, terms: Path = DATA_DIR / "terms.csv", cues: Path = DATA_DIR / "cues.csv") -> Vocabulary:
@@ -92,7 +100,10 @@ class Vocabulary:
 
     def words(self, category: str, value: str | None = None, abbr: bool = False) -> list[str]:
         """The terms of a class, in table order, without repeats."""
-        return list(dict.fromkeys(t.term for t in self._select(category, value, None, abbr)))
+        key = (category, value, abbr)
+        if key not in self._words:
+            self._words[key] = list(dict.fromkeys(t.term for t in self._select(category, value, None, abbr)))
+        return self._words[key]
 
     def values(self, category: str) -> list[str]:
         """The values of a category, in table order."""
@@ -112,7 +123,9 @@ class Vocabulary:
 
     def cue(self, name: str) -> re.Pattern:
         """A cue's phrases as one case-insensitive regex."""
-        return self.rx(Pattern("{%s}" % name, re.I))
+        if name not in self._cues:
+            self._cues[name] = self.rx(Pattern("{%s}" % name, re.I))
+        return self._cues[name]
 
     def expand(self, template: str, lower: bool = False, _seen: tuple = ()) -> str:
         def slot(m: re.Match) -> str:
