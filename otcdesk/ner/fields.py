@@ -528,7 +528,7 @@ def extract_codes(w: Work, fr: Frame, pool: UnderlyingPool, unknown: list) -> No
         w.consume(m.start(), m.end())
     for m in w.finditer(_CODE):
         pre, digits, suf = m.group(1), m.group(2), m.group(3)
-        code, why = pool.resolve_code(digits, suf or pre)
+        code, _why = pool.resolve_code(digits, suf or pre)
         if code:
             _add_ul(fr, m.start(), (code, pool.name_of(code)))
         else:

@@ -105,8 +105,6 @@ class UnderlyingPool:
         if exch is None:
             return None, "impossible"
         if suffix and suffix != exch:
-            if suffix == "CSI" and exch in ("SH", "SZ"):
-                return None, "impossible"
             return None, "impossible"
         return f"{digits}.{exch}", "prefix"
 

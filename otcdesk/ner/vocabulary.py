@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from .pool import DATA_DIR
+
 USES = ("lexicon", "pattern", "abbr")
 _SLOT = re.compile(r"\{([a-z_][a-z0-9_:.+|]*)\}")
 _ITEM = re.compile(r"([a-z_]+)(?::([a-z0-9_]+))?(?:\.(cjk|latin))?(\+abbr)?")
