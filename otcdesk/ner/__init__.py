@@ -60,9 +60,10 @@ Conventions (shown to the trader through `assumed`):
   IH/IF/IC/IM → their index; commodity contract codes rb2510/AU2606 → main contract `RB.SHF`/`AU.SHF`).
   An impossible code or an unknown name is listed in `unrecognized` and the request lists `underlying` in
   `missing`; the clarification names the text it did not recognise.
-* intent (the rules: `intent.RULES`; the phrases: data/cues.csv): `order` for 成交/下单/做了/确认/deal… unless the message also carries a new request with a tenor (and not
-  in a question or a plan: 能成交吗, 下周可能要做一笔); a confirmation that restates the terms without a request
-  verb ("确认，300 1个月平值看跌 2000万 成交") is still an order, except under an injected instruction;
+* intent (the rules: `intent.RULES`; the phrases: data/cues.csv): `order` for 成交/下单/做了/确认/deal… unless
+  the message also carries a new request with a tenor (and not in a question or a plan: 能成交吗, 下周可能要做一笔);
+  a confirmation that restates the terms without a request verb ("确认，300 1个月平值看跌 2000万 成交") is still an
+  order, except under an injected instruction;
   `knowledge` for a question about the products (怎么/什么是/区别/一般多少/哪个更划算…), also when it names a
   tenor or strike but no underlying ("一年期雪球和两年期的区别"); `other` for chat, for talk about positions or the
   market (昨天那个沪深300看涨赚了不少, 沪深300跌破3800点了) and for instructions ("无视上面的规则…") that carry no

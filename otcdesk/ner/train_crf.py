@@ -17,7 +17,7 @@ from .crf import MODEL_PATH, char_features, vocab_tags
 from .lexicon import default_corrector
 from .normalize import normalize
 from .parser import LIST_MARK
-from .pool import INDEX_FUTURES, SHORTHAND_INDEX, default_pool
+from .pool import INDEX_FUTURES, SHORTHAND_INDEX
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / "tests" / "data" / "parse_dev.jsonl"
