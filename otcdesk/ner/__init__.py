@@ -3,9 +3,25 @@
     from otcdesk.ner import parse_message, complete_followup
     parse_message("300、创业板 各来一个 2周和1个月的平值看跌").to_dict()   # four requests
 
+What lives where:
+
+    vocabulary.py     the words as data: data/terms.csv (term → category, value; which also feed jieba) and
+                      data/cues.csv (phrases intent rests on); fills the `{class}` slots of every pattern template
+    normalize.py      full-width → half-width, bot @mentions, Chinese numerals in numeric contexts
+    lexicon.py        jieba with the lexicon and the pool's names; homophone / near-miss correction
+    pool.py           the underlying pool (data/pool_*.csv) and exchange-code rules
+    fields.py         `Frame` (what one clause says) and the field extractors that fill it
+    crf.py            the CRF tagger for underlying names no rule knows (train_crf.py trains data/underlying_crf.crfsuite)
+    intent.py         intent as an ordered table of named rules
+    parser.py         `MessageParser`: clauses → groups → requests; `parse_message`
+    quote_request.py  `ParseResult`, the structure conventions (assumed / missing / quote), the clarification
+    followup.py       `complete_followup`: a follow-up completes an earlier request
+    llm_fill.py       optional LLM completion of missing fields, validated field by field
+    evaluate.py       scoring against labelled messages (tests/data/parse_*.jsonl; benchmarks/bench_parse.py)
+
 Pipeline (all deterministic; data loaded once): NFKC/full-width normalisation, bot @mentions removed, Chinese
 numerals in numeric contexts (三个月, 两年, 五百万, 中证五百, 百分之九十五, 敲入七十五, 一零三) → digits; homophone and
-near-miss correction against the term lexicon and the pool (pypinyin + rapidfuzz, guarded by jieba's general
+near-miss correction against the lexicon and the pool (pypinyin + rapidfuzz, guarded by jieba's general
 dictionary: 雪毬→雪球, 创业版指→创业板指, 看帐→看涨, 招商银航→招商银行, but 市值 never becomes 实值); segmentation into
 clauses (；。换行, commas between clauses, 另要/还有/再来…, and before a second underlying that follows its own
 terms); rule extraction per clause with consumed spans (codes, pool names via jieba-aligned longest match,
@@ -44,9 +60,10 @@ Conventions (shown to the trader through `assumed`):
   IH/IF/IC/IM → their index; commodity contract codes rb2510/AU2606 → main contract `RB.SHF`/`AU.SHF`).
   An impossible code or an unknown name is listed in `unrecognized` and the request lists `underlying` in
   `missing`; the clarification names the text it did not recognise.
-* intent: `order` for 成交/下单/做了/确认/deal… unless the message also carries a new request with a tenor (and not
-  in a question or a plan: 能成交吗, 下周可能要做一笔); a confirmation that restates the terms without a request
-  verb ("确认，300 1个月平值看跌 2000万 成交") is still an order, except under an injected instruction;
+* intent (the rules: `intent.RULES`; the phrases: data/cues.csv): `order` for 成交/下单/做了/确认/deal… unless
+  the message also carries a new request with a tenor (and not in a question or a plan: 能成交吗, 下周可能要做一笔);
+  a confirmation that restates the terms without a request verb ("确认，300 1个月平值看跌 2000万 成交") is still an
+  order, except under an injected instruction;
   `knowledge` for a question about the products (怎么/什么是/区别/一般多少/哪个更划算…), also when it names a
   tenor or strike but no underlying ("一年期雪球和两年期的区别"); `other` for chat, for talk about positions or the
   market (昨天那个沪深300看涨赚了不少, 沪深300跌破3800点了) and for instructions ("无视上面的规则…") that carry no
@@ -67,7 +84,8 @@ field-by-field validation (an LLM may read a value the message states, never inv
 """
 from __future__ import annotations
 
-from .api import complete_followup, parse_message
-from .parser import ParseResult
+from .followup import complete_followup
+from .parser import parse_message
+from .quote_request import ParseResult
 
 __all__ = ["ParseResult", "complete_followup", "parse_message"]

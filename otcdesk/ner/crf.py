@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .pool import DATA_DIR
+from .vocabulary import Pattern
 
 log = logging.getLogger(__name__)
 MODEL_PATH = DATA_DIR / "underlying_crf.crfsuite"
@@ -127,7 +128,7 @@ class UnderlyingTagger:
             piece = piece.strip(" ,，、:：()（）[]【】")
             if len(piece) < 2 or not re.search(r"[\u4e00-\u9fffA-Za-z]", piece):
                 continue
-            if piece in self.corrector.vocab:
+            if piece in self.corrector.words:
                 continue
             if re.fullmatch(r"[A-Za-z0-9]+", piece):
                 # latin: only a whole upper-case ticker-like word (never a piece of an English word)
@@ -140,8 +141,7 @@ class UnderlyingTagger:
 
 
 _PROPER = {"nr", "nrt", "nrfg", "ns", "nt", "nz"}
-_NAME_SUFFIX = re.compile(r"(科技|集团|股份|控股|银行|证券|能源|医药|电子|材料|实业|矿业|化工|智能|生物|传媒|食品|汽车|电气|半导体|"
-                          r"指数|新材|环保|物流|光电|药业|电力|建设|地产|重工|机械|通信|软件|信息)$")
+_NAME_SUFFIX = Pattern(r"{name_suffix}$")
 
 
 @lru_cache(maxsize=1)
@@ -160,7 +160,7 @@ def _jieba_pos() -> dict[str, str]:
 def looks_like_name(span: str, corrector) -> bool:
     """A CRF span is kept only if it could be a name: a company-like suffix, a latin ticker, a proper noun in
     jieba's dictionary, or a word jieba does not know. Spans made only of ordinary words (价格能, 能不能到) are not."""
-    if _NAME_SUFFIX.search(span) or re.fullmatch(r"[A-Z][A-Z0-9]{1,7}", span):
+    if corrector.vocabulary.rx(_NAME_SUFFIX).search(span) or re.fullmatch(r"[A-Z][A-Z0-9]{1,7}", span):
         return True
     pos = _jieba_pos()
     for tok in corrector.cut(span):

@@ -1,4 +1,4 @@
-"""Term lexicon, jieba user dictionary and pinyin/fuzzy correction of typos and homophones.
+"""jieba with the desk's lexicon (the `lexicon` rows of terms.csv and the pool's names) and the correction of typos.
 
 Typos clients make with a pinyin IME are mostly homophones (雪毬 → 雪球, 鲨鱼旗 → 鲨鱼鳍, 看帐 → 看涨,
 创业版指 → 创业板指). `Corrector.correct` slides over CJK runs and replaces a window whose toneless pinyin equals
@@ -8,27 +8,20 @@ jieba token boundaries, and is not itself a common word in jieba's general dicti
 """
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from functools import lru_cache
-from pathlib import Path
 
 import jieba
 from pypinyin import Style, lazy_pinyin, pinyin
 from rapidfuzz import fuzz
 
-from .pool import DATA_DIR, UnderlyingPool, default_pool
+from .pool import UnderlyingPool, default_pool
+from .vocabulary import Vocabulary, default_vocabulary
 
 jieba.setLogLevel(logging.WARNING)
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 COMMON_WORD_FREQ = 30
-INDEX_FAMILIES = {"中证", "上证", "沪深", "科创", "深证"}
-
-
-def load_terms(path: Path = DATA_DIR / "terms.csv") -> list[tuple[str, str, str]]:
-    with open(path, encoding="utf-8") as fh:
-        return [(r["term"], r["category"], r["value"]) for r in csv.DictReader(fh)]
 
 
 @lru_cache(maxsize=8192)
@@ -57,40 +50,43 @@ def pinyin_variants(s: str, cap: int = 16) -> list[tuple[str, ...]]:
 class Corrector:
     """jieba tokenizer with the pool and lexicon loaded, plus homophone/near-miss correction."""
 
-    def __init__(self, pool: UnderlyingPool | None = None):
+    def __init__(self, pool: UnderlyingPool | None = None, vocabulary: Vocabulary | None = None):
         self.pool = pool or default_pool()
-        self.terms = load_terms()
+        self.vocabulary = vocabulary or default_vocabulary()
+        self.terms = self.vocabulary.lexicon()
+        self.index_families = set(self.vocabulary.words("index_family"))
         self.tokenizer = jieba.Tokenizer()
         self.tokenizer.initialize()
         self.general_freq = dict(self.tokenizer.FREQ)
-        self.vocab: set[str] = set()
+        self.words: set[str] = set()  # the Chinese words added to jieba: lexicon terms and pool names
         for term, _cat, _val in self.terms:
             if _CJK.search(term):
-                self.vocab.add(term)
+                self.words.add(term)
         for alias in self.pool.chinese_aliases():
-            self.vocab.add(alias)
-        for w in self.vocab:
+            self.words.add(alias)
+        for w in self.words:
             self.tokenizer.add_word(w, freq=max(2000, self.general_freq.get(w, 0) * 2))
-        # index of vocabulary by pinyin tuple
+        # the words by every pinyin reading, and (the longer ones) by character for near misses
         self.by_pinyin: dict[tuple[str, ...], set[str]] = {}
-        self.by_len: dict[int, list[tuple[str, str]]] = {}
         self.by_char: dict[str, set[str]] = {}
-        for w in self.vocab:
+        for w in self.words:
             if not _CJK.fullmatch(w):
                 continue
-            py = pinyin_of(w)
             for var in pinyin_variants(w):
                 self.by_pinyin.setdefault(var, set()).add(w)
             if len(w) >= 4:
-                self.by_len.setdefault(len(w), []).append((w, "".join(py)))
                 for ch in set(w):
                     self.by_char.setdefault(ch, set()).add(w)
 
     def cut(self, text: str) -> list[str]:
         return list(self.tokenizer.cut(text, HMM=False))
 
+    def token_bounds(self, text: str) -> set[int]:
+        """Offsets where jieba's tokens of `text` start or end."""
+        return _bounds(self.cut(text))
+
     def _is_common(self, word: str) -> bool:
-        return word not in self.vocab and self.general_freq.get(word, 0) >= COMMON_WORD_FREQ
+        return word not in self.words and self.general_freq.get(word, 0) >= COMMON_WORD_FREQ
 
     def correct(self, text: str) -> tuple[str, list[tuple[str, str]]]:
         """Return the text with homophone typos replaced, and the (wrong, right) pairs applied."""
@@ -109,17 +105,11 @@ class Corrector:
         if len(run) < 2:
             return run
         tokens = self.cut(run)
-        bounds = {0}
-        acc = 0
-        for t in tokens:
-            acc += len(t)
-            bounds.add(acc)
+        bounds = _bounds(tokens)
         exact = [False] * len(run)
-        for i, t in enumerate(tokens):
-            pass
         acc = 0
         for t in tokens:
-            if t in self.vocab:
+            if t in self.words:
                 for k in range(acc, acc + len(t)):
                     exact[k] = True
             acc += len(t)
@@ -133,13 +123,13 @@ class Corrector:
                     if i + L not in bounds:
                         continue
                     win = run[i:i + L]
-                    if win in self.vocab or any(exact[i:i + L]):
+                    if win in self.words or any(exact[i:i + L]):
                         continue
                     family = digit_next and i + L == n and L == 2  # 中正1000: an index family before digits
                     if self._is_common(win) and not family:
                         continue
                     cand = self._match(win)
-                    if family and cand not in INDEX_FAMILIES and self._is_common(win):
+                    if family and cand not in self.index_families and self._is_common(win):
                         continue
                     if cand:
                         res[i:i + L] = list(cand) + [""] * (L - len(cand)) if len(cand) <= L else [cand] + [""] * (L - 1)
@@ -159,7 +149,7 @@ class Corrector:
         cands = [w for w in found if len(w) == len(win) and any(a == b for a, b in zip(w, win))]
         codes = {self._entity(w) for w in cands}
         if len(codes) == 1 and cands:
-            return sorted(cands, key=len)[-1]
+            return max(cands, key=lambda w: (len(w), w))  # deterministic, whatever the hash seed
         if len(cands) > 1:
             return None
         if len(win) >= 4:
@@ -191,6 +181,14 @@ class Corrector:
             if term == word:
                 return f"{cat}:{val}"
         return word
+
+
+def _bounds(tokens: list[str]) -> set[int]:
+    bounds, acc = {0}, 0
+    for t in tokens:
+        acc += len(t)
+        bounds.add(acc)
+    return bounds
 
 
 @lru_cache(maxsize=1)

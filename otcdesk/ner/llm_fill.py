@@ -14,9 +14,9 @@ import logging
 import re
 from typing import Any, Protocol
 
-from .parser import ParseResult, clarification_for, finish_request
+from .normalize import normalize
 from .pool import UnderlyingPool, default_pool
-from .text import normalize
+from .quote_request import ParseResult, clarification_for, finish_request
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The desk's underlying pool (checked-in CSVs under agents/data) and code resolution.
+"""The desk's underlying pool (checked-in CSVs under otcdesk/ner/data) and code resolution.
 
 Code rules (documented convention, see CONTRACTS.md):
 
@@ -105,8 +105,6 @@ class UnderlyingPool:
         if exch is None:
             return None, "impossible"
         if suffix and suffix != exch:
-            if suffix == "CSI" and exch in ("SH", "SZ"):
-                return None, "impossible"
             return None, "impossible"
         return f"{digits}.{exch}", "prefix"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from .crf import MODEL_PATH, char_features, vocab_tags
 from .lexicon import default_corrector
-from .parser import _LIST_MARK
-from .pool import INDEX_FUTURES, SHORTHAND_INDEX, default_pool
-from .text import normalize
+from .normalize import normalize
+from .parser import LIST_MARK
+from .pool import INDEX_FUTURES, SHORTHAND_INDEX
 
 REPO = Path(__file__).resolve().parents[2]
 DEV = REPO / "tests" / "data" / "parse_dev.jsonl"
@@ -71,7 +71,7 @@ def dev_sequences(corrector) -> list[tuple[str, list[str]]]:
         for line in fh:
             rec = json.loads(line)
             text, _ = corrector.correct(normalize(rec["text"]))
-            text = _LIST_MARK.sub("", text)
+            text = LIST_MARK.sub("", text)
             codes = {r["underlying"] for r in rec.get("requests", []) if r.get("underlying")}
             strings = [a for c in codes for a in by_code.get(c, [c])]
             seqs.append((text, _label_spans(text, strings)))

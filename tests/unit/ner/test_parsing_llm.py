@@ -47,18 +47,24 @@ def test_only_valid_fields_fill_missing_slots():
 
 
 class RecordingClient:
-    """Delegates to the real client and keeps what was sent (no answer is made up here)."""
+    """Delegates to the real client and keeps what was sent and what came back (no answer is made up here)."""
 
     def __init__(self, client):
-        self.client, self.calls = client, []
+        self.client, self.calls, self.answers = client, [], []
 
     def complete_json(self, messages, schema, timeout=None):
         self.calls.append((messages, schema, timeout))
-        return self.client.complete_json(messages, schema, timeout=timeout)
+        answer = self.client.complete_json(messages, schema, timeout=timeout)
+        self.answers.append(answer)
+        return answer
 
 
 @pytest.mark.llm
 def test_schema_constrained_request_to_the_real_server(llm_server):
+    """Checks the request (one call, a schema asking for exactly the missing field, the message quoted), that the
+    real server's answer keeps to that schema, and that validation rejects every value it proposes: the message
+    states no knock-in level (its numbers are 500, 2 and 103, none a valid KI), so nothing may be filled. Any
+    answer, the empty one included, must end with each proposed field listed as rejected and ki_pct still asked."""
     rec = RecordingClient(llm_server.client)
     det = parse_message("中证500 雪球 两年 敲出103")
     res = parse_message("中证500 雪球 两年 敲出103", llm=rec)
@@ -67,14 +73,13 @@ def test_schema_constrained_request_to_the_real_server(llm_server):
     assert schema["type"] == "object" and schema["additionalProperties"] is False
     assert set(schema["properties"]) == {"ki_pct"} and schema["properties"]["ki_pct"] == FIELD_SCHEMA["ki_pct"]
     assert "中证500 雪球 两年 敲出103" in messages[-1]["content"]
-    assert res.extra["llm"]["used"] is True, res.extra
+    answer = rec.answers[0]
+    assert isinstance(answer, dict) and set(answer) <= {"ki_pct"}, answer  # the server kept to the schema
+    assert res.extra["llm"] == {"used": True, "filled": [], "rejected": sorted(answer)}, (answer, res.extra)
     r, d = res.requests[0], det.requests[0]
     for k in ("underlying", "structure", "tenor", "ko_pct"):
         assert r[k] == d[k]  # nothing the rules read is overwritten
-    # the message states no knock-in level (its numbers are 500, 2 and 103, none a valid KI), so whatever the
-    # model answered, validation must keep ki_pct missing and the clarification asking for it
     assert "ki_pct" not in r and r["missing"] == ["ki_pct"] and "敲入" in res.clarification
-    assert res.extra["llm"]["filled"] == []
 
 
 @pytest.mark.llm
@@ -84,7 +89,7 @@ def test_timeout_falls_back_to_the_deterministic_result(llm_server):
     client = LLMClient(llm_server.base_url, llm_server.model, "sk-local", timeout=0.001, flavor="llama_cpp")
     det = parse_message("茅台 看涨").to_dict()
     res = parse_message("茅台 看涨", llm=client)
-    assert res.extra["llm"]["used"] is False and res.extra["llm"]["error"]
+    assert res.extra["llm"] == {"used": False, "error": "LLMTimeoutError"}, res.extra
     d = res.to_dict()
     d.pop("llm")
     assert d == det
@@ -97,5 +102,5 @@ def test_invalid_output_falls_back(llm_server):
     client = LLMClient(llm_server.base_url, llm_server.model, "sk-local", timeout=60, flavor="llama_cpp", max_tokens=2)
     base = parse_message("沪深300 看跌")
     res = llm_complete(parse_message("沪深300 看跌"), "沪深300 看跌", client)
-    assert res.extra["llm"]["used"] is False  # truncated JSON → LLMResponseError → untouched
+    assert res.extra["llm"] == {"used": False, "error": "LLMResponseError"}, res.extra  # truncated JSON → untouched
     assert res.requests == base.requests

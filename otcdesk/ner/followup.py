@@ -1,12 +1,14 @@
-"""Public entry points used by the desk graph and the CLI."""
+"""Follow-ups: `complete_followup` completes an earlier incomplete request with the client's next message."""
 from __future__ import annotations
 
 import itertools
 import re
 
+from .fields import percent, structure_hint
 from .llm_fill import llm_complete, refinish
-from .extract import structure_hint
-from .parser import ParseResult, clarification_for, default_parser
+from .parser import MessageParser, default_parser, parse_message
+from .quote_request import ParseResult, clarification_for, strike_from_moneyness
+from .vocabulary import Pattern
 
 # fields a follow-up may supply, in the order they are merged
 FOLLOWUP_FIELDS = ("underlying", "structure", "option_type", "tenor", "strike_pct", "upper_strike_pct", "strike_level",
@@ -14,31 +16,28 @@ FOLLOWUP_FIELDS = ("underlying", "structure", "option_type", "tenor", "strike_pc
                    "ko_pct", "ki_pct", "ko_stepdown_pct", "coupon_pct", "coupon_barrier_pct", "lockup_months",
                    "notional", "side")
 MULTI_FIELDS = ("underlying", "tenor", "strike_pct", "option_type")
-STRUCTURE_KEYWORD = {"snowball": "雪球", "phoenix": "凤凰", "sharkfin": "鲨鱼鳍", "double_sharkfin": "双鲨", "airbag": "安全气囊",
-                     "digital": "二元", "barrier": "障碍期权", "spread": "价差", "asian": "亚式"}
+# '5%', '虚值5%', '实5个点' (a bare 实 only as the whole answer: in a sentence it is 其实, 落实)
+_MONEYNESS_SIZE = Pattern(r"\s*({moneyness:itm|moneyness:otm+abbr}|实)?\s*(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*", re.I)
 
 
-def _moneyness_size(prev_reqs: list[dict], text: str) -> list[dict] | None:
+def _moneyness_size(prev_reqs: list[dict], text: str, parser: MessageParser) -> list[dict] | None:
     """'5%' answering '虚值多少' for requests that said 虚值/实值 without a size: the strikes, or None."""
     if not any(r.get("moneyness") and "strike_pct" in r.get("missing", []) for r in prev_reqs):
         return None
-    m = re.fullmatch(r"\s*(?:虚值|实值|虚|实)?\s*(\d+(?:\.\d+)?)\s*(?:%|个点|点)?\s*(?:的)?\s*", text)
-    if not m or float(m.group(1)) > 50:
+    vocab = parser.vocab
+    m = vocab.rx(_MONEYNESS_SIZE).fullmatch(text)
+    if not m or float(m.group(2)) > 50:
         return None
-    x = float(m.group(1))
-    said = re.match(r"\s*(虚值|实值|虚|实)", text)
+    x = float(m.group(2))
+    said = m.group(1) and (vocab.meaning("moneyness", m.group(1)) or "itm")
     out = []
     for r in prev_reqs:
-        kind, ot = r.get("moneyness"), r.get("option_type")
-        if said:
-            kind = "otm" if said.group(1).startswith("虚") else "itm"
+        kind, ot = said or r.get("moneyness"), r.get("option_type")
         if kind and ot and "strike_pct" in r.get("missing", []):
-            sign = -1 if (kind == "itm") == (ot == "call") else 1
-            v = 100 + sign * x
-            fill = {"strike_pct": int(v) if v == int(v) else v}
+            fill = {"strike_pct": strike_from_moneyness(kind, x, ot)}
             base = {k: val for k, val in r.items() if k != "moneyness"}
             base["missing"] = [f for f in r.get("missing", []) if f != "strike_pct"]
-            out.append(refinish(base, fill, default_parser().pool))
+            out.append(refinish(base, fill, parser.pool))
         else:
             out.append(r)
     return out
@@ -56,12 +55,8 @@ def _bare_number(prev_reqs: list[dict], text: str) -> dict[str, list]:
     wanted = {f for r in prev_reqs for f in r.get("missing", []) if f in NUMERIC_ANSWERS}
     if len(wanted) != 1:
         return {}
-    v = float(m.group(1))
-    if not m.group(2) and v <= 2 and "." in m.group(1):
-        v *= 100
-    if not 0 < v <= 300:
-        return {}
-    return {wanted.pop(): [int(v) if v == int(v) else v]}
+    v = percent(m.group(1), bool(m.group(2)))
+    return {wanted.pop(): [v]} if 0 < v <= 300 else {}
 
 
 def _finish_merge(unrecognized: list, reqs: list[dict], llm, text: str) -> ParseResult:
@@ -72,18 +67,6 @@ def _finish_merge(unrecognized: list, reqs: list[dict], llm, text: str) -> Parse
     if llm is not None and not merged.complete:
         merged = llm_complete(merged, text, llm)
     return merged
-
-
-def parse_message(text: str, *, llm=None) -> ParseResult:
-    """Parse one chat message into intent, QuoteRequests and a clarification question.
-
-    `llm` (optional, duck-typed `complete_json(messages, schema, timeout=None) -> dict`) is consulted only when
-    the deterministic result has requests with missing fields; its answer is validated field by field.
-    """
-    result = default_parser().parse(text)
-    if llm is not None and result.intent == "quote" and not result.complete:
-        result = llm_complete(result, text, llm)
-    return result
 
 
 def _stated(req: dict) -> dict:
@@ -112,13 +95,13 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
     # a complete request naming its own underlying is a new quote, not an answer
     if new_reqs and all(not r.get("missing") for r in new_reqs) and any("underlying" in r for r in new_reqs):
         return new if llm is None else parse_message(text, llm=llm)
-    sizes = _moneyness_size(prev_reqs, text)
+    sizes = _moneyness_size(prev_reqs, text, parser)
     if sizes is not None:
         return _finish_merge(list(previous.get("unrecognized", [])), sizes, llm, text)
     # read the follow-up in the earlier request's structure: "103/75" after a snowball is KO/KI, not two strikes
     structures = {r.get("structure") for r in prev_reqs}
-    keyword = STRUCTURE_KEYWORD.get(structures.pop()) if len(structures) == 1 else None
-    if keyword and structure_hint(text) is None:
+    keyword = _structure_keyword(parser.vocab, structures.pop()) if len(structures) == 1 else None
+    if keyword and structure_hint(text, parser.vocab) is None:
         ctx = parser.parse(f"{keyword} {text}")
         new_reqs = [{k: v for k, v in r.items() if k != "structure"} for r in ctx.requests] if ctx.intent == "quote" else new_reqs
     # what the follow-up states: field -> ordered distinct values
@@ -165,6 +148,12 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
         return new
     unrecognized = [] if "underlying" in supplied else list(previous.get("unrecognized", []))
     return _finish_merge(unrecognized, out_reqs, llm, text)
+
+
+def _structure_keyword(vocab, structure: str | None) -> str | None:
+    """The structure's first word in terms.csv (雪球, 鲨鱼鳍…); None for vanilla, which has no reading of its own."""
+    words = vocab.words("structure", structure) if structure and structure != "vanilla" else []
+    return words[0] if words else None
 
 
 def _bare_fields(parser, text: str, keyword: str | None = None) -> dict[str, list]:
