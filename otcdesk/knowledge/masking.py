@@ -417,12 +417,13 @@ def _cue_evidence(c: _Span) -> float:
             # the word goes on: 崔馨 + 凝 (a longer name), 爱尔 + 眼科, 隆基绿 + 能 (a company)
             penalty = 1.5 if len(nxt.word) == 1 and len(c.text) < 2 + c.slen else 1
     if prev is not None:
-        before_copula = c.ctx.token_ending(prev.start) if prev.word in _COPULA else None
-        if _is_role(prev.word) or before_copula is not None and _is_role(before_copula.word):
-            left = 2  # 联系人张伟, 受益人为张伟
+        before = c.ctx.token_ending(prev.start)
+        if _is_role(prev.word) or before is not None and (
+                prev.word in _COPULA and _is_role(before.word) or len(prev.word) == 1 and _is_role(before.word + prev.word)):
+            left = 2  # 联系人张伟, 受益人为张伟, 对接/人 + 江淑
         elif prev.word in _LEFT_WORDS:
             left = 1
-        elif prev.word == "的" and _is_org(c.ctx.token_ending(prev.start)):
+        elif prev.word == "的" and _is_org(before):
             left = 1  # 华泰证券的 …
         elif prev.word in _SENTENCE_END:
             left = 0.5  # the subject of a sentence
