@@ -46,24 +46,34 @@ def load_reference():
     return mod
 
 
-def report(split: str, new: dict, old: dict, n_non_pii: int, show_misses: int) -> None:
-    print(f"\nsplit={split}  (recall: planted value gone and recorded with the right kind)")
-    print(f"{'kind':12s} {'items':>6s} {'recall':>8s} {'ref@' + REFERENCE_COMMIT:>12s}")
+def report(results: dict[str, tuple[dict, dict]], n_non_pii: int, show_misses: int) -> None:
+    """One table over the splits: recall per planted kind, precision per masker kind, false alarms, speed."""
+    splits = list(results)
+    head = " ".join(f"{s:>8s}" for s in splits)
+    print(f"recall (planted value gone, recorded with the right kind); new masker | ref@{REFERENCE_COMMIT}")
+    print(f"{'kind':11s} {'items':>11s} {head} | {head}")
     for kind in EXPECTED_KIND:
-        if kind in new["total"]:
-            print(f"{kind:12s} {new['total'][kind]:6d} {new['recall'][kind]:8.3f} {old['recall'].get(kind, 0):12.3f}")
-    print(f"{'masker kind':12s} {'masked':>6s} {'precision':>9s} {'ref masked':>11s} {'ref prec':>9s}")
-    for kind in sorted(set(new["found"]) | set(old["found"])):
-        print(f"{kind:12s} {new['found'].get(kind, 0):6d} {new['precision'].get(kind, float('nan')):9.3f} "
-              f"{old['found'].get(kind, 0):11d} {old['precision'].get(kind, float('nan')):9.3f}")
-    print(f"non-PII sentences with anything masked: {new['fp_rate']:.3f} (ref {old['fp_rate']:.3f}) of {n_non_pii}")
-    print(f"ms per sentence: {new['ms_per_sentence']:.2f} (ref {old['ms_per_sentence']:.2f})")
-    if show_misses:
+        items = "/".join(str(results[s][0]["total"][kind]) for s in splits)
+        new = " ".join(f"{results[s][0]['recall'][kind]:8.3f}" for s in splits)
+        old = " ".join(f"{results[s][1]['recall'][kind]:8.3f}" for s in splits)
+        print(f"{kind:11s} {items:>11s} {new} | {old}")
+    print("precision per masker kind (PII + non-PII sets), masked count in brackets; new | ref")
+    kinds = sorted({k for s in splits for r in results[s] for k in r["found"]})
+    for kind in kinds:
+        cells = [" ".join(f"{r['precision'].get(kind, float('nan')):5.3f}({r['found'].get(kind, 0):3d})"
+                          for r in (results[s][i] for s in splits)) for i in (0, 1)]
+        print(f"{kind:11s} {cells[0]} | {cells[1]}")
+    fp = [" ".join(f"{results[s][i]['fp_rate']:.3f}" for s in splits) for i in (0, 1)]
+    ms = [" ".join(f"{results[s][i]['ms_per_sentence']:.2f}" for s in splits) for i in (0, 1)]
+    print(f"non-PII sentences with anything masked (of {n_non_pii}): {fp[0]} | {fp[1]}")
+    print(f"ms per sentence: {ms[0]} | {ms[1]}")
+    for s in splits if show_misses else ():
+        new = results[s][0]
         for kind, rows in new["misses"].items():
             for row in rows[:show_misses]:
-                print(f"  MISS {kind}: {row}")
+                print(f"  MISS {s} {kind}: {row}")
         for row in new["fp_examples"][:show_misses]:
-            print(f"  FP: {row}")
+            print(f"  FP {s}: {row}")
 
 
 def main() -> None:
@@ -76,10 +86,11 @@ def main() -> None:
     new_masker, old_masker = PiiMasker(), ref.PiiMasker()
     new_masker.mask("预热：张三")  # load the dictionaries outside the timing
     non_pii = non_pii_sentences(args.n)
+    results = {}
     for split in (["dev", "heldout", "blind"] if args.split == "all" else [args.split]):
         samples = pii_samples(split, args.n)
-        report(split, evaluate(new_masker, samples, non_pii), evaluate(old_masker, samples, non_pii), len(non_pii),
-               args.misses)
+        results[split] = (evaluate(new_masker, samples, non_pii), evaluate(old_masker, samples, non_pii))
+    report(results, len(non_pii), args.misses)
 
 
 if __name__ == "__main__":

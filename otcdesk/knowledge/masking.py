@@ -418,9 +418,9 @@ def _cue_evidence(c: _Span) -> float:
             penalty = 1.5 if len(nxt.word) == 1 and len(c.text) < 2 + c.slen else 1
     if prev is not None:
         before = c.ctx.token_ending(prev.start)
-        if _is_role(prev.word) or before is not None and (
-                prev.word in _COPULA and _is_role(before.word) or len(prev.word) == 1 and _is_role(before.word + prev.word)):
-            left = 2  # 联系人张伟, 受益人为张伟, 对接/人 + 江淑
+        split_role = before is not None and len(prev.word) == 1 and _is_role(before.word + prev.word)  # 对接/人
+        if _is_role(prev.word) or split_role or before is not None and prev.word in _COPULA and _is_role(before.word):
+            left = 2  # 联系人张伟, 受益人为张伟, 对接人江淑
         elif prev.word in _LEFT_WORDS:
             left = 1
         elif prev.word == "的" and _is_org(before):

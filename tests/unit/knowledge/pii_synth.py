@@ -29,8 +29,9 @@ GIVEN_CHARS = list(
     "蓓仪荷丹蓉君琴蕊薇菁梦岚婕馨韵园艺卿聪澜纯毓悦昭冰爽茗羽希欣滢筠柔竹凝晓欢霄枫芸菲寒伊亚宜可舒影阳妮宝初程恒"
     "鸿剑娇宽灵琪晴容睿堂唯威雯萱彦宇雨忠宗曼紫逸贤蝶"
 )
-PINYIN = ("zhang wang li liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he lin gao luo zheng liang xie song tang "
-          "wei fang na min jing li qiang lei jun yang yong yan jie juan tao ming chao xia ping gang ying hua ling").split()
+PINYIN = ("zhang wang li liu chen yang huang zhao wu zhou xu sun ma zhu hu guo he lin gao luo zheng liang xie "
+          "song tang wei fang na min jing li qiang lei jun yang yong yan jie juan tao ming chao xia ping gang ying "
+          "hua ling").split()
 REGIONS = ("110101 110105 110108 120101 130102 140105 150102 210102 220102 230102 310104 310115 320102 330106 340104 "
            "350203 360102 370202 410105 420106 430104 440106 440304 450103 460106 500103 510104 520102 530102 "
            "540102 610113 620102 630102 640104 650102").split()
