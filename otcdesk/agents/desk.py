@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol, TypedDict
+from typing import Any, Callable, Literal, Protocol
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
+from typing_extensions import TypedDict  # typing's TypedDict has no JSON schema on Python < 3.12
 
 from otcdesk.agents.quote_card import draft_clarification, draft_onboarding, draft_order, draft_quote
 
