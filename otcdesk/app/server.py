@@ -239,7 +239,8 @@ async def health(request: web.Request) -> web.Response:
 async def _inbound_worker(app: web.Application) -> None:
     desk, bus = app[DESK], app[BUS]
     while True:
-        await asyncio.to_thread(desk.rate_limit.release_due)
+        if desk.rate_limit.next_release_s() is not None:  # messages held back by the per-group limit
+            await asyncio.to_thread(desk.rate_limit.release_due)
         await asyncio.to_thread(desk.runner.drain)
         wait = desk.rate_limit.next_release_s()
         with contextlib.suppress(asyncio.TimeoutError):
