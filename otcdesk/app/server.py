@@ -239,10 +239,11 @@ async def health(request: web.Request) -> web.Response:
 async def _inbound_worker(app: web.Application) -> None:
     desk, bus = app[DESK], app[BUS]
     while True:
-        if desk.rate_limit.next_release_s() is not None:  # messages held back by the per-group limit
-            await asyncio.to_thread(desk.rate_limit.release_due)
-        await asyncio.to_thread(desk.runner.drain)
-        wait = desk.rate_limit.next_release_s()
+        wait = None
+        try:
+            wait = await asyncio.to_thread(desk.run_inbound)
+        except Exception:  # the message stays stored as received; `recover` runs it at the next start
+            log.exception("inbound run failed")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(bus.wakeups["inbound"].wait(), timeout=2.0 if wait is None else min(2.0, wait))
         bus.wakeups["inbound"].clear()

@@ -21,7 +21,7 @@ from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.desk.inbound import AuditReceived, InboundPipeline, RateLimit, StoreFirst
 from otcdesk.app.desk.outbox import OutboxDispatcher
 from otcdesk.app.desk.ports import ConversationStore, kyc_lookup, message_parser
-from otcdesk.app.desk.reviews import ReviewQueue, ReviewService
+from otcdesk.app.desk.reviews import ReviewOpener, ReviewService
 from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
 from otcdesk.app.quoting import price_request
@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Desk:
-    """The desk core of one process. Channels deliver into `inbound`; workers call `runner.drain`,
-    `rate_limit.release_due`, `outbox.dispatch` and `reviews.expire_due`; the console calls `reviews`."""
+    """The desk core of one process. Channels deliver into `inbound`; the server's workers call `run_inbound`,
+    `outbox.dispatch` and `reviews.expire_due`; the console calls `reviews`."""
 
     engine: Engine
     events: EventBus
@@ -51,6 +51,13 @@ class Desk:
         """Send approved replies of `channel.name` through `channel` (which delivers into `self.inbound`)."""
         self.outbox.register(channel)
         return channel
+
+    def run_inbound(self) -> float | None:
+        """One pass of the inbound worker: hand on the messages the rate limit now lets through, then run every
+        queued message; returns the seconds until a held-back message may go on (None when none waits)."""
+        self.rate_limit.release_due()
+        self.runner.drain()
+        return self.rate_limit.next_release_s()
 
     def warm_up(self) -> None:
         """Load the parser's dictionaries, the calendar and the engines before the first client message."""
@@ -71,7 +78,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     price = price or price_request
     outbox = OutboxDispatcher(engine, events)
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
-                    reviews=ReviewQueue(engine, events, settings.review_ttl_s), outbox=outbox)
+                    reviews=ReviewOpener(engine, events, settings.review_ttl_s), outbox=outbox)
     checkpointer, close_checkpointer = make_checkpointer(settings)
     runner = DeskRunner(engine, build_desk_graph(deps, checkpointer), close_checkpointer,
                         wake=lambda: events.wake("inbound"))

@@ -1,6 +1,6 @@
 """The desk graph's narrow services that read the client's world: conversation context, KYC lookup, the parser.
 
-(The review queue and the outbox ports are `reviews.ReviewQueue` and `outbox.OutboxDispatcher.enqueue`.)
+(The review queue and the outbox ports are `reviews.ReviewOpener` and `outbox.OutboxDispatcher.enqueue`.)
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The trader review queue: `ReviewQueue` opens items for the graph, `ReviewService` decides them.
+"""The trader review queue: `ReviewOpener` opens items for the graph, `ReviewService` decides them.
 
 A decision (approve, edit-and-approve, reject, expire) is written first, as a conditional update so that
 of two concurrent decisions one wins; only then does the runner resume the item's graph thread. Which
@@ -32,7 +32,7 @@ def review_dict(item: ReviewItem) -> dict:
     }
 
 
-class ReviewQueue:
+class ReviewOpener:
     """`agents.desk.ReviewQueue`: stores a draft as a pending item (audited, published to the console)."""
 
     def __init__(self, engine: Engine, events: EventBus, ttl_s: float):
