@@ -4,11 +4,9 @@ import time
 import pytest
 
 from otcdesk.app.db import init_db, make_engine
-from otcdesk.app.demo import seed_demo
 from otcdesk.app.desk.inbound import AuditReceived, InboundPipeline, RateLimit, StoreFirst
 from otcdesk.app.repositories import transaction
 from otcdesk.app.settings import load_settings
-from otcdesk.app.wiring import build_desk
 from otcdesk.bots.base import InboundMessage
 
 
@@ -112,22 +110,14 @@ def test_the_limit_is_a_setting_with_a_default_that_leaves_normal_traffic_alone(
     assert (settings.inbound_rate_limit, settings.inbound_rate_window_s) == (5, 2.5)
 
 
-def test_a_deferred_message_reaches_the_review_queue_when_the_window_allows(tmp_path):
-    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None, inbound_rate_limit=1, inbound_rate_window_s=0.5)
-    engine = make_engine(settings.db_url)
-    init_db(engine)
-    seed_demo(engine)
-    desk = build_desk(settings, engine)
-    try:
-        first = desk.inbound(message(1, group="demo"))
-        second = desk.inbound(message(2, group="demo", text="中证500 2周 平值看涨"))
-        assert second["deferred"] and desk.runner.drain() == 1
-        assert [i["sender"] for i in desk.reviews.list("pending")] == ["c1"]
-        assert desk.runner.unprocessed() == [second["inbound_id"]]
-        time.sleep(desk.rate_limit.next_release_s())
-        assert desk.rate_limit.release_due() == 1 and desk.runner.drain() == 1
-        assert sorted(i["sender"] for i in desk.reviews.list("pending")) == ["c1", "c2"]
-        assert desk.runner.unprocessed() == [] and first["inbound_id"] != second["inbound_id"]
-    finally:
-        desk.close()
-        engine.dispose()
+def test_a_deferred_message_reaches_the_review_queue_when_the_window_allows(make_desk_core):
+    desk = make_desk_core(inbound_rate_limit=1, inbound_rate_window_s=2.0)
+    desk.inbound(message(1, group="demo"))
+    second = desk.inbound(message(2, group="demo", text="中证500 2周 平值看涨"))
+    assert second["deferred"] and desk.run_inbound() is not None  # the first message ran, the second waits
+    assert [i["sender"] for i in desk.reviews.list("pending")] == ["c1"]
+    assert desk.runner.unprocessed() == [second["inbound_id"]]
+    time.sleep(desk.rate_limit.next_release_s())
+    assert desk.run_inbound() is None
+    assert sorted(i["sender"] for i in desk.reviews.list("pending")) == ["c1", "c2"]
+    assert desk.runner.unprocessed() == []

@@ -4,29 +4,15 @@ import threading
 
 import pytest
 
-from otcdesk.app.db import init_db, make_engine
-from otcdesk.app.demo import seed_demo
 from otcdesk.app.models import utcnow
 from otcdesk.app.repositories import transaction
-from otcdesk.app.repositories.sim import SqlSimTranscript
-from otcdesk.app.settings import load_settings
-from otcdesk.app.wiring import build_desk
 from otcdesk.bots.base import InboundMessage
-from otcdesk.bots.simulator import SimulatorChannel
 from otcdesk.workflows.review import ReviewError
 
 
 @pytest.fixture
-def desk(tmp_path):
-    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None)
-    engine = make_engine(settings.db_url)
-    init_db(engine)
-    seed_demo(engine)
-    desk = build_desk(settings, engine)
-    desk.connect(SimulatorChannel(SqlSimTranscript(engine), desk.inbound))
-    yield desk
-    desk.close()
-    engine.dispose()
+def desk(desk_core):
+    return desk_core
 
 
 def quote(desk) -> dict:
