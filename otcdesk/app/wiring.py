@@ -83,7 +83,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     runner = DeskRunner(engine, build_desk_graph(deps, checkpointer), close_checkpointer,
                         wake=lambda: events.wake("inbound"))
     rate_limit = RateLimit(engine, settings.inbound_rate_limit, settings.inbound_rate_window_s)
-    inbound = InboundPipeline([StoreFirst(engine), AuditReceived(engine), rate_limit],
+    inbound = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[rate_limit],
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
     return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm)

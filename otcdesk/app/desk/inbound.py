@@ -4,9 +4,11 @@ Middleware in the aiogram sense: each is called as `middleware(handler, event, d
 (and when) to call `handler(event, data)`, the rest of the chain. The event is the channel's
 `InboundMessage`; `data` collects what the steps learn (`inbound_id`, `new`, `deferred`). The desk's chain:
 
-    StoreFirst → AuditReceived → RateLimit → hand to the runner (`DeskRunner.submit`)
+    intake: StoreFirst → AuditReceived  |commit|  RateLimit → hand to the runner (`DeskRunner.submit`)
 
-Cross-cutting work (a canary allowlist, metrics) is one more middleware in `wiring.build_desk`.
+The intake middlewares write through `data["tx"]`, the message's one unit of work, so a stored message is
+never unaudited; it commits before the other middlewares run (they may hold the message back and hand it
+on later). Cross-cutting work (a canary allowlist, metrics) is one more middleware in `wiring.build_desk`.
 """
 from __future__ import annotations
 
@@ -29,20 +31,36 @@ class Middleware(Protocol):
     def __call__(self, handler: Handler, event: InboundMessage, data: dict) -> Any: ...
 
 
-class InboundPipeline:
-    """`handler` wrapped by `middlewares`, the first one outermost; call it with a channel's message."""
+def _wrap(middlewares: Sequence[Middleware], handler: Handler) -> Handler:
+    for mw in reversed(middlewares):
+        handler = partial(mw, handler)
+    return handler
 
-    def __init__(self, middlewares: Sequence[Middleware], handler: Handler):
-        self.middlewares = list(middlewares)
-        chain = handler
-        for mw in reversed(self.middlewares):
-            chain = partial(mw, chain)
-        self._chain = chain
+
+class InboundPipeline:
+    """`handler` wrapped by the `intake` middlewares, then the others; the first of each is outermost."""
+
+    def __init__(self, engine: Engine, intake: Sequence[Middleware], middlewares: Sequence[Middleware],
+                 handler: Handler):
+        self.engine = engine
+        self.intake, self.middlewares = list(intake), list(middlewares)
+        after_intake = _wrap(self.middlewares, handler)
+
+        def commit_then(event: InboundMessage, data: dict) -> Any:
+            data.pop("tx").session.commit()
+            return after_intake(event, data)
+
+        self._chain = _wrap(self.intake, commit_then)
 
     def __call__(self, event: InboundMessage) -> dict:
         """Run the chain; returns its `data` (e.g. `{"inbound_id": 7, "new": True}`)."""
         data: dict = {}
-        self._chain(event, data)
+        with transaction(self.engine) as tx:
+            data["tx"] = tx
+            try:
+                self._chain(event, data)
+            finally:
+                data.pop("tx", None)
         return data
 
 
@@ -50,19 +68,16 @@ class StoreFirst:
     """Store the message before anything else; a platform message id seen before stops the chain.
 
     Sets `data["inbound_id"]` and `data["new"]` (False for a redelivery, which goes no further).
+    The first intake middleware: a redelivery rolls the unit of work back.
     """
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
     def __call__(self, handler: Handler, event: InboundMessage, data: dict) -> Any:
+        tx = data["tx"]
         try:
-            with transaction(self.engine) as tx:
-                data["inbound_id"] = tx.inbound.add(event)
+            data["inbound_id"] = tx.inbound.add(event)
         except IntegrityError:
-            with transaction(self.engine) as tx:
-                data["inbound_id"] = tx.inbound.find(event.channel, event.platform_msg_id)
-            data["new"] = False
+            tx.session.rollback()
+            data["inbound_id"], data["new"] = tx.inbound.find(event.channel, event.platform_msg_id), False
             return None
         data["new"] = True
         return handler(event, data)
@@ -71,14 +86,11 @@ class StoreFirst:
 class AuditReceived:
     """Audit every stored message (`inbound.received`, the text capped at 2000 characters)."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-
     def __call__(self, handler: Handler, event: InboundMessage, data: dict) -> Any:
-        with transaction(self.engine) as tx:
-            tx.audit.record(f"{event.channel}:{event.sender_id}", "inbound.received", f"inbound:{data['inbound_id']}",
-                            {"chat_id": event.chat_id, "platform_msg_id": event.platform_msg_id,
-                             "text": event.text[:2000]})
+        data["tx"].audit.record(f"{event.channel}:{event.sender_id}", "inbound.received",
+                                f"inbound:{data['inbound_id']}", {"chat_id": event.chat_id,
+                                                                   "platform_msg_id": event.platform_msg_id,
+                                                                   "text": event.text[:2000]})
         return handler(event, data)
 
 

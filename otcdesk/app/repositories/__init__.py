@@ -40,6 +40,7 @@ from otcdesk.app.repositories.users import UserRepository
 class Repositories:
     """Every repository over one session (one transaction)."""
 
+    session: Session
     inbound: InboundRepository
     conversations: ConversationRepository
     reviews: ReviewRepository
@@ -51,7 +52,7 @@ class Repositories:
 
     @classmethod
     def on(cls, session: Session) -> "Repositories":
-        return cls(InboundRepository(session), ConversationRepository(session), ReviewRepository(session),
+        return cls(session, InboundRepository(session), ConversationRepository(session), ReviewRepository(session),
                    OutboxRepository(session), ClientRepository(session), UserRepository(session),
                    AuditRepository(session), SimTranscriptRepository(session))
 

@@ -1,9 +1,8 @@
-"""The inbound middleware chain on a real SQLite database: store first, de-duplicate, audit, rate-limit per group."""
+"""The inbound middleware chain on both real databases: store first, de-duplicate, audit, rate-limit per group."""
 import time
 
 import pytest
 
-from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.desk.inbound import AuditReceived, InboundPipeline, RateLimit, StoreFirst
 from otcdesk.app.repositories import transaction
 from otcdesk.app.settings import load_settings
@@ -11,11 +10,8 @@ from otcdesk.bots.base import InboundMessage
 
 
 @pytest.fixture
-def engine(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'desk.db'}")
-    init_db(engine)
-    yield engine
-    engine.dispose()
+def engine(db_engine):
+    return db_engine
 
 
 class Clock:
@@ -39,7 +35,7 @@ def audit_actions(engine):
 def pipeline(engine, *extra, limit=0, window_s=10.0, clock=None):
     handed = []
     rate_limit = RateLimit(engine, limit, window_s, clock or Clock())
-    chain = InboundPipeline([StoreFirst(engine), AuditReceived(engine), *extra, rate_limit],
+    chain = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[*extra, rate_limit],
                             handler=lambda event, data: handed.append(event.platform_msg_id))
     return chain, rate_limit, handed
 
@@ -52,6 +48,19 @@ def test_message_is_stored_and_audited_once_and_a_redelivery_goes_no_further(eng
     assert audit_actions(engine) == [("inbound.received", f"inbound:{first['inbound_id']}")]
     with transaction(engine) as tx:
         assert tx.inbound.unprocessed() == [first["inbound_id"]]
+
+
+def test_intake_is_one_unit_of_work(engine):
+    def broken(handler, event, data):
+        raise RuntimeError("disk full")
+
+    chain = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived(), broken], middlewares=[],
+                            handler=lambda event, data: None)
+    with pytest.raises(RuntimeError):
+        chain(message(1))
+    with transaction(engine) as tx:  # neither the message nor its audit row: the channel may deliver it again
+        assert tx.inbound.unprocessed() == [] and tx.audit.entries() == []
+    assert pipeline(engine)[0](message(1))["new"]  # nothing half-stored blocks the redelivery
 
 
 def test_one_more_middleware_slots_into_the_chain(engine):
