@@ -8,5 +8,6 @@ One import namespace for the whole project (no generic top-level names in site-p
 - `otcdesk.pricing_engine`  products as data, market, models, engines, Greeks, solvers, book
 - `otcdesk.knowledge`       RAG over the firm's documents (ingest and answer pipelines, QA, evaluation)
 - `otcdesk.workflows`       state machines and schedules (review queue, ...)
-- `otcdesk.app`             the composition root: settings, database, runner, HTTP API, console, CLI
+- `otcdesk.app`             the composition root: settings, repositories, the desk core (inbound pipeline,
+                            runner, review service, outbox), HTTP API, console, CLI
 """

@@ -1,4 +1,5 @@
-"""Pytest plugin: real databases (SQLite in a temp dir, the local PostgreSQL server) and a real desk server.
+"""Pytest plugin: real databases (SQLite in a temp dir, the local PostgreSQL server), the desk core without HTTP
+(`make_desk_core`, `desk_core`) and a real desk server (`desk`).
 
 PostgreSQL: `OTCDESK_TEST_PG_URL` (default `postgresql+psycopg://127.0.0.1:5432/test`, trust auth). Each test gets
 its own schema, dropped afterwards. Under CI=true an unreachable server fails the test instead of skipping it.
@@ -18,7 +19,11 @@ from aiohttp import web
 
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import init_db, make_engine
+from otcdesk.app.demo import seed_demo
+from otcdesk.app.repositories.sim import SqlSimTranscript
 from otcdesk.app.settings import load_settings
+from otcdesk.app.wiring import build_desk
+from otcdesk.bots.simulator import SimulatorChannel
 
 PG_URL = os.environ.get("OTCDESK_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -74,6 +79,33 @@ def db_engine(db_settings):
     init_db(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def make_desk_core(tmp_path):
+    """Build the desk core (`wiring.build_desk`) on a temp SQLite file with the demo clients and the simulator
+    connected; settings overrides as keywords. Closed after the test."""
+    built = []
+
+    def make(**overrides):
+        settings = load_settings(data_dir=tmp_path, DATABASE_URL=None, **overrides)
+        engine = make_engine(settings.db_url)
+        init_db(engine)
+        seed_demo(engine)
+        desk = build_desk(settings, engine)
+        desk.connect(SimulatorChannel(SqlSimTranscript(engine), desk.inbound))
+        built.append(desk)
+        return desk
+
+    yield make
+    for desk in built:
+        desk.close()
+        desk.engine.dispose()
+
+
+@pytest.fixture
+def desk_core(make_desk_core):
+    return make_desk_core()
 
 
 def free_port() -> int:

@@ -1,1 +1,7 @@
-"""otcdesk agents package."""
+"""otcdesk.agents: langgraph graphs and what they draft.
+
+- `desk.py`        the desk graph (understand → KYC → price → draft → review interrupt → deliver), built by
+                   `build_desk_graph(deps, checkpointer)` from narrow services (`DeskDeps`); hosted by
+                   `app.desk.runner`
+- `quote_card.py`  reply drafts: the quote card, the clarifying question, the onboarding and order notices
+"""

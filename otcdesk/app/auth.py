@@ -1,4 +1,4 @@
-"""Console users, argon2 password hashes and server-side sessions."""
+"""Console users, argon2 password hashes and server-side sessions: the policy (the tables are `UserRepository`'s)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,11 +8,9 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
-from otcdesk.app.audit import record
-from otcdesk.app.db import unit_of_work
-from otcdesk.app.models import User, WebSession, utcnow
+from otcdesk.app.models import User, utcnow
+from otcdesk.app.repositories import transaction
 from otcdesk.app.roles import ROLES
 
 _hasher = PasswordHasher()
@@ -37,8 +35,8 @@ def upsert_user(engine: Engine, username: str, password: str, role: str, actor: 
         raise AuthError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     if len(password or "") < 8:
         raise AuthError("password must have at least 8 characters")
-    with unit_of_work(engine) as s:
-        user = s.get(User, username)
+    with transaction(engine) as tx:
+        user = tx.users.get(username)
         created = user is None
         if created:
             user = User(username=username, password_hash=_hasher.hash(password), role=role)
@@ -46,21 +44,21 @@ def upsert_user(engine: Engine, username: str, password: str, role: str, actor: 
             user.password_hash = _hasher.hash(password)
             user.role = role
             user.active = True
-        s.add(user)
-        record(s, actor, "user.create" if created else "user.update", f"user:{username}", {"role": role})
+        tx.users.save(user)
+        tx.audit.record(actor, "user.create" if created else "user.update", f"user:{username}", {"role": role})
     return user
 
 
 def authenticate(engine: Engine, username: str, password: str) -> User:
     """The active user with these credentials, or AuthError."""
-    with unit_of_work(engine) as s:
-        user = s.get(User, username or "")
+    with transaction(engine) as tx:
+        user = tx.users.get(username or "")
         try:
             _hasher.verify(user.password_hash if user else _DUMMY_HASH, password or "")
         except (VerificationError, InvalidHashError):
             user = None
         ok = user is not None and user.active
-        record(s, username or "?", "login" if ok else "login.failed", f"user:{username}", {})
+        tx.audit.record(username or "?", "login" if ok else "login.failed", f"user:{username}", {})
     if not ok:
         raise AuthError("invalid username or password")
     return user
@@ -69,9 +67,8 @@ def authenticate(engine: Engine, username: str, password: str) -> User:
 def open_session(engine: Engine, username: str, ttl_s: float) -> str:
     """A new session token (only its hash is stored)."""
     token = secrets.token_urlsafe(32)
-    with unit_of_work(engine) as s:
-        s.add(WebSession(token_hash=_token_hash(token), username=username,
-                         expires_at=utcnow() + timedelta(seconds=ttl_s)))
+    with transaction(engine) as tx:
+        tx.users.add_session(_token_hash(token), username, utcnow() + timedelta(seconds=ttl_s))
     return token
 
 
@@ -79,26 +76,22 @@ def session_user(engine: Engine, token: str | None) -> User | None:
     """The user behind a session token, or None when unknown, expired or deactivated."""
     if not token:
         return None
-    with unit_of_work(engine) as s:
-        sess = s.get(WebSession, _token_hash(token))
+    with transaction(engine) as tx:
+        sess = tx.users.session_for(_token_hash(token))
         if sess is None or sess.expires_at < utcnow():
             return None
-        user = s.get(User, sess.username)
+        user = tx.users.get(sess.username)
         return user if user and user.active else None
 
 
 def close_session(engine: Engine, token: str | None) -> None:
     if not token:
         return
-    with unit_of_work(engine) as s:
-        sess = s.get(WebSession, _token_hash(token))
-        if sess:
-            s.delete(sess)
+    with transaction(engine) as tx:
+        tx.users.end_session(_token_hash(token))
 
 
 def purge_expired_sessions(engine: Engine) -> int:
-    with unit_of_work(engine) as s:
-        rows = list(s.exec(select(WebSession).where(WebSession.expires_at < utcnow())))
-        for r in rows:
-            s.delete(r)
-        return len(rows)
+    """Delete expired sessions (at start); returns how many."""
+    with transaction(engine) as tx:
+        return tx.users.purge_sessions(utcnow())

@@ -3,12 +3,8 @@ from __future__ import annotations
 
 import secrets
 
-from sqlmodel import select
-
-from otcdesk.app.audit import record
 from otcdesk.app.auth import upsert_user
-from otcdesk.app.db import unit_of_work
-from otcdesk.app.models import ChatGroup, Institution
+from otcdesk.app.repositories import transaction
 
 DEMO_INSTITUTIONS = [  # name, kyc_status, can_trade, simulated groups
     ("示例资产管理有限公司", "approved", True, ["demo"]),
@@ -18,18 +14,16 @@ DEMO_INSTITUTIONS = [  # name, kyc_status, can_trade, simulated groups
 
 def seed_demo(engine) -> None:
     """Idempotently create the sample institutions and their simulated groups."""
-    with unit_of_work(engine) as s:
+    with transaction(engine) as tx:
         for name, status, can_trade, groups in DEMO_INSTITUTIONS:
-            inst = s.exec(select(Institution).where(Institution.name == name)).first()
+            inst = tx.clients.institution_named(name)
             if inst is None:
-                inst = Institution(name=name, kyc_status=status, can_trade=can_trade)
-                s.add(inst)
-                s.flush()
-                record(s, "demo-seed", "institution.create", f"institution:{inst.id}",
-                       {"name": name, "kyc_status": status})
+                inst = tx.clients.add_institution(name, status, can_trade)
+                tx.audit.record("demo-seed", "institution.create", f"institution:{inst.id}",
+                                {"name": name, "kyc_status": status})
             for g in groups:
-                if not s.exec(select(ChatGroup).where(ChatGroup.channel == "sim", ChatGroup.group_id == g)).first():
-                    s.add(ChatGroup(channel="sim", group_id=g, institution_id=inst.id))
+                if tx.clients.group("sim", g) is None:
+                    tx.clients.add_group("sim", g, inst.id)
 
 
 def demo_logins(engine) -> dict[str, str]:

@@ -1,4 +1,8 @@
-"""The aiohttp server: JSON API of CONTRACTS.md, the trader console, the simulator, and the desk's workers."""
+"""The aiohttp server: JSON API of CONTRACTS.md, the trader console, the simulator, and the desk's workers.
+
+Handlers only translate HTTP to calls on the desk (`app.wiring.Desk`), which `wiring.open_process` builds
+when the app starts; the workers are the loops that drive it (inbound runs, outbox, expiry).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -9,14 +13,11 @@ from pathlib import Path
 
 from aiohttp import web
 
-from otcdesk.app.assistant import KnowledgeHub
-from otcdesk.app.auth import AuthError, authenticate, close_session, open_session, purge_expired_sessions, session_user
-from otcdesk.app.db import init_db, make_engine
-from otcdesk.app.desk_service import DeskService
+from otcdesk.app.auth import AuthError, authenticate, close_session, open_session, session_user
 from otcdesk.app.events import EventBus
 from otcdesk.app.roles import ROLES
 from otcdesk.app.settings import Settings
-from otcdesk.app.sim_store import SqlSimTranscript
+from otcdesk.app.wiring import Desk, open_process
 from otcdesk.bots.simulator import SimulatorChannel
 from otcdesk.workflows.review import ReviewError
 
@@ -28,7 +29,7 @@ ERROR_STATUS = {"not_found": 404, "conflict": 409, "expired": 409, "invalid": 40
 STAFF_ROLES = ROLES
 
 SETTINGS = web.AppKey("settings", Settings)
-DESK = web.AppKey("desk", DeskService)
+DESK = web.AppKey("desk", Desk)
 SIM = web.AppKey("sim", SimulatorChannel)
 BUS = web.AppKey("bus", EventBus)
 DEMO = web.AppKey("demo", bool)
@@ -109,11 +110,11 @@ async def me(request: web.Request) -> web.Response:
 @require("trader")
 async def list_reviews(request: web.Request) -> web.Response:
     status = request.query.get("status") or None
-    return web.json_response(await asyncio.to_thread(request.app[DESK].list_reviews, status))
+    return web.json_response(await asyncio.to_thread(request.app[DESK].reviews.list, status))
 
 
 async def _decision(request: web.Request, action: str) -> web.Response:
-    desk, user = request.app[DESK], request[USER].username
+    reviews, user = request.app[DESK].reviews, request[USER].username
     rid = request.match_info["id"]
     body = await read_json(request) if request.can_read_body else {}
     try:
@@ -121,15 +122,13 @@ async def _decision(request: web.Request, action: str) -> web.Response:
             reply = body.get("reply")
             if reply is not None and not isinstance(reply, str):
                 return json_error(400, "reply must be a string")
-            item = await asyncio.to_thread(desk.approve, rid, user, reply)
+            item = await asyncio.to_thread(reviews.approve, rid, user, reply)
         elif action == "reject":
-            item = await asyncio.to_thread(desk.reject, rid, user, str(body.get("reason") or ""))
+            item = await asyncio.to_thread(reviews.reject, rid, user, str(body.get("reason") or ""))
         else:
-            item = await asyncio.to_thread(desk.reprice, rid, user)
+            item = await asyncio.to_thread(reviews.reprice, rid, user)
     except ReviewError as exc:
         return json_error(ERROR_STATUS.get(exc.code, 400), exc.message, {"code": exc.code, "id": rid})
-    if action == "approve":
-        desk.events.wake("outbox")
     return web.json_response(item)
 
 
@@ -240,10 +239,13 @@ async def health(request: web.Request) -> web.Response:
 async def _inbound_worker(app: web.Application) -> None:
     desk, bus = app[DESK], app[BUS]
     while True:
-        for inbound_id in await asyncio.to_thread(desk.unprocessed_inbound):
-            await asyncio.to_thread(desk.process_inbound, inbound_id)
+        wait = None
+        try:
+            wait = await asyncio.to_thread(desk.run_inbound)
+        except Exception:  # the message stays stored as received; `recover` runs it at the next start
+            log.exception("inbound run failed")
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(bus.wakeups["inbound"].wait(), timeout=2.0)
+            await asyncio.wait_for(bus.wakeups["inbound"].wait(), timeout=2.0 if wait is None else min(2.0, wait))
         bus.wakeups["inbound"].clear()
 
 
@@ -251,7 +253,7 @@ async def _outbox_worker(app: web.Application) -> None:
     desk, bus = app[DESK], app[BUS]
     while True:
         try:
-            await desk.dispatch_outbox()
+            await desk.outbox.dispatch()
         except Exception:
             log.exception("outbox dispatch failed")
         with contextlib.suppress(asyncio.TimeoutError):
@@ -263,65 +265,30 @@ async def _expiry_worker(app: web.Application) -> None:
     desk = app[DESK]
     while True:
         try:
-            await asyncio.to_thread(desk.expire_due)
+            await asyncio.to_thread(desk.reviews.expire_due)
         except Exception:
             log.exception("expiry sweep failed")
         await asyncio.sleep(1.0)
 
 
 async def _desk_context(app: web.Application):
-    settings: Settings = app[SETTINGS]
-    settings.ensure_dirs()
-    engine = make_engine(settings.db_url)
-    await asyncio.to_thread(init_db, engine)
-    await asyncio.to_thread(purge_expired_sessions, engine)
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
-    if app[DEMO]:
-        from otcdesk.app.demo import demo_logins, seed_demo
-
-        await asyncio.to_thread(seed_demo, engine)
-        app[DEMO_LOGINS] = await asyncio.to_thread(demo_logins, engine)
-    desk_holder: dict = {}
-
-    def deliver(msg):
-        desk_holder["desk"].ingest(msg)
-
-    transcript = SqlSimTranscript(engine, on_append=lambda group: bus.publish("sim", {"group": group}))
-    sim = SimulatorChannel(transcript, deliver)
-    from otcdesk.app.llm import build_embedder, build_llm_client
-
-    channels: dict = {"sim": sim}
-    wechat = wechat_task = None
-    if settings.wechaty_puppet_service_token:
-        from otcdesk.bots.wechaty_channel import WechatyChannel
-
-        wechat = WechatyChannel.connect(settings.wechaty_puppet_service_token,
-                                        settings.wechaty_puppet_service_endpoint, deliver)
-        channels[wechat.name] = wechat
-    desk = DeskService(settings, engine, channels, bus, llm=build_llm_client(settings))
-    desk_holder["desk"] = desk
-    if wechat is not None:  # only once the desk can take its messages
-        wechat_task = asyncio.create_task(wechat.bot.start())
-        log.info("wechaty channel starting (endpoint %s)", settings.wechaty_puppet_service_endpoint or "looked up by token")
-    hub = KnowledgeHub(settings, engine, llm=desk.llm, embedder=build_embedder(settings))
-    if app[DEMO]:
-        log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
-    app[BUS], app[SIM], app[DESK], app[HUB] = bus, sim, desk, hub
-    await asyncio.to_thread(desk.warm_up)
-    recovered = await asyncio.to_thread(desk.recover)
-    log.info("desk started: %s", recovered)
+    process = await open_process(app[SETTINGS], bus, demo=app[DEMO])
+    app[BUS], app[SIM], app[DESK], app[HUB] = bus, process.sim, process.desk, process.hub
+    app[DEMO_LOGINS] = process.demo_logins
     tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
+    if process.wechat is not None:  # only once the desk can take its messages
+        tasks.append(asyncio.create_task(process.wechat.bot.start()))
+        log.info("wechaty channel starting (endpoint %s)",
+                 app[SETTINGS].wechaty_puppet_service_endpoint or "looked up by token")
     yield
-    if wechat_task is not None:
-        tasks.append(wechat_task)
     for t in tasks:
         t.cancel()
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
-    desk.close()
-    engine.dispose()
+    await asyncio.to_thread(process.close)
 
 
 async def _end_event_streams(app: web.Application) -> None:

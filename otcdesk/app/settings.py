@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     embed_model: str = "bge-m3"
     backend: str = "auto"
     review_ttl_s: float = 120.0
+    inbound_rate_limit: int = 60  # messages per chat group per window handed to the desk; more wait (0: no limit)
+    inbound_rate_window_s: float = 60.0
     session_ttl_s: float = 8 * 3600.0
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")

@@ -65,9 +65,9 @@ def store_mappings(engine: Engine, kb: str, mappings: Iterable[dict]) -> int:
 
 
 def _audit(session: Session, actor: str, action: str, subject: str, detail: dict) -> None:
-    from otcdesk.app.audit import record
+    from otcdesk.app.repositories.audit import AuditRepository
 
-    record(session, actor, action, subject, detail)
+    AuditRepository(session).record(actor, action, subject, detail)
 
 
 def unmask(text: str, role: str, user: str, engine: Engine, kb: str | None = None) -> str:

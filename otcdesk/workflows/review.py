@@ -13,6 +13,7 @@ TRANSITIONS = {  # action: (allowed source status, destination)
     "reject": ("pending", "rejected"),
     "expire": ("pending", "expired"),
 }
+RESUME_ACTION = {dest: action for action, (_, dest) in TRANSITIONS.items()}  # decided status → graph decision
 
 
 class ReviewError(Exception):

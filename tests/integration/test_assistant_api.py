@@ -2,9 +2,9 @@
 only compliance sees masked personal data, and every attempt is audited."""
 import asyncio
 
-from otcdesk.app.audit import entries
 from otcdesk.app.auth import upsert_user
-from otcdesk.app.db import make_engine, unit_of_work
+from otcdesk.app.db import make_engine
+from otcdesk.app.repositories import transaction
 from desk_fixtures import RunningDesk
 
 
@@ -33,8 +33,8 @@ async def test_assistant_answers_from_the_product_guide_with_citations(desk_sett
             r = await comp.post("/api/kb/unmask", json={"text": "无标记文本"})
             assert r.status == 200 and (await r.json())["text"] == "无标记文本"
         await asyncio.sleep(0)
-        with unit_of_work(engine) as s:
-            actions = [(a.actor, a.action) for a in entries(s, action=None) if a.action.startswith("pii.")]
+        with transaction(engine) as tx:
+            actions = [(a.actor, a.action) for a in tx.audit.entries() if a.action.startswith("pii.")]
         assert ("risk1", "pii.unmask_denied") in actions and ("comp1", "pii.unmask") in actions
     finally:
         await desk.stop()

@@ -4,8 +4,8 @@ import asyncio
 import pytest
 from sqlmodel import select
 
-from otcdesk.app.audit import entries
 from otcdesk.app.db import make_engine, unit_of_work
+from otcdesk.app.repositories import transaction
 from otcdesk.app.models import InboundMessageRow, OutboxMessage
 from desk_fixtures import RunningDesk, wait_for
 
@@ -55,8 +55,8 @@ async def test_quote_is_reviewed_then_sent_with_mention(desk):
         assert await pending_items(trader) == []
 
     engine = make_engine(desk.settings.db_url)
-    with unit_of_work(engine) as s:
-        actions = [a.action for a in entries(s)]
+    with transaction(engine) as tx:
+        actions = [a.action for a in tx.audit.entries()]
     engine.dispose()
     for action in ("inbound.received", "review.open", "review.approved", "outbox.enqueue", "outbox.sent"):
         assert action in actions

@@ -15,10 +15,10 @@ from sqlmodel import select
 
 from otcdesk.app.db import init_db, make_engine, unit_of_work
 from otcdesk.app.demo import seed_demo
-from otcdesk.app.desk_service import DeskService
 from otcdesk.app.models import OutboxMessage, ReviewItem, SimMessage, utcnow
+from otcdesk.app.repositories.sim import SqlSimTranscript
 from otcdesk.app.settings import load_settings
-from otcdesk.app.sim_store import SqlSimTranscript
+from otcdesk.app.wiring import build_desk
 from otcdesk.bots.base import InboundMessage
 from otcdesk.bots.simulator import SimulatorChannel
 from otcdesk.workflows.review import ReviewError
@@ -42,9 +42,8 @@ class GateMachine(RuleBasedStateMachine):
         self._start()
 
     def _start(self):
-        transcript = SqlSimTranscript(self.engine)
-        self.sim = SimulatorChannel(transcript, lambda msg: None)
-        self.desk = DeskService(self.settings, self.engine, {"sim": self.sim})
+        self.desk = build_desk(self.settings, self.engine)
+        self.desk.connect(SimulatorChannel(SqlSimTranscript(self.engine), lambda msg: None))
 
     def _pending(self) -> list[str]:
         with unit_of_work(self.engine) as s:
@@ -55,23 +54,23 @@ class GateMachine(RuleBasedStateMachine):
         n = next(_counter)
         msg = InboundMessage(channel="sim", chat_id=group, sender_id=f"c{n % 3}", sender_name=f"c{n % 3}",
                              text=text, platform_msg_id=f"m{n}")
-        inbound_id, new = self.desk.ingest(msg)
-        assert new and self.desk.ingest(msg) == (inbound_id, False)  # a redelivered message is ignored
-        self.desk.process_inbound(inbound_id)
+        first = self.desk.inbound(msg)
+        assert first["new"] and self.desk.inbound(msg) == {"inbound_id": first["inbound_id"], "new": False}
+        assert self.desk.runner.drain() == 1  # a redelivered message is not run again
 
     @rule(pick=st.integers(0, 10), edit=st.booleans())
     def approve(self, pick, edit):
         pending = self._pending()
         if pending:
             rid = pending[pick % len(pending)]
-            self.desk.approve(rid, "t1", "改过的回复" if edit else None)
+            self.desk.reviews.approve(rid, "t1", "改过的回复" if edit else None)
             self.approved.add(rid)
 
     @rule(pick=st.integers(0, 10))
     def reject(self, pick):
         pending = self._pending()
         if pending:
-            self.desk.reject(pending[pick % len(pending)], "t1", "不报")
+            self.desk.reviews.reject(pending[pick % len(pending)], "t1", "不报")
 
     @rule(pick=st.integers(0, 10))
     def time_passes_and_items_expire(self, pick):
@@ -82,21 +81,21 @@ class GateMachine(RuleBasedStateMachine):
         with unit_of_work(self.engine) as s:
             s.exec(update(ReviewItem).where(ReviewItem.id == rid).values(expires_at=utcnow() - timedelta(seconds=1)))
         try:
-            self.desk.approve(rid, "t1")
+            self.desk.reviews.approve(rid, "t1")
             raise AssertionError("an expired item was approved")
         except ReviewError as exc:
             assert exc.code == "expired"
-        assert rid in self.desk.expire_due()
+        assert rid in self.desk.reviews.expire_due()
 
     @rule()
     def dispatch(self):
-        asyncio.run(self.desk.dispatch_outbox())
+        asyncio.run(self.desk.outbox.dispatch())
 
     @rule()
     def restart(self):
         self.desk.close()
         self._start()
-        self.desk.recover()
+        self.desk.runner.recover()
 
     @invariant()
     def only_approved_items_reach_the_client(self):

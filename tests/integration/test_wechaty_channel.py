@@ -16,9 +16,10 @@ from wechaty_puppet.schemas.puppet import PuppetOptions  # noqa: E402
 from wechaty_puppet.schemas.types import ContactPayload, MessagePayload, MessageType, RoomPayload  # noqa: E402
 
 from otcdesk.app.db import init_db, make_engine, unit_of_work  # noqa: E402
-from otcdesk.app.desk_service import DeskService  # noqa: E402
-from otcdesk.app.models import ChatGroup, Institution, OutboxMessage, ReviewItem  # noqa: E402
+from otcdesk.app.models import OutboxMessage, ReviewItem  # noqa: E402
+from otcdesk.app.repositories import transaction  # noqa: E402
 from otcdesk.app.settings import load_settings  # noqa: E402
+from otcdesk.app.wiring import build_desk  # noqa: E402
 from otcdesk.bots.wechaty_channel import WechatyChannel  # noqa: E402
 
 
@@ -53,11 +54,9 @@ async def wechat_desk(tmp_path):
     settings = load_settings(data_dir=tmp_path, DATABASE_URL=None)
     engine = make_engine(settings.db_url)
     init_db(engine)
-    with unit_of_work(engine) as s:
-        inst = Institution(name="某资管", kyc_status="approved", can_trade=True)
-        s.add(inst)
-        s.flush()
-        s.add(ChatGroup(channel="wechat", group_id=ROOM, institution_id=inst.id))
+    with transaction(engine) as tx:
+        inst = tx.clients.add_institution("某资管", kyc_status="approved", can_trade=True)
+        tx.clients.add_group("wechat", ROOM, inst.id)
     puppet = RecordingPuppet()
     puppet.add_fake_contact(ContactPayload(id=CLIENT, name="张经理"))
     puppet.add_fake_contact(ContactPayload(id=puppet.self_id(), name="询价机器人"))
@@ -65,10 +64,8 @@ async def wechat_desk(tmp_path):
     bot = Wechaty(WechatyOptions(puppet=puppet))
     await bot.init_puppet()
     await bot.init_puppet_event_bridge(bot.puppet)
-    holder = {}
-    channel = WechatyChannel(bot, lambda msg: holder["desk"].ingest(msg))
-    desk = DeskService(settings, engine, {"wechat": channel})
-    holder["desk"] = desk
+    desk = build_desk(settings, engine)
+    desk.connect(WechatyChannel(bot, desk.inbound))
     yield puppet, desk, engine
     desk.close()
     engine.dispose()
@@ -83,7 +80,7 @@ def say_in_room(puppet, message_id, text, mention_bot=True):
 
 async def wait_inbound(desk, n):
     for _ in range(100):
-        ids = desk.unprocessed_inbound()
+        ids = desk.runner.unprocessed()
         if len(ids) >= n:
             return ids
         await asyncio.sleep(0.05)
@@ -96,30 +93,30 @@ async def test_room_message_is_quoted_and_reply_mentions_the_client(wechat_desk)
     say_in_room(puppet, "wx-1", "@询价机器人 沪深300 1个月 平值看跌")  # the puppet redelivers: ignored
     [inbound_id] = await wait_inbound(desk, 1)
     await asyncio.sleep(0.2)
-    assert desk.unprocessed_inbound() == [inbound_id]
-    await asyncio.to_thread(desk.process_inbound, inbound_id)
-    [item] = desk.list_reviews("pending")
+    assert desk.runner.unprocessed() == [inbound_id]
+    assert await asyncio.to_thread(desk.runner.drain) == 1
+    [item] = desk.reviews.list("pending")
     assert (item["channel"], item["group"], item["sender"], item["sender_id"]) == ("wechat", ROOM, "张经理", CLIENT)
     assert item["requests"][0]["underlying"] == "000300.SH" and "@询价机器人" not in item["text"]
-    assert puppet.sent == [] and await desk.dispatch_outbox() == 0
+    assert puppet.sent == [] and await desk.outbox.dispatch() == 0
 
-    await asyncio.to_thread(desk.approve, item["id"], "t1")
-    assert await desk.dispatch_outbox() == 1
+    await asyncio.to_thread(desk.reviews.approve, item["id"], "t1")
+    assert await desk.outbox.dispatch() == 1
     [(room, text, mentions)] = puppet.sent
     assert room == ROOM and mentions == [CLIENT] and text.startswith("@张经理 ") and item["id"] in text
-    assert await desk.dispatch_outbox() == 0 and len(puppet.sent) == 1
+    assert await desk.outbox.dispatch() == 0 and len(puppet.sent) == 1
 
 
 async def test_interrupted_send_is_never_repeated(wechat_desk):
     puppet, desk, engine = wechat_desk
     say_in_room(puppet, "wx-2", "沪深300 1个月 平值看涨", mention_bot=False)
     [inbound_id] = await wait_inbound(desk, 1)
-    await asyncio.to_thread(desk.process_inbound, inbound_id)
-    [item] = desk.list_reviews("pending")
-    await asyncio.to_thread(desk.approve, item["id"], "t1")
+    await asyncio.to_thread(desk.runner.drain)
+    [item] = desk.reviews.list("pending")
+    await asyncio.to_thread(desk.reviews.approve, item["id"], "t1")
     puppet.fail_next = True
-    assert await desk.dispatch_outbox() == 0
-    assert await desk.dispatch_outbox() == 0  # WeChat has no idempotency key: flagged, not re-sent
+    assert await desk.outbox.dispatch() == 0
+    assert await desk.outbox.dispatch() == 0  # WeChat has no idempotency key: flagged, not re-sent
     assert puppet.sent == []
     with unit_of_work(engine) as s:
         [row] = s.exec(select(OutboxMessage)).all()

@@ -68,8 +68,8 @@ def test_fresh_data_dir_and_bad_input(data_dir, capsys):
 
 
 def test_vault_unmasks_only_for_compliance_and_admin_and_audits(tmp_path):
-    from otcdesk.app.audit import entries
     from otcdesk.app.db import make_engine
+    from otcdesk.app.repositories import AuditRepository
     from otcdesk.app.vault import PiiVault, UnmaskDenied, store_mappings, unmask
     from otcdesk.knowledge.masking import PiiMasker
 
@@ -87,7 +87,7 @@ def test_vault_unmasks_only_for_compliance_and_admin_and_audits(tmp_path):
     assert unmask(masked.text, "admin", "root", engine, kb="other") == masked.text  # other KB's vault is empty
 
     with Session(engine) as s:
-        rows = entries(s, subject="kb:desk")
+        rows = AuditRepository(s).entries(subject="kb:desk")
     assert [r.action for r in rows] == ["pii.unmask_denied", "pii.unmask"]
     assert rows[0].actor == "alice" and rows[1].actor == "carol"
     assert sorted(rows[1].detail["kinds"]) == ["mobile", "person"]

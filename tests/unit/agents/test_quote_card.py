@@ -1,12 +1,4 @@
 from otcdesk.agents.quote_card import describe_request, draft_clarification, draft_onboarding, draft_quote
-from otcdesk.bots.base import MAX_TEXT_CHARS, normalise_text
-
-
-def test_normalise_text_full_width_controls_and_length():
-    assert normalise_text("３００　１个月\x00 平值看跌") == "300 1个月 平值看跌"
-    assert normalise_text(b"\xff\xfe300") == "300"
-    assert normalise_text(None) == ""
-    assert len(normalise_text("看" * 100_000)) == MAX_TEXT_CHARS
 
 
 def test_quote_card_lists_each_line_assumptions_and_quote_id():

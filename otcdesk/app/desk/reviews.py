@@ -1,0 +1,139 @@
+"""The trader review queue: `ReviewOpener` opens items for the graph, `ReviewService` decides them.
+
+A decision (approve, edit-and-approve, reject, expire) is written first, as a conditional update so that
+of two concurrent decisions one wins; only then does the runner resume the item's graph thread. Which
+decision is allowed when is `workflows.review`'s rule. A reprice re-runs an expired or rejected item's
+message on a new thread, as a new pending item on today's market.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+
+from otcdesk.agents.desk import ReviewDraft, quote_id_for
+from otcdesk.app.desk.runner import DeskRunner
+from otcdesk.app.events import EventBus
+from otcdesk.app.models import ReviewItem, utcnow
+from otcdesk.app.repositories import transaction
+from otcdesk.workflows.review import TRANSITIONS, ReviewError, check_decision
+
+
+def review_dict(item: ReviewItem) -> dict:
+    """The review item as the HTTP API shows it (CONTRACTS.md fields plus detail)."""
+    return {
+        "id": item.id, "channel": item.channel, "group": item.chat_id, "sender": item.sender_name,
+        "sender_id": item.sender_id, "text": item.text, "kind": item.kind, "requests": item.requests,
+        "lines": item.lines, "draft_reply": item.draft_reply, "final_reply": item.final_reply,
+        "created_at": item.created_at.isoformat(), "expires_at": item.expires_at.isoformat(),
+        "status": item.status, "decided_by": item.decided_by,
+        "decided_at": item.decided_at.isoformat() if item.decided_at else None,
+        "reason": item.reason, "superseded_by": item.superseded_by,
+    }
+
+
+class ReviewOpener:
+    """`agents.desk.ReviewQueue`: stores a draft as a pending item (audited, published to the console)."""
+
+    def __init__(self, engine: Engine, events: EventBus, ttl_s: float):
+        self.engine = engine
+        self.events = events
+        self.ttl = timedelta(seconds=ttl_s)
+
+    def open(self, review_id: str, thread_id: str, draft: ReviewDraft) -> None:
+        inbound = draft["inbound"]
+        now = utcnow()
+        item = ReviewItem(
+            id=review_id, thread_id=thread_id, inbound_id=inbound["id"], kind=draft["kind"],
+            channel=inbound["channel"], chat_id=inbound["chat_id"], sender_id=inbound["sender_id"],
+            sender_name=inbound["sender_name"], text=inbound["text"], requests=draft["requests"],
+            lines=draft["lines"], draft_reply=draft["draft"], created_at=now, expires_at=now + self.ttl)
+        with transaction(self.engine) as tx:
+            if not tx.reviews.add_once(item):
+                return
+            tx.audit.record("desk-agent", "review.open", f"review:{review_id}",
+                            {"kind": item.kind, "inbound_id": inbound["id"], "draft": item.draft_reply,
+                             "lines": [{k: ln.get(k) for k in ("price_pct", "engine", "error", "solved")}
+                                       for ln in item.lines]})
+            data = review_dict(item)
+        self.events.publish("review", data)
+
+
+class ReviewService:
+    """The trader's decisions on review items, and the queue as the console lists it."""
+
+    def __init__(self, engine: Engine, runner: DeskRunner, events: EventBus):
+        self.engine = engine
+        self.runner = runner
+        self.events = events
+
+    def list(self, status: str | None = None, limit: int = 200) -> list[dict]:
+        """Newest first, optionally in one status."""
+        with transaction(self.engine) as tx:
+            return [review_dict(r) for r in tx.reviews.list(status, limit)]
+
+    def get(self, review_id: str) -> dict:
+        with transaction(self.engine) as tx:
+            return review_dict(_existing(tx, review_id))
+
+    def approve(self, review_id: str, user: str, reply: str | None = None) -> dict:
+        """Approve the draft, or an edited `reply`; the reply is then enqueued for the outbox."""
+        return self._decide(review_id, "approve", user, reply=reply)
+
+    def reject(self, review_id: str, user: str, reason: str) -> dict:
+        return self._decide(review_id, "reject", user, reason=reason)
+
+    def expire_due(self) -> list[str]:
+        """Mark every pending item past its expiry as expired; returns their ids."""
+        with transaction(self.engine) as tx:
+            due = tx.reviews.due_for_expiry(utcnow())
+        done = []
+        for rid in due:
+            try:
+                self._decide(rid, "expire", "system")
+                done.append(rid)
+            except ReviewError:
+                pass  # decided meanwhile
+        return done
+
+    def reprice(self, review_id: str, user: str) -> dict:
+        """Re-run an expired (or rejected) quote on today's market as a new pending item."""
+        with transaction(self.engine) as tx:
+            item = _existing(tx, review_id)
+            if item.status not in ("expired", "rejected") or item.superseded_by:
+                raise ReviewError("conflict", f"only an expired or rejected item can be repriced (status {item.status})")
+            inbound_id, attempt = item.inbound_id, tx.reviews.count_for_inbound(item.inbound_id)
+        new_id = quote_id_for(self.runner.rerun(inbound_id, attempt))
+        with transaction(self.engine) as tx:
+            tx.reviews.supersede(review_id, new_id)
+            tx.audit.record(user, "review.reprice", f"review:{review_id}", {"new_review": new_id})
+        return self.get(new_id)
+
+    def _decide(self, review_id: str, action: str, user: str, *, reply: str | None = None,
+                reason: str | None = None) -> dict:
+        """Write the decision first (conditional update: one decision wins), then resume the graph."""
+        now = utcnow()
+        new_status = TRANSITIONS[action][1]
+        with transaction(self.engine) as tx:
+            item = _existing(tx, review_id)
+            check_decision(action, item.status, item.expires_at, now, reply=reply, reason=reason)
+            final_reply = (reply or item.draft_reply) if action == "approve" else None
+            if not tx.reviews.decide(review_id, new_status, user, now, reason=reason, final_reply=final_reply,
+                                     unexpired=action == "approve"):
+                raise ReviewError("conflict", f"review item {review_id} was decided concurrently")
+            edited = bool(reply and reply != item.draft_reply)
+            tx.audit.record(user, f"review.{new_status}", f"review:{review_id}",
+                            {"edited": edited, "draft": item.draft_reply, "reply": reply if edited else None,
+                             "reason": reason})
+            thread_id = item.thread_id
+        self.runner.resume(thread_id, {"action": action, "reply": final_reply, "by": user})
+        data = self.get(review_id)
+        self.events.publish("review", data)
+        return data
+
+
+def _existing(tx, review_id: str) -> ReviewItem:
+    item = tx.reviews.get(review_id)
+    if item is None:
+        raise ReviewError("not_found", f"no review item {review_id}")
+    return item

@@ -1,0 +1,149 @@
+"""The desk runner: hosts the desk graph and is the only code that invokes it.
+
+It starts a stored message's run (up to the review interrupt or the end), resumes a thread with a
+trader's decision, re-runs a message on a new thread for a reprice, and after a restart resumes decided
+reviews and queues every stored message whose run did not finish. Runs of one thread are serialised;
+`close` waits for runs in flight before it closes the checkpointer.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from contextlib import contextmanager
+from typing import Any, Callable
+
+from langgraph.types import Command
+from sqlalchemy.engine import Engine
+
+from otcdesk.app.repositories import transaction
+from otcdesk.workflows.review import RESUME_ACTION
+
+log = logging.getLogger(__name__)
+
+
+def thread_for(inbound: dict, attempt: int = 0) -> str:
+    """The graph thread of a message's run; a reprice is attempt n ≥ 1.
+
+    Platform ids are unique per channel, so thread (and quote) ids never repeat even across databases.
+    """
+    base = f"{inbound['channel']}-{inbound['platform_msg_id']}"
+    return f"{base}:r{attempt}" if attempt else base
+
+
+class DeskRunner:
+    """Runs the compiled desk graph for stored messages and trader decisions."""
+
+    def __init__(self, engine: Engine, graph: Any, close_checkpointer: Callable[[], None] = lambda: None,
+                 wake: Callable[[], None] = lambda: None):
+        self.engine = engine
+        self.graph = graph
+        self._close_checkpointer = close_checkpointer
+        self._wake = wake
+        self._queue: deque[int] = deque()
+        self._thread_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._inflight = 0
+        self._idle = threading.Condition()
+
+    # ---- intake ------------------------------------------------------------------------------
+    def submit(self, inbound_id: int) -> None:
+        """Queue a stored message for its run (the inbound pipeline's last step) and wake the worker."""
+        self._queue.append(inbound_id)
+        self._wake()
+
+    def drain(self) -> int:
+        """Run every queued message, oldest first; returns how many."""
+        n = 0
+        while self._queue:
+            self.process(self._queue.popleft())
+            n += 1
+        return n
+
+    def unprocessed(self) -> list[int]:
+        """Stored messages whose run has not finished."""
+        with transaction(self.engine) as tx:
+            return tx.inbound.unprocessed()
+
+    # ---- runs --------------------------------------------------------------------------------
+    def process(self, inbound_id: int) -> dict:
+        """Run the graph for one stored message up to its review interrupt (or its end); returns the state.
+
+        A run cut off by a crash continues from its last checkpoint; one waiting for review is left alone.
+        A failing run marks the message `failed` (audited): a bad message must not stop the desk.
+        """
+        with transaction(self.engine) as tx:
+            inbound = tx.inbound.get(inbound_id)
+        thread_id = thread_for(inbound)
+        with self._graph_run(thread_id):
+            config = _config(thread_id)
+            snapshot = self.graph.get_state(config)
+            try:
+                if not snapshot.created_at:
+                    self.graph.invoke({"inbound": inbound}, config)
+                elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
+                    self.graph.invoke(None, config)
+                state = self.graph.get_state(config).values
+                status, error = "processed", None
+            except Exception as exc:
+                log.exception("desk graph failed on inbound %s", inbound_id)
+                state, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
+            with transaction(self.engine) as tx:
+                if tx.inbound.finish(inbound_id, status, state.get("intent"), error):
+                    tx.audit.record("desk-agent", f"inbound.{status}", f"inbound:{inbound_id}",
+                                    {"intent": state.get("intent"), "kind": state.get("kind"), "error": error})
+            return state
+
+    def rerun(self, inbound_id: int, attempt: int) -> str:
+        """Run a stored message again on its `attempt`-th thread (a reprice); returns the thread id."""
+        with transaction(self.engine) as tx:
+            inbound = tx.inbound.get(inbound_id)
+        thread_id = thread_for(inbound, attempt)
+        with self._graph_run(thread_id):
+            self.graph.invoke({"inbound": inbound}, _config(thread_id))
+        return thread_id
+
+    def resume(self, thread_id: str, decision: dict) -> None:
+        """Resume a thread waiting for review with `decision` ({"action", "reply", "by"}); no-op once resumed."""
+        with self._graph_run(thread_id):
+            if self.graph.get_state(_config(thread_id)).next:
+                self.graph.invoke(Command(resume=decision), _config(thread_id))
+
+    def recover(self) -> dict:
+        """After a restart: resume decided-but-unresumed reviews, queue unfinished messages; returns counts."""
+        with transaction(self.engine) as tx:
+            decided = [(i.thread_id, {"action": RESUME_ACTION[i.status], "reply": i.final_reply, "by": i.decided_by})
+                       for i in tx.reviews.in_status(*RESUME_ACTION)]
+            unprocessed = tx.inbound.unprocessed()
+        for thread_id, decision in decided:
+            self.resume(thread_id, decision)
+        for inbound_id in unprocessed:
+            self.submit(inbound_id)
+        return {"resumed": len(decided), "unprocessed": len(unprocessed)}
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Wait for runs in worker threads to finish, then close the checkpointer."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._inflight == 0, timeout=timeout)
+        self._close_checkpointer()
+
+    @contextmanager
+    def _graph_run(self, thread_id: str):
+        """Serialise runs of one graph thread and count them, so `close` never pulls the checkpointer away."""
+        with self._idle:
+            self._inflight += 1
+        try:
+            with self._lock(thread_id):
+                yield
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+
+    def _lock(self, thread_id: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._thread_locks.setdefault(thread_id, threading.Lock())
+
+
+def _config(thread_id: str) -> dict:
+    return {"configurable": {"thread_id": thread_id}}

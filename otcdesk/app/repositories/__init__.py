@@ -1,0 +1,69 @@
+"""Repositories: the only code that reads or writes the desk's tables (declared in `app.models`).
+
+One repository per aggregate, each bound to the session of one unit of work, so a decision and its audit
+row commit together. `transaction(engine)` opens a unit of work and hands out all of them:
+
+    with transaction(engine) as tx:
+        item = tx.reviews.get("Q1A2B3C4D5")
+        tx.audit.record("trader1", "review.approved", f"review:{item.id}")
+
+- `inbound.py`        InboundRepository: every message a channel delivered (`inbound_message`)
+- `conversations.py`  ConversationRepository: a client's open clarification (`pending_clarification`)
+- `reviews.py`        ReviewRepository: drafted replies waiting for a trader (`review_item`)
+- `outbox.py`         OutboxRepository: approved replies to deliver once (`outbox`)
+- `clients.py`        ClientRepository: institutions, their chat groups and contacts (KYC state)
+- `users.py`          UserRepository: console users and their login sessions (`user`, `web_session`)
+- `audit.py`          AuditRepository: the append-only audit log (`audit_log`)
+- `sim.py`            SimTranscriptRepository: the simulator platform's own transcript (`sim_message`)
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from otcdesk.app.db import unit_of_work
+from otcdesk.app.repositories.audit import AuditRepository
+from otcdesk.app.repositories.clients import ClientRepository
+from otcdesk.app.repositories.conversations import ConversationRepository
+from otcdesk.app.repositories.inbound import InboundRepository
+from otcdesk.app.repositories.outbox import OutboxRepository
+from otcdesk.app.repositories.reviews import ReviewRepository
+from otcdesk.app.repositories.sim import SimTranscriptRepository
+from otcdesk.app.repositories.users import UserRepository
+
+
+@dataclass(frozen=True)
+class Repositories:
+    """Every repository over one session (one transaction)."""
+
+    session: Session
+    inbound: InboundRepository
+    conversations: ConversationRepository
+    reviews: ReviewRepository
+    outbox: OutboxRepository
+    clients: ClientRepository
+    users: UserRepository
+    audit: AuditRepository
+    sim: SimTranscriptRepository
+
+    @classmethod
+    def on(cls, session: Session) -> "Repositories":
+        return cls(session, InboundRepository(session), ConversationRepository(session), ReviewRepository(session),
+                   OutboxRepository(session), ClientRepository(session), UserRepository(session),
+                   AuditRepository(session), SimTranscriptRepository(session))
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Repositories]:
+    """One unit of work: commit on success, roll back on error."""
+    with unit_of_work(engine) as session:
+        yield Repositories.on(session)
+
+
+__all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "InboundRepository",
+           "OutboxRepository", "Repositories", "ReviewRepository", "SimTranscriptRepository", "UserRepository",
+           "transaction"]

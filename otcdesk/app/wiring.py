@@ -1,0 +1,140 @@
+"""The composition root: who builds what, in one place.
+
+`build_desk` assembles the desk core on one database: the graph's narrow services (`app.desk.ports`,
+the review queue, the outbox), the desk graph (`agents.desk`) and its checkpointer, the runner, the
+review service and the inbound pipeline. Tests build it directly (passing their own `parse` or `price`
+where they need one); `open_process` adds what `otcdesk serve` needs around it (schema, demo seed, channels,
+the assistant's knowledge hub) and is all the HTTP server calls.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sqlalchemy.engine import Engine
+
+from otcdesk.agents.desk import DeskDeps, build_desk_graph
+from otcdesk.app.checkpoints import make_checkpointer
+from otcdesk.app.db import init_db, make_engine
+from otcdesk.app.desk.inbound import AuditReceived, InboundPipeline, RateLimit, StoreFirst
+from otcdesk.app.desk.outbox import OutboxDispatcher
+from otcdesk.app.desk.ports import ConversationStore, kyc_lookup, message_parser
+from otcdesk.app.desk.reviews import ReviewOpener, ReviewService
+from otcdesk.app.desk.runner import DeskRunner
+from otcdesk.app.events import EventBus
+from otcdesk.app.quoting import price_request
+from otcdesk.app.settings import Settings
+from otcdesk.bots.base import Channel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Desk:
+    """The desk core of one process. Channels deliver into `inbound`; the server's workers call `run_inbound`,
+    `outbox.dispatch` and `reviews.expire_due`; the console calls `reviews`."""
+
+    engine: Engine
+    events: EventBus
+    runner: DeskRunner
+    reviews: ReviewService
+    outbox: OutboxDispatcher
+    inbound: InboundPipeline
+    rate_limit: RateLimit
+    parse: Callable[[str, dict | None], dict]
+    price: Callable[[dict], dict]
+    llm: Any = None
+
+    def connect(self, channel: Channel) -> Channel:
+        """Send approved replies of `channel.name` through `channel` (which delivers into `self.inbound`)."""
+        self.outbox.register(channel)
+        return channel
+
+    def run_inbound(self) -> float | None:
+        """One pass of the inbound worker: hand on the messages the rate limit now lets through, then run every
+        queued message; returns the seconds until a held-back message may go on (None when none waits)."""
+        self.rate_limit.release_due()
+        self.runner.drain()
+        return self.rate_limit.next_release_s()
+
+    def warm_up(self) -> None:
+        """Load the parser's dictionaries, the calendar and the engines before the first client message."""
+        for req in self.parse("沪深300 1个月 平值看跌", None).get("requests", []):
+            self.price(req)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Wait for graph runs in flight, then close the checkpointer."""
+        self.runner.close(timeout)
+
+
+def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,
+               parse: Callable[[str, dict | None], dict] | None = None,
+               price: Callable[[dict], dict] | None = None) -> Desk:
+    """The desk core on `engine`; `parse` and `price` default to `otcdesk.ner` and the market snapshot."""
+    events = events or EventBus()
+    parse = parse or message_parser(llm)
+    price = price or price_request
+    outbox = OutboxDispatcher(engine, events)
+    deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
+                    reviews=ReviewOpener(engine, events, settings.review_ttl_s), outbox=outbox)
+    checkpointer, close_checkpointer = make_checkpointer(settings)
+    runner = DeskRunner(engine, build_desk_graph(deps, checkpointer), close_checkpointer,
+                        wake=lambda: events.wake("inbound"))
+    rate_limit = RateLimit(engine, settings.inbound_rate_limit, settings.inbound_rate_window_s)
+    inbound = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[rate_limit],
+                              handler=lambda event, data: runner.submit(data["inbound_id"]))
+    return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
+                outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm)
+
+
+@dataclass
+class DeskProcess:
+    """Everything one `otcdesk serve` process runs besides HTTP: the desk, its channels, the knowledge hub."""
+
+    desk: Desk
+    sim: Any  # bots.simulator.SimulatorChannel
+    hub: Any  # app.assistant.KnowledgeHub
+    wechat: Any = None  # bots.wechaty_channel.WechatyChannel when a puppet service token is set
+    demo_logins: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        self.desk.close()
+        self.desk.engine.dispose()
+
+
+async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> DeskProcess:
+    """Migrate and (in demo mode) seed the database, build the desk and its channels, recover unfinished work."""
+    from otcdesk.app.assistant import KnowledgeHub
+    from otcdesk.app.auth import purge_expired_sessions
+    from otcdesk.app.llm import build_embedder, build_llm_client
+    from otcdesk.app.repositories.sim import SqlSimTranscript
+    from otcdesk.bots.simulator import SimulatorChannel
+
+    settings.ensure_dirs()
+    engine = make_engine(settings.db_url)
+    await asyncio.to_thread(init_db, engine)
+    await asyncio.to_thread(purge_expired_sessions, engine)
+    logins: dict = {}
+    if demo:
+        from otcdesk.app.demo import demo_logins, seed_demo
+
+        await asyncio.to_thread(seed_demo, engine)
+        logins = await asyncio.to_thread(demo_logins, engine)
+    llm = build_llm_client(settings)
+    desk = build_desk(settings, engine, events, llm=llm)
+    transcript = SqlSimTranscript(engine, on_append=lambda group: events.publish("sim", {"group": group}))
+    sim = desk.connect(SimulatorChannel(transcript, desk.inbound))
+    wechat = None
+    if settings.wechaty_puppet_service_token:
+        from otcdesk.bots.wechaty_channel import WechatyChannel
+
+        wechat = desk.connect(WechatyChannel.connect(settings.wechaty_puppet_service_token,
+                                                     settings.wechaty_puppet_service_endpoint, desk.inbound))
+    hub = KnowledgeHub(settings, engine, llm=llm, embedder=build_embedder(settings))
+    if demo:
+        log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
+    await asyncio.to_thread(desk.warm_up)
+    log.info("desk started: %s", await asyncio.to_thread(desk.runner.recover))
+    return DeskProcess(desk=desk, sim=sim, hub=hub, wechat=wechat, demo_logins=logins)
