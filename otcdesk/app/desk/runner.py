@@ -53,10 +53,15 @@ class DeskRunner:
         self._wake()
 
     def drain(self) -> int:
-        """Run every queued message, oldest first; returns how many."""
+        """Run every queued message, oldest first; returns how many.
+
+        A message whose run raises outside the graph (e.g. the database is away) stays at the head of the
+        queue, so the worker's next pass retries it rather than leaving it until a restart.
+        """
         n = 0
         while self._queue:
-            self.process(self._queue.popleft())
+            self.process(self._queue[0])
+            self._queue.popleft()
             n += 1
         return n
 

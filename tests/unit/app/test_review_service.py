@@ -84,3 +84,32 @@ def test_recovery_resumes_a_decision_whose_graph_run_was_lost(desk):
     assert asyncio.run(desk.outbox.dispatch()) == 1
     assert [m["text"] for m in bot_messages(desk)] == ["@c1\u2005ok"]
     assert desk.runner.recover()["resumed"] == 0  # sent items are not resumed again
+
+
+def test_a_run_that_fails_outside_the_graph_stays_queued_and_the_next_pass_runs_it(desk):
+    """A database fault while the runner records the outcome (injected at the driver boundary) must not lose
+    the message until a restart: it stays at the head of the queue and the next pass processes it."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    faults = {"left": 1}
+
+    def fail_once(conn, cursor, statement, params, context, executemany):
+        if faults["left"] and statement.lstrip().upper().startswith("UPDATE INBOUND_MESSAGE"):
+            faults["left"] -= 1
+            raise OperationalError(statement, params, Exception("database is away"))
+
+    event.listen(desk.engine, "before_cursor_execute", fail_once)
+    try:
+        desk.inbound(InboundMessage(channel="sim", chat_id="demo", sender_id="c1", sender_name="c1",
+                                    text="沪深300 1个月 平值看跌", platform_msg_id="m-fault"))
+        with pytest.raises(OperationalError):
+            desk.runner.drain()
+        with transaction(desk.engine) as tx:
+            assert tx.inbound.unprocessed() != []
+        assert desk.runner.drain() == 1
+    finally:
+        event.remove(desk.engine, "before_cursor_execute", fail_once)
+    with transaction(desk.engine) as tx:
+        assert tx.inbound.unprocessed() == []
+    assert len(desk.reviews.list("pending")) == 1
