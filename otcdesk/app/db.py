@@ -1,6 +1,6 @@
 """Database engine, schema migration at start, and unit of work (SQLite by default, PostgreSQL by `DATABASE_URL`).
 
-Tables are declared in `app.models` (and `app.vault`) on the shared `SQLModel.metadata`; the schema
+Tables are declared in `app.models` on the shared `SQLModel.metadata`; the schema
 itself is made by the Alembic revisions in `app.migrations`, which `init_db` applies at start.
 
 Changing a table: edit the model, then draft a revision with

@@ -158,6 +158,19 @@ class WebSession(SQLModel, table=True):
     expires_at: datetime
 
 
+class PiiVault(SQLModel, table=True):
+    """One masked value of one knowledge base: token → original personal data (read by compliance and admin)."""
+
+    __tablename__ = "pii_vault"
+    __table_args__ = (UniqueConstraint("kb", "token", name="uq_pii_vault_kb_token"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kb: str = Field(index=True)
+    token: str = Field(index=True)
+    kind: str
+    original: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class AuditLog(SQLModel, table=True):
     """Append-only record of every decision that moves a message, quote or client."""
 

@@ -102,10 +102,13 @@ def ingest(args, settings) -> dict:
     mappings = result.pop("mappings", [])
     stored = 0
     if mappings:
-        from otcdesk.app.db import make_engine
+        from otcdesk.app.db import init_db, make_engine
         from otcdesk.app.vault import store_mappings
 
-        stored = store_mappings(make_engine(settings.db_url), args.kb, mappings)
+        engine = make_engine(settings.db_url)
+        init_db(engine)
+        stored = store_mappings(engine, args.kb, mappings)
+        engine.dispose()
     result["vault_stored"] = stored
     return result
 

@@ -105,9 +105,8 @@ def include_name(name: str | None, type_: str, _parents: dict) -> bool:
 
 
 def desk_metadata() -> MetaData:
-    """The metadata migrations must match: every table module registered (the vault's included)."""
+    """The metadata migrations must match: every table of `app.models`."""
     import otcdesk.app.models  # noqa: F401
-    import otcdesk.app.vault  # noqa: F401
     from sqlmodel import SQLModel
 
     return SQLModel.metadata

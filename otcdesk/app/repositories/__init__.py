@@ -15,6 +15,7 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
 - `users.py`          UserRepository: console users and their login sessions (`user`, `web_session`)
 - `audit.py`          AuditRepository: the append-only audit log (`audit_log`)
 - `sim.py`            SimTranscriptRepository: the simulator platform's own transcript (`sim_message`)
+- `vault.py`          VaultRepository: masked personal data of the knowledge bases (`pii_vault`)
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from otcdesk.app.repositories.outbox import OutboxRepository
 from otcdesk.app.repositories.reviews import ReviewRepository
 from otcdesk.app.repositories.sim import SimTranscriptRepository
 from otcdesk.app.repositories.users import UserRepository
+from otcdesk.app.repositories.vault import VaultRepository
 
 
 @dataclass(frozen=True)
@@ -49,12 +51,13 @@ class Repositories:
     users: UserRepository
     audit: AuditRepository
     sim: SimTranscriptRepository
+    vault: VaultRepository
 
     @classmethod
     def on(cls, session: Session) -> "Repositories":
         return cls(session, InboundRepository(session), ConversationRepository(session), ReviewRepository(session),
                    OutboxRepository(session), ClientRepository(session), UserRepository(session),
-                   AuditRepository(session), SimTranscriptRepository(session))
+                   AuditRepository(session), SimTranscriptRepository(session), VaultRepository(session))
 
 
 @contextmanager
@@ -66,4 +69,4 @@ def transaction(engine: Engine) -> Iterator[Repositories]:
 
 __all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "InboundRepository",
            "OutboxRepository", "Repositories", "ReviewRepository", "SimTranscriptRepository", "UserRepository",
-           "transaction"]
+           "VaultRepository", "transaction"]

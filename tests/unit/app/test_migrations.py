@@ -18,11 +18,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, select
 
 from otcdesk.app import migrations
-from otcdesk.app.audit import entries, record
+from otcdesk.app.repositories import AuditRepository
 from otcdesk.app.cli import main
 from otcdesk.app.db import init_db, make_engine, unit_of_work
 from otcdesk.app.models import InboundMessageRow, ReviewItem, User
-from otcdesk.app.vault import PiiVault
+from otcdesk.app.models import PiiVault
 
 # What the release before Alembic ran after create_all (its db.py, frozen here).
 _PREVIOUS_RELEASE_TRIGGERS = {
@@ -76,7 +76,7 @@ def test_upgrade_from_empty_database_matches_the_models(engine, db_settings):
             assert conn.execute(text("SELECT table_schema FROM information_schema.tables WHERE table_name = "
                                      "'alembic_version'")).scalars().all() == [conn.scalar(text("SELECT current_schema()"))]
     with unit_of_work(engine) as s:
-        record(s, "alice", "review.approved", "review:Q1")
+        AuditRepository(s).record("alice", "review.approved", "review:Q1")
     assert_audit_log_append_only(engine)
 
 
@@ -113,8 +113,8 @@ def test_previous_release_database_is_stamped_and_keeps_its_data(engine):
                          sender_id="zhang", sender_name="张经理", text=inbound.text, draft_reply="报价 2.1%",
                          expires_at=now + timedelta(minutes=2)))
         s.add(PiiVault(kb="desk", token="[PHONE_3f2a9c1d]", kind="mobile", original="13812345678"))
-        record(s, "system", "inbound.stored", "inbound:m1", {"chat": "demo"})
-        record(s, "trader1", "review.approved", "review:Q1", {"edited": False})
+        AuditRepository(s).record("system", "inbound.stored", "inbound:m1", {"chat": "demo"})
+        AuditRepository(s).record("trader1", "review.approved", "review:Q1", {"edited": False})
         s.commit()
 
     assert migrations.upgrade(engine) == {"from": None, "stamped": migrations.BASELINE,
@@ -128,7 +128,7 @@ def test_previous_release_database_is_stamped_and_keeps_its_data(engine):
         assert (review.status, review.draft_reply, review.expires_at) == ("pending", "报价 2.1%",
                                                                           now + timedelta(minutes=2))
         assert s.exec(select(PiiVault.original)).one() == "13812345678"
-        assert [(r.actor, r.action, r.detail) for r in entries(s)] == [
+        assert [(r.actor, r.action, r.detail) for r in AuditRepository(s).entries()] == [
             ("system", "inbound.stored", {"chat": "demo"}), ("trader1", "review.approved", {"edited": False})]
     assert_audit_log_append_only(engine)
     assert schema_diff(engine) == []

@@ -68,12 +68,14 @@ def test_fresh_data_dir_and_bad_input(data_dir, capsys):
 
 
 def test_vault_unmasks_only_for_compliance_and_admin_and_audits(tmp_path):
-    from otcdesk.app.db import make_engine
+    from otcdesk.app.db import init_db, make_engine
     from otcdesk.app.repositories import AuditRepository
-    from otcdesk.app.vault import PiiVault, UnmaskDenied, store_mappings, unmask
+    from otcdesk.app.models import PiiVault
+    from otcdesk.app.vault import UnmaskDenied, store_mappings, unmask
     from otcdesk.knowledge.masking import PiiMasker
 
     engine = make_engine(f"sqlite:///{tmp_path / 'vault.db'}")
+    init_db(engine)
     masked = PiiMasker(b"k").mask("联系人：张伟、李娜，手机 13812345678。")
     assert store_mappings(engine, "desk", masked.mappings) == 3
     assert store_mappings(engine, "desk", masked.mappings) == 0  # idempotent

@@ -1,4 +1,4 @@
-"""The PII vault table (app/vault.py), which the release before Alembic created on first use.
+"""The PII vault table (`PiiVault` in app/models.py), which the release before Alembic created on first use.
 
 Revision ID: 0002
 Revises: 0001
