@@ -172,7 +172,11 @@ class PiiVault(SQLModel, table=True):
 
 
 class AuditLog(SQLModel, table=True):
-    """Append-only record of every decision that moves a message, quote or client."""
+    """Append-only, hash-chained record of every decision that moves a message, quote or client.
+
+    `prev_hash` is the previous entry's `entry_hash` (zeros for the first); `entry_hash` is SHA-256 over the
+    entry's canonical JSON. Written only by `AuditRepository.record`, which assigns id and hashes.
+    """
 
     __tablename__ = "audit_log"
     id: Optional[int] = Field(default=None, primary_key=True)
@@ -181,6 +185,8 @@ class AuditLog(SQLModel, table=True):
     action: str = Field(index=True)
     subject: str = Field(index=True)
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    prev_hash: str = Field(max_length=64)
+    entry_hash: str = Field(max_length=64)
 
 
 @event.listens_for(AuditLog, "before_update")

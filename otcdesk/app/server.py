@@ -217,6 +217,15 @@ async def kb_unmask(request: web.Request) -> web.Response:
     return web.json_response({"text": original})
 
 
+# ---- audit log ----------------------------------------------------------------------------
+@require("compliance", "admin")
+async def audit_verify(request: web.Request) -> web.Response:
+    """The audit chain's state, the document `otcdesk audit verify` prints."""
+    from otcdesk.app.repositories.audit import verify_chain
+
+    return web.json_response(await asyncio.to_thread(verify_chain, request.app[DESK].engine))
+
+
 # ---- pages --------------------------------------------------------------------------------
 async def page(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("page") or "console"
@@ -320,6 +329,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     r.add_post("/api/kb/ask", kb_ask)
     r.add_get("/api/kb/{kb}/passages/{chunk_id}", kb_passage)
     r.add_post("/api/kb/unmask", kb_unmask)
-    r.add_get("/{page:login|console|sim|assistant}", page)
+    r.add_get("/api/audit/verify", audit_verify)
+    r.add_get("/{page:login|console|sim|assistant|audit}", page)
     r.add_static("/static", STATIC)
     return app

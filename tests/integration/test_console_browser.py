@@ -1,12 +1,16 @@
 """The trader console in a real browser (Debian's chromium driven by Playwright): log in, see an item
-arrive live without reloading, approve it, see it leave the queue and the reply reach the group."""
+arrive live without reloading, approve it, see it leave the queue and the reply reach the group. The audit
+page, under a CSP that forbids inline script and style, shows compliance the chain and where it broke."""
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from desk_fixtures import IN_CI, TRADER, wait_for
+from otcdesk.app.auth import upsert_user
+from otcdesk.app.db import make_engine
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -58,3 +62,53 @@ async def test_console_login_live_item_approve(desk, browser, tmp_path):
 
 async def _bot(desk):
     return [m for m in await desk.transcript() if m["from_bot"]]
+
+
+STRICT_CSP = "default-src 'self'"  # no inline script or style: what the audit page must work under
+
+
+async def _with_strict_csp(route):
+    response = await route.fetch(max_redirects=0)  # the redirect to /login is the browser's to follow
+    await route.fulfill(response=response, headers={**response.headers, "content-security-policy": STRICT_CSP})
+
+
+async def _login(browser, desk, username, password):
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})  # a context (cookie jar) of its own
+    await page.route(f"{desk.url}/audit", _with_strict_csp)
+    await page.goto(f"{desk.url}/audit")
+    assert page.url.endswith("/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{desk.url}/console")
+    return page
+
+
+async def test_audit_page_shows_compliance_the_chain_and_where_it_broke(desk, browser, tmp_path):
+    engine = make_engine(desk.settings.db_url)
+    upsert_user(engine, "carol", "compliance-password-1", role="compliance")
+    engine.dispose()
+    page = await _login(browser, desk, "carol", "compliance-password-1")
+    problems = []  # script errors and CSP violations (the console's 403 for non-traders is not one)
+    page.on("console", lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    await page.goto(f"{desk.url}/audit")
+    await page.wait_for_selector("#chain-state[data-state=ok]")
+    assert int(await page.inner_text("#chain-entries")) >= 3  # two users created, logins
+    assert (await page.inner_text("#chain-head")).startswith("#")
+    assert await page.inner_text("#chain-broken") == "无"
+    await page.screenshot(path=str(tmp_path / "audit.png"), full_page=True)
+
+    with sqlite3.connect(desk.settings.data_dir / "otcdesk.db", isolation_level=None) as attacker:
+        attacker.execute("DROP TRIGGER audit_log_no_update")
+        attacker.execute("UPDATE audit_log SET actor = 'mallory' WHERE id = 1")
+    await page.click("#reverify")
+    await page.wait_for_selector("#chain-state[data-state=broken]")
+    assert (await page.inner_text("#chain-broken")).startswith("#1：hash mismatch")
+    assert problems == []
+
+    trader = await _login(browser, desk, *TRADER)
+    await trader.goto(f"{desk.url}/audit")
+    await trader.wait_for_selector("#chain-state[data-state=error]")
+    assert "仅限合规与管理员" in await trader.inner_text("#chain-state")
+    assert await trader.is_hidden("#chain-facts")

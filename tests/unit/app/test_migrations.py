@@ -1,8 +1,9 @@
 """Alembic migrations (app.migrations) on real SQLite files and the local PostgreSQL.
 
 The migrated schema must equal the models; a database made by the release before Alembic is stamped
-at the baseline with its data and its append-only audit log intact; `init_db` is idempotent and safe
-from two processes at once; `otcdesk db current|upgrade` print one JSON document.
+at the baseline with its data and its append-only audit log intact, the log chained (verifies) by 0003;
+`init_db` is idempotent and safe from two processes at once; `otcdesk db current|upgrade` print one JSON
+document.
 """
 import json
 import subprocess
@@ -11,19 +12,26 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, select
 
 from otcdesk.app import migrations
-from otcdesk.app.repositories import AuditRepository
 from otcdesk.app.cli import main
 from otcdesk.app.db import init_db, make_engine, unit_of_work
 from otcdesk.app.models import InboundMessageRow, ReviewItem, User
+from otcdesk.app.repositories.audit import AuditRepository
 from otcdesk.app.models import PiiVault
 
+# The audit_log of the release before Alembic (no hash chain yet), frozen here.
+_PREVIOUS_RELEASE_AUDIT_LOG = Table(
+    "audit_log", MetaData(), Column("id", Integer, primary_key=True),
+    Column("ts", DateTime(timezone=True), nullable=False, index=True), Column("actor", String, nullable=False),
+    Column("action", String, nullable=False, index=True), Column("subject", String, nullable=False, index=True),
+    Column("detail", JSON))
 # What the release before Alembic ran after create_all (its db.py, frozen here).
 _PREVIOUS_RELEASE_TRIGGERS = {
     "sqlite": [
@@ -56,7 +64,10 @@ def schema_diff(engine) -> list:
 
 
 def assert_audit_log_append_only(engine) -> None:
-    for stmt in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):
+    """UPDATE, DELETE and, on a table with rows, REPLACE (SQLite) or TRUNCATE (PostgreSQL) are refused."""
+    overwrite = {"sqlite": "INSERT OR REPLACE INTO audit_log SELECT * FROM audit_log",
+                 "postgresql": "TRUNCATE audit_log"}[engine.dialect.name]
+    for stmt in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log", overwrite):
         with pytest.raises(DBAPIError, match="append-only"):
             with engine.begin() as conn:
                 conn.execute(text(stmt))
@@ -90,11 +101,12 @@ def test_schema_diff_reports_a_schema_that_differs_from_the_models(tmp_path):
 
 
 def make_previous_release_database(engine) -> None:
-    """What `init_db` of the release before Alembic made: create_all of the baseline tables, the triggers,
-    and the vault table `kb ingest` created on first use."""
+    """What `init_db` of the release before Alembic made: create_all of the baseline tables (its audit_log),
+    the triggers, and the vault table `kb ingest` created on first use."""
     metadata = migrations.desk_metadata()
-    SQLModel.metadata.create_all(engine, tables=[metadata.tables[name] for name in migrations.BASELINE_TABLES]
-                                 + [PiiVault.__table__])
+    SQLModel.metadata.create_all(engine, tables=[metadata.tables[name] for name in migrations.BASELINE_TABLES
+                                                 if name != "audit_log"] + [PiiVault.__table__])
+    _PREVIOUS_RELEASE_AUDIT_LOG.create(engine)
     with engine.begin() as conn:
         for stmt in _PREVIOUS_RELEASE_TRIGGERS[engine.dialect.name]:
             conn.exec_driver_sql(stmt)
@@ -113,8 +125,11 @@ def test_previous_release_database_is_stamped_and_keeps_its_data(engine):
                          sender_id="zhang", sender_name="张经理", text=inbound.text, draft_reply="报价 2.1%",
                          expires_at=now + timedelta(minutes=2)))
         s.add(PiiVault(kb="desk", token="[PHONE_3f2a9c1d]", kind="mobile", original="13812345678"))
-        AuditRepository(s).record("system", "inbound.stored", "inbound:m1", {"chat": "demo"})
-        AuditRepository(s).record("trader1", "review.approved", "review:Q1", {"edited": False})
+        s.execute(_PREVIOUS_RELEASE_AUDIT_LOG.insert(), [  # id 2 lost to a rolled-back transaction
+            {"id": 1, "ts": now, "actor": "system", "action": "inbound.stored", "subject": "inbound:m1",
+             "detail": {"chat": "demo", "text": "300 平值看跌"}},
+            {"id": 3, "ts": now, "actor": "trader1", "action": "review.approved", "subject": "review:Q1",
+             "detail": {"edited": False}}])
         s.commit()
 
     assert migrations.upgrade(engine) == {"from": None, "stamped": migrations.BASELINE,
@@ -128,8 +143,37 @@ def test_previous_release_database_is_stamped_and_keeps_its_data(engine):
         assert (review.status, review.draft_reply, review.expires_at) == ("pending", "报价 2.1%",
                                                                           now + timedelta(minutes=2))
         assert s.exec(select(PiiVault.original)).one() == "13812345678"
-        assert [(r.actor, r.action, r.detail) for r in AuditRepository(s).entries()] == [
-            ("system", "inbound.stored", {"chat": "demo"}), ("trader1", "review.approved", {"edited": False})]
+        assert [(r.id, r.actor, r.action, r.detail) for r in AuditRepository(s).entries()] == [
+            (1, "system", "inbound.stored", {"chat": "demo", "text": "300 平值看跌"}),
+            (3, "trader1", "review.approved", {"edited": False})]
+        assert AuditRepository(s).verify()["ok"] and AuditRepository(s).verify()["entries"] == 2
+    with unit_of_work(engine) as s:
+        AuditRepository(s).record("trader1", "login", "user:trader1")
+    with Session(engine) as s:
+        assert AuditRepository(s).verify() == {"ok": True, "entries": 3, "first_broken": None,
+                                               "head": {"id": 4, "hash": AuditRepository(s).entries()[-1].entry_hash}}
+    assert_audit_log_append_only(engine)
+    assert schema_diff(engine) == []
+
+
+def test_audit_chain_revision_downgrades_and_upgrades_again(engine):
+    init_db(engine)
+    with unit_of_work(engine) as s:
+        AuditRepository(s).record("alice", "review.approved", "review:Q1", {"edited": False})
+        AuditRepository(s).record("bob", "login", "user:bob")
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0002")
+    assert {c["name"] for c in inspect(engine).get_columns("audit_log")} == {
+        "id", "ts", "actor", "action", "subject", "detail"}
+    for stmt in ("UPDATE audit_log SET actor = 'mallory'", "DELETE FROM audit_log"):  # the baseline's guards
+        with pytest.raises(DBAPIError, match="append-only"):
+            with engine.begin() as conn:
+                conn.execute(text(stmt))
+
+    assert migrations.upgrade(engine)["current"] == migrations.head()
+    with Session(engine) as s:
+        assert AuditRepository(s).verify()["entries"] == 2 and AuditRepository(s).verify()["ok"]
+        assert [e.detail for e in AuditRepository(s).entries()] == [{"edited": False}, {}]
     assert_audit_log_append_only(engine)
     assert schema_diff(engine) == []
 
