@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 
 from otcdesk.app.auth import AuthError, authenticate, close_session, open_session, session_user
-from otcdesk.app.events import EventBus
+from otcdesk.app.events import EventBus, readable_kinds
 from otcdesk.app.roles import ROLES
 from otcdesk.app.settings import Settings
 from otcdesk.app.wiring import Desk, open_process
@@ -149,11 +149,17 @@ async def reprice(request):
 
 @require(*STAFF_ROLES)
 async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events of the kinds the user's role may read (`events.EVENT_READERS`)."""
+    kinds = readable_kinds(request[USER].role, demo=request.app[DEMO])
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
-    await resp.write(b": connected\n\n")
-    async for chunk in request.app[BUS].subscribe():
-        await resp.write(chunk.encode())
+    try:
+        await resp.write(b": connected\n\n")
+        async with contextlib.aclosing(request.app[BUS].subscribe(kinds)) as stream:
+            async for chunk in stream:
+                await resp.write(chunk.encode())
+    except ConnectionResetError:  # the client went away: the normal end of a stream
+        log.debug("event stream of %s closed by the client", request[USER].username)
     return resp
 
 
