@@ -7,8 +7,9 @@
 - `models.py`        the table declarations; `db.py` engine, `init_db` and `unit_of_work`
 - `checkpoints.py`   the langgraph checkpointer (SQLite file or PostgreSQL)
 - `server.py`        aiohttp: JSON API of CONTRACTS.md, console, simulator, the desk's worker loops
+- `http_security.py` the HTTP edge: cross-site refusal, JSON body checks, security headers, Secure cookies
 - `auth.py`          passwords and login sessions; `roles.py` the console roles
-- `events.py`        in-process event bus (console live updates, worker wake-ups)
+- `events.py`        in-process event bus (console live updates, worker wake-ups) and who may read each event
 - `quoting.py`       prices a parsed request on the market snapshot (`market.py`)
 - `assistant.py`     knowledge bases for the internal assistant; `vault.py` masked personal data
 - `llm.py`           the optional OpenAI-compatible client; `demo.py` demo-mode seed data

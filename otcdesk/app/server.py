@@ -1,7 +1,9 @@
 """The aiohttp server: JSON API of CONTRACTS.md, the trader console, the simulator, and the desk's workers.
 
 Handlers only translate HTTP to calls on the desk (`app.wiring.Desk`), which `wiring.open_process` builds
-when the app starts; the workers are the loops that drive it (inbound runs, outbox, expiry).
+when the app starts; the workers are the loops that drive it (inbound runs, outbox, expiry). What every request
+passes first (cross-site refusal, body checks) and every response carries (security headers) is
+`app.http_security`.
 """
 from __future__ import annotations
 
@@ -13,8 +15,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from otcdesk.app import http_security
 from otcdesk.app.auth import AuthError, authenticate, close_session, open_session, session_user
-from otcdesk.app.events import EventBus
+from otcdesk.app.events import EventBus, readable_kinds
+from otcdesk.app.http_security import JSON_BODY, json_error
 from otcdesk.app.roles import ROLES
 from otcdesk.app.settings import Settings
 from otcdesk.app.wiring import Desk, open_process
@@ -36,10 +40,6 @@ DEMO = web.AppKey("demo", bool)
 DEMO_LOGINS = web.AppKey("demo_logins", dict)
 USER = web.RequestKey("user", object)
 HUB = web.AppKey("hub", object)
-
-
-def json_error(status: int, error: str, detail=None) -> web.Response:
-    return web.json_response({"error": error, "detail": detail}, status=status)
 
 
 @web.middleware
@@ -69,10 +69,10 @@ def require(*roles: str):
 
 
 async def read_json(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except Exception:
+    """The request's JSON object, parsed and checked at the edge (`http_security.checked_input`)."""
+    if JSON_BODY not in request:
         raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json")
+    body = request[JSON_BODY]
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
     return body
@@ -116,7 +116,7 @@ async def list_reviews(request: web.Request) -> web.Response:
 async def _decision(request: web.Request, action: str) -> web.Response:
     reviews, user = request.app[DESK].reviews, request[USER].username
     rid = request.match_info["id"]
-    body = await read_json(request) if request.can_read_body else {}
+    body = await read_json(request) if request.body_exists else {}
     try:
         if action == "approve":
             reply = body.get("reply")
@@ -149,11 +149,17 @@ async def reprice(request):
 
 @require(*STAFF_ROLES)
 async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events of the kinds the user's role may read (`events.EVENT_READERS`)."""
+    kinds = readable_kinds(request[USER].role, demo=request.app[DEMO])
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
-    await resp.write(b": connected\n\n")
-    async for chunk in request.app[BUS].subscribe():
-        await resp.write(chunk.encode())
+    try:
+        await resp.write(b": connected\n\n")
+        async with contextlib.aclosing(request.app[BUS].subscribe(kinds)) as stream:
+            async for chunk in stream:
+                await resp.write(chunk.encode())
+    except ConnectionResetError:  # the client went away: the normal end of a stream
+        log.debug("event stream of %s closed by the client", request[USER].username)
     return resp
 
 
@@ -307,7 +313,9 @@ async def _end_event_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     """Build the web application; the desk and its workers start with the app and stop with it."""
-    app = web.Application(middlewares=[auth_middleware], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[*http_security.middlewares(settings), auth_middleware],
+                          client_max_size=1024 * 1024)
+    app.on_response_prepare.append(http_security.response_headers)
     app[SETTINGS] = settings
     app[DEMO] = demo
     app.cleanup_ctx.append(_desk_context)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -32,9 +33,22 @@ class Settings(BaseSettings):
     inbound_rate_limit: int = 60  # messages per chat group per window handed to the desk; more wait (0: no limit)
     inbound_rate_window_s: float = 60.0
     session_ttl_s: float = 8 * 3600.0
+    cookie_secure: Literal["auto", "true", "false"] = "auto"  # auto: Secure when the request came over HTTPS
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()  # other sites' origins allowed to POST (comma-separated)
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()  # IPs whose X-Forwarded-Proto/-Host are believed
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")
     wechaty_puppet_service_endpoint: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_ENDPOINT")
+
+    @field_validator("cookie_secure", mode="before")
+    @classmethod
+    def _lower(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("allowed_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _comma_separated(cls, value):
+        return tuple(v.strip() for v in value.split(",") if v.strip()) if isinstance(value, str) else value
 
     @cached_property
     def db_url(self) -> str:

@@ -36,12 +36,7 @@ async def test_console_login_live_item_approve(desk, browser, tmp_path):
     page = await browser.new_page(viewport={"width": 1280, "height": 900})
     await page.goto(f"{desk.url}/console")
     assert page.url.endswith("/login")
-    await page.fill("#username", TRADER[0])
-    await page.fill("#password", TRADER[1])
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{desk.url}/console")
-    await page.wait_for_selector("#empty")
-    await page.wait_for_selector("#live:has-text('实时更新已连接')")
+    await _log_in(page, desk)
 
     await desk.say("@询价机器人 中证500 2周 平值看涨 500万", sender="陈总")  # arrives by SSE, no reload
     card = page.locator(".item").first
@@ -58,6 +53,16 @@ async def test_console_login_live_item_approve(desk, browser, tmp_path):
     await page.wait_for_selector("#empty")
     replies = await wait_for(lambda: _bot(desk))
     assert replies[0]["text"].startswith("@陈总")
+
+
+async def _log_in(page, desk):
+    """Log in on the login page as the trader; the console opens with its live updates connected."""
+    await page.fill("#username", TRADER[0])
+    await page.fill("#password", TRADER[1])
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{desk.url}/console")
+    await page.wait_for_selector("#empty")
+    await page.wait_for_selector("#live:has-text('实时更新已连接')")
 
 
 async def _bot(desk):
@@ -112,3 +117,44 @@ async def test_audit_page_shows_compliance_the_chain_and_where_it_broke(desk, br
     await trader.wait_for_selector("#chain-state[data-state=error]")
     assert "仅限合规与管理员" in await trader.inner_text("#chain-state")
     assert await trader.is_hidden("#chain-facts")
+
+
+async def test_console_pages_run_under_the_csp_without_a_violation(desk, browser):
+    """Every page works with its scripts and styles from /static only: the browser reports no CSP violation
+    (and does report one when inline code is injected, so the listener is live)."""
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    reports, errors = [], []
+    page.on("console", lambda msg: reports.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+    response = await page.goto(f"{desk.url}/login")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    await _log_in(page, desk)
+
+    await page.goto(f"{desk.url}/sim")
+    await page.fill("#text", "@询价机器人 中证500 2周 平值看涨 500万")
+    await page.click("#say button")
+    await page.wait_for_selector(".msg:has-text('中证500')")
+
+    await page.goto(f"{desk.url}/console")  # the item rendered from the queue
+    await page.locator(".item").first.wait_for(timeout=15000)
+
+    await page.goto(f"{desk.url}/assistant")
+    await page.wait_for_selector("#who:has-text('trader1')")
+    await page.fill("#q", "雪球的敲入是怎么观察的？")
+    await page.click("#ask button")
+    await page.wait_for_selector("#answer-text")
+    await page.locator(".cite a.open").first.click()
+    await page.wait_for_selector("#passage .passage-text")
+    assert await page.eval_on_selector("#passage .passage-text", "el => getComputedStyle(el).whiteSpace") == "pre-wrap"
+    assert await page.eval_on_selector("#kb", "el => getComputedStyle(el).maxWidth") == "140px"
+    assert (reports, errors) == ([], [])
+
+    await page.evaluate("() => { const s = document.createElement('script'); s.textContent = 'window.x = 1';"
+                        " document.body.appendChild(s); }")
+    await wait_for(lambda: _reported(reports))
+    assert await page.evaluate("() => window.x") is None
+
+
+async def _reported(reports):
+    return reports
