@@ -1,0 +1,113 @@
+// The trader console (console.html): the review queue, live over /api/events; pending items soonest-expiring
+// first, every page of them loaded (GET /api/review pages with ?limit=&before= and a Link rel="next").
+const STRUCT = {vanilla:'香草', spread:'价差', digital:'二元', barrier:'障碍', sharkfin:'鲨鱼鳍', double_sharkfin:'双鲨',
+  snowball:'雪球', phoenix:'凤凰', asian:'亚式', airbag:'安全气囊'};
+const TYPE = {call:'看涨', put:'看跌'};
+const KIND = {quote:'报价', clarification:'澄清问题', onboarding:'准入提示', order:'下单指令'};
+const items = new Map();
+const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));
+const fmt = (x, d=2) => (typeof x === 'number' ? x.toFixed(d) : '-');
+function terms(r) {
+  const keys = ['strike_pct','upper_strike_pct','strike_level','barrier_pct','ko_pct','ki_pct','coupon_pct','participation_pct','notional'];
+  return keys.filter((k) => r[k] != null).map((k) => `${k}=${r[k]}`).join(' ');
+}
+function linesTable(it) {
+  if (!it.lines || !it.lines.length) {
+    if (!it.requests || !it.requests.length) return '';
+    return '<table><tr><th>标的</th><th>结构</th><th>期限</th><th>条款</th><th>缺少</th></tr>' + it.requests.map((r) =>
+      `<tr><td>${esc(r.underlying)} ${esc(r.underlying_name)}</td><td>${esc(STRUCT[r.structure]||r.structure)}${esc(TYPE[r.option_type]||'')}</td>
+       <td>${esc(r.tenor)}</td><td>${esc(terms(r))}</td><td class="err">${esc((r.missing||[]).join(', '))}</td></tr>`).join('') + '</table>';
+  }
+  return '<table><tr><th>标的</th><th>结构</th><th>期限</th><th>条款</th><th>价格 %</th><th>Delta</th><th>Vega</th><th>引擎</th><th>市场</th><th>假设</th></tr>' +
+    it.lines.map((l) => { const r = l.request || {}; const g = l.greeks || {}; const m = l.market || {};
+      const px = l.error ? `<span class="err">${esc(l.error)}</span>` :
+        (l.solved && l.solved.coupon_pct != null ? `票息 ${fmt(l.solved.coupon_pct)}%` : fmt(l.price_pct, 3));
+      return `<tr><td>${esc(r.underlying)} ${esc(r.underlying_name)}</td><td>${esc(STRUCT[r.structure]||r.structure)}${esc(TYPE[r.option_type]||'')}</td>
+      <td>${esc(r.tenor)}</td><td>${esc(terms(r))}</td><td class="num">${px}</td><td class="num">${fmt(g.delta,3)}</td>
+      <td class="num">${fmt(g.vega,4)}</td><td>${esc(l.engine||'')}</td><td class="meta">S=${esc(m.spot)} σ=${esc(m.vol)} r=${esc(m.rate)}<br>${esc(m.source||'')}</td>
+      <td class="meta">${esc((r.assumed||[]).join(', '))}</td></tr>`; }).join('') + '</table>';
+}
+function longNote(it) {
+  if (!it.truncated_for_parsing) return '';
+  return `<p class="meta expiring">消息过长（共 ${it.text.length} 字）：只解析了前 ${it.parsed_chars} 字，请核对全文。</p>
+    <details><summary class="meta">全文</summary><p>${esc(it.text)}</p></details>`;
+}
+function render() {
+  const q = document.getElementById('queue');
+  const pending = [...items.values()].filter((i) => i.status === 'pending')
+    .sort((a, b) => new Date(a.expires_at) - new Date(b.expires_at) || a.id.localeCompare(b.id));
+  document.getElementById('count').textContent = `待复核 ${pending.length} 条`;
+  const expired = [...items.values()].filter((i) => i.status === 'expired' && !i.superseded_by && i.kind === 'quote');
+  const exHtml = expired.length ? '<h3 class="meta">已过期，需重新定价</h3>' + expired.map((it) => `
+  <div class="card item expired" data-id="${esc(it.id)}"><h3>${esc(it.id)} · ${esc(it.group)} · ${esc(it.sender)}</h3>
+    <p>客户原话：${esc(it.text)}</p><div class="actions"><button class="plain reprice">按最新行情重新定价</button></div>
+    <div class="err msg-err"></div></div>`).join('') : '';
+  if (!pending.length) { q.innerHTML = '<div class="card empty" id="empty">没有待复核的回复</div>' + exHtml; return; }
+  q.innerHTML = exHtml + pending.map((it) => `
+  <div class="card item" data-id="${esc(it.id)}">
+    <h3><span class="badge ${esc(it.kind)}">${esc(KIND[it.kind]||it.kind)}</span>${esc(it.id)} · ${esc(it.group)} · ${esc(it.sender)}</h3>
+    <div class="meta">收到 ${new Date(it.created_at).toLocaleTimeString()} · 过期 <span class="ttl" data-exp="${esc(it.expires_at)}"></span></div>
+    <p>客户原话：${esc(it.truncated_for_parsing ? it.text.slice(0, it.parsed_chars) + '…' : it.text)}</p>${longNote(it)}${linesTable(it)}
+    <textarea class="reply">${esc(it.draft_reply)}</textarea>
+    <div class="actions"><button class="approve">批准发送</button>
+      <input class="reason" placeholder="拒绝原因"><button class="reject">拒绝</button></div>
+    <div class="err msg-err"></div></div>`).join('');
+  tick();
+}
+function tick() {
+  document.querySelectorAll('.ttl').forEach((el) => {
+    const s = Math.round((new Date(el.dataset.exp) - Date.now()) / 1000);
+    el.textContent = s > 0 ? `${s} 秒后` : '已过期（需重新定价）'; el.className = 'ttl' + (s < 30 ? ' expiring' : '');
+  });
+}
+async function api(path, opts={}) {
+  const r = await fetch(path, {headers: {'Content-Type': 'application/json'}, ...opts});
+  if (r.status === 401) { location.href = '/login'; throw new Error('login'); }
+  const body = await r.json(); if (!r.ok) throw new Error(body.error || r.statusText); return body;
+}
+document.getElementById('queue').addEventListener('click', async (e) => {
+  const card = e.target.closest('.item'); if (!card) return;
+  const id = card.dataset.id, err = card.querySelector('.msg-err');
+  try {
+    if (e.target.classList.contains('approve')) {
+      const reply = card.querySelector('.reply').value, it = items.get(id);
+      items.set(id, await api(`/api/review/${id}/approve`, {method: 'POST', body: JSON.stringify(reply !== it.draft_reply ? {reply} : {})}));
+    } else if (e.target.classList.contains('reprice')) {
+      const fresh = await api(`/api/review/${id}/reprice`, {method: 'POST', body: '{}'});
+      items.set(fresh.id, fresh); items.get(id).superseded_by = fresh.id;
+    } else if (e.target.classList.contains('reject')) {
+      items.set(id, await api(`/api/review/${id}/reject`, {method: 'POST', body: JSON.stringify({reason: card.querySelector('.reason').value})}));
+    } else return;
+    render();
+  } catch (ex) { err.textContent = ex.message; }
+});
+document.getElementById('logout').onclick = async () => { await fetch('/api/logout', {method: 'POST'}); location.href = '/login'; };
+async function loadPages(url, all) {
+  // Follows Link rel="next" to the last page when `all`, else stops after the first.
+  while (url) {
+    const r = await fetch(url);
+    if (r.status === 401) { location.href = '/login'; throw new Error('login'); }
+    const body = await r.json(); if (!r.ok) throw new Error(body.error || r.statusText);
+    body.forEach((it) => items.set(it.id, it));
+    const next = /<([^>]+)>;\s*rel="next"/.exec(r.headers.get('Link') || '');
+    url = all && next ? next[1] : null;
+  }
+}
+async function load() {
+  await loadPages('/api/review?status=pending&limit=200', true);
+  await loadPages('/api/review?status=expired&limit=200', false);  // the newest, to reprice
+  render();
+}
+(async () => {
+  const me = await api('/api/me');
+  document.getElementById('who').textContent = `${me.user}（${me.role}）`;
+  document.getElementById('simlink').hidden = !me.demo;
+  try { await load(); } catch (ex) {
+    document.getElementById('queue').innerHTML = `<div class="card empty">${esc(ex.message)}（复核队列仅限交易员）</div>`; return;
+  }
+  const es = new EventSource('/api/events');
+  es.onopen = () => { document.getElementById('live').textContent = '实时更新已连接'; load(); };
+  es.onerror = () => { document.getElementById('live').textContent = '实时更新断开，重连中…'; };
+  es.addEventListener('review', (ev) => { const it = JSON.parse(ev.data); items.set(it.id, it); render(); });
+  setInterval(tick, 1000);
+})();
