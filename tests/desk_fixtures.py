@@ -1,5 +1,6 @@
 """Pytest plugin: real databases (SQLite in a temp dir, the local PostgreSQL server), the desk core without HTTP
-(`make_desk_core`, `desk_core`) and a real desk server (`desk`).
+(`make_desk_core`, `desk_core`), a real desk server in the test's process (`desk`) and `otcdesk serve` as an
+operator runs it, in a process of its own (`ServeProcess`).
 
 PostgreSQL: `OTCDESK_TEST_PG_URL` (default `postgresql+psycopg://127.0.0.1:5432/test`, trust auth). Each test gets
 its own schema, dropped afterwards. Under CI=true an unreachable server fails the test instead of skipping it.
@@ -8,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
@@ -25,6 +31,7 @@ from otcdesk.app.settings import load_settings
 from otcdesk.app.wiring import build_desk
 from otcdesk.bots.simulator import SimulatorChannel
 
+OTCDESK = str(Path(sys.executable).with_name("otcdesk"))
 PG_URL = os.environ.get("OTCDESK_TEST_PG_URL", "postgresql+psycopg://127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TRADER = ("trader1", "trader-password-1")
@@ -194,3 +201,53 @@ async def desk(desk_settings):
     running = await RunningDesk(desk_settings).start()
     yield running
     await running.stop()
+
+
+class ServeProcess:
+    """`otcdesk serve [args]` on a free port over `data_dir` (SQLite), its log (stderr) in `data_dir/serve.log`."""
+
+    def __init__(self, data_dir: Path, *args: str, env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(data_dir) / "serve.log"
+        full_env = {**os.environ, "OTCDESK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env.pop("DATABASE_URL", None)
+        self._log = open(self.log_path, "a", encoding="utf-8")
+        self._start = self._log.tell()
+        self.proc = subprocess.Popen([OTCDESK, "serve", "--port", str(self.port), *args], env=full_env,
+                                     stdout=subprocess.DEVNULL, stderr=self._log, text=True)
+
+    def log_lines(self) -> list[str]:
+        with open(self.log_path, encoding="utf-8") as f:
+            f.seek(self._start)
+            return f.read().splitlines()
+
+    def wait_for_log(self, marker: str, timeout: float = 90) -> list[str]:
+        """The log lines up to the first containing `marker` (this run's only)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            lines = self.log_lines()
+            for i, line in enumerate(lines):
+                if marker in line:
+                    return lines[:i + 1]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{marker!r} not logged; got:\n" + "\n".join(self.log_lines()))
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush, as when the machine or the OOM killer stops it."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+        self._log.close()
+

@@ -8,7 +8,9 @@
 - `checkpoints.py`   the langgraph checkpointer (SQLite file or PostgreSQL)
 - `server.py`        aiohttp: JSON API of CONTRACTS.md, console, simulator, the desk's worker loops
 - `http_security.py` the HTTP edge: cross-site refusal, JSON body checks, security headers, Secure cookies
+- `static/`          the console's pages, style and scripts (`console.js` for the review queue)
 - `auth.py`          passwords and login sessions; `roles.py` the console roles
+- `logins.py`        login throttle (delays, lockouts per user and address) and the bounded password pool
 - `events.py`        in-process event bus (console live updates, worker wake-ups) and who may read each event
 - `quoting.py`       prices a parsed request on the market snapshot (`market.py`)
 - `assistant.py`     knowledge bases for the internal assistant; `vault.py` masked personal data

@@ -1,4 +1,8 @@
-"""The internal assistant's knowledge side: named knowledge bases under the data dir, shared by the console."""
+"""The internal assistant's knowledge side: named knowledge bases under the data dir, shared by the console.
+
+A knowledge base exists once its directory does: `create` (admin) or `ingest` (the CLI, demo mode) make it;
+asking or reading an unknown one raises `UnknownKnowledgeBase` and creates nothing, on disk or in memory.
+"""
 from __future__ import annotations
 
 import logging
@@ -12,6 +16,13 @@ PRODUCT_GUIDE = Path(__file__).resolve().parent / "data" / "product_guide.md"
 DEMO_KB = "default"
 
 
+class UnknownKnowledgeBase(LookupError):
+    """No knowledge base of that name (HTTP 404)."""
+
+    def __str__(self) -> str:
+        return f"no knowledge base {self.args[0]!r}"
+
+
 class KnowledgeHub:
     """One `KnowledgeService` per knowledge base name, loaded once and used under a lock."""
 
@@ -23,14 +34,40 @@ class KnowledgeHub:
         self._services: dict = {}
         self._lock = threading.Lock()
 
-    def service(self, name: str):
-        from otcdesk.knowledge.service import KnowledgeService
+    def service(self, name: str, *, create: bool = False):
+        """The knowledge base's service, loaded once; ValueError for an invalid name, `UnknownKnowledgeBase` for
+        one that does not exist unless `create`."""
+        with self._lock:
+            return self._service(name, create)
+
+    def create(self, name: str, actor: str) -> bool:
+        """Make an empty knowledge base (audited); False when it exists."""
+        from otcdesk.app.repositories import transaction
 
         with self._lock:
-            if name not in self._services:
-                self._services[name] = KnowledgeService(self.root, name, embedder=self.embedder, llm=self.llm,
-                                                        llm_timeout=self.llm_timeout)
-            return self._services[name]
+            if self._exists(name):
+                return False
+            self._service(name, create=True)
+        with transaction(self.engine) as tx:
+            tx.audit.record(actor, "kb.create", f"kb:{name}", {})
+        return True
+
+    def _service(self, name: str, create: bool):
+        from otcdesk.knowledge.service import KnowledgeService
+
+        if name not in self._services:
+            if not self._exists(name) and not create:
+                raise UnknownKnowledgeBase(name)
+            self._services[name] = KnowledgeService(self.root, name, embedder=self.embedder, llm=self.llm,
+                                                    llm_timeout=self.llm_timeout)
+        return self._services[name]
+
+    def _exists(self, name: str) -> bool:
+        from otcdesk.knowledge.service import valid_kb_name
+
+        if not valid_kb_name(name):
+            raise ValueError(f"invalid knowledge base name {name!r}")
+        return (self.root / name).is_dir()
 
     def ask(self, name: str, question: str) -> dict:
         svc = self.service(name)
@@ -53,7 +90,7 @@ class KnowledgeHub:
         """Ingest into a knowledge base; masked originals go to the vault, never into the result."""
         from otcdesk.app.vault import store_mappings
 
-        svc = self.service(name)
+        svc = self.service(name, create=True)
         with self._lock:
             result = svc.ingest(paths)
         mappings = result.pop("mappings", [])

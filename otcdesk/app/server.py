@@ -3,22 +3,28 @@
 Handlers only translate HTTP to calls on the desk (`app.wiring.Desk`), which `wiring.open_process` builds
 when the app starts; the workers are the loops that drive it (inbound runs, outbox, expiry). What every request
 passes first (cross-site refusal, body checks) and every response carries (security headers) is
-`app.http_security`.
+`app.http_security`. Password checks run on the login guard's own bounded pool (`app.logins`) and session
+lookups on a small pool of their own, so neither a login flood nor the desk's work makes the console wait.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from functools import wraps
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial, wraps
 from pathlib import Path
 
 from aiohttp import web
 
 from otcdesk.app import http_security
+from otcdesk.app.assistant import UnknownKnowledgeBase
 from otcdesk.app.auth import AuthError, authenticate, close_session, open_session, session_user
+from otcdesk.app.desk.reviews import MAX_PAGE
 from otcdesk.app.events import EventBus, readable_kinds
 from otcdesk.app.http_security import JSON_BODY, json_error
+from otcdesk.app.logins import KINDS, LoginBusy, LoginGuard, LoginThrottle, LoginThrottled, ThrottlePolicy, \
+    retry_after_header
 from otcdesk.app.roles import ROLES
 from otcdesk.app.settings import Settings
 from otcdesk.app.wiring import Desk, open_process
@@ -40,14 +46,22 @@ DEMO = web.AppKey("demo", bool)
 DEMO_LOGINS = web.AppKey("demo_logins", dict)
 USER = web.RequestKey("user", object)
 HUB = web.AppKey("hub", object)
+LOGINS = web.AppKey("logins", LoginGuard)
+SESSIONS = web.AppKey("sessions", ThreadPoolExecutor)
+SESSION_WORKERS = 4
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     desk = request.app.get(DESK)
     token = request.cookies.get(COOKIE)
-    request[USER] = await asyncio.to_thread(session_user, desk.engine, token) if (desk and token) else None
+    request[USER] = await _on_sessions(request.app, session_user, desk.engine, token) if (desk and token) else None
     return await handler(request)
+
+
+def _on_sessions(app: web.Application, fn, *args):
+    """Run a session lookup or change on the sessions' own pool (never behind logins or the desk)."""
+    return asyncio.get_running_loop().run_in_executor(app[SESSIONS], partial(fn, *args))
 
 
 def require(*roles: str):
@@ -78,23 +92,37 @@ async def read_json(request: web.Request) -> dict:
     return body
 
 
+def too_many(exc: LoginThrottled | LoginBusy, error: str) -> web.Response:
+    resp = json_error(429, error, {"retry_after_s": round(exc.retry_after_s, 1)})
+    resp.headers["Retry-After"] = retry_after_header(exc.retry_after_s)
+    return resp
+
+
 # ---- auth ---------------------------------------------------------------------------------
 async def login(request: web.Request) -> web.Response:
+    """Throttled per username and client address; 429 with Retry-After while either must wait or the
+    password pool is full."""
     body = await read_json(request)
     desk = request.app[DESK]
+    username, password = str(body.get("username", "")), str(body.get("password", ""))
     try:
-        user = await asyncio.to_thread(authenticate, desk.engine, str(body.get("username", "")),
-                                       str(body.get("password", "")))
+        user = await request.app[LOGINS].attempt(username, request.remote or "?",
+                                                 partial(authenticate, desk.engine, username, password))
     except AuthError as exc:
         return json_error(401, str(exc))
-    token = await asyncio.to_thread(open_session, desk.engine, user.username, request.app[SETTINGS].session_ttl_s)
+    except LoginThrottled as exc:
+        return too_many(exc, str(exc))
+    except LoginBusy as exc:
+        return too_many(exc, "too many logins at once; try again shortly")
+    token = await _on_sessions(request.app, open_session, desk.engine, user.username,
+                               request.app[SETTINGS].session_ttl_s)
     resp = web.json_response({"user": user.username, "role": user.role})
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", max_age=int(request.app[SETTINGS].session_ttl_s))
     return resp
 
 
 async def logout(request: web.Request) -> web.Response:
-    await asyncio.to_thread(close_session, request.app[DESK].engine, request.cookies.get(COOKIE))
+    await _on_sessions(request.app, close_session, request.app[DESK].engine, request.cookies.get(COOKIE))
     resp = web.json_response({"ok": True})
     resp.del_cookie(COOKIE)
     return resp
@@ -106,11 +134,45 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response({"user": user.username, "role": user.role, "demo": request.app[DEMO]})
 
 
+# ---- admin --------------------------------------------------------------------------------
+@require("admin")
+async def list_lockouts(request: web.Request) -> web.Response:
+    """Usernames and client addresses locked after failed logins, soonest unlocked first."""
+    return web.json_response(request.app[LOGINS].throttle.lockouts())
+
+
+@require("admin")
+async def unlock(request: web.Request) -> web.Response:
+    """`{"kind": "user" | "address", "key"}` → the lockout lifted (audited); 404 when that key is not locked."""
+    body = await read_json(request)
+    kind, key = body.get("kind"), body.get("key")
+    if kind not in KINDS or not isinstance(key, str):
+        return json_error(400, f"kind must be one of {', '.join(KINDS)} and key a string")
+    lifted = await asyncio.to_thread(request.app[LOGINS].unlock, kind, key, request[USER].username)
+    return web.json_response(lifted) if lifted else json_error(404, f"{kind} {key!r} is not locked")
+
+
 # ---- review queue -------------------------------------------------------------------------
 @require("trader")
 async def list_reviews(request: web.Request) -> web.Response:
-    status = request.query.get("status") or None
-    return web.json_response(await asyncio.to_thread(request.app[DESK].reviews.list, status))
+    """A page of the queue, newest first: `?status=&limit=&before=<id of the previous page's last item>`.
+    `X-Total-Count` is the number of items in that status; `Link: <…>; rel="next"` is there while more follow."""
+    q = request.query
+    status = q.get("status") or None
+    try:
+        limit = int(q.get("limit") or 200)
+    except ValueError:
+        return json_error(400, f"limit must be an integer from 1 to {MAX_PAGE}")
+    try:
+        page = await asyncio.to_thread(request.app[DESK].reviews.page, status, limit, q.get("before") or None)
+    except ReviewError as exc:
+        return json_error(ERROR_STATUS.get(exc.code, 400), exc.message, {"code": exc.code})
+    resp = web.json_response(page.items)
+    resp.headers["X-Total-Count"] = str(page.total)
+    if page.next_before:
+        nxt = request.rel_url.update_query(limit=limit, before=page.next_before)
+        resp.headers["Link"] = f'<{nxt}>; rel="next"'
+    return resp
 
 
 async def _decision(request: web.Request, action: str) -> web.Response:
@@ -183,6 +245,21 @@ async def sim_get(request: web.Request) -> web.Response:
 
 
 # ---- knowledge (internal assistant) -------------------------------------------------------
+@require("admin")
+async def kb_create(request: web.Request) -> web.Response:
+    """`{"name"}` → 201 `{"kb", "created": true}` (audited); 409 when it exists. Staff only ask existing ones."""
+    name = (await read_json(request)).get("name")
+    if not isinstance(name, str):
+        return json_error(400, "name must be a string")
+    try:
+        created = await asyncio.to_thread(request.app[HUB].create, name, request[USER].username)
+    except ValueError as exc:
+        return json_error(400, str(exc))
+    if not created:
+        return json_error(409, f"knowledge base {name!r} exists")
+    return web.json_response({"kb": name, "created": True}, status=201)
+
+
 @require(*STAFF_ROLES)
 async def kb_ask(request: web.Request) -> web.Response:
     body = await read_json(request)
@@ -191,6 +268,8 @@ async def kb_ask(request: web.Request) -> web.Response:
         return json_error(400, "question must be a non-empty string of at most 2000 characters")
     try:
         answer = await asyncio.to_thread(request.app[HUB].ask, str(kb), question.strip())
+    except UnknownKnowledgeBase as exc:
+        return json_error(404, str(exc))
     except ValueError as exc:
         return json_error(400, str(exc))
     return web.json_response(answer)
@@ -201,6 +280,8 @@ async def kb_passage(request: web.Request) -> web.Response:
     try:
         passage = await asyncio.to_thread(request.app[HUB].passage, request.match_info["kb"],
                                           request.match_info["chunk_id"])
+    except UnknownKnowledgeBase as exc:
+        return json_error(404, str(exc))
     except ValueError as exc:
         return json_error(400, str(exc))
     return web.json_response(passage) if passage else json_error(404, "no such passage")
@@ -286,11 +367,23 @@ async def _expiry_worker(app: web.Application) -> None:
         await asyncio.sleep(1.0)
 
 
+def _login_guard(settings: Settings, engine) -> LoginGuard:
+    def policy(lockout_failures: int) -> ThrottlePolicy:
+        return ThrottlePolicy(free_failures=lockout_failures // 3, lockout_failures=lockout_failures,
+                              window_s=settings.login_lockout_s, lockout_s=settings.login_lockout_s)
+
+    throttle = LoginThrottle(user=policy(settings.login_lockout_failures),
+                             address=policy(settings.login_address_lockout_failures))
+    return LoginGuard(engine, throttle, workers=settings.login_workers, queue=settings.login_queue)
+
+
 async def _desk_context(app: web.Application):
     bus = EventBus()
     bus.bind(asyncio.get_running_loop())
     process = await open_process(app[SETTINGS], bus, demo=app[DEMO])
     app[BUS], app[SIM], app[DESK], app[HUB] = bus, process.sim, process.desk, process.hub
+    app[LOGINS] = _login_guard(app[SETTINGS], process.desk.engine)
+    app[SESSIONS] = ThreadPoolExecutor(max_workers=SESSION_WORKERS, thread_name_prefix="session")
     app[DEMO_LOGINS] = process.demo_logins
     tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
     if process.wechat is not None:  # only once the desk can take its messages
@@ -303,6 +396,8 @@ async def _desk_context(app: web.Application):
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
+    app[LOGINS].close()
+    app[SESSIONS].shutdown(wait=False, cancel_futures=True)
     await asyncio.to_thread(process.close)
 
 
@@ -326,6 +421,8 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     r.add_post("/api/login", login)
     r.add_post("/api/logout", logout)
     r.add_get("/api/me", me)
+    r.add_get("/api/admin/lockouts", list_lockouts)
+    r.add_post("/api/admin/lockouts/unlock", unlock)
     r.add_get("/api/review", list_reviews)
     r.add_post("/api/review/{id}/approve", approve)
     r.add_post("/api/review/{id}/reject", reject)
@@ -334,6 +431,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     if demo:
         r.add_post("/api/sim/groups/{group}/messages", sim_post)
         r.add_get("/api/sim/groups/{group}/messages", sim_get)
+    r.add_post("/api/kb", kb_create)
     r.add_post("/api/kb/ask", kb_ask)
     r.add_get("/api/kb/{kb}/passages/{chunk_id}", kb_passage)
     r.add_post("/api/kb/unmask", kb_unmask)

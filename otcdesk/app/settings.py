@@ -36,6 +36,13 @@ class Settings(BaseSettings):
     cookie_secure: Literal["auto", "true", "false"] = "auto"  # auto: Secure when the request came over HTTPS
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()  # other sites' origins allowed to POST (comma-separated)
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()  # IPs whose X-Forwarded-Proto/-Host are believed
+    # failed logins in `login_lockout_s` that lock a username / a client address for `login_lockout_s`;
+    # growing delays between attempts start after a third of them (app/logins.py)
+    login_lockout_failures: int = 10
+    login_address_lockout_failures: int = 100
+    login_lockout_s: float = 900.0
+    login_workers: int = 2  # threads verifying passwords (argon2), apart from those serving the console
+    login_queue: int = 8  # login attempts that may wait for them; more are answered 429 at once
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")
     wechaty_puppet_service_endpoint: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_ENDPOINT")

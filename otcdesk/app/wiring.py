@@ -105,7 +105,8 @@ class DeskProcess:
 
 
 async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> DeskProcess:
-    """Migrate and (in demo mode) seed the database, build the desk and its channels, recover unfinished work."""
+    """Migrate and (in demo mode) seed the database, build the desk and its channels, recover unfinished work
+    (and deliver again what the simulator recorded but the desk never stored)."""
     from otcdesk.app.assistant import KnowledgeHub
     from otcdesk.app.auth import purge_expired_sessions
     from otcdesk.app.llm import build_embedder, build_llm_client
@@ -137,4 +138,7 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
         log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
     await asyncio.to_thread(desk.warm_up)
     log.info("desk started: %s", await asyncio.to_thread(desk.runner.recover))
+    if redelivered := await asyncio.to_thread(sim.redeliver):  # after recover: these are queued once, as new
+        log.warning("simulator: %d message(s) the group saw but the desk had not stored were delivered again",
+                    redelivered)
     return DeskProcess(desk=desk, sim=sim, hub=hub, wechat=wechat, demo_logins=logins)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-MAX_TEXT_CHARS = 4000  # longer messages are truncated before parsing (the original is still stored)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 
 
@@ -47,7 +46,8 @@ class Channel(Protocol):
 
 
 def normalise_text(text: str | bytes | None) -> str:
-    """NFKC (full-width → half-width), control characters dropped, whitespace collapsed, length capped."""
+    """NFKC (full-width → half-width), control characters dropped, whitespace collapsed; never shortened
+    (the desk stores the message whole and decides how much of it to parse)."""
     if text is None:
         return ""
     if isinstance(text, bytes):
@@ -55,7 +55,7 @@ def normalise_text(text: str | bytes | None) -> str:
     text = unicodedata.normalize("NFKC", text)
     text = _CONTROL.sub("", text)
     text = re.sub(r"[ \t\u3000]+", " ", text).strip()
-    return text[:MAX_TEXT_CHARS]
+    return text
 
 
 def mention_text(name: str) -> str:

@@ -1,10 +1,11 @@
 """The internal assistant over HTTP: demo mode loads the product guide; staff ask and open passages;
-only compliance sees masked personal data, and every attempt is audited."""
+only compliance sees masked personal data, and every attempt is audited; only admin creates knowledge bases."""
 import asyncio
 
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import make_engine
 from otcdesk.app.repositories import transaction
+from otcdesk.app.server import HUB
 from desk_fixtures import RunningDesk
 
 
@@ -36,6 +37,39 @@ async def test_assistant_answers_from_the_product_guide_with_citations(desk_sett
         with transaction(engine) as tx:
             actions = [(a.actor, a.action) for a in tx.audit.entries() if a.action.startswith("pii.")]
         assert ("risk1", "pii.unmask_denied") in actions and ("comp1", "pii.unmask") in actions
+    finally:
+        await desk.stop()
+        engine.dispose()
+
+
+async def test_asking_an_unknown_knowledge_base_creates_nothing_and_only_admin_creates_one(desk_settings):
+    engine = make_engine(desk_settings.db_url)
+    upsert_user(engine, "admin1", "admin-password-1", role="admin")
+    desk = await RunningDesk(desk_settings).start()
+    kb_root = desk_settings.data_dir / "kb"
+    try:
+        before = sorted(p.name for p in kb_root.iterdir())
+        async with await desk.login("risk1", "risk-password-1") as risk:
+            for n in range(50):
+                r = await risk.post("/api/kb/ask", json={"question": "雪球的敲入是怎么观察的？", "kb": f"probe{n}"})
+                assert r.status == 404 and "probe" in (await r.json())["error"]
+            assert (await risk.get("/api/kb/probe0/passages/x")).status == 404
+            assert (await risk.post("/api/kb/ask", json={"question": "q", "kb": "../etc"})).status == 400
+            assert (await risk.post("/api/kb", json={"name": "research"})).status == 403
+        assert sorted(p.name for p in kb_root.iterdir()) == before == ["default"]
+        assert list(desk.app[HUB]._services) == ["default"]  # nothing loaded in memory for the unknown names
+        async with desk.session() as anon:
+            assert (await anon.post("/api/kb", json={"name": "research"})).status == 401
+        async with await desk.login("admin1", "admin-password-1") as admin:
+            r = await admin.post("/api/kb", json={"name": "research"})
+            assert r.status == 201 and await r.json() == {"kb": "research", "created": True}
+            assert (await admin.post("/api/kb", json={"name": "research"})).status == 409
+            assert (await admin.post("/api/kb", json={"name": "a/b"})).status == 400
+        async with await desk.login("risk1", "risk-password-1") as risk:
+            r = await risk.post("/api/kb/ask", json={"question": "雪球的敲入是怎么观察的？", "kb": "research"})
+            assert r.status == 200 and (await r.json())["refused"] is True  # exists, holds nothing yet
+        with transaction(engine) as tx:
+            assert [(a.actor, a.subject) for a in tx.audit.entries(action="kb.create")] == [("admin1", "kb:research")]
     finally:
         await desk.stop()
         engine.dispose()

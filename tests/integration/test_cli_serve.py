@@ -2,15 +2,11 @@
 import json
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import requests
 
-from desk_fixtures import free_port
-
-OTCDESK = str(Path(sys.executable).with_name("otcdesk"))
+from desk_fixtures import OTCDESK, ServeProcess
 
 
 def run_cli(args, tmp_path, stdin=""):
@@ -30,31 +26,11 @@ def test_user_add_prints_contract_json_and_refuses_bad_input(tmp_path):
     assert bad_role.returncode != 0 and "error" in json.loads(bad_role.stdout)
 
 
-def _serve(tmp_path, *extra):
-    port = free_port()
-    env = {**os.environ, "OTCDESK_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen([OTCDESK, "serve", "--port", str(port), *extra], env=env, stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _read_until(proc, marker, timeout=60):
-    deadline, lines = time.time() + timeout, []
-    while time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if marker in line:
-            return lines
-    raise AssertionError(f"{marker!r} not printed; got:\n{''.join(lines)}")
-
-
 def test_serve_demo_prints_login_and_runs_the_flow(tmp_path):
-    proc, url = _serve(tmp_path, "--demo")
+    server = ServeProcess(tmp_path, "--demo")
+    url = server.url
     try:
-        lines = _read_until(proc, "DEMO simulator")
+        lines = server.wait_for_log("DEMO simulator")
         [trader_line] = [ln for ln in lines if ln.startswith("DEMO login: trader /")]
         password = trader_line.split("/", 1)[1].strip()
         s = requests.Session()
@@ -67,18 +43,17 @@ def test_serve_demo_prints_login_and_runs_the_flow(tmp_path):
         [item] = s.get(f"{url}/api/review?status=pending").json()
         assert item["requests"][0]["underlying"] == "000300.SH"
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
     assert (tmp_path / "otcdesk.db").exists()
 
 
 def test_serve_without_demo_prints_no_login_and_has_no_simulator(tmp_path):
-    proc, url = _serve(tmp_path)
+    server = ServeProcess(tmp_path)
+    url = server.url
     try:
-        lines = _read_until(proc, "otcdesk serving on")
+        lines = server.wait_for_log("otcdesk serving on")
         assert not any("DEMO" in ln for ln in lines)
         assert requests.post(f"{url}/api/sim/groups/demo/messages", json={"sender": "a", "text": "x"}).status_code in (404, 405)
         assert requests.get(f"{url}/api/review").status_code == 401
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()

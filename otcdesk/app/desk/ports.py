@@ -14,6 +14,7 @@ from otcdesk.app.models import utcnow
 from otcdesk.app.repositories import transaction
 
 CLARIFICATION_TTL = timedelta(minutes=30)  # a clarification older than this is not completed by the next message
+PARSE_CHARS = 4000  # the parser reads at most the first this many characters (the message is stored whole)
 
 
 class ConversationStore:
@@ -61,6 +62,7 @@ def message_parser(llm: Any = None) -> Callable[[str, dict | None], dict]:
     def parse(text: str, previous: dict | None) -> dict:
         from otcdesk.ner import complete_followup, parse_message
 
+        text = text[:PARSE_CHARS]
         if previous:
             return complete_followup(previous, text, llm=llm).to_dict()
         return parse_message(text, llm=llm).to_dict()

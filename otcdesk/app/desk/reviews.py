@@ -7,20 +7,25 @@ message on a new thread, as a new pending item on today's market.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
 from otcdesk.agents.desk import ReviewDraft, quote_id_for
+from otcdesk.app.desk.ports import PARSE_CHARS
 from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
 from otcdesk.app.models import ReviewItem, utcnow
 from otcdesk.app.repositories import transaction
 from otcdesk.workflows.review import TRANSITIONS, ReviewError, check_decision
 
+MAX_PAGE = 500  # review items per page at most
+
 
 def review_dict(item: ReviewItem) -> dict:
-    """The review item as the HTTP API shows it (CONTRACTS.md fields plus detail)."""
+    """The review item as the HTTP API shows it (CONTRACTS.md fields plus detail); `text` is the whole message,
+    `truncated_for_parsing` says the parser read only its first `parsed_chars` characters."""
     return {
         "id": item.id, "channel": item.channel, "group": item.chat_id, "sender": item.sender_name,
         "sender_id": item.sender_id, "text": item.text, "kind": item.kind, "requests": item.requests,
@@ -29,7 +34,17 @@ def review_dict(item: ReviewItem) -> dict:
         "status": item.status, "decided_by": item.decided_by,
         "decided_at": item.decided_at.isoformat() if item.decided_at else None,
         "reason": item.reason, "superseded_by": item.superseded_by,
+        "truncated_for_parsing": len(item.text) > PARSE_CHARS, "parsed_chars": min(len(item.text), PARSE_CHARS),
     }
+
+
+@dataclass(frozen=True)
+class ReviewPage:
+    """A page of the review queue: `total` items match the filter; `next_before` is None on the last page."""
+
+    items: list[dict]
+    total: int
+    next_before: str | None
 
 
 class ReviewOpener:
@@ -67,10 +82,21 @@ class ReviewService:
         self.runner = runner
         self.events = events
 
-    def list(self, status: str | None = None, limit: int = 200) -> list[dict]:
-        """Newest first, optionally in one status."""
+    def list(self, status: str | None = None, limit: int = 200, before: str | None = None) -> list[dict]:
+        """Newest first, optionally in one status, after the item `before` (the previous page's last id)."""
+        return self.page(status, limit, before).items
+
+    def page(self, status: str | None = None, limit: int = 200, before: str | None = None) -> ReviewPage:
+        """One page of `list` with the number of items in `status` and the cursor of the next page."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ReviewError("invalid", f"limit must be 1-{MAX_PAGE}")
         with transaction(self.engine) as tx:
-            return [review_dict(r) for r in tx.reviews.list(status, limit)]
+            if before is not None and tx.reviews.get(before) is None:
+                raise ReviewError("invalid", f"no review item {before} to page from")
+            rows = tx.reviews.list(status, limit + 1, before)
+            more = len(rows) > limit
+            return ReviewPage(items=[review_dict(r) for r in rows[:limit]], total=tx.reviews.count(status),
+                              next_before=rows[limit - 1].id if more else None)
 
     def get(self, review_id: str) -> dict:
         with transaction(self.engine) as tx:

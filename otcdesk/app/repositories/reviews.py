@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import Session, select
 
 from otcdesk.app.models import ReviewItem
@@ -22,12 +22,24 @@ class ReviewRepository:
     def get(self, review_id: str) -> ReviewItem | None:
         return self.session.get(ReviewItem, review_id)
 
-    def list(self, status: str | None = None, limit: int = 200) -> list[ReviewItem]:
-        """Newest first, optionally in one status."""
+    def list(self, status: str | None = None, limit: int = 200, before: str | None = None) -> list[ReviewItem]:
+        """Newest first (ties by id), optionally in one status; `before` is the id of the last item of the page
+        before (a keyset cursor: pages stay stable while items arrive or change status)."""
         q = select(ReviewItem)
         if status:
             q = q.where(ReviewItem.status == status)
-        return list(self.session.exec(q.order_by(ReviewItem.created_at.desc()).limit(limit)))
+        if before is not None:
+            at = select(ReviewItem.created_at).where(ReviewItem.id == before).scalar_subquery()
+            q = q.where(or_(ReviewItem.created_at < at, and_(ReviewItem.created_at == at, ReviewItem.id < before)))
+        order = (ReviewItem.created_at.desc(), ReviewItem.id.desc())
+        return list(self.session.exec(q.order_by(*order).limit(limit)))
+
+    def count(self, status: str | None = None) -> int:
+        """How many items there are, optionally in one status."""
+        q = select(func.count()).select_from(ReviewItem)
+        if status:
+            q = q.where(ReviewItem.status == status)
+        return self.session.exec(q).one()
 
     def add_once(self, item: ReviewItem) -> bool:
         """Add the item unless one with its id exists (a resumed graph node opens it again); True when added."""

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from otcdesk.app.db import unit_of_work
-from otcdesk.app.models import SimMessage
+from otcdesk.app.models import InboundMessageRow, SimMessage
 
 
 class SimTranscriptRepository:
@@ -25,6 +25,14 @@ class SimTranscriptRepository:
         self.session.add(SimMessage(message_id=message_id, group_id=group, sender=sender, text=text,
                                     from_bot=from_bot, mention=mention))
         self.session.flush()
+
+    def undelivered(self, channel: str) -> list[dict]:
+        """Client messages with no `inbound_message` row of `channel`, oldest first (the desk never stored them)."""
+        stored = select(InboundMessageRow.id).where(InboundMessageRow.channel == channel,
+                                                    InboundMessageRow.platform_msg_id == SimMessage.message_id)
+        rows = self.session.exec(select(SimMessage).where(SimMessage.from_bot == False,  # noqa: E712
+                                                          ~stored.exists()).order_by(SimMessage.id))
+        return [{"group": r.group_id, "message_id": r.message_id, "sender": r.sender, "text": r.text} for r in rows]
 
     def messages(self, group: str) -> list[dict]:
         rows = self.session.exec(select(SimMessage).where(SimMessage.group_id == group).order_by(SimMessage.id))
@@ -53,3 +61,7 @@ class SqlSimTranscript:
     def messages(self, group: str) -> list[dict]:
         with unit_of_work(self.engine) as s:
             return SimTranscriptRepository(s).messages(group)
+
+    def undelivered(self) -> list[dict]:
+        with unit_of_work(self.engine) as s:
+            return SimTranscriptRepository(s).undelivered("sim")

@@ -1,3 +1,6 @@
+// The trader console (console.html): the review queue, live over /api/events; pending items soonest-expiring
+// first, every page of them loaded (GET /api/review pages with ?limit=&before= and a Link rel="next").
+// esc and api come from common.js.
 const STRUCT = {vanilla:'香草', spread:'价差', digital:'二元', barrier:'障碍', sharkfin:'鲨鱼鳍', double_sharkfin:'双鲨',
   snowball:'雪球', phoenix:'凤凰', asian:'亚式', airbag:'安全气囊'};
 const TYPE = {call:'看涨', put:'看跌'};
@@ -24,9 +27,16 @@ function linesTable(it) {
       <td class="num">${fmt(g.vega,4)}</td><td>${esc(l.engine||'')}</td><td class="meta">S=${esc(m.spot)} σ=${esc(m.vol)} r=${esc(m.rate)}<br>${esc(m.source||'')}</td>
       <td class="meta">${esc((r.assumed||[]).join(', '))}</td></tr>`; }).join('') + '</table>';
 }
+function longNote(it) {
+  if (!it.truncated_for_parsing) return '';
+  return `<p class="meta expiring">消息过长（共 ${it.text.length} 字）：只解析了前 ${it.parsed_chars} 字，请核对全文。</p>
+    <details><summary class="meta">全文</summary><p>${esc(it.text)}</p></details>`;
+}
 function render() {
   const q = document.getElementById('queue');
-  const pending = [...items.values()].filter((i) => i.status === 'pending').sort((a, b) => a.created_at.localeCompare(b.created_at));
+  const pending = [...items.values()].filter((i) => i.status === 'pending')
+    .sort((a, b) => new Date(a.expires_at) - new Date(b.expires_at) || a.id.localeCompare(b.id));
+  document.getElementById('count').textContent = `待复核 ${pending.length} 条`;
   const expired = [...items.values()].filter((i) => i.status === 'expired' && !i.superseded_by && i.kind === 'quote');
   const exHtml = expired.length ? '<h3 class="meta">已过期，需重新定价</h3>' + expired.map((it) => `
   <div class="card item expired" data-id="${esc(it.id)}"><h3>${esc(it.id)} · ${esc(it.group)} · ${esc(it.sender)}</h3>
@@ -37,7 +47,7 @@ function render() {
   <div class="card item" data-id="${esc(it.id)}">
     <h3><span class="badge ${esc(it.kind)}">${esc(KIND[it.kind]||it.kind)}</span>${esc(it.id)} · ${esc(it.group)} · ${esc(it.sender)}</h3>
     <div class="meta">收到 ${new Date(it.created_at).toLocaleTimeString()} · 过期 <span class="ttl" data-exp="${esc(it.expires_at)}"></span></div>
-    <p>客户原话：${esc(it.text)}</p>${linesTable(it)}
+    <p>客户原话：${esc(it.truncated_for_parsing ? it.text.slice(0, it.parsed_chars) + '…' : it.text)}</p>${longNote(it)}${linesTable(it)}
     <textarea class="reply">${esc(it.draft_reply)}</textarea>
     <div class="actions"><button class="approve">批准发送</button>
       <input class="reason" placeholder="拒绝原因"><button class="reject">拒绝</button></div>
@@ -67,8 +77,20 @@ document.getElementById('queue').addEventListener('click', async (e) => {
   } catch (ex) { err.textContent = ex.message; }
 });
 document.getElementById('logout').onclick = async () => { await fetch('/api/logout', {method: 'POST'}); location.href = '/login'; };
+async function loadPages(url, all) {
+  // Follows Link rel="next" to the last page when `all`, else stops after the first.
+  while (url) {
+    const r = await fetch(url);
+    if (r.status === 401) { location.href = '/login'; throw new Error('login'); }
+    const body = await r.json(); if (!r.ok) throw new Error(body.error || r.statusText);
+    body.forEach((it) => items.set(it.id, it));
+    const next = /<([^>]+)>;\s*rel="next"/.exec(r.headers.get('Link') || '');
+    url = all && next ? next[1] : null;
+  }
+}
 async function load() {
-  for (const status of ['pending', 'expired']) (await api(`/api/review?status=${status}`)).forEach((it) => items.set(it.id, it));
+  await loadPages('/api/review?status=pending&limit=200', true);
+  await loadPages('/api/review?status=expired&limit=200', false);  // the newest, to reprice
   render();
 }
 (async () => {

@@ -132,6 +132,32 @@ def test_review_listing_reprice_links_and_last_sent_quote(db_engine):
         assert tx.reviews.get("Q1").superseded_by == "Q9" and tx.reviews.get("Q3").status == "sent"
 
 
+def test_review_pages_reach_every_item_once_while_items_arrive_and_leave(db_engine):
+    """A keyset cursor (created_at, id): ties in created_at, new items at the head and items decided between
+    pages neither repeat nor hide an item that was pending when the walk began."""
+    iid = _with_inbound(db_engine)
+    t0 = utcnow()
+    with transaction(db_engine) as tx:
+        for n in range(250):  # five items share each created_at
+            tx.reviews.add_once(review(f"Q{n:03d}", iid, created_at=t0 + timedelta(seconds=n // 5)))
+        tx.reviews.add_once(review("S1", iid, status="sent", created_at=t0))
+    seen, before = [], None
+    while True:
+        with transaction(db_engine) as tx:
+            page = tx.reviews.list("pending", 60, before)
+            if before is None:
+                tx.reviews.add_once(review("NEW", iid, created_at=t0 + timedelta(hours=1)))  # arrives mid-walk
+            tx.reviews.decide(page[0].id, "approved", "t1", utcnow())  # leaves the status mid-walk
+        seen += [i.id for i in page]
+        if len(page) < 60:
+            break
+        before = page[-1].id
+    assert len(seen) == len(set(seen)) == 250 and set(seen) == {f"Q{n:03d}" for n in range(250)}
+    assert seen[:6] == ["Q249", "Q248", "Q247", "Q246", "Q245", "Q244"]  # newest first, ties by id
+    with transaction(db_engine) as tx:
+        assert tx.reviews.count("pending") == 250 + 1 - 5 and tx.reviews.count() == 252
+
+
 def test_outbox_row_is_enqueued_once_claimed_and_sent_once(db_engine):
     iid = _with_inbound(db_engine)
     with transaction(db_engine) as tx:
@@ -182,6 +208,17 @@ def test_sim_transcript_ignores_a_known_message_id(db_engine):
     assert [(m["message_id"], m["from_bot"], m["mention"]) for m in transcript.messages("g")] == \
         [("m1", False, None), ("bot-1", True, "张经理")]
     assert appended == ["g", "g", "other"]
+
+
+def test_sim_transcript_lists_client_messages_the_desk_never_stored(db_engine):
+    transcript = SqlSimTranscript(db_engine)
+    for mid, from_bot in (("m1", False), ("m2", False), ("bot-1", True), ("m3", False)):
+        transcript.append("g", mid, "询价机器人" if from_bot else "张经理", f"text {mid}", from_bot=from_bot)
+    with transaction(db_engine) as tx:
+        tx.inbound.add(inbound("m2"))
+        tx.inbound.add(inbound("m3", channel="wecom"))  # another channel's id says nothing about the simulator's
+    assert transcript.undelivered() == [{"group": "g", "message_id": m, "sender": "张经理", "text": f"text {m}"}
+                                        for m in ("m1", "m3")]
 
 
 def test_audit_log_is_append_only_in_orm_and_database(db_engine):
