@@ -338,7 +338,7 @@ async def _inbound_worker(app: web.Application) -> None:
         wait = None
         try:
             wait = await asyncio.to_thread(desk.run_inbound)
-        except Exception:  # the message stays queued (and stored as received): the next pass retries it
+        except Exception:  # the message is queued again (and stored as received): a later pass retries it
             log.exception("inbound run failed")
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(bus.wakeups["inbound"].wait(), timeout=2.0 if wait is None else min(2.0, wait))

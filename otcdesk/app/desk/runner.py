@@ -55,13 +55,18 @@ class DeskRunner:
     def drain(self) -> int:
         """Run every queued message, oldest first; returns how many.
 
-        A message whose run raises outside the graph (e.g. the database is away) stays at the head of the
-        queue, so the worker's next pass retries it rather than leaving it until a restart.
+        A message whose run raises outside the graph (e.g. the database is away) goes back to the end of the
+        queue and the error propagates: the worker's next pass retries it rather than leaving it until a
+        restart, and one message that keeps failing never holds up the others.
         """
         n = 0
         while self._queue:
-            self.process(self._queue[0])
-            self._queue.popleft()
+            inbound_id = self._queue.popleft()
+            try:
+                self.process(inbound_id)
+            except Exception:
+                self._queue.append(inbound_id)
+                raise
             n += 1
         return n
 

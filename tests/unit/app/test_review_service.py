@@ -103,13 +103,15 @@ def test_a_run_that_fails_outside_the_graph_stays_queued_and_the_next_pass_runs_
     try:
         desk.inbound(InboundMessage(channel="sim", chat_id="demo", sender_id="c1", sender_name="c1",
                                     text="沪深300 1个月 平值看跌", platform_msg_id="m-fault"))
+        desk.inbound(InboundMessage(channel="sim", chat_id="demo", sender_id="c2", sender_name="c2",
+                                    text="中证500 2周 平值看涨", platform_msg_id="m-next"))
         with pytest.raises(OperationalError):
             desk.runner.drain()
         with transaction(desk.engine) as tx:
-            assert tx.inbound.unprocessed() != []
-        assert desk.runner.drain() == 1
+            assert len(tx.inbound.unprocessed()) == 2
+        assert desk.runner.drain() == 2  # the failed one went to the end: it holds nobody up
     finally:
         event.remove(desk.engine, "before_cursor_execute", fail_once)
     with transaction(desk.engine) as tx:
         assert tx.inbound.unprocessed() == []
-    assert len(desk.reviews.list("pending")) == 1
+    assert len(desk.reviews.list("pending")) == 2
