@@ -13,7 +13,7 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
 - `outbox.py`         OutboxRepository: approved replies to deliver once (`outbox`)
 - `clients.py`        ClientRepository: institutions, their chat groups and contacts (KYC state)
 - `users.py`          UserRepository: console users and their login sessions (`user`, `web_session`)
-- `audit.py`          AuditRepository: the append-only audit log (`audit_log`)
+- `audit.py`          AuditRepository: the audit log (`audit_log`), a SHA-256 hash chain; `verify_chain`
 - `sim.py`            SimTranscriptRepository: the simulator platform's own transcript (`sim_message`)
 - `vault.py`          VaultRepository: masked personal data of the knowledge bases (`pii_vault`)
 """
