@@ -343,7 +343,8 @@ class LiveDesk:
         if self.item is not None and self.review_status(self.item) == "pending":
             return self.item
         sender = next(self.senders)
-        r = requests.post(f"{self.url}/api/sim/groups/demo/messages", json={"sender": sender, "text": QUOTE})
+        r = requests.post(f"{self.url}/api/sim/groups/demo/messages", json={"sender": sender, "text": QUOTE},
+                          timeout=60)
         assert r.status_code == 200
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
