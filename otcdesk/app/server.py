@@ -341,7 +341,9 @@ async def _inbound_worker(app: web.Application) -> None:
         except Exception:  # the message is queued again (and stored as received): a later pass retries it
             log.exception("inbound run failed")
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(bus.wakeups["inbound"].wait(), timeout=2.0 if wait is None else min(2.0, wait))
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow the worker's cancellation at shutdown
+            async with asyncio.timeout(2.0 if wait is None else min(2.0, wait)):
+                await bus.wakeups["inbound"].wait()
         bus.wakeups["inbound"].clear()
 
 
@@ -353,7 +355,8 @@ async def _outbox_worker(app: web.Application) -> None:
         except Exception:
             log.exception("outbox dispatch failed")
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(bus.wakeups["outbox"].wait(), timeout=1.0)
+            async with asyncio.timeout(1.0):
+                await bus.wakeups["outbox"].wait()
         bus.wakeups["outbox"].clear()
 
 
