@@ -73,8 +73,8 @@ class ReviewItem(SQLModel, table=True):
     __tablename__ = "review_item"
     id: str = Field(primary_key=True)
     thread_id: str = Field(index=True, unique=True)
-    inbound_id: int = Field(foreign_key="inbound_message.id", index=True)
-    kind: str = "quote"  # quote | clarification | onboarding
+    inbound_id: Optional[int] = Field(default=None, foreign_key="inbound_message.id", index=True)  # None: a notice
+    kind: str = "quote"  # quote | clarification | onboarding | order | unwind | holdings | notice | knowledge
     channel: str
     chat_id: str
     sender_id: str
@@ -91,6 +91,9 @@ class ReviewItem(SQLModel, table=True):
     decided_at: Optional[datetime] = None
     reason: Optional[str] = Field(default=None, sa_column=Column(Text))
     superseded_by: Optional[str] = None
+    order: Optional[dict] = Field(default=None, sa_column=Column(JSON))  # order / unwind terms (CONTRACTS Part 2)
+    ref_id: Optional[str] = Field(default=None, index=True)  # the quote (order) or trade (unwind, notice) it refers to
+    detail: Optional[dict] = Field(default=None, sa_column=Column(JSON))  # kind-specific extras (fair/margin, checks)
 
 
 class OutboxMessage(SQLModel, table=True):
@@ -187,6 +190,149 @@ class AuditLog(SQLModel, table=True):
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON))
     prev_hash: str = Field(max_length=64)
     entry_hash: str = Field(max_length=64)
+
+
+class ClientAccount(SQLModel, table=True):
+    """A product account (资管产品/产品户) of an institution: an order names one when the institution has several."""
+
+    __tablename__ = "client_account"
+    __table_args__ = (UniqueConstraint("institution_id", "name"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    institution_id: int = Field(foreign_key="institution.id", index=True)
+    name: str
+    active: bool = True
+
+
+class TradeRow(SQLModel, table=True):
+    """A booked trade: terms frozen at booking; `status` moves only through `workflows.trade`'s machine.
+
+    One trade per approved order item (`order_review_id` unique), so a resumed or repeated booking books once.
+    `notional` is what is live now (a partial unwind reduces it); `original_notional` what was booked.
+    """
+
+    __tablename__ = "trade"
+    id: str = Field(primary_key=True)
+    order_review_id: str = Field(unique=True)
+    status: str = Field(index=True)
+    institution: Optional[str] = None
+    channel: str
+    chat_id: str = Field(index=True)
+    sender_id: str
+    client: str
+    account: Optional[str] = None
+    quote_id: Optional[str] = None
+    product: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    underlying: str = Field(index=True)
+    structure: str
+    notional: float
+    original_notional: float
+    price_pct: float
+    premium_cny: float
+    execution: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    initial_price_pending: bool = False
+    booked_by: str
+    booked_at: datetime = Field(default_factory=utcnow)
+    closed_at: Optional[datetime] = None
+    version: int = 1
+
+
+class TradeTransitionRow(SQLModel, table=True):
+    """Every step of a trade's lifecycle machine: trigger, from, to, who, when."""
+
+    __tablename__ = "trade_transition"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    trade_id: str = Field(foreign_key="trade.id", index=True)
+    trigger: str
+    source: str
+    dest: str
+    by: str
+    role: Optional[str] = None
+    at: datetime = Field(default_factory=utcnow)
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class TradeEventRow(SQLModel, table=True):
+    """A lifecycle event of a trade from a fixing (knocked_out, knocked_in, coupon, matured) or an unwind.
+
+    `(trade_id, type, date)` is unique: posting the same fixing twice creates no second event.
+    """
+
+    __tablename__ = "trade_event"
+    __table_args__ = (UniqueConstraint("trade_id", "type", "date"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    trade_id: str = Field(foreign_key="trade.id", index=True)
+    type: str
+    date: str  # ISO date of the fixing or the unwind
+    cash_cny: Optional[float] = None
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    notice_review_id: Optional[str] = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Fixing(SQLModel, table=True):
+    """An official closing price of an underlying on a trading day."""
+
+    __table_args__ = (UniqueConstraint("underlying", "date"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    underlying: str = Field(index=True)
+    date: str  # ISO date
+    close: float
+    source: str
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MarketTick(SQLModel, table=True):
+    """Market data history: spot, vol, rate and dividend yield of one underlying at one time (snapshots)."""
+
+    __tablename__ = "market_tick"
+    __table_args__ = (Index("ix_market_tick_underlying_as_of", "underlying", "as_of"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    as_of: datetime = Field(index=True)
+    underlying: str
+    spot: float
+    vol: float
+    rate: float
+    div: float = 0.0
+    source: str
+
+
+class RiskSnapshotRow(SQLModel, table=True):
+    """A revaluation of the live book: the `Book` document of CONTRACTS.md, kept with its history."""
+
+    __tablename__ = "risk_snapshot"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    as_of: datetime = Field(index=True)
+    live_trades: int
+    elapsed_s: float
+    book: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    trades: list[Any] = Field(default_factory=list, sa_column=Column(JSON))  # per-trade PV and Greeks
+
+
+class QuoteMargin(SQLModel, table=True):
+    """The desk's quoting margin for a structure up to a tenor (days), in % of notional; admin edits, audited."""
+
+    __tablename__ = "quote_margin"
+    __table_args__ = (UniqueConstraint("structure", "max_tenor_days"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    structure: str  # a registry structure, or "*" for any
+    max_tenor_days: int
+    margin_pct: float
+    unwind_margin_pct: float = 0.0
+    updated_by: str = "system"
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class RiskLimit(SQLModel, table=True):
+    """A desk limit per underlying ("*" for every underlying without its own): measure delta_cny or vega_cny."""
+
+    __tablename__ = "risk_limit"
+    __table_args__ = (UniqueConstraint("underlying", "measure"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    underlying: str
+    measure: str
+    limit: float
+    updated_by: str = "system"
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 @event.listens_for(AuditLog, "before_update")

@@ -26,6 +26,7 @@ from otcdesk.app.http_security import JSON_BODY, json_error
 from otcdesk.app.logins import KINDS, LoginBusy, LoginGuard, LoginThrottle, LoginThrottled, ThrottlePolicy, \
     retry_after_header
 from otcdesk.app.roles import ROLES
+from otcdesk.app.routes import register_all
 from otcdesk.app.settings import Settings
 from otcdesk.app.wiring import Desk, open_process
 from otcdesk.bots.simulator import SimulatorChannel
@@ -439,6 +440,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     r.add_get("/api/kb/{kb}/passages/{chunk_id}", kb_passage)
     r.add_post("/api/kb/unmask", kb_unmask)
     r.add_get("/api/audit/verify", audit_verify)
+    register_all(r, demo=demo)
     r.add_get("/{page:login|console|sim|assistant|audit}", page)
     r.add_static("/static", STATIC)
     return app

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     login_lockout_s: float = 900.0
     login_workers: int = 2  # threads verifying passwords (argon2), apart from those serving the console
     login_queue: int = 8  # login attempts that may wait for them; more are answered 429 at once
+    # after the quote (CONTRACTS Part 2): orders, four eyes, the risk book, the service's clock
+    quote_valid_s: float = 600.0  # an order on a quote older than this is not booked at the quoted price
+    four_eyes_notional: float = 50_000_000.0  # a trade above this waits for a second approval by risk
+    max_order_notional: float = 2_000_000_000.0  # an order notional above this is refused as absurd
+    risk_refresh_s: float = 600.0  # the scheduled revaluation of the live book
+    market_tick_s: float = 0.0  # demo mode: seconds between simulated market ticks (0: no ticking)
+    now: str | None = None  # OTCDESK_NOW: an ISO date-time the service's clock starts at (demos and tests only)
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")
     wechaty_puppet_service_endpoint: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_ENDPOINT")

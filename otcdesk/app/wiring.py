@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from otcdesk.agents.desk import DeskDeps, build_desk_graph
 from otcdesk.app.checkpoints import make_checkpointer
+from otcdesk.app.clock import Clock
 from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.desk.inbound import AuditReceived, InboundPipeline, RateLimit, StoreFirst
 from otcdesk.app.desk.outbox import OutboxDispatcher
@@ -46,6 +47,13 @@ class Desk:
     parse: Callable[[str, dict | None], dict]
     price: Callable[[dict], dict]
     llm: Any = None
+    opener: Any = None  # desk.reviews.ReviewOpener: services open notices through it
+    clock: Any = None  # app.clock.Clock
+    trades: Any = None  # trading.booking.TradeService
+    market: Any = None  # trading.market_data.MarketDataService
+    fixings: Any = None  # trading.lifecycle.FixingService
+    risk: Any = None  # trading.risk.RiskService
+    margins: Any = None  # trading.margins.MarginPolicy
 
     def connect(self, channel: Channel) -> Channel:
         """Send approved replies of `channel.name` through `channel` (which delivers into `self.inbound`)."""
@@ -77,8 +85,10 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     parse = parse or message_parser(llm)
     price = price or price_request
     outbox = OutboxDispatcher(engine, events)
+    clock = Clock(settings.now)
+    opener = ReviewOpener(engine, events, settings.review_ttl_s)
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
-                    reviews=ReviewOpener(engine, events, settings.review_ttl_s), outbox=outbox)
+                    reviews=opener, outbox=outbox)
     checkpointer, close_checkpointer = make_checkpointer(settings)
     runner = DeskRunner(engine, build_desk_graph(deps, checkpointer), close_checkpointer,
                         wake=lambda: events.wake("inbound"))
@@ -86,7 +96,8 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     inbound = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[rate_limit],
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
     return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
-                outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm)
+                outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
+                opener=opener, clock=clock)
 
 
 @dataclass

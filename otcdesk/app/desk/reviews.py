@@ -1,7 +1,9 @@
 """The trader review queue: `ReviewOpener` opens items for the graph, `ReviewService` decides them.
 
 A decision (approve, edit-and-approve, reject, expire) is written first, as a conditional update so that
-of two concurrent decisions one wins; only then does the runner resume the item's graph thread. Which
+of two concurrent decisions one wins; only then does the runner resume the item's graph thread. A *direct*
+item (a notice that a service drafted, e.g. a knock-out notice, `ReviewOpener.open_direct`) has no graph:
+its approval queues the reply for the outbox in the decision's own transaction. Which
 decision is allowed when is `workflows.review`'s rule. A reprice re-runs an expired or rejected item's
 message on a new thread, as a new pending item on today's market.
 """
@@ -14,13 +16,14 @@ from sqlalchemy.engine import Engine
 
 from otcdesk.agents.desk import ReviewDraft, quote_id_for
 from otcdesk.app.desk.ports import PARSE_CHARS
-from otcdesk.app.desk.runner import DeskRunner
+from otcdesk.app.desk.runner import DIRECT_PREFIX, DeskRunner, is_direct
 from otcdesk.app.events import EventBus
 from otcdesk.app.models import ReviewItem, utcnow
 from otcdesk.app.repositories import transaction
 from otcdesk.workflows.review import TRANSITIONS, ReviewError, check_decision
 
 MAX_PAGE = 500  # review items per page at most
+DIRECT_TTL = timedelta(days=1)  # a notice waits a trading day for a trader, not a quote's minutes
 
 
 def review_dict(item: ReviewItem) -> dict:
@@ -33,7 +36,8 @@ def review_dict(item: ReviewItem) -> dict:
         "created_at": item.created_at.isoformat(), "expires_at": item.expires_at.isoformat(),
         "status": item.status, "decided_by": item.decided_by,
         "decided_at": item.decided_at.isoformat() if item.decided_at else None,
-        "reason": item.reason, "superseded_by": item.superseded_by,
+        "reason": item.reason, "superseded_by": item.superseded_by, "order": item.order, "ref_id": item.ref_id,
+        "detail": item.detail or {},
         "truncated_for_parsing": len(item.text) > PARSE_CHARS, "parsed_chars": min(len(item.text), PARSE_CHARS),
     }
 
@@ -72,6 +76,28 @@ class ReviewOpener:
                                        for ln in item.lines]})
             data = review_dict(item)
         self.events.publish("review", data)
+
+    def open_direct(self, review_id: str, *, kind: str, channel: str, chat_id: str, sender_id: str,
+                    sender_name: str, text: str, draft: str, ref_id: str | None = None,
+                    detail: dict | None = None, actor: str = "desk-agent", tx=None) -> bool:
+        """Open a pending item no graph waits on (a lifecycle notice): approving it queues `draft` (or the
+        trader's edit) for the outbox. Idempotent by `review_id`; pass `tx` to open it inside the caller's unit
+        of work (so the event that caused it and the item commit together). True when it was opened now."""
+        now = utcnow()
+        item = ReviewItem(id=review_id, thread_id=DIRECT_PREFIX + review_id, inbound_id=None, kind=kind,
+                          channel=channel, chat_id=chat_id, sender_id=sender_id, sender_name=sender_name, text=text,
+                          requests=[], lines=[], draft_reply=draft, created_at=now, expires_at=now + DIRECT_TTL,
+                          ref_id=ref_id, detail=detail)
+        if tx is None:
+            with transaction(self.engine) as own:
+                return self.open_direct(review_id, kind=kind, channel=channel, chat_id=chat_id, sender_id=sender_id,
+                                        sender_name=sender_name, text=text, draft=draft, ref_id=ref_id,
+                                        detail=detail, actor=actor, tx=own)
+        if not tx.reviews.add_once(item):
+            return False
+        tx.audit.record(actor, "review.open", f"review:{review_id}", {"kind": kind, "ref_id": ref_id, "draft": draft})
+        self.events.publish("review", review_dict(item))  # published before commit: the console re-reads anyway
+        return True
 
 
 class ReviewService:
@@ -126,6 +152,8 @@ class ReviewService:
         """Re-run an expired (or rejected) quote on today's market as a new pending item."""
         with transaction(self.engine) as tx:
             item = _existing(tx, review_id)
+            if is_direct(item.thread_id):
+                raise ReviewError("conflict", "a notice is not repriced: the service that drafted it drafts it again")
             if item.status not in ("expired", "rejected") or item.superseded_by:
                 raise ReviewError("conflict", f"only an expired or rejected item can be repriced (status {item.status})")
             inbound_id, attempt = item.inbound_id, tx.reviews.count_for_inbound(item.inbound_id)
@@ -152,7 +180,14 @@ class ReviewService:
                             {"edited": edited, "draft": item.draft_reply, "reply": reply if edited else None,
                              "reason": reason})
             thread_id = item.thread_id
-        self.runner.resume(thread_id, {"action": action, "reply": final_reply, "by": user})
+            if is_direct(thread_id) and action == "approve":  # no graph: queue it in this same unit of work
+                tx.outbox.enqueue_once(item, final_reply)
+                tx.audit.record(user, "outbox.enqueue", f"review:{review_id}", {"text": final_reply})
+        if is_direct(thread_id):
+            if action == "approve":
+                self.events.wake("outbox")
+        else:
+            self.runner.resume(thread_id, {"action": action, "reply": final_reply, "by": user})
         data = self.get(review_id)
         self.events.publish("review", data)
         return data

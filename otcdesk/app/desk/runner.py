@@ -22,6 +22,14 @@ from otcdesk.workflows.review import RESUME_ACTION
 log = logging.getLogger(__name__)
 
 
+DIRECT_PREFIX = "direct:"  # the thread id of a review item that a service opened, with no graph run behind it
+
+
+def is_direct(thread_id: str) -> bool:
+    """An item opened by a service (a lifecycle notice), decided without a graph: see `ReviewOpener.open_direct`."""
+    return thread_id.startswith(DIRECT_PREFIX)
+
+
 def thread_for(inbound: dict, attempt: int = 0) -> str:
     """The graph thread of a message's run; a reprice is attempt n ≥ 1.
 
@@ -123,7 +131,7 @@ class DeskRunner:
         """After a restart: resume decided-but-unresumed reviews, queue unfinished messages; returns counts."""
         with transaction(self.engine) as tx:
             decided = [(i.thread_id, {"action": RESUME_ACTION[i.status], "reply": i.final_reply, "by": i.decided_by})
-                       for i in tx.reviews.in_status(*RESUME_ACTION)]
+                       for i in tx.reviews.in_status(*RESUME_ACTION) if not is_direct(i.thread_id)]
             unprocessed = tx.inbound.unprocessed()
         for thread_id, decision in decided:
             self.resume(thread_id, decision)

@@ -16,6 +16,10 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
 - `audit.py`          AuditRepository: the audit log (`audit_log`), a SHA-256 hash chain; `verify_chain`
 - `sim.py`            SimTranscriptRepository: the simulator platform's own transcript (`sim_message`)
 - `vault.py`          VaultRepository: masked personal data of the knowledge bases (`pii_vault`)
+- `trades.py`         TradeRepository: booked trades, their lifecycle steps and events
+- `market.py`         MarketRepository: market data history and official closes (fixings)
+- `risk.py`           RiskRepository: risk snapshots of the book and the desk's limits
+- `margins.py`        MarginRepository: the quoting margin table
 """
 from __future__ import annotations
 
@@ -31,9 +35,13 @@ from otcdesk.app.repositories.audit import AuditRepository
 from otcdesk.app.repositories.clients import ClientRepository
 from otcdesk.app.repositories.conversations import ConversationRepository
 from otcdesk.app.repositories.inbound import InboundRepository
+from otcdesk.app.repositories.margins import MarginRepository
+from otcdesk.app.repositories.market import MarketRepository
 from otcdesk.app.repositories.outbox import OutboxRepository
 from otcdesk.app.repositories.reviews import ReviewRepository
+from otcdesk.app.repositories.risk import RiskRepository
 from otcdesk.app.repositories.sim import SimTranscriptRepository
+from otcdesk.app.repositories.trades import TradeRepository
 from otcdesk.app.repositories.users import UserRepository
 from otcdesk.app.repositories.vault import VaultRepository
 
@@ -52,12 +60,18 @@ class Repositories:
     audit: AuditRepository
     sim: SimTranscriptRepository
     vault: VaultRepository
+    trades: TradeRepository
+    market: MarketRepository
+    risk: RiskRepository
+    margins: MarginRepository
 
     @classmethod
     def on(cls, session: Session) -> "Repositories":
         return cls(session, InboundRepository(session), ConversationRepository(session), ReviewRepository(session),
                    OutboxRepository(session), ClientRepository(session), UserRepository(session),
-                   AuditRepository(session), SimTranscriptRepository(session), VaultRepository(session))
+                   AuditRepository(session), SimTranscriptRepository(session), VaultRepository(session),
+                   TradeRepository(session), MarketRepository(session), RiskRepository(session),
+                   MarginRepository(session))
 
 
 @contextmanager
@@ -68,5 +82,6 @@ def transaction(engine: Engine) -> Iterator[Repositories]:
 
 
 __all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "InboundRepository",
-           "OutboxRepository", "Repositories", "ReviewRepository", "SimTranscriptRepository", "UserRepository",
-           "VaultRepository", "transaction"]
+           "MarginRepository", "MarketRepository", "OutboxRepository", "Repositories", "ReviewRepository",
+           "RiskRepository", "SimTranscriptRepository", "TradeRepository", "UserRepository", "VaultRepository",
+           "transaction"]

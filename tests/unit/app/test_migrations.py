@@ -102,6 +102,9 @@ def test_schema_diff_reports_a_schema_that_differs_from_the_models(tmp_path):
     assert (op, index.name) == ("add_index", "ix_outbox_status")
 
 
+_LATER_REVIEW_COLUMNS = ("order", "ref_id", "detail")
+
+
 def make_previous_release_database(engine) -> None:
     """What `init_db` of the release before Alembic made: create_all of the baseline tables (its audit_log),
     the triggers, and the vault table `kb ingest` created on first use."""
@@ -112,6 +115,9 @@ def make_previous_release_database(engine) -> None:
     with engine.begin() as conn:
         for stmt in _PREVIOUS_RELEASE_TRIGGERS[engine.dialect.name]:
             conn.exec_driver_sql(stmt)
+        conn.exec_driver_sql("DROP INDEX ix_review_item_ref_id")  # review_item as the baseline had it (0004 adds)
+        for column in _LATER_REVIEW_COLUMNS:
+            conn.exec_driver_sql(f'ALTER TABLE review_item DROP COLUMN "{column}"')
 
 
 def test_previous_release_database_is_stamped_and_keeps_its_data(engine):
@@ -123,9 +129,11 @@ def test_previous_release_database_is_stamped_and_keeps_its_data(engine):
                                     text="300 平值看跌 1个月", platform_msg_id="m1")
         s.add(inbound)
         s.flush()
-        s.add(ReviewItem(id="Q1", thread_id="t1", inbound_id=inbound.id, channel="sim", chat_id="demo",
-                         sender_id="zhang", sender_name="张经理", text=inbound.text, draft_reply="报价 2.1%",
-                         expires_at=now + timedelta(minutes=2)))
+        review = ReviewItem(id="Q1", thread_id="t1", inbound_id=inbound.id, channel="sim", chat_id="demo",
+                            sender_id="zhang", sender_name="张经理", text=inbound.text, draft_reply="报价 2.1%",
+                            expires_at=now + timedelta(minutes=2))
+        s.execute(ReviewItem.__table__.insert().values(
+            {k: v for k, v in review.model_dump().items() if k not in _LATER_REVIEW_COLUMNS}))
         s.add(PiiVault(kb="desk", token="[PHONE_3f2a9c1d]", kind="mobile", original="13812345678"))
         s.execute(_PREVIOUS_RELEASE_AUDIT_LOG.insert(), [  # id 2 lost to a rolled-back transaction
             {"id": 1, "ts": now, "actor": "system", "action": "inbound.stored", "subject": "inbound:m1",

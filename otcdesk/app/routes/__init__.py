@@ -1,0 +1,20 @@
+"""HTTP routes of the desk after the quote, one module per domain; each has `register(router, *, demo)`.
+
+`server.create_app` calls `register_all`. Route modules import `require`, `read_json` and the app keys from
+`app.server` (they are imported only once the server module is loaded).
+
+- `trades.py`   GET /api/trades, GET /api/trades/{id}, POST /api/trades/{id}/approve, the confirmation PDF
+- `market.py`   POST /api/market/fixings, market history
+- `book.py`     GET /api/book, POST /api/risk/refresh, limits
+- `margins.py`  the quoting margin table (admin)
+"""
+from __future__ import annotations
+
+import importlib
+
+MODULES = ("trades", "market", "book", "margins")
+
+
+def register_all(router, *, demo: bool) -> None:
+    for name in MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(router, demo=demo)

@@ -1,0 +1,5 @@
+"""Routes: see `app.routes`."""
+
+
+def register(router, *, demo: bool) -> None:
+    """No routes yet."""
