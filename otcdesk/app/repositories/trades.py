@@ -1,9 +1,17 @@
-"""TradeRepository: booked trades, their lifecycle steps and events (`trade`, `trade_transition`, `trade_event`)."""
+"""TradeRepository: booked trades, their lifecycle steps and events (`trade`, `trade_transition`, `trade_event`).
+
+A status change is a conditional update on `(id, status, version)`, so of two concurrent steps on one trade
+one wins and the other sees `False`; the step's transition row is written in the same unit of work.
+"""
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from otcdesk.app.models import TradeEventRow, TradeRow, TradeTransitionRow
+from otcdesk.app.models import TradeEventRow, TradeRow, TradeTransitionRow, utcnow
 
 
 class TradeRepository:
@@ -17,9 +25,73 @@ class TradeRepository:
         """The trade booked from an order item, if any (one per item)."""
         return self.session.exec(select(TradeRow).where(TradeRow.order_review_id == order_review_id)).first()
 
+    def add(self, trade: TradeRow) -> None:
+        """Insert a new trade (its id and order item are unique: a second booking of one item fails here)."""
+        self.session.add(trade)
+        self.session.flush()
+
+    def list(self, status: str | None = None, limit: int = 500, *, chat_id: str | None = None,
+             institution: str | None = None) -> list[TradeRow]:
+        """Newest first, optionally in one status, of one chat group or one institution."""
+        q = select(TradeRow)
+        if status:
+            q = q.where(TradeRow.status == status)
+        if chat_id is not None:
+            q = q.where(TradeRow.chat_id == chat_id)
+        if institution is not None:
+            q = q.where(TradeRow.institution == institution)
+        return list(self.session.exec(q.order_by(TradeRow.booked_at.desc(), TradeRow.id.desc()).limit(limit)))
+
+    def live(self) -> list[TradeRow]:
+        """Every live trade, oldest first (what the risk book revalues and fixings apply to)."""
+        return list(self.session.exec(select(TradeRow).where(TradeRow.status == "live")
+                                      .order_by(TradeRow.booked_at, TradeRow.id)))
+
+    def count(self, status: str | None = None) -> int:
+        q = select(func.count()).select_from(TradeRow)
+        if status:
+            q = q.where(TradeRow.status == status)
+        return self.session.exec(q).one()
+
+    def move(self, trade: TradeRow, trigger: str, dest: str, by: str, *, role: str | None = None,
+             detail: dict | None = None, at: datetime | None = None, **changes) -> bool:
+        """trade.status → `dest` (with column `changes`) if nobody moved it since it was read; records the step.
+
+        False when another unit of work changed the trade first (nothing is written then)."""
+        at = at or utcnow()
+        res = self.session.exec(update(TradeRow).where(TradeRow.id == trade.id, TradeRow.status == trade.status,
+                                                       TradeRow.version == trade.version)
+                                .values(status=dest, version=trade.version + 1, **changes))
+        if res.rowcount != 1:
+            return False
+        self.session.add(TradeTransitionRow(trade_id=trade.id, trigger=trigger, source=trade.status, dest=dest,
+                                            by=by, role=role, at=at, detail=detail or {}))
+        self.session.flush()
+        self.session.refresh(trade)
+        return True
+
+    def record_step(self, trade_id: str, trigger: str, source: str, dest: str, by: str, *, role: str | None = None,
+                    detail: dict | None = None, at: datetime | None = None) -> None:
+        """A transition row for a step that created the trade (`new` → its first state)."""
+        self.session.add(TradeTransitionRow(trade_id=trade_id, trigger=trigger, source=source, dest=dest, by=by,
+                                            role=role, at=at or utcnow(), detail=detail or {}))
+
     def transitions(self, trade_id: str) -> list[TradeTransitionRow]:
         return list(self.session.exec(select(TradeTransitionRow).where(TradeTransitionRow.trade_id == trade_id)
                                       .order_by(TradeTransitionRow.id)))
+
+    def add_event_once(self, event: TradeEventRow) -> bool:
+        """Record a lifecycle event unless `(trade_id, type, date)` has one already; True when added now."""
+        if self.session.exec(select(TradeEventRow.id).where(TradeEventRow.trade_id == event.trade_id,
+                                                            TradeEventRow.type == event.type,
+                                                            TradeEventRow.date == event.date)).first():
+            return False
+        try:
+            with self.session.begin_nested():
+                self.session.add(event)
+        except IntegrityError:  # a concurrent fixing run recorded it first
+            return False
+        return True
 
     def events(self, trade_id: str) -> list[TradeEventRow]:
         return list(self.session.exec(select(TradeEventRow).where(TradeEventRow.trade_id == trade_id)
