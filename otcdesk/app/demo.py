@@ -1,6 +1,8 @@
-"""Embedded demo defaults for `otcdesk serve --demo`: sample institutions, simulated groups, a demo login."""
+"""Embedded demo defaults for `otcdesk serve --demo`: sample institutions, simulated groups, demo logins and a
+sample book of live trades (generated, labelled `demo-seed`, so the risk pages have something to show)."""
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 
 from otcdesk.app.auth import upsert_user
@@ -34,3 +36,36 @@ def demo_logins(engine) -> dict[str, str]:
         upsert_user(engine, username, password, role, actor="demo-seed")
         logins[username] = password
     return logins
+
+
+SAMPLE_BOOK_TRADES = 24
+SAMPLE_BOOKER = "demo-seed"
+
+
+def seed_sample_book(engine, valuation_date: dt.date, snapshot: dict, n: int = SAMPLE_BOOK_TRADES) -> int:
+    """Once, book `n` generated live trades (`pricing_engine.book.sample_book`) for the approved sample institution
+    in the `demo` group, their initial prices moved onto `snapshot`'s spots; returns how many were added."""
+    from otcdesk.app.models import TradeRow
+    from otcdesk.pricing_engine.book import UNDERLYINGS, sample_book
+
+    name = DEMO_INSTITUTIONS[0][0]
+    with transaction(engine) as tx:
+        if tx.trades.count() or tx.clients.institution_named(name) is None:
+            return 0
+        trades, _ = sample_book(n, valuation_date=valuation_date)
+        for t in trades:
+            product = t.product.to_dict()
+            code = product["underlying"]
+            spot = snapshot["underlyings"].get(code, {}).get("spot")
+            if spot:
+                product["initial_price"] = round(product["initial_price"] * spot / UNDERLYINGS[code][0], 2)
+            trade_id = f"TDEMO{t.trade_id[1:]}"
+            tx.trades.add(TradeRow(
+                id=trade_id, order_review_id=f"{SAMPLE_BOOKER}:{trade_id}", status="live", institution=name,
+                channel="sim", chat_id="demo", sender_id="demo-client", client="示例客户", quote_id=None,
+                product=product, underlying=code, structure=product["structure"], notional=t.notional,
+                original_notional=t.notional, price_pct=0.0, premium_cny=0.0, execution={"type": "market"},
+                booked_by=SAMPLE_BOOKER))
+            tx.trades.record_step(trade_id, "book", "new", "live", SAMPLE_BOOKER, detail={"sample": True})
+        tx.audit.record(SAMPLE_BOOKER, "trade.sample_book", "book", {"trades": len(trades)})
+        return len(trades)

@@ -136,6 +136,12 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
         logins = await asyncio.to_thread(demo_logins, engine)
     llm = build_llm_client(settings)
     desk = build_desk(settings, engine, events, llm=llm)
+    if demo:
+        from otcdesk.app.demo import seed_sample_book
+        from otcdesk.app.market import load_snapshot
+
+        if added := await asyncio.to_thread(seed_sample_book, engine, desk.clock.today(), load_snapshot()):
+            log.info("demo: a generated sample book of %d live trades was booked (booked_by demo-seed)", added)
     transcript = SqlSimTranscript(engine, on_append=lambda group: events.publish("sim", {"group": group}))
     sim = desk.connect(SimulatorChannel(transcript, desk.inbound))
     wechat = None
