@@ -1,4 +1,9 @@
-"""Pricing one parsed QuoteRequest on the market snapshot: the desk graph's `price` dependency."""
+"""Pricing one parsed QuoteRequest on the market snapshot: the desk graph's `price` dependency.
+
+`price_request` gives the engine's fair value; `quote_request` runs it through the desk's quoting policy
+(`app.trading.margins.MarginPolicy`), which is what `wiring.build_desk` hands the desk graph. `solve_again`
+re-solves a priced line's solved field against another target price (the policy's exact coupon re-solve).
+"""
 from __future__ import annotations
 
 import logging
@@ -8,6 +13,7 @@ from otcdesk.app.market import market_for
 
 log = logging.getLogger(__name__)
 _NON_PRODUCT_FIELDS = {"missing", "assumed"}
+_MARKET_INPUTS = ("spot", "vol", "rate", "div")
 _CN_TZ = timezone(timedelta(hours=8))
 
 
@@ -17,36 +23,67 @@ def today_cn() -> date:
 
 
 def price_request(req: dict, *, snapshot: dict | None = None, valuation_date: date | None = None,
-                  engine: str = "auto") -> dict:
+                  engine: str = "auto", solve_for: str | None = None,
+                  target_price_pct: float | None = None) -> dict:
     """A priced line: the request, the `otcdesk price` result fields and the market used; or an `error`.
 
     The request goes to `price` as it is (`quote` included): what to solve for, e.g. the fair coupon of a
-    request asking for one, is `pricing_engine.api.solve_field`'s rule.
+    request asking for one, is `pricing_engine.api.solve_field`'s rule (`solve_for` overrides it). When a field
+    was solved, `target_price_pct` (default 0) is the price it was solved to, recorded in the line.
     """
-    from otcdesk.pricing_engine.api import price
-    from otcdesk.pricing_engine.errors import PricingError
-
-    line: dict = {"request": req}
     underlying = req.get("underlying")
     market = market_for(underlying, snapshot) if underlying else None
     if market is None:
-        line["error"] = f"标的 {underlying or '?'} 不在报价标的池"
-        return line
+        return {"request": req, "error": f"标的 {underlying or '?'} 不在报价标的池"}
     doc = {
         "product": {k: v for k, v in req.items() if k not in _NON_PRODUCT_FIELDS and v is not None},
-        "market": {k: market[k] for k in ("spot", "vol", "rate", "div")},
+        "market": {k: market[k] for k in _MARKET_INPUTS},
         "valuation_date": (valuation_date or today_cn()).isoformat(),
         "engine": engine,
     }
-    try:
-        result = price(doc)
-    except PricingError as exc:
-        line["error"] = str(exc)
-        return line
-    except Exception as exc:  # an engine bug must not lose the message: the trader sees the error
-        log.exception("pricing failed for %s", req)
-        line["error"] = f"定价失败：{type(exc).__name__}"
+    if solve_for:
+        doc["solve_for"] = solve_for
+    if target_price_pct is not None:
+        doc["target_price_pct"] = target_price_pct
+    line: dict = {"request": req}
+    result = _run(doc, req, line)
+    if result is None:
         return line
     line.update(result)
     line["market"] = market
+    if result.get("solved"):
+        line["target_price_pct"] = float(target_price_pct or 0.0)
     return line
+
+
+def quote_request(req: dict, policy, **kw) -> dict:
+    """The desk's quote for a request: `price_request` then `policy.apply` (fair → quote)."""
+    return policy.apply(price_request(req, **kw))
+
+
+def solve_again(line: dict, field: str, target_price_pct: float) -> dict:
+    """The `price` result of the line's product with `field` solved for `target_price_pct`, on the line's market,
+    valuation date and engine; or `{"error"}`. The line itself is not changed."""
+    product = {k: v for k, v in (line.get("product") or {}).items() if k != field}
+    market = line.get("market") or {}
+    doc = {"product": product, "market": {k: market[k] for k in _MARKET_INPUTS if k in market},
+           "valuation_date": line.get("valuation_date"), "engine": line.get("engine") or "auto",
+           "solve_for": field, "target_price_pct": target_price_pct}
+    out: dict = {}
+    result = _run(doc, line.get("request"), out)
+    return out if result is None else result
+
+
+def _run(doc: dict, req, line: dict) -> dict | None:
+    """`pricing_engine.api.price(doc)`, or None with `line["error"]` set."""
+    from otcdesk.pricing_engine.api import price
+    from otcdesk.pricing_engine.errors import PricingError
+
+    try:
+        return price(doc)
+    except PricingError as exc:
+        line["error"] = str(exc)
+    except Exception as exc:  # an engine bug must not lose the message: the trader sees the error
+        log.exception("pricing failed for %s", req)
+        line["error"] = f"定价失败：{type(exc).__name__}"
+    return None

@@ -25,8 +25,9 @@ from otcdesk.app.desk.ports import ConversationStore, kyc_lookup, message_parser
 from otcdesk.app.desk.reviews import ReviewOpener, ReviewService
 from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
-from otcdesk.app.quoting import price_request
+from otcdesk.app.quoting import quote_request
 from otcdesk.app.settings import Settings
+from otcdesk.app.trading.margins import MarginPolicy
 from otcdesk.bots.base import Channel
 
 log = logging.getLogger(__name__)
@@ -80,10 +81,12 @@ class Desk:
 def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,
                parse: Callable[[str, dict | None], dict] | None = None,
                price: Callable[[dict], dict] | None = None) -> Desk:
-    """The desk core on `engine`; `parse` and `price` default to `otcdesk.ner` and the market snapshot."""
+    """The desk core on `engine`; `parse` defaults to `otcdesk.ner`, `price` to the desk's quote on the market
+    snapshot (fair value through the margin table, `trading.margins`)."""
     events = events or EventBus()
     parse = parse or message_parser(llm)
-    price = price or price_request
+    margins = MarginPolicy(engine)
+    price = price or (lambda req: quote_request(req, margins))
     outbox = OutboxDispatcher(engine, events)
     clock = Clock(settings.now)
     opener = ReviewOpener(engine, events, settings.review_ttl_s)
@@ -97,7 +100,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
     return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
-                opener=opener, clock=clock)
+                opener=opener, clock=clock, margins=margins)
 
 
 @dataclass

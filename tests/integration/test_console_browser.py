@@ -158,3 +158,42 @@ async def test_console_pages_run_under_the_csp_without_a_violation(desk, browser
 
 async def _reported(reports):
     return reports
+
+
+async def test_review_card_shows_fair_margin_and_quote_side_by_side(desk, browser, tmp_path):
+    """Each priced line of a quote item shows the engine's fair value, the desk's margin and the quoted value
+    (a premium marked up; a snowball's coupon marked down), as the API has them, under the strict CSP."""
+    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    problems = []
+    page.on("console", lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    await page.route(f"{desk.url}/console", _with_strict_csp)
+    await page.goto(f"{desk.url}/console")
+    await _log_in(page, desk)
+
+    await desk.say("@询价机器人 中证500 1个月 平值看涨 500万", sender="陈总")
+    await desk.say("@询价机器人 中证500 一年期雪球 103/75 1000万 票息多少", sender="李总")
+    await page.locator(".item table.lines").nth(1).wait_for(timeout=30000)
+    async with await desk.login() as trader:
+        items = {it["sender"]: it for it in await (await trader.get("/api/review?status=pending")).json()}
+
+    for sender, field in (("陈总", None), ("李总", "coupon_pct")):
+        item = items[sender]
+        [line] = item["lines"]
+        row = page.locator(f".item[data-id='{item['id']}'] table.lines tr").nth(1)
+        fair, margin, quote = [await row.locator(f"td.{c}").inner_text() for c in ("fair", "margin", "quote")]
+        assert margin.startswith(f"{line['margin_pct']:.3f}%") and "万元" in margin and "≤" in margin
+        if field is None:  # a premium: fair, then fair + margin
+            assert (fair, quote) == (f"{line['fair_price_pct']:.3f}%", f"{line['price_pct']:.3f}%")
+            assert line["price_pct"] > line["fair_price_pct"]
+        else:  # a coupon: fair, then lower
+            assert (fair, quote) == (f"票息 {line['fair_solved'][field]:.2f}%", f"票息 {line['solved'][field]:.2f}%")
+            assert line["solved"][field] < line["fair_solved"][field]
+        # the draft the trader approves quotes the desk's number
+        draft = await page.locator(f".item[data-id='{item['id']}'] textarea.reply").input_value()
+        shown = (line["price_pct"], line["fair_price_pct"]) if field is None else \
+            (line["solved"][field], line["fair_solved"][field])
+        assert f"{shown[0]:.2f}%" in draft and f"{shown[1]:.2f}%" not in draft
+    assert await row.locator("td.quote").evaluate("el => getComputedStyle(el).fontWeight") == "600"  # style.css
+    await page.screenshot(path=str(tmp_path / "margins.png"), full_page=True)
+    assert problems == []

@@ -18,14 +18,29 @@ function linesTable(it) {
       `<tr><td>${esc(r.underlying)} ${esc(r.underlying_name)}</td><td>${esc(STRUCT[r.structure]||r.structure)}${esc(TYPE[r.option_type]||'')}</td>
        <td>${esc(r.tenor)}</td><td>${esc(terms(r))}</td><td class="err">${esc((r.missing||[]).join(', '))}</td></tr>`).join('') + '</table>';
   }
-  return '<table><tr><th>标的</th><th>结构</th><th>期限</th><th>条款</th><th>价格 %</th><th>Delta</th><th>Vega</th><th>引擎</th><th>市场</th><th>假设</th></tr>' +
+  return '<table class="lines"><tr><th>标的</th><th>结构</th><th>期限</th><th>条款</th><th>公允</th><th>点差</th><th>报价</th><th>Delta</th><th>Vega</th><th>引擎</th><th>市场</th><th>假设</th></tr>' +
     it.lines.map((l) => { const r = l.request || {}; const g = l.greeks || {}; const m = l.market || {};
-      const px = l.error ? `<span class="err">${esc(l.error)}</span>` :
-        (l.solved && l.solved.coupon_pct != null ? `票息 ${fmt(l.solved.coupon_pct)}%` : fmt(l.price_pct, 3));
+      const [fair, margin, quote] = l.error ? [priced(l.fair_price_pct, l.fair_solved), '-', `<span class="err">${esc(l.error)}</span>`]
+        : [priced(l.fair_price_pct, l.fair_solved), marginCell(l), priced(l.price_pct, l.solved)];
       return `<tr><td>${esc(r.underlying)} ${esc(r.underlying_name)}</td><td>${esc(STRUCT[r.structure]||r.structure)}${esc(TYPE[r.option_type]||'')}</td>
-      <td>${esc(r.tenor)}</td><td>${esc(terms(r))}</td><td class="num">${px}</td><td class="num">${fmt(g.delta,3)}</td>
+      <td>${esc(r.tenor)}</td><td>${esc(terms(r))}</td><td class="num fair">${fair}</td><td class="num margin">${margin}</td>
+      <td class="num quote">${quote}</td><td class="num">${fmt(g.delta,3)}</td>
       <td class="num">${fmt(g.vega,4)}</td><td>${esc(l.engine||'')}</td><td class="meta">S=${esc(m.spot)} σ=${esc(m.vol)} r=${esc(m.rate)}<br>${esc(m.source||'')}</td>
       <td class="meta">${esc((r.assumed||[]).join(', '))}</td></tr>`; }).join('') + '</table>';
+}
+// A price column: the solved coupon or participation when there is one, else the premium in % of notional.
+const SOLVED = {coupon_pct: '票息', participation_pct: '参与率'};
+function priced(pct, solved) {
+  const k = Object.keys(solved || {}).find((f) => SOLVED[f]);
+  if (k) return `${SOLVED[k]} ${fmt(solved[k])}%`;
+  return typeof pct === 'number' ? `${fmt(pct, 3)}%` : '-';
+}
+// The desk's margin (% of notional, in CNY when a notional is given) and the bucket of the table it came from.
+function marginCell(l) {
+  if (typeof l.margin_pct !== 'number') return '-';
+  const b = l.margin || {};
+  const cny = typeof l.margin_cny === 'number' ? `<br><span class="meta">${fmt(l.margin_cny / 1e4)} 万元</span>` : '';
+  return `${fmt(l.margin_pct, 3)}%${cny}<br><span class="meta">${esc(b.structure === '*' ? '通用' : (STRUCT[b.structure] || b.structure))} ≤${esc(b.max_tenor_days)}天</span>`;
 }
 function longNote(it) {
   if (!it.truncated_for_parsing) return '';
