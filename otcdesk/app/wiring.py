@@ -86,9 +86,9 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     events = events or EventBus()
     parse = parse or message_parser(llm)
     margins = MarginPolicy(engine)
-    price = price or (lambda req: quote_request(req, margins))
-    outbox = OutboxDispatcher(engine, events)
     clock = Clock(settings.now)
+    price = price or (lambda req: quote_request(req, margins, valuation_date=clock.today()))
+    outbox = OutboxDispatcher(engine, events)
     opener = ReviewOpener(engine, events, settings.review_ttl_s)
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
                     reviews=opener, outbox=outbox)
