@@ -27,6 +27,8 @@ from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
 from otcdesk.app.quoting import price_request
 from otcdesk.app.settings import Settings
+from otcdesk.app.trading.lifecycle import FixingService
+from otcdesk.app.trading.market_data import MarketDataService
 from otcdesk.bots.base import Channel
 
 log = logging.getLogger(__name__)
@@ -83,9 +85,10 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     """The desk core on `engine`; `parse` and `price` default to `otcdesk.ner` and the market snapshot."""
     events = events or EventBus()
     parse = parse or message_parser(llm)
-    price = price or price_request
-    outbox = OutboxDispatcher(engine, events)
     clock = Clock(settings.now)
+    market = MarketDataService(engine, clock)
+    price = price or (lambda req: price_request(req, snapshot=market.latest()))  # quotes on the newest market
+    outbox = OutboxDispatcher(engine, events)
     opener = ReviewOpener(engine, events, settings.review_ttl_s)
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
                     reviews=opener, outbox=outbox)
@@ -97,7 +100,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
     return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
-                opener=opener, clock=clock)
+                opener=opener, clock=clock, market=market, fixings=FixingService(engine, opener, clock, market))
 
 
 @dataclass
