@@ -15,10 +15,13 @@ def load_snapshot(path: str = str(SNAPSHOT_PATH)) -> dict:
 
 
 def market_for(underlying: str, snapshot: dict | None = None) -> dict | None:
-    """The `market` object of CONTRACTS.md (`spot`, `vol`, `rate`, `div`) for one underlying, or None if not in the snapshot."""
+    """The `market` object of CONTRACTS.md (`spot`, `vol`, `rate`, `div`) for one underlying, or None if not in the snapshot.
+
+    `snapshot` is the checked-in document or `MarketDataService.latest()` (whose underlyings carry their own
+    `rate`, `as_of` and `source`, preferred to the document's)."""
     snap = snapshot or load_snapshot()
     row = snap["underlyings"].get(underlying)
     if row is None:
         return None
-    return {"spot": row["spot"], "vol": row["vol"], "rate": snap["rate"], "div": row.get("div", 0.0),
-            "as_of": snap["as_of"], "source": snap["source"]}
+    return {"spot": row["spot"], "vol": row["vol"], "rate": row.get("rate", snap["rate"]), "div": row.get("div", 0.0),
+            "as_of": row.get("as_of", snap["as_of"]), "source": row.get("source", snap["source"])}

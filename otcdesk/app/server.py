@@ -371,6 +371,17 @@ async def _expiry_worker(app: web.Application) -> None:
         await asyncio.sleep(1.0)
 
 
+async def _market_worker(app: web.Application) -> None:
+    """Demo mode: a simulated market tick every `market_tick_s` seconds (`MarketDataService.tick`)."""
+    desk, period = app[DESK], app[SETTINGS].market_tick_s
+    while True:
+        await asyncio.sleep(period)
+        try:
+            await asyncio.to_thread(desk.market.tick)
+        except Exception:
+            log.exception("market tick failed")
+
+
 def _login_guard(settings: Settings, engine) -> LoginGuard:
     def policy(lockout_failures: int) -> ThrottlePolicy:
         return ThrottlePolicy(free_failures=lockout_failures // 3, lockout_failures=lockout_failures,
@@ -390,6 +401,8 @@ async def _desk_context(app: web.Application):
     app[SESSIONS] = ThreadPoolExecutor(max_workers=SESSION_WORKERS, thread_name_prefix="session")
     app[DEMO_LOGINS] = process.demo_logins
     tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
+    if app[DEMO] and app[SETTINGS].market_tick_s > 0:
+        tasks.append(asyncio.create_task(_market_worker(app)))
     if process.wechat is not None:  # only once the desk can take its messages
         tasks.append(asyncio.create_task(process.wechat.bot.start()))
         log.info("wechaty channel starting (endpoint %s)",

@@ -27,7 +27,9 @@ from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
 from otcdesk.app.quoting import quote_request
 from otcdesk.app.settings import Settings
+from otcdesk.app.trading.lifecycle import FixingService
 from otcdesk.app.trading.margins import MarginPolicy
+from otcdesk.app.trading.market_data import MarketDataService
 from otcdesk.bots.base import Channel
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,9 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     parse = parse or message_parser(llm)
     margins = MarginPolicy(engine)
     clock = Clock(settings.now)
-    price = price or (lambda req: quote_request(req, margins, valuation_date=clock.today()))
+    market = MarketDataService(engine, clock)
+    price = price or (lambda req: quote_request(req, margins, snapshot=market.latest(),  # the newest market
+                                                valuation_date=clock.today()))
     outbox = OutboxDispatcher(engine, events)
     opener = ReviewOpener(engine, events, settings.review_ttl_s)
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
@@ -100,7 +104,8 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
     return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
-                opener=opener, clock=clock, margins=margins)
+                opener=opener, clock=clock, margins=margins, market=market,
+                fixings=FixingService(engine, opener, clock, market))
 
 
 @dataclass
@@ -141,9 +146,8 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
     desk = build_desk(settings, engine, events, llm=llm)
     if demo:
         from otcdesk.app.demo import seed_sample_book
-        from otcdesk.app.market import load_snapshot
 
-        if added := await asyncio.to_thread(seed_sample_book, engine, desk.clock.today(), load_snapshot()):
+        if added := await asyncio.to_thread(seed_sample_book, engine, desk.clock.today(), desk.market.latest()):
             log.info("demo: a generated sample book of %d live trades was booked (booked_by demo-seed)", added)
     transcript = SqlSimTranscript(engine, on_append=lambda group: events.publish("sim", {"group": group}))
     sim = desk.connect(SimulatorChannel(transcript, desk.inbound))

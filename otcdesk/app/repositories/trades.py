@@ -59,12 +59,13 @@ class TradeRepository:
 
         False when another unit of work changed the trade first (nothing is written then)."""
         at = at or utcnow()
-        res = self.session.exec(update(TradeRow).where(TradeRow.id == trade.id, TradeRow.status == trade.status,
+        source = trade.status  # read first: the ORM update below synchronises `trade` in this session
+        res = self.session.exec(update(TradeRow).where(TradeRow.id == trade.id, TradeRow.status == source,
                                                        TradeRow.version == trade.version)
                                 .values(status=dest, version=trade.version + 1, **changes))
         if res.rowcount != 1:
             return False
-        self.session.add(TradeTransitionRow(trade_id=trade.id, trigger=trigger, source=trade.status, dest=dest,
+        self.session.add(TradeTransitionRow(trade_id=trade.id, trigger=trigger, source=source, dest=dest,
                                             by=by, role=role, at=at, detail=detail or {}))
         self.session.flush()
         self.session.refresh(trade)
@@ -96,3 +97,22 @@ class TradeRepository:
     def events(self, trade_id: str) -> list[TradeEventRow]:
         return list(self.session.exec(select(TradeEventRow).where(TradeEventRow.trade_id == trade_id)
                                       .order_by(TradeEventRow.date, TradeEventRow.id)))
+
+    def amend(self, trade: TradeRow, **changes) -> bool:
+        """Change a trade's columns (not its status: that is `move`) if nobody changed it since it was read;
+        False otherwise (nothing written). The caller audits the change."""
+        res = self.session.exec(update(TradeRow).where(TradeRow.id == trade.id, TradeRow.version == trade.version)
+                                .values(version=trade.version + 1, **changes))
+        if res.rowcount != 1:
+            return False
+        self.session.flush()
+        self.session.refresh(trade)
+        return True
+
+    def initial_price_pending(self, underlyings: list[str] | None = None) -> list[TradeRow]:
+        """Trades (live or awaiting their second approval) whose initial price waits for a fixing, oldest first."""
+        q = select(TradeRow).where(TradeRow.initial_price_pending.is_(True),
+                                   TradeRow.status.in_(("live", "pending_second_approval")))
+        if underlyings is not None:
+            q = q.where(TradeRow.underlying.in_(list(underlyings)))
+        return list(self.session.exec(q.order_by(TradeRow.booked_at, TradeRow.id)))

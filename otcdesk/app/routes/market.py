@@ -1,5 +1,73 @@
-"""Routes: see `app.routes`."""
+"""Market routes: official closes in (fixings → lifecycle events), the newest snapshot and tick history out.
+
+- `POST /api/market/fixings` (risk): `{"date": "2027-02-22", "closes": {"000905.SH": 6300.0}}` → the
+  `FixingService.apply` answer (`{"events": [{"trade_id", "type", "date", "cash_cny", ...}], "ignored", ...}`);
+  422 for a date after today or an invalid body, 409 for a close that differs from the stored one.
+- `GET /api/market/snapshot` (trader, risk) → `MarketDataService.latest()`.
+- `GET /api/market/history?underlying=&limit=&since=` (trader, risk) → `{"underlying", "ticks": [...]}`, oldest
+  first, the newest `limit` (default 500, at most 5000).
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from aiohttp import web
+
+from otcdesk.app.clock import CN_TZ
+from otcdesk.app.http_security import json_error
+from otcdesk.app.server import DESK, USER, read_json, require
+from otcdesk.app.trading.lifecycle import FixingError
+from otcdesk.app.trading.market_data import CODE
+
+MAX_HISTORY = 5000
+
+
+@require("risk")
+async def post_fixings(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    unknown = sorted(set(body) - {"date", "closes"})
+    if unknown:
+        return json_error(422, f"unknown field(s) {unknown}; the body is {{\"date\", \"closes\"}}", {"fields": unknown})
+    user = request[USER]
+    try:
+        result = await asyncio.to_thread(request.app[DESK].fixings.apply, body.get("date"), body.get("closes"),
+                                         user.username, role=user.role)
+    except FixingError as exc:
+        return json_error(exc.status, exc.message, {"code": exc.code, **(exc.detail or {})})
+    return web.json_response(result)
+
+
+@require("trader", "risk")
+async def snapshot(request: web.Request) -> web.Response:
+    return web.json_response(await asyncio.to_thread(request.app[DESK].market.latest))
+
+
+@require("trader", "risk")
+async def history(request: web.Request) -> web.Response:
+    q = request.query
+    underlying = (q.get("underlying") or "").strip().upper()
+    if not CODE.match(underlying):
+        return json_error(400, "underlying must be a code like 000905.SH")
+    try:
+        limit = int(q.get("limit") or 500)
+        if not 1 <= limit <= MAX_HISTORY:
+            raise ValueError
+    except ValueError:
+        return json_error(400, f"limit must be an integer from 1 to {MAX_HISTORY}")
+    since = None
+    if q.get("since"):
+        try:
+            since = dt.datetime.fromisoformat(q["since"])
+        except ValueError:
+            return json_error(400, "since must be an ISO date or time")
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=CN_TZ)
+    ticks = await asyncio.to_thread(request.app[DESK].market.history, underlying, since, limit)
+    return web.json_response({"underlying": underlying, "ticks": ticks})
 
 
 def register(router, *, demo: bool) -> None:
-    """No routes yet."""
+    router.add_post("/api/market/fixings", post_fixings)
+    router.add_get("/api/market/snapshot", snapshot)
+    router.add_get("/api/market/history", history)
