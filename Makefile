@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run setup test test-setup bench clean
+.PHONY: run setup fonts test test-setup bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,10 @@ $(VENV)/.test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(VENV)/.runtime
 
-setup: $(VENV)/.runtime
+setup: $(VENV)/.runtime fonts
+
+fonts:
+	bash scripts/setup_fonts.sh
 
 run: setup
 	$(BIN)/otcdesk serve --demo --host $(HOST) --port $(PORT)

@@ -4,10 +4,11 @@
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# chromium for the browser test; CJK fonts so its screenshots (and generated PDFs) show Chinese
+# CJK fonts so the browser's screenshots and the generated PDFs show Chinese (shared with `make run`)
+bash "$REPO/scripts/setup_fonts.sh"
+# chromium for the browser test
 NEED=()
 command -v chromium >/dev/null 2>&1 || NEED+=(chromium)
-[[ -f /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ]] || NEED+=(fonts-droid-fallback)
 if (( ${#NEED[@]} )); then
     echo "[setup_test_env] installing ${NEED[*]}"
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"

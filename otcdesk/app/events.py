@@ -13,6 +13,7 @@ from otcdesk.app.roles import ROLES
 
 EVENT_READERS: dict[str, frozenset[str]] = {
     "review": frozenset({"trader"}),  # the whole review item (client text, draft reply), as GET /api/review
+    "trade": frozenset({"trader", "risk", "compliance"}),  # a trade document, as GET /api/trades/{id}
     "sim": frozenset(ROLES),  # the name of a simulated group whose transcript changed
 }
 DEMO_ONLY_EVENTS = frozenset({"sim"})

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_order_notional: float = 2_000_000_000.0  # an order notional above this is refused as absurd
     risk_refresh_s: float = 600.0  # the scheduled revaluation of the live book
     market_tick_s: float = 0.0  # demo mode: seconds between simulated market ticks (0: no ticking)
+    cjk_font: str | None = None  # OTCDESK_CJK_FONT: a font file with Chinese glyphs for the trade confirmation PDF
     now: str | None = None  # OTCDESK_NOW: an ISO date-time the service's clock starts at (demos and tests only)
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")

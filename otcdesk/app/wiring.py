@@ -25,8 +25,10 @@ from otcdesk.app.desk.ports import ConversationStore, kyc_lookup, message_parser
 from otcdesk.app.desk.reviews import ReviewOpener, ReviewService
 from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
+from otcdesk.app.market import market_for
 from otcdesk.app.quoting import quote_request
 from otcdesk.app.settings import Settings
+from otcdesk.app.trading.booking import TradeService
 from otcdesk.app.trading.lifecycle import FixingService
 from otcdesk.app.trading.margins import MarginPolicy
 from otcdesk.app.trading.market_data import MarketDataService
@@ -94,6 +96,10 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                                                 valuation_date=clock.today()))
     outbox = OutboxDispatcher(engine, events)
     opener = ReviewOpener(engine, events, settings.review_ttl_s)
+    trades = TradeService(engine, events, outbox, clock, four_eyes_notional=settings.four_eyes_notional,
+                          quote_valid_s=settings.quote_valid_s, data_dir=settings.data_dir,
+                          market=lambda underlying: market_for(underlying, market.latest()),
+                          unwind_margin=margins.unwind_margin_pct, cjk_font=settings.cjk_font)
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
                     reviews=opener, outbox=outbox)
     checkpointer, close_checkpointer = make_checkpointer(settings)
@@ -105,7 +111,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
-                fixings=FixingService(engine, opener, clock, market))
+                fixings=FixingService(engine, opener, clock, market), trades=trades)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from sqlmodel import Session, select
 
 from otcdesk.app.models import TradeEventRow, TradeRow, TradeTransitionRow, utcnow
 
+_IN_BATCH = 500  # ids per IN (...) query
+
 
 class TradeRepository:
     def __init__(self, session: Session):
@@ -59,14 +61,27 @@ class TradeRepository:
 
         False when another unit of work changed the trade first (nothing is written then)."""
         at = at or utcnow()
-        source = trade.status  # read first: the ORM update below synchronises `trade` in this session
+        source, version = trade.status, trade.version  # read first: the ORM update syncs `trade` in the session
         res = self.session.exec(update(TradeRow).where(TradeRow.id == trade.id, TradeRow.status == source,
-                                                       TradeRow.version == trade.version)
-                                .values(status=dest, version=trade.version + 1, **changes))
+                                                       TradeRow.version == version)
+                                .values(status=dest, version=version + 1, **changes))
         if res.rowcount != 1:
             return False
         self.session.add(TradeTransitionRow(trade_id=trade.id, trigger=trigger, source=source, dest=dest,
                                             by=by, role=role, at=at, detail=detail or {}))
+        self.session.flush()
+        self.session.refresh(trade)
+        return True
+
+    def update_terms(self, trade: TradeRow, **changes) -> bool:
+        """Change columns of `trade` (its status unchanged, e.g. the notional after a partial unwind) if nobody
+        changed it since it was read; False otherwise (nothing written)."""
+        status, version = trade.status, trade.version
+        res = self.session.exec(update(TradeRow).where(TradeRow.id == trade.id, TradeRow.status == status,
+                                                       TradeRow.version == version)
+                                .values(version=version + 1, **changes))
+        if res.rowcount != 1:
+            return False
         self.session.flush()
         self.session.refresh(trade)
         return True
@@ -80,6 +95,27 @@ class TradeRepository:
     def transitions(self, trade_id: str) -> list[TradeTransitionRow]:
         return list(self.session.exec(select(TradeTransitionRow).where(TradeTransitionRow.trade_id == trade_id)
                                       .order_by(TradeTransitionRow.id)))
+
+    def transitions_for(self, trade_ids: list[str]) -> dict[str, list[TradeTransitionRow]]:
+        """The steps of several trades at once (a listing), each trade's in order."""
+        out: dict[str, list[TradeTransitionRow]] = {}
+        for i in range(0, len(trade_ids), _IN_BATCH):
+            rows = self.session.exec(select(TradeTransitionRow)
+                                     .where(TradeTransitionRow.trade_id.in_(trade_ids[i:i + _IN_BATCH]))
+                                     .order_by(TradeTransitionRow.id))
+            for row in rows:
+                out.setdefault(row.trade_id, []).append(row)
+        return out
+
+    def events_for(self, trade_ids: list[str]) -> dict[str, list[TradeEventRow]]:
+        """The events of several trades at once, each trade's by date."""
+        out: dict[str, list[TradeEventRow]] = {}
+        for i in range(0, len(trade_ids), _IN_BATCH):
+            rows = self.session.exec(select(TradeEventRow).where(TradeEventRow.trade_id.in_(trade_ids[i:i + _IN_BATCH]))
+                                     .order_by(TradeEventRow.date, TradeEventRow.id))
+            for row in rows:
+                out.setdefault(row.trade_id, []).append(row)
+        return out
 
     def add_event_once(self, event: TradeEventRow) -> bool:
         """Record a lifecycle event unless `(trade_id, type, date)` has one already; True when added now."""
