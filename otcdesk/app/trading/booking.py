@@ -34,13 +34,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from otcdesk.app.clock import CN_TZ
 from otcdesk.app.models import ReviewItem, TradeEventRow, TradeRow
 from otcdesk.app.repositories import transaction
 from otcdesk.app.trading.confirmation import ConfirmationError, ConfirmationStore, confirmation_terms, \
@@ -132,6 +133,8 @@ class TradeService:
             if inst is None or inst.kyc_status != "approved" or not inst.can_trade:
                 raise LifecycleError("forbidden", "the client's institution is not approved for trading (KYC)")
             quote = tx.reviews.get(item.ref_id) if item.ref_id else None
+            if quote is not None and (quote.channel, quote.chat_id) != (item.channel, item.chat_id):
+                raise LifecycleError("forbidden", f"quote {quote.id} was not given in this chat group")
             institution = inst.name
         self._check_fresh(item, quote)
         row = self._freeze(item, institution, by)
@@ -313,7 +316,7 @@ class TradeService:
                 raise LifecycleError("conflict", f"trade {trade_id} is {row.status}: no confirmation before "
                                                  "its booking is complete")
             data = _row_dict(row)
-        confirmed_at = self.clock.now().replace(microsecond=0)
+        confirmed_at = self.clock.now().astimezone(CN_TZ).replace(microsecond=0)
         terms = confirmation_terms(data, desk_party=self.desk_party, confirmed_at=confirmed_at)
         pdf = self.confirmations.render(terms)
         digest = sha256(pdf)
@@ -360,7 +363,8 @@ class TradeService:
     def unwind_quote(self, trade_id: str, notional: float | None = None) -> dict:
         """What unwinding `notional` (default: all that is live) of a live trade is worth now: the book's fair
         value to the client on today's market minus the unwind margin. → {"trade_id", "notional", "price_pct",
-        "value_cny" (positive: the desk pays the client), "margin_pct", "fair_price_pct", "valuation_date", "market"}."""
+        "value_cny" (positive: the desk pays the client), "margin_pct", "fair_price_pct", "valuation_date",
+        "market"}."""
         from otcdesk.pricing_engine.errors import PricingError
 
         with transaction(self.engine) as tx:
@@ -414,6 +418,8 @@ class TradeService:
             row = tx.trades.get(trade_id) if trade_id else None
             if row is None:
                 raise LifecycleError("not_found", f"unwind {review_id} refers to no trade ({trade_id!r})")
+            if (row.channel, row.chat_id) != (item.channel, item.chat_id):
+                raise LifecycleError("forbidden", f"trade {trade_id} was not booked for this chat group")
         requested = order.get("notional")
         notional = row.notional if requested is None else float(requested)
         quote = _shown_unwind_quote(item)

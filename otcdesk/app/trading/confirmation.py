@@ -251,7 +251,8 @@ def render_pdf(terms: Mapping[str, Any], fonts: Fonts) -> bytes:
     pdf.set_font("cjk", size=16)
     pdf.cell(0, 12, terms["title"], new_x="LMARGIN", new_y="NEXT", align="C")
     pdf.set_font("cjk", size=10)
-    pdf.cell(0, 7, f"交易编号：{terms['trade_id']}    确认时间：{terms['confirmed_at'][:19].replace('T', ' ')} UTC",
+    pdf.cell(0, 7, f"交易编号：{terms['trade_id']}    确认时间：{terms['confirmed_at'][:19].replace('T', ' ')}"
+             f"（UTC{terms['confirmed_at'][19:] or '+00:00'}）",
              new_x="LMARGIN", new_y="NEXT", align="C")
     pdf.ln(3)
     with pdf.table(col_widths=(45, 135), first_row_as_headings=False, line_height=7) as table:

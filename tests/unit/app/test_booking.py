@@ -25,7 +25,7 @@ from otcdesk.app.trading.booking import TradeService, trade_id_for
 from otcdesk.app.trading.confirmation import ConfirmationError, find_fonts, sha256
 from otcdesk.pricing_engine.schedule import add_tenor, get_calendar
 from otcdesk.workflows.trade import LifecycleError
-from booking_fixtures import NOW, SNOWBALL, VANILLA, add_order, add_quote, add_unwind, pdf_text, priced_lines
+from booking_fixtures import NOW, VANILLA, add_order, add_quote, add_unwind, pdf_text, priced_lines
 
 REPO = Path(__file__).resolve().parents[3]
 FOUR_EYES = 50_000_000.0
@@ -166,6 +166,7 @@ def test_orders_that_must_not_be_booked_are_refused_with_the_reason(engine, make
         "no quote": (add_order(engine, "QNOSUCHQUOTE"), "invalid", "no priced quote"),
         "not onboarded": (add_order(engine, add_quote(engine, chat_id="prospect"), chat_id="prospect"),
                           "forbidden", "KYC"),
+        "another group's quote": (add_order(engine, add_quote(engine, chat_id="elsewhere")), "forbidden", "group"),
         "two lines": (add_order(engine, q, lines=priced_lines() + priced_lines(VANILLA)), "invalid", "order.line"),
         "unknown": ("QNOSUCH", "not_found", "no review item"),
     }
@@ -368,6 +369,9 @@ def test_a_partial_then_a_full_unwind(engine, make_service):
     with pytest.raises(LifecycleError) as exc:  # more than is live
         service.unwind(add_unwind(engine, tid, notional=16_000_000), "trader1")
     assert exc.value.code == "invalid"
+    with pytest.raises(LifecycleError) as exc:  # another group's client cannot unwind this group's trade
+        service.unwind(add_unwind(engine, tid, notional=1_000_000, chat_id="elsewhere"), "trader1")
+    assert exc.value.code == "forbidden"
 
     later = make_service(now="2026-12-02T10:00:00+08:00")  # the next trading day: the rest, priced from the book
     full = later.unwind(add_unwind(engine, tid, notional=None), "trader1")
