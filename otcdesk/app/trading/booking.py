@@ -1,7 +1,9 @@
 """TradeService: books an approved order item (four eyes), the second approval, unwinds and the trade view.
 
-The desk graph calls it through `agents.desk.TradingPort` (`book`, `unwind`, `unwind_quote`, `holdings`); the
-HTTP routes (`app.routes.trades`) call `list`, `get`, `approve_second` and `confirmation_pdf`.
+The desk graph calls it through `agents.desk.TradingPort` (`book`, `unwind`, `unwind_quote`): a refusal (stale
+quote, institution not approved, bad notional, …) is an answer with `error` and `code`, audited; the
+`*_or_raise` variants raise `workflows.trade.LifecycleError` instead. The HTTP routes (`app.routes.trades`) call
+`list`, `get`, `approve_second` and `confirmation_pdf`; `holdings` lists a group's live trades.
 
 Booking (`book`) freezes the order's terms and persists the trade in ONE unit of work: the trade row, its first
 lifecycle step (`new` → `live` or `pending_second_approval`, decided by `workflows.trade.fire`) and the audit
@@ -119,10 +121,36 @@ class TradeService:
         self.confirmations = ConfirmationStore(Path(data_dir) / "confirmations", cjk_font)
         self.fault = fault or (lambda step: None)
 
-    # ---- booking ------------------------------------------------------------------------------------------
+    # ---- the desk graph's TradingPort: refusals are answers ({"error", "code"}), audited -----------------------
     def book(self, review_id: str, by: str) -> dict:
         """Book the approved `order` item `review_id`: → {"trade_id", "status", "message"}; `message` is the
-        client's booking confirmation (None while the trade waits for its second approval). Idempotent."""
+        client's booking confirmation (None while the trade waits for its second approval). Idempotent.
+        A refused booking answers {"trade_id": None, "status": None, "message": None, "error", "code"}."""
+        return self._answer("book", review_id, by, lambda: self.book_or_raise(review_id, by))
+
+    def unwind(self, review_id: str, by: str) -> dict:
+        """Unwind as the approved `unwind` item says (see `unwind_or_raise`); a refusal answers {"error", "code"}."""
+        return self._answer("unwind", review_id, by, lambda: self.unwind_or_raise(review_id, by))
+
+    def unwind_quote(self, trade_id: str, notional: float | None = None) -> dict:
+        """See `unwind_quote_or_raise`; a trade that cannot be unwound answers {"error", "code"}."""
+        try:
+            return self.unwind_quote_or_raise(trade_id, notional)
+        except LifecycleError as exc:
+            return {"error": exc.message, "code": exc.code, "trade_id": trade_id}
+
+    def _answer(self, action: str, review_id: str, by: str, run: Callable[[], dict]) -> dict:
+        try:
+            return run()
+        except LifecycleError as exc:
+            with transaction(self.engine) as tx:
+                tx.audit.record(by, f"trade.{action}_refused", f"review:{review_id}",
+                                {"code": exc.code, "reason": exc.message})
+            return {"trade_id": None, "status": None, "message": None, "error": exc.message, "code": exc.code}
+
+    # ---- booking ------------------------------------------------------------------------------------------
+    def book_or_raise(self, review_id: str, by: str) -> dict:
+        """`book`, raising LifecycleError (code not_found | conflict | forbidden | invalid) when refused."""
         done = self._booked(review_id)
         if done is not None:
             return done
@@ -360,7 +388,7 @@ class TradeService:
         return next((e for e in tx.trades.events(trade_id) if e.type == CONFIRMED), None)
 
     # ---- unwinds ------------------------------------------------------------------------------------------
-    def unwind_quote(self, trade_id: str, notional: float | None = None) -> dict:
+    def unwind_quote_or_raise(self, trade_id: str, notional: float | None = None) -> dict:
         """What unwinding `notional` (default: all that is live) of a live trade is worth now: the book's fair
         value to the client on today's market minus the unwind margin. → {"trade_id", "notional", "price_pct",
         "value_cny" (positive: the desk pays the client), "margin_pct", "fair_price_pct", "valuation_date",
@@ -397,7 +425,7 @@ class TradeService:
                 "value_cny": round(price_pct / 100.0 * notional, 2), "margin_pct": margin, "fair_price_pct": fair,
                 "valuation_date": vd.isoformat(), "market": market}
 
-    def unwind(self, review_id: str, by: str) -> dict:
+    def unwind_or_raise(self, review_id: str, by: str) -> dict:
         """Unwind as the approved `unwind` item `review_id` says: → {"trade_id", "status", "message", "cash_cny"}.
         Full: the trade is `closed` through the machine; partial: its notional is reduced. Idempotent."""
         with transaction(self.engine) as tx:
@@ -424,7 +452,7 @@ class TradeService:
         notional = row.notional if requested is None else float(requested)
         quote = _shown_unwind_quote(item)
         if quote is None:
-            quote = self.unwind_quote(trade_id, notional)
+            quote = self.unwind_quote_or_raise(trade_id, notional)
         price_pct = float(quote["price_pct"])
         cash = round(price_pct / 100.0 * notional, 2)
         today = self.clock.today().isoformat()
@@ -582,12 +610,12 @@ def _order_line(item: ReviewItem) -> dict:
     """The priced line an order books: its only line, or `order.line` (序号, 1-based) of several."""
     lines = [ln for ln in (item.lines or []) if isinstance(ln, dict)]
     pick = (item.order or {}).get("line")
-    if pick is not None:
+    if len(lines) == 1:  # the item carries the one quoted line it orders (`order.line` numbers it in the quote)
+        line = lines[0]
+    elif pick is not None:
         if not isinstance(pick, int) or not 1 <= pick <= len(lines):
             raise LifecycleError("invalid", f"order {item.id}: line {pick!r} is not one of its {len(lines)} lines")
         line = lines[pick - 1]
-    elif len(lines) == 1:
-        line = lines[0]
     else:
         raise LifecycleError("invalid", f"order {item.id} has {len(lines)} priced lines: say which one it books "
                                         "(order.line)")

@@ -172,12 +172,19 @@ def test_orders_that_must_not_be_booked_are_refused_with_the_reason(engine, make
     }
     for name, (rid, code, words) in cases.items():
         with pytest.raises(LifecycleError) as exc:
-            service.book(rid, "trader1")
+            service.book_or_raise(rid, "trader1")
         assert exc.value.code == code and words in exc.value.message, name
+        answer = service.book(rid, "trader1")  # what the desk graph gets: an answer, audited
+        assert (answer["trade_id"], answer["code"], answer["error"]) == (None, code, exc.value.message), name
+        refused = _audits(engine, "trade.book_refused", f"review:{rid}")
+        assert refused and refused[-1].detail == {"code": code, "reason": exc.value.message}, name
     assert _count(engine, TradeRow) == 0 and not _audits(engine, "trade.book")
     two = add_order(engine, q, lines=priced_lines() + priced_lines(VANILLA), order={
         "quote_id": q, "notional": 1e6, "line": 2, "execution": {"type": "market"}, "account": None})
     assert service.get(service.book(two, "trader1")["trade_id"])["structure"] == "vanilla"
+    one = add_order(engine, q, order={  # the desk graph's item: the one line ordered, numbered as in the quote
+        "quote_id": q, "notional": 1e6, "line": 2, "execution": {"type": "market"}, "account": None})
+    assert service.get(service.book(one, "trader1")["trade_id"])["structure"] == "snowball"
 
 
 # ---- crashes ---------------------------------------------------------------------------------------------------
@@ -348,8 +355,9 @@ def test_an_unwind_is_priced_on_todays_market_minus_the_unwind_margin(engine, ma
     assert up["notional"] == 5_000_000 and up["market"]["spot"] == pytest.approx(6352.5)
     for bad in (0, -1, 30_000_000):
         with pytest.raises(LifecycleError) as exc:
-            service.unwind_quote(tid, bad)
+            service.unwind_quote_or_raise(tid, bad)
         assert exc.value.code == "invalid"
+        assert service.unwind_quote(tid, bad) == {"error": exc.value.message, "code": "invalid", "trade_id": tid}
 
 
 def test_a_partial_then_a_full_unwind(engine, make_service):
@@ -367,10 +375,10 @@ def test_a_partial_then_a_full_unwind(engine, make_service):
         [("unwound", out["cash_cny"], 5_000_000)]
     assert len(_audits(engine, "trade.unwind", f"trade:{tid}")) == 1
     with pytest.raises(LifecycleError) as exc:  # more than is live
-        service.unwind(add_unwind(engine, tid, notional=16_000_000), "trader1")
+        service.unwind_or_raise(add_unwind(engine, tid, notional=16_000_000), "trader1")
     assert exc.value.code == "invalid"
     with pytest.raises(LifecycleError) as exc:  # another group's client cannot unwind this group's trade
-        service.unwind(add_unwind(engine, tid, notional=1_000_000, chat_id="elsewhere"), "trader1")
+        service.unwind_or_raise(add_unwind(engine, tid, notional=1_000_000, chat_id="elsewhere"), "trader1")
     assert exc.value.code == "forbidden"
 
     later = make_service(now="2026-12-02T10:00:00+08:00")  # the next trading day: the rest, priced from the book
@@ -381,12 +389,9 @@ def test_a_partial_then_a_full_unwind(engine, make_service):
     assert [e["date"] for e in trade["events"]] == ["2026-12-01", "2026-12-02"]
     assert trade["events"][-1]["detail"]["full"] and trade["events"][-1]["detail"]["notional"] == 15_000_000
     assert math.isfinite(full["cash_cny"])
-    with pytest.raises(LifecycleError) as exc:
-        later.unwind_quote(tid)
-    assert exc.value.code == "conflict"
-    with pytest.raises(LifecycleError) as exc:
-        later.unwind(add_unwind(engine, tid, notional=None), "trader1")
-    assert exc.value.code == "conflict"
+    assert later.unwind_quote(tid)["code"] == "conflict"
+    again = later.unwind(add_unwind(engine, tid, notional=None), "trader1")
+    assert again["code"] == "conflict" and again["message"] is None and later.get(tid)["status"] == "closed"
 
 
 # ---- views -----------------------------------------------------------------------------------------------------
