@@ -95,9 +95,11 @@ async def test_trades_api_roles_four_eyes_and_confirmation(settings):
 
         for name in READERS:
             async with await _login(desk, name) as s:
-                r = await s.get("/api/trades")
-                assert r.status == 200
-                assert [t["id"] for t in await r.json()] == [odd["trade_id"], tid, live["trade_id"]]  # newest first
+                r = await s.get("/api/trades")  # ours and the demo's generated sample book
+                listed = await r.json()
+                assert r.status == 200 and len(listed) == len({t["id"] for t in listed}) > 3
+                ours = [odd["trade_id"], tid, live["trade_id"]]  # newest first
+                assert [t["id"] for t in listed if t["id"] in ours] == ours
                 r = await s.get("/api/trades?status=pending_second_approval")
                 assert [t["id"] for t in await r.json()] == [odd["trade_id"], tid]
                 r = await s.get(f"/api/trades/{tid}")
@@ -149,6 +151,12 @@ async def test_trades_api_roles_four_eyes_and_confirmation(settings):
                 assert expected in text, expected
             r = await s.get(f"/api/trades/{live['trade_id']}/confirmation.pdf")
             assert r.status == 200 and live["trade_id"] in pdf_text(await r.read())
+            sample = next(t for t in listed if t["booked_by"] == "demo-seed")  # booked without a confirmation
+            r = await s.get(f"/api/trades/{sample['id']}/confirmation.pdf")  # drawn on first download
+            body = await r.read()
+            assert r.status == 200 and sample["id"] in pdf_text(body)
+            r = await s.get(f"/api/trades/{sample['id']}")
+            assert (await r.json())["confirmation"]["sha256"] == hashlib.sha256(body).hexdigest()
     finally:
         await desk.stop()
     with transaction(engine) as tx:
