@@ -419,7 +419,12 @@ class TradeService:
             raise LifecycleError("invalid", f"trade {trade_id} cannot be priced for an unwind: {exc}") from None
         fair = float(result["price_pct"])
         maturity = date.fromisoformat(row.product["maturity_date"])
-        margin = float(self.unwind_margin(row.structure, max((maturity - vd).days, 0))) if self.unwind_margin else 0.0
+        try:
+            margin = float(self.unwind_margin(row.structure, max((maturity - vd).days, 0))) if self.unwind_margin \
+                else 0.0
+        except LookupError as exc:  # no row of the margin table covers it: the desk does not unwind at fair
+            raise LifecycleError("invalid", f"no unwind margin for {row.structure} with {(maturity - vd).days} days "
+                                            f"left ({exc})") from None
         price_pct = fair - margin
         return {"trade_id": trade_id, "notional": notional, "price_pct": price_pct,
                 "value_cny": round(price_pct / 100.0 * notional, 2), "margin_pct": margin, "fair_price_pct": fair,

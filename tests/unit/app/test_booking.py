@@ -25,7 +25,7 @@ from otcdesk.app.trading.booking import TradeService, trade_id_for
 from otcdesk.app.trading.confirmation import ConfirmationError, find_fonts, sha256
 from otcdesk.pricing_engine.schedule import add_tenor, get_calendar
 from otcdesk.workflows.trade import LifecycleError
-from booking_fixtures import NOW, VANILLA, add_order, add_quote, add_unwind, pdf_text, priced_lines
+from booking_fixtures import NOW, SNOWBALL, VANILLA, add_order, add_quote, add_unwind, pdf_text, priced_lines
 
 REPO = Path(__file__).resolve().parents[3]
 FOUR_EYES = 50_000_000.0
@@ -107,6 +107,30 @@ def test_an_order_below_the_limit_books_live_with_its_terms_frozen_on_the_exchan
     assert f"{p['coupon_pct']:.2f}%" in out["message"]
     assert len(_audits(engine, "trade.book", f"trade:{out['trade_id']}")) == 1
     assert trade["confirmation"]["sha256"] == sha256((service.confirmations.path(out["trade_id"])).read_bytes())
+
+
+def test_the_desks_quote_is_booked_not_the_fair_value_and_unwinds_take_the_tables_unwind_margin(engine,
+                                                                                                make_service):
+    from otcdesk.app.quoting import quote_request
+    from otcdesk.app.trading.margins import MarginPolicy
+    from otcdesk.ner import parse_message
+
+    policy = MarginPolicy(engine)  # the margin table seeded from app/data/margins.csv
+    line = quote_request(parse_message(SNOWBALL).requests[0], policy, valuation_date=date(2026, 12, 1))
+    assert line["solved"]["coupon_pct"] < line["fair_solved"]["coupon_pct"]  # the quote is below the fair coupon
+    service = make_service(unwind_margin=policy.unwind_margin_pct)
+    tid = service.book(add_order(engine, add_quote(engine), lines=[line]), "trader1")["trade_id"]
+    trade = service.get(tid)
+    assert trade["product"]["coupon_pct"] == pytest.approx(line["solved"]["coupon_pct"])
+    assert trade["price_pct"] == pytest.approx(line["price_pct"])
+    quote = service.unwind_quote(tid)
+    margin = policy.unwind_margin_pct("snowball", (date.fromisoformat(trade["product"]["maturity_date"])
+                                                   - date(2026, 12, 1)).days)
+    assert quote["margin_pct"] == margin > 0 and quote["price_pct"] == pytest.approx(quote["fair_price_pct"] - margin)
+    # the client holds a coupon below fair: on the day it was struck it is worth about the quoting margin less
+    assert quote["fair_price_pct"] == pytest.approx(line["quoted_value_pct"], abs=0.05) and quote["fair_price_pct"] < 0
+    no_table = make_service(unwind_margin=lambda structure, days: policy.unwind_margin_pct("nosuch", 99_999))
+    assert no_table.unwind_quote(tid)["code"] == "invalid"
 
 
 def test_a_vanilla_order_books_its_premium(engine, service):
