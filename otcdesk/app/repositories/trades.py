@@ -73,19 +73,6 @@ class TradeRepository:
         self.session.refresh(trade)
         return True
 
-    def update_terms(self, trade: TradeRow, **changes) -> bool:
-        """Change columns of `trade` (its status unchanged, e.g. the notional after a partial unwind) if nobody
-        changed it since it was read; False otherwise (nothing written)."""
-        status, version = trade.status, trade.version
-        res = self.session.exec(update(TradeRow).where(TradeRow.id == trade.id, TradeRow.status == status,
-                                                       TradeRow.version == version)
-                                .values(version=version + 1, **changes))
-        if res.rowcount != 1:
-            return False
-        self.session.flush()
-        self.session.refresh(trade)
-        return True
-
     def record_step(self, trade_id: str, trigger: str, source: str, dest: str, by: str, *, role: str | None = None,
                     detail: dict | None = None, at: datetime | None = None) -> None:
         """A transition row for a step that created the trade (`new` → its first state)."""

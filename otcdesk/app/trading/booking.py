@@ -477,7 +477,7 @@ class TradeService:
                 moved = tx.trades.move(row, "close", dest, by, role="trader", at=self.clock.now(),
                                        detail={"review_id": review_id, "cash_cny": cash}, closed_at=self.clock.now())
             else:
-                moved = tx.trades.update_terms(row, notional=remaining)
+                moved = tx.trades.amend(row, notional=remaining)
             if not moved:
                 raise LifecycleError("conflict", f"trade {trade_id} was changed concurrently")
             event = TradeEventRow(trade_id=trade_id, type=UNWOUND, date=today, cash_cny=cash, detail=detail)

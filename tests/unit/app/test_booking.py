@@ -154,6 +154,24 @@ def test_an_order_built_at_the_close_or_by_vwap_leaves_the_initial_price_pending
     assert f"待定：以 2026-12-01 {words}" in text and "103%（期初价格确定后计算）" in text
 
 
+def test_a_pending_initial_price_is_filled_by_the_start_dates_close_and_the_trade_then_knocks_out(engine, service):
+    from otcdesk.app.desk.reviews import ReviewOpener
+    from otcdesk.app.trading.lifecycle import FixingService
+    from otcdesk.app.trading.market_data import MarketDataService
+
+    tid = service.book(add_order(engine, add_quote(engine), execution={"type": "close"}), "trader1")["trade_id"]
+    clock = Clock("2027-03-01T16:00:00+08:00")  # the first knock-out observation day of the booked schedule
+    fixings = FixingService(engine, ReviewOpener(engine, EventBus(), 120.0), clock, MarketDataService(engine, clock))
+    filled = fixings.apply("2026-12-01", {"000905.SH": 6000.0}, "risk1")
+    assert filled["initial_prices"] == [{"trade_id": tid, "date": "2026-12-01", "initial_price": 6000.0}]
+    trade = service.get(tid)
+    assert trade["product"]["initial_price"] == 6000.0 and not trade["initial_price_pending"]
+    assert trade["product"]["ko_observation_dates"][0] == "2027-03-01"
+    out = fixings.apply("2027-03-01", {"000905.SH": 6000.0 * 1.03}, "risk1")  # at the knock-out level
+    assert [(e["trade_id"], e["type"]) for e in out["events"]] == [(tid, "knocked_out")]
+    assert service.get(tid)["status"] == "knocked_out"
+
+
 def test_booking_twice_or_concurrently_books_one_trade(engine, make_service):
     rid = add_order(engine, add_quote(engine))
     services = [make_service() for _ in range(4)]
