@@ -106,11 +106,30 @@ class DeskRunner:
             except Exception as exc:
                 log.exception("desk graph failed on inbound %s", inbound_id)
                 state, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
+            self._follow_up(inbound, state)
             with transaction(self.engine) as tx:
                 if tx.inbound.finish(inbound_id, status, state.get("intent"), error):
                     tx.audit.record("desk-agent", f"inbound.{status}", f"inbound:{inbound_id}",
                                     {"intent": state.get("intent"), "kind": state.get("kind"), "error": error})
             return state
+
+    def _follow_up(self, inbound: dict, state: dict) -> None:
+        """What a run asks of other threads: start the threads of the other lines of a multi-line order (one order
+        item per line, `more_threads`) and resume the order items the client withdrew (`withdrawn`). Both are
+        idempotent, so a message processed again after a crash asks again harmlessly."""
+        for thread_id in state.get("more_threads") or []:
+            with self._graph_run(thread_id):
+                config = _config(thread_id)
+                snapshot = self.graph.get_state(config)
+                try:
+                    if not snapshot.created_at:
+                        self.graph.invoke({"inbound": inbound}, config)
+                    elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
+                        self.graph.invoke(None, config)
+                except Exception:
+                    log.exception("desk graph failed on %s", thread_id)
+        for thread_id in state.get("withdrawn") or []:
+            self.resume(thread_id, {"action": "withdraw", "reply": None, "by": "client"})
 
     def rerun(self, inbound_id: int, attempt: int) -> str:
         """Run a stored message again on its `attempt`-th thread (a reprice); returns the thread id."""
