@@ -48,9 +48,11 @@ _UNIT_AHEAD = r"(?!\s*(?:{notional_unit})(?![A-Za-z]))"
 _CLAUSE = Pattern(r"[;；。\n]+|\s*,\s*(?=(?:{line_label})|第\s*\d)")
 _EXECUTION = Pattern(r"(?<![a-z]){execution}(?![a-z])", re.I)
 _POV_FIXED = Pattern(r"{pov_fixed}")
-_POV_AFTER = Pattern(r"(?<![a-z]){execution:pov}(?![a-z])\s*(?:比例)?\s*[:=为是]?\s*" + _NUM + r"\s*(%)?", re.I)
+_POV_AFTER = Pattern(r"(?<![a-z]){execution:pov}(?![a-z])\s*(?:比例)?\s*(?:{change_to})?\s*[:=为是]?\s*" + _NUM
+                     + r"\s*(%)?", re.I)
 _POV_BEFORE = Pattern(_NUM + r"\s*(%)\s*(?:的)?\s*(?<![a-z]){execution:pov}(?![a-z])", re.I)
-_LIMIT = Pattern(r"(?:(?<![a-z]){execution:limit}(?![a-z])|{limit_word})\s*(?:价格?|价位)?\s*[:=为在是]?\s*" + _NUM
+_LIMIT = Pattern(r"(?:(?<![a-z]){execution:limit}(?![a-z])|{limit_word})\s*(?:价格?|价位)?\s*(?:{change_to})?\s*"
+                 r"[:=为在是@]?\s*" + _NUM
                  + r"(?![\d.%])" + _UNIT_AHEAD, re.I)
 _TIME = r"(\d{1,2})(?::(\d{2})|点(?:(半)|(\d{1,2})分?)?)"
 _WINDOW = Pattern(_TIME + r"\s*(?:{window_to})\s*(?:" + _TIME + r"|({window_close}))", re.I)
