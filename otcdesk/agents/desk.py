@@ -50,10 +50,10 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 from typing_extensions import TypedDict  # typing's TypedDict has no JSON schema on Python < 3.12
 
-from otcdesk.agents.quote_card import (draft_cancelled, draft_clarification, draft_holdings, draft_onboarding,
-                                       draft_order, draft_order_confirm, draft_order_question, draft_order_refused,
-                                       draft_order_status, draft_quote, draft_unwind, draft_unwind_question,
-                                       draft_unwind_refused)
+from otcdesk.agents.quote_card import (MISSING_CN, STATUS_CN, draft_cancelled, draft_clarification, draft_holdings,
+                                       draft_onboarding, draft_order, draft_order_confirm, draft_order_question,
+                                       draft_order_refused, draft_order_status, draft_quote, draft_unwind,
+                                       draft_unwind_question, draft_unwind_refused)
 from otcdesk.ner.order_terms import execution_missing, finish_execution, line_terms, merge_execution, pick_account
 
 ORDER_INTENTS = ("order", "amend", "cancel", "order_status", "holdings", "unwind")
@@ -473,11 +473,10 @@ def _amend(deps: DeskDeps, book: Orders, state: State, thread_id: str) -> State:
     if terms.get("account_no") or terms.get("account"):
         new["account"] = _resolve_account(terms, accounts, inbound["text"]) or old.get("account")
     if new["notional"] is None or new["notional"] <= 0 or new["notional"] > deps.policy.max_notional:
-        return _reply("order_status", draft_order_refused(old.get("quote_id"), new["notional"], deps.policy.max_notional))
+        refusal = draft_order_refused(old.get("quote_id"), new["notional"], deps.policy.max_notional)
+        return _reply("order_status", refusal)
     gaps = execution_missing(new.get("execution"))
     if gaps:
-        from otcdesk.agents.quote_card import MISSING_CN
-
         return _reply("order_status", f"您好，请补充{MISSING_CN.get(gaps[0], gaps[0])}，我们按修改后的指令为您下单。")
     detail = target.get("detail") or {}
     stale_note = ({"age_min": round(detail["quote_age_s"] / 60, 1),
@@ -517,8 +516,6 @@ def _cancel(deps: DeskDeps, book: Orders, state: State, thread_id: str) -> State
 
 
 def _status_word(order: dict | None) -> str:
-    from otcdesk.agents.quote_card import STATUS_CN
-
     if not order:
         return "处理"
     trade = order.get("trade")

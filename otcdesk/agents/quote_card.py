@@ -1,5 +1,5 @@
-"""Reply drafts (Chinese, WeChat-sized): the quote card, the clarifying question, the onboarding notice, and what
-the desk says about orders: questions for what an order lacks, the order as read, refusals, status, holdings, unwinds."""
+"""Reply drafts (Chinese, WeChat-sized): the quote card, the clarifying question, the onboarding notice, and what the
+desk says about orders: questions for what an order lacks, the order as read, refusals, status, holdings, unwinds."""
 from __future__ import annotations
 
 STRUCTURE_CN = {
@@ -262,7 +262,8 @@ def draft_unwind(trade: dict, order: dict, quote: dict | None, *, booking: bool 
     """The unwind as the desk read it, with the price from the book when there is one."""
     full = order.get("notional") == trade.get("notional")
     size = f"名义本金{fmt_notional(order.get('notional'))}（{'全部' if full else '部分'}）"
-    out = f"收到平仓指令：交易 {trade['id']}（{trade.get('underlying', '')}）{size}，平仓指令{describe_execution(order.get('execution'))}。"
+    how = describe_execution(order.get("execution"))
+    out = f"收到平仓指令：交易 {trade['id']}（{trade.get('underlying', '')}）{size}，平仓指令{how}。"
     if quote and quote.get("price_pct") is not None:
         value = f"，约 {abs(quote['value_cny']) / 1e4:,.2f} 万元" if quote.get("value_cny") is not None else ""
         out += f"参考平仓价 {quote['price_pct']:.2f}%{value}（以实际成交为准）。"

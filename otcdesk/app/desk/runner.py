@@ -2,7 +2,9 @@
 
 It starts a stored message's run (up to the review interrupt or the end), resumes a thread with a
 trader's decision, re-runs a message on a new thread for a reprice, and after a restart resumes decided
-reviews and queues every stored message whose run did not finish. Runs of one thread are serialised;
+reviews and queues every stored message whose run did not finish. A run may ask for more: the threads of the
+other lines of a multi-line order (one order item each) are started, and the order items the client withdrew
+are resumed with the withdrawal, before the message counts as processed. Runs of one thread are serialised;
 `close` waits for runs in flight before it closes the checkpointer.
 """
 from __future__ import annotations
