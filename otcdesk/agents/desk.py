@@ -568,8 +568,8 @@ def _unwind_item(deps: DeskDeps, book: Orders, state: State, thread_id: str) -> 
         notional = round(trade["notional"] * said["fraction"], 2)
     elif said.get("notional") is not None:
         notional = said["notional"]
-    if trade is not None and notional is None:
-        missing.append("unwind_notional")
+    if notional is None and not (said.get("full") or said.get("fraction") or said.get("notional") is not None):
+        missing.append("unwind_notional")  # asked with the trade, so one question covers everything
     execution = finish_execution(said.get("execution"))
     gaps = execution_missing(execution)
     missing += ["unwind_execution" if g == "execution" else g for g in gaps]

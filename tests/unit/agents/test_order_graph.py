@@ -449,3 +449,19 @@ def test_unwind_by_trade_id_partial_missing_and_refused(make_desk):
     assert refused["detail"]["refused"] and "超过存续名义本金" in refused["draft_reply"]
     say(desk, "平掉 T00000000FF 市价 全平")
     assert any("未找到" in i["draft_reply"] for i in pending(desk, "unwind"))
+
+
+def test_an_unwind_naming_no_trade_asks_for_everything_once_and_a_number_answers(make_desk):
+    desk = make_desk(trading=True)
+    add_trade(desk, "T00000000A1", 10_000_000)
+    add_trade(desk, "T00000000A2", 6_000_000)
+    say(desk, "提前终止")
+    [ask] = pending(desk, "unwind")
+    assert ask["detail"]["missing"] == ["trade", "unwind_notional", "unwind_execution"]
+    offered = ask["detail"]["trades"]
+    assert sorted(offered) == ["T00000000A1", "T00000000A2"] and all(t in ask["draft_reply"] for t in offered)
+    say(desk, "第二笔，全平，市价")
+    [unwind] = pending(desk, "unwind")
+    assert desk.reviews.get(ask["id"])["status"] == "withdrawn"  # answered
+    whole = {"T00000000A1": 10_000_000, "T00000000A2": 6_000_000}[offered[1]]
+    assert unwind["order"] == {"trade_id": offered[1], "notional": whole, "execution": MARKET, "account": STABLE}
