@@ -14,7 +14,8 @@ picks (序号1, 第一笔), product-account words, 全平/一半. What the code 
   where unstated); when several types are named the algorithm wins (POV 12% 限价6.5 is POV with a limit), and a
   limit given alone (不高于6.5) is a limit order; a TWAP/VWAP window is "HH:MM"–"HH:MM" (10:00-11:30, 10点到11点半,
   14:00到收盘);
-* references: a quote id (Q + 10 hex digits, as `agents.desk.quote_id_for` makes them) and a trade id (T + 10 hex);
+* references: a quote id (Q + 10 hex digits, as `agents.desk.quote_id_for` makes them) and a trade id (T + 10 hex,
+  or T + upper-case letters and digits such as the demo book's TDEMO00001);
 * picks: 序号1, 序号1和2, 第一笔, 第2个 pick lines of a quote (or trades of a list the bot sent); 两笔都/都要 picks every
   line; a clause that says 不要 drops its lines ("第一个成交，第二个不要了" picks line 1). Terms in a clause that picks
   lines belong to those lines (`by_line`), terms elsewhere to every line;
@@ -38,7 +39,8 @@ _TYPE_RANK = ("pov", "twap", "vwap", "close", "limit", "market")  # several name
 WINDOW_TYPES = ("twap", "vwap")
 
 QUOTE_ID = re.compile(r"(?<![A-Za-z0-9])[Qq]([0-9A-Fa-f]{10})(?![A-Za-z0-9])")
-TRADE_ID = re.compile(r"(?<![A-Za-z0-9])[Tt]([0-9A-Fa-f]{10})(?![A-Za-z0-9])")
+# a trade id: T + 10 hex digits (any case), or T + 6-15 upper-case letters and digits with a digit (TDEMO00001)
+TRADE_ID = re.compile(r"(?<![A-Za-z0-9])(?:[Tt]([0-9A-Fa-f]{10})|T((?=[0-9A-Z]*\d)[0-9A-Z]{6,15}))(?![A-Za-z0-9])")
 _CN = "零〇一二两三四五六七八九十百"
 _CN_ORDINAL = re.compile(rf"(第|序号|编号|选|[产账]户?)\s*([{_CN}]+)")
 _CN_BEFORE = re.compile(rf"(?<![{_CN}])([{_CN}]+)(?=\s*(?:号|笔|个(?!月)))")
@@ -150,7 +152,7 @@ def read_order_terms(text: str, vocab: Vocabulary | None = None) -> OrderTerms:
     if m := QUOTE_ID.search(t):
         terms.quote_id = "Q" + m.group(1).upper()
     if m := TRADE_ID.search(t):
-        terms.trade_id = "T" + m.group(1).upper()
+        terms.trade_id = "T" + (m.group(1) or m.group(2)).upper()
     t = mask_references(t)
     if m := _CHOICE.fullmatch(t):
         terms.choice = int(m.group(1))

@@ -78,6 +78,8 @@ MESSAGES = [
     ("T0123456789 平一半 收盘价", "unwind", {"trade_id": "T0123456789", "fraction": 0.5, "execution": ex("close")}),
     ("第二笔提前终止，市价", "unwind", {"picks": [2], "by_line": {"2": {"execution": MKT}}}),
     ("提前终止", "unwind", {}),
+    ("平掉 TDEMO00001 全平 市价", "unwind", {"trade_id": "TDEMO00001", "full": True, "execution": MKT}),
+    ("t0123456789abc 平仓", "unwind", {}),  # not an id: too long
 ]
 
 
