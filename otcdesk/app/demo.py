@@ -12,10 +12,13 @@ DEMO_INSTITUTIONS = [  # name, kyc_status, can_trade, simulated groups
     ("示例资产管理有限公司", "approved", True, ["demo"]),
     ("未准入私募基金", "screening", False, ["prospect"]),
 ]
+DEMO_ACCOUNTS = {  # institution: its product accounts (资管产品/产品户), which an order names when there are several
+    "示例资产管理有限公司": ["示例资管稳健1号私募证券投资基金", "示例资管进取2号私募证券投资基金"],
+}
 
 
 def seed_demo(engine) -> None:
-    """Idempotently create the sample institutions and their simulated groups."""
+    """Idempotently create the sample institutions, their simulated groups and product accounts."""
     with transaction(engine) as tx:
         for name, status, can_trade, groups in DEMO_INSTITUTIONS:
             inst = tx.clients.institution_named(name)
@@ -26,6 +29,11 @@ def seed_demo(engine) -> None:
             for g in groups:
                 if tx.clients.group("sim", g) is None:
                     tx.clients.add_group("sim", g, inst.id)
+            have = {a.name for a in tx.clients.accounts(inst.id, active=False)}
+            for account in DEMO_ACCOUNTS.get(name, []):
+                if account not in have:
+                    tx.clients.add_account(inst.id, account)
+                    tx.audit.record("demo-seed", "account.create", f"institution:{inst.id}", {"account": account})
 
 
 def demo_logins(engine) -> dict[str, str]:

@@ -15,13 +15,13 @@ from typing import Any, Callable
 
 from sqlalchemy.engine import Engine
 
-from otcdesk.agents.desk import DeskDeps, build_desk_graph
+from otcdesk.agents.desk import DeskDeps, OrderPolicy, build_desk_graph
 from otcdesk.app.checkpoints import make_checkpointer
 from otcdesk.app.clock import Clock
 from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.desk.inbound import AuditReceived, InboundPipeline, RateLimit, StoreFirst
 from otcdesk.app.desk.outbox import OutboxDispatcher
-from otcdesk.app.desk.ports import ConversationStore, kyc_lookup, message_parser
+from otcdesk.app.desk.ports import ConversationStore, OrderStore, kyc_lookup, message_parser
 from otcdesk.app.desk.reviews import ReviewOpener, ReviewService
 from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
@@ -84,9 +84,10 @@ class Desk:
 
 def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,
                parse: Callable[[str, dict | None], dict] | None = None,
-               price: Callable[[dict], dict] | None = None) -> Desk:
+               price: Callable[[dict], dict] | None = None, trading: Any = None) -> Desk:
     """The desk core on `engine`; `parse` defaults to `otcdesk.ner`, `price` to the desk's quote on the market
-    snapshot (fair value through the margin table, `trading.margins`)."""
+    snapshot (fair value through the margin table, `trading.margins`); `trading` (`agents.desk.TradingPort`)
+    books approved orders and unwinds, by default the trade service (`trading.booking.TradeService`)."""
     events = events or EventBus()
     parse = parse or message_parser(llm)
     margins = MarginPolicy(engine)
@@ -96,12 +97,13 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                                                 valuation_date=clock.today()))
     outbox = OutboxDispatcher(engine, events)
     opener = ReviewOpener(engine, events, settings.review_ttl_s)
-    trades = TradeService(engine, events, outbox, clock, four_eyes_notional=settings.four_eyes_notional,
-                          quote_valid_s=settings.quote_valid_s, data_dir=settings.data_dir,
-                          market=lambda underlying: market_for(underlying, market.latest()),
-                          unwind_margin=margins.unwind_margin_pct, cjk_font=settings.cjk_font)
+    trading = trading or TradeService(engine, events, outbox, clock, four_eyes_notional=settings.four_eyes_notional,
+                                      quote_valid_s=settings.quote_valid_s, data_dir=settings.data_dir,
+                                      market=lambda underlying: market_for(underlying, market.latest()),
+                                      unwind_margin=margins.unwind_margin_pct, cjk_font=settings.cjk_font)
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
-                    reviews=opener, outbox=outbox)
+                    reviews=opener, outbox=outbox, orders=OrderStore(engine, events), trading=trading,
+                    policy=OrderPolicy(settings.max_order_notional, settings.quote_valid_s))
     checkpointer, close_checkpointer = make_checkpointer(settings)
     runner = DeskRunner(engine, build_desk_graph(deps, checkpointer), close_checkpointer,
                         wake=lambda: events.wake("inbound"))
@@ -111,7 +113,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
-                fixings=FixingService(engine, opener, clock, market), trades=trades)
+                fixings=FixingService(engine, opener, clock, market), trades=trading)
 
 
 @dataclass

@@ -15,7 +15,9 @@ What lives where:
     intent.py         intent as an ordered table of named rules
     parser.py         `MessageParser`: clauses → groups → requests; `parse_message`
     quote_request.py  `ParseResult`, the structure conventions (assumed / missing / quote), the clarification
-    followup.py       `complete_followup`: a follow-up completes an earlier request
+    followup.py       `complete_followup`: a follow-up completes an earlier request (`complete_order`: an order)
+    order_terms.py    order terms (data/order_terms.csv): sizes, 建仓指令 (market, limit, POV, TWAP, close, VWAP),
+                      quote / trade ids, line picks (序号1, 第一笔), product accounts (`pick_account`)
     llm_fill.py       optional LLM completion of missing fields, validated field by field
     evaluate.py       scoring against labelled messages (tests/data/parse_*.jsonl; benchmarks/bench_parse.py)
 
@@ -60,6 +62,12 @@ Conventions (shown to the trader through `assumed`):
   IH/IF/IC/IM → their index; commodity contract codes rb2510/AU2606 → main contract `RB.SHF`/`AU.SHF`).
   An impossible code or an unknown name is listed in `unrecognized` and the request lists `underlying` in
   `missing`; the clarification names the text it did not recognise.
+* orders: `amend` (改限价10, 改POV12, 名义本金改成300万), `cancel` (撤单), `order_status` (订单状态, 下单了吗),
+  `holdings` (查持仓) and `unwind` (平掉 T…, 第一笔全平, 提前终止; not a question or a report of one closed) come
+  first in the rule table; a quote id or an execution instruction with nothing to price (市价, POV 12%, Q3228A67025)
+  is an `order`. Every order intent carries `order` (order_terms.OrderTerms.to_dict(): quote_id, trade_id,
+  notional, execution {type, limit_price, pov_pct, start, end}, full, fraction, account_no, choice, picks,
+  pick_all, by_line); a bare size ("2000万", intent `other`) carries it too, for the desk to read after a quote.
 * intent (the rules: `intent.RULES`; the phrases: data/cues.csv): `order` for 成交/下单/做了/确认/deal… unless
   the message also carries a new request with a tenor (and not in a question or a plan: 能成交吗, 下周可能要做一笔);
   a confirmation that restates the terms without a request verb ("确认，300 1个月平值看跌 2000万 成交") is still an

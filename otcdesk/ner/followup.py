@@ -6,7 +6,8 @@ import re
 
 from .fields import percent, structure_hint
 from .llm_fill import llm_complete, refinish
-from .parser import MessageParser, default_parser, parse_message
+from .order_terms import merge_terms, read_order_terms
+from .parser import ORDER_INTENTS, MessageParser, default_parser, parse_message
 from .quote_request import ParseResult, clarification_for, strike_from_moneyness
 from .vocabulary import Pattern
 
@@ -85,6 +86,8 @@ def complete_followup(previous: dict, text: str, *, llm=None) -> ParseResult:
     as that new request instead; a follow-up that supplies nothing (thanks, a question) is returned as parsed.
     """
     parser = default_parser()
+    if (previous or {}).get("intent") in ORDER_FLOWS:
+        return complete_order(previous, text, parser)
     prev_reqs = [r for r in (previous or {}).get("requests", []) if isinstance(r, dict)]
     new = parser.parse(text)
     if not prev_reqs or not any(r.get("missing") or r.get("assumed") for r in prev_reqs):
@@ -169,3 +172,26 @@ def _bare_fields(parser, text: str, keyword: str | None = None) -> dict[str, lis
             if v not in out[k]:
                 out[k].append(v)
     return out
+
+
+ORDER_FLOWS = ("order", "unwind")  # incomplete instructions the desk asked about, completed by the next message
+_NEW_FLOW = ("quote", "knowledge", "cancel", "holdings", "order_status")
+
+
+def complete_order(previous: dict, text: str, parser: MessageParser | None = None) -> ParseResult:
+    """Complete an incomplete order or unwind with the client's answer ("市价", "100w", "序号1，100w；序号2，市价",
+    "产品2", "2"): the answer's order terms merged over the remembered ones (`order_terms.merge_terms`; a bare number
+    answers what the desk asked for, `previous["order"]["awaiting"]`). A message that starts something else (a quote
+    request, a question, 撤单, 查持仓, an unwind after an order or an order after an unwind naming its own quote) is
+    returned as parsed."""
+    parser = parser or default_parser()
+    new = parser.parse(text)
+    flow = previous["intent"]
+    terms = read_order_terms(text, parser.vocab).to_dict()
+    if new.intent in _NEW_FLOW or (flow == "order" and new.intent == "unwind") \
+            or (flow == "unwind" and new.intent == "order" and terms.get("quote_id")):
+        return new
+    merged = ParseResult(flow)
+    merged.extra["order"] = merge_terms(previous.get("order") or {}, terms)
+    merged.extra["followup"] = True
+    return merged

@@ -1,4 +1,8 @@
-"""What a message is: a quote request, an order, a question about the products (knowledge) or other talk.
+"""What a message is: a quote request, an order (or a change to one), a question about the products (knowledge) or
+other talk.
+
+Intents: `quote`, `order`, `amend` (改限价10, 名义本金改成300万), `cancel` (撤单), `order_status` (订单状态, 下单了吗),
+`holdings` (查持仓), `unwind` (平掉 T…, 第一笔全平, 提前终止), `knowledge`, `other`.
 
 `RULES` is an ordered table, read first match wins: each rule has a name, a condition over `Facts`, the intent it
 gives and why. The conditions read cues (phrases of data/cues.csv: request verbs, order words, questions, talk about
@@ -14,6 +18,7 @@ from functools import cached_property
 from typing import Callable
 
 from .fields import Frame
+from .order_terms import OrderTerms
 from .vocabulary import Pattern, Vocabulary
 
 SHAPE_FIELDS = {"structure", "ko_pct", "ki_pct", "barrier_pct", "lower_barrier_pct", "upper_strike_pct", "coupon_pct",
@@ -29,8 +34,10 @@ def known(g: Frame) -> bool:
 class Facts:
     """What the rules read about one message: its cues (computed once each) and its clauses."""
 
-    def __init__(self, text: str, groups: list[Frame], clauses: dict, vocab: Vocabulary):
+    def __init__(self, text: str, groups: list[Frame], clauses: dict, vocab: Vocabulary,
+                 terms: OrderTerms | None = None):
         self.text, self.groups, self.vocab = text, groups, vocab
+        self.terms = terms or OrderTerms()  # what the message says of an order (order_terms.py)
         self.tenor: bool = clauses["tenor"]  # a clause names a tenor
         self.numbers: bool = clauses["numbers"]  # a size, KO/KI, coupon, barrier or a strike other than ATM
         self.chat: int = clauses["chat"]  # words no rule read that are neither request filler nor desk terms
@@ -90,6 +97,11 @@ class Facts:
         return any(g.underlyings or g.option_types or "structure" in g.scalars for g in self.groups)
 
     @cached_property
+    def typed(self) -> bool:
+        """Call/put or a structure named (an execution word such as VWAP may look like an unknown name)."""
+        return any(g.option_types or "structure" in g.scalars for g in self.groups)
+
+    @cached_property
     def priced(self) -> bool:
         """A known underlying with call/put or a strike."""
         return any(known(g) and (g.option_types or g.strikes) for g in self.groups)
@@ -115,9 +127,23 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
+    Rule("cancel", lambda f: f.cue("cancel") and not f.cue("cancel_not") and not (f.content and f.tenor),
+         "cancel", "撤单/取消订单 withdraws the client's pending order (not a question about cancelling)"),
+    Rule("order_status", lambda f: f.cue("order_status") and not f.content and not f.cue("status_not"),
+         "order_status", "asks where the client's order stands (订单状态, 下单了吗, 成交了吗), not talk about a past trade"),
+    Rule("holdings", lambda f: f.cue("holdings") and not f.content,
+         "holdings", "查持仓: the client's live trades"),
+    Rule("amend", lambda f: f.cue("amend") and f.terms.changes and not (f.content and f.tenor)
+         and not f.cue("not_order"),
+         "amend", "改限价10, 改POV12, 名义本金改成300万: changes the terms of a pending order"),
+    Rule("unwind", lambda f: f.cue("unwind") and not f.cue("unwind_not") and not (f.content and f.tenor),
+         "unwind", "平掉 T…, 第一笔全平, 提前终止: closes a live trade (not a question or a report of one closed)"),
     Rule("order", lambda f: f.cue("order") and (not (f.content and f.tenor) or f.confirmed) and not f.cue("not_order"),
          "order", "成交/下单/确认 books a trade, unless it brings a new request with a tenor (a restated confirmation "
                   "still books) or is a question or a plan (能成交吗, 下周可能要做一笔)"),
+    Rule("order_terms", lambda f: (f.terms.quote_id or f.terms.instructed or (f.terms.picks and f.terms.changes))
+         and not f.known and not f.typed and not f.tenor and not f.ask and not f.question and not f.cue("not_order"),
+         "order", "a quote id or an execution instruction (市价, 限价 X, POV, TWAP…) with nothing to price"),
     Rule("own_position_valued", lambda f: f.cue("own_position") and f.cue("hypothetical") and not f.cue("requote"),
          "other", "values or imagines the client's own position (如果300跌到3700，我们的看跌大概值多少钱)"),
     Rule("greeks_question", lambda f: f.cue("greeks") and not f.ask and not f.tenor and f.question,

@@ -11,6 +11,7 @@ from .intent import Facts, Rule, decide
 from .lexicon import Corrector, default_corrector
 from .llm_fill import llm_complete
 from .normalize import normalize
+from .order_terms import OrderTerms, mask_references, read_order_terms
 from .pool import UnderlyingPool, default_pool
 from .quote_request import ParseResult, clarification_for, finish_request, strike_from_moneyness
 from .vocabulary import Pattern, Vocabulary
@@ -37,6 +38,7 @@ _BETWEEN_WORDS = re.compile(f"[{_GAPS}]+")  # masks, spaces and punctuation
 _BETWEEN_WORDS_OR_DIGITS = re.compile(f"[{_GAPS}\\d]+")
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]+")
 _LATIN_WORD = re.compile(r"[a-z]+")
+ORDER_INTENTS = ("order", "amend", "cancel", "order_status", "holdings", "unwind")  # intents that carry "order" terms
 
 
 class MessageParser:
@@ -55,17 +57,12 @@ class MessageParser:
 
     # ------------------------------------------------------------------ public
     def parse(self, text: str) -> ParseResult:
-        groups, unknown, rule = self._read(text)
+        groups, unknown, rule, terms = self._read(text)
         intent = rule.intent
         res = ParseResult(intent=intent)
         if intent != "quote":
-            if intent == "order":
-                order = {}
-                for g in groups:
-                    if "notional" in g.scalars:
-                        order["notional"] = g.scalars["notional"]
-                if order:
-                    res.extra["order"] = order
+            if intent in ORDER_INTENTS or (intent == "other" and terms.changes):
+                res.extra["order"] = terms.to_dict()  # "other": a bare size the desk may read after a quote
             return res
         res.unrecognized = list(dict.fromkeys(unknown))
         res.requests = self._expand(groups)
@@ -79,11 +76,12 @@ class MessageParser:
         return self._read(text)[2]
 
     # ------------------------------------------------------------------ internals
-    def _read(self, text: str) -> tuple[list[Frame], list[str], Rule]:
-        fixed, _fixes = self.corrector.correct(normalize(text, self.vocab))
+    def _read(self, text: str) -> tuple[list[Frame], list[str], Rule, OrderTerms]:
+        terms = read_order_terms(text, self.vocab)
+        fixed, _fixes = self.corrector.correct(mask_references(normalize(text, self.vocab)))
         fixed = LIST_MARK.sub("", fixed)
         groups, unknown, clauses = self._groups(fixed)
-        return groups, unknown, decide(Facts(fixed, groups, clauses, self.vocab))
+        return groups, unknown, decide(Facts(fixed, groups, clauses, self.vocab, terms)), terms
 
     def _segment_frame(self, seg: str, hint: str | None, unknown: list) -> Frame:
         fr = Frame()

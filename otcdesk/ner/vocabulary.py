@@ -10,6 +10,9 @@ the word means (``敲出,field,ko``; ``看涨,option_type,call``; ``鲨鱼鳍,st
 
 A space in a latin term matches any run of spaces, hyphens and underscores (``shark fin``: shark-fin, sharkfin).
 
+``data/order_terms.csv`` holds the words of orders (execution instructions, line picks, product accounts), in the same
+columns; `Vocabulary.load` reads both files.
+
 ``data/cues.csv`` holds the phrases of the conversation that intent and side rest on, one row a phrase:
 ``cue, phrase``; a phrase is a regular-expression fragment (the cues are read by intent.py).
 
@@ -88,8 +91,11 @@ class Vocabulary:
         self._words: dict[tuple, list[str]] = {}
 
     @classmethod
-    def load(cls, terms: Path = DATA_DIR / "terms.csv", cues: Path = DATA_DIR / "cues.csv") -> Vocabulary:
-        rows = [Term(r["term"], r["category"], r["value"] or "", r["use"]) for r in _rows(terms)]
+    def load(cls, terms: Path | tuple[Path, ...] = (DATA_DIR / "terms.csv", DATA_DIR / "order_terms.csv"),
+             cues: Path = DATA_DIR / "cues.csv") -> Vocabulary:
+        """The words of `terms` (one file or several: terms.csv, and order_terms.csv for orders) and the cues."""
+        files = (terms,) if isinstance(terms, Path) else terms
+        rows = [Term(r["term"], r["category"], r["value"] or "", r["use"]) for f in files for r in _rows(f)]
         phrases: dict[str, list[str]] = {}
         for r in _rows(cues):
             phrases.setdefault(r["cue"], []).append(r["phrase"])

@@ -66,12 +66,14 @@ class ReviewOpener:
             id=review_id, thread_id=thread_id, inbound_id=inbound["id"], kind=draft["kind"],
             channel=inbound["channel"], chat_id=inbound["chat_id"], sender_id=inbound["sender_id"],
             sender_name=inbound["sender_name"], text=inbound["text"], requests=draft["requests"],
-            lines=draft["lines"], draft_reply=draft["draft"], created_at=now, expires_at=now + self.ttl)
+            lines=draft["lines"], draft_reply=draft["draft"], created_at=now, expires_at=now + self.ttl,
+            order=draft.get("order"), ref_id=draft.get("ref_id"), detail=draft.get("detail"))
         with transaction(self.engine) as tx:
             if not tx.reviews.add_once(item):
                 return
             tx.audit.record("desk-agent", "review.open", f"review:{review_id}",
                             {"kind": item.kind, "inbound_id": inbound["id"], "draft": item.draft_reply,
+                             "order": item.order, "ref_id": item.ref_id,
                              "lines": [{k: ln.get(k) for k in ("price_pct", "engine", "error", "solved")}
                                        for ln in item.lines]})
             data = review_dict(item)
@@ -149,14 +151,24 @@ class ReviewService:
         return done
 
     def reprice(self, review_id: str, user: str) -> dict:
-        """Re-run an expired (or rejected) quote on today's market as a new pending item."""
+        """Re-run an expired (or rejected) quote on today's market as a new pending item.
+
+        An order on a stale quote (`detail.stale`) reprices its quote: the quote's request runs again as a new
+        quote item (the client confirms that one); a pending stale order is rejected first, as repriced."""
+        with transaction(self.engine) as tx:
+            item = _existing(tx, review_id)
+            stale = item.kind == "order" and bool((item.detail or {}).get("stale"))
+        if stale and item.status == "pending":
+            self._decide(review_id, "reject", user, reason="stale quote: repriced")
         with transaction(self.engine) as tx:
             item = _existing(tx, review_id)
             if is_direct(item.thread_id):
                 raise ReviewError("conflict", "a notice is not repriced: the service that drafted it drafts it again")
             if item.status not in ("expired", "rejected") or item.superseded_by:
                 raise ReviewError("conflict", f"only an expired or rejected item can be repriced (status {item.status})")
-            inbound_id, attempt = item.inbound_id, tx.reviews.count_for_inbound(item.inbound_id)
+            source = tx.reviews.get(item.ref_id) if stale and item.ref_id else None
+            inbound_id = source.inbound_id if source is not None and source.inbound_id else item.inbound_id
+            attempt = tx.reviews.count_for_inbound(inbound_id)
         new_id = quote_id_for(self.runner.rerun(inbound_id, attempt))
         with transaction(self.engine) as tx:
             tx.reviews.supersede(review_id, new_id)
@@ -170,7 +182,8 @@ class ReviewService:
         new_status = TRANSITIONS[action][1]
         with transaction(self.engine) as tx:
             item = _existing(tx, review_id)
-            check_decision(action, item.status, item.expires_at, now, reply=reply, reason=reason)
+            check_decision(action, item.status, item.expires_at, now, reply=reply, reason=reason, kind=item.kind,
+                           detail=item.detail)
             final_reply = (reply or item.draft_reply) if action == "approve" else None
             if not tx.reviews.decide(review_id, new_status, user, now, reason=reason, final_reply=final_reply,
                                      unexpired=action == "approve"):

@@ -2,7 +2,9 @@
 
 It starts a stored message's run (up to the review interrupt or the end), resumes a thread with a
 trader's decision, re-runs a message on a new thread for a reprice, and after a restart resumes decided
-reviews and queues every stored message whose run did not finish. Runs of one thread are serialised;
+reviews and queues every stored message whose run did not finish. A run may ask for more: the threads of the
+other lines of a multi-line order (one order item each) are started, and the order items the client withdrew
+are resumed with the withdrawal, before the message counts as processed. Runs of one thread are serialised;
 `close` waits for runs in flight before it closes the checkpointer.
 """
 from __future__ import annotations
@@ -106,11 +108,30 @@ class DeskRunner:
             except Exception as exc:
                 log.exception("desk graph failed on inbound %s", inbound_id)
                 state, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
+            self._follow_up(inbound, state)
             with transaction(self.engine) as tx:
                 if tx.inbound.finish(inbound_id, status, state.get("intent"), error):
                     tx.audit.record("desk-agent", f"inbound.{status}", f"inbound:{inbound_id}",
                                     {"intent": state.get("intent"), "kind": state.get("kind"), "error": error})
             return state
+
+    def _follow_up(self, inbound: dict, state: dict) -> None:
+        """What a run asks of other threads: start the threads of the other lines of a multi-line order (one order
+        item per line, `more_threads`) and resume the order items the client withdrew (`withdrawn`). Both are
+        idempotent, so a message processed again after a crash asks again harmlessly."""
+        for thread_id in state.get("more_threads") or []:
+            with self._graph_run(thread_id):
+                config = _config(thread_id)
+                snapshot = self.graph.get_state(config)
+                try:
+                    if not snapshot.created_at:
+                        self.graph.invoke({"inbound": inbound}, config)
+                    elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
+                        self.graph.invoke(None, config)
+                except Exception:
+                    log.exception("desk graph failed on %s", thread_id)
+        for thread_id in state.get("withdrawn") or []:
+            self.resume(thread_id, {"action": "withdraw", "reply": None, "by": "client"})
 
     def rerun(self, inbound_id: int, attempt: int) -> str:
         """Run a stored message again on its `attempt`-th thread (a reprice); returns the thread id."""

@@ -11,7 +11,7 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
 - `conversations.py`  ConversationRepository: a client's open clarification (`pending_clarification`)
 - `reviews.py`        ReviewRepository: drafted replies waiting for a trader (`review_item`)
 - `outbox.py`         OutboxRepository: approved replies to deliver once (`outbox`)
-- `clients.py`        ClientRepository: institutions, their chat groups and contacts (KYC state)
+- `clients.py`        ClientRepository: institutions, their chat groups, contacts (KYC state) and product accounts
 - `users.py`          UserRepository: console users and their login sessions (`user`, `web_session`)
 - `audit.py`          AuditRepository: the audit log (`audit_log`), a SHA-256 hash chain; `verify_chain`
 - `sim.py`            SimTranscriptRepository: the simulator platform's own transcript (`sim_message`)

@@ -1,9 +1,10 @@
-"""Clients: institutions (`institution`, with their KYC state), their chat groups and their contacts."""
+"""Clients: institutions (`institution`, with their KYC state), their chat groups, their contacts and their product
+accounts (`client_account`, 资管产品/产品户)."""
 from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from otcdesk.app.models import ChatGroup, ClientContact, Institution
+from otcdesk.app.models import ChatGroup, ClientAccount, ClientContact, Institution
 
 
 class ClientRepository:
@@ -45,3 +46,16 @@ class ClientRepository:
                                 institution_id=institution_id)
         self.session.add(contact)
         return contact
+
+    def accounts(self, institution_id: int, *, active: bool = True) -> list[ClientAccount]:
+        """The institution's product accounts in the order they were opened (the numbers a client picks by)."""
+        q = select(ClientAccount).where(ClientAccount.institution_id == institution_id)
+        if active:
+            q = q.where(ClientAccount.active == True)  # noqa: E712 (SQL, not Python truth)
+        return list(self.session.exec(q.order_by(ClientAccount.id)))
+
+    def add_account(self, institution_id: int, name: str) -> ClientAccount:
+        account = ClientAccount(institution_id=institution_id, name=name)
+        self.session.add(account)
+        self.session.flush()
+        return account

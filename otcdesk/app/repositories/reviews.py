@@ -1,7 +1,8 @@
 """Review items (`review_item`): drafted replies waiting for a trader, one per graph thread.
 
 Decisions are conditional updates (`decide`), so of two concurrent decisions exactly one wins; which
-decision is allowed is `workflows.review`'s rule, not this module's.
+decision is allowed is `workflows.review`'s rule, not this module's. An order item's terms change only while it
+is pending (`amend_order`, also conditional), so an amendment never races a trader's approval into a booking.
 """
 from __future__ import annotations
 
@@ -83,3 +84,34 @@ class ReviewRepository:
         return self.session.exec(select(ReviewItem).where(
             ReviewItem.channel == channel, ReviewItem.chat_id == chat_id, ReviewItem.sender_id == sender_id,
             ReviewItem.kind == "quote", ReviewItem.status == "sent").order_by(ReviewItem.created_at.desc())).first()
+
+    def last_sent(self, kind: str, channel: str, chat_id: str, sender_id: str) -> ReviewItem | None:
+        """The client's most recent item of `kind` in this chat that reached them (e.g. the last holdings list)."""
+        return self.session.exec(select(ReviewItem).where(
+            ReviewItem.channel == channel, ReviewItem.chat_id == chat_id, ReviewItem.sender_id == sender_id,
+            ReviewItem.kind == kind, ReviewItem.status == "sent").order_by(ReviewItem.created_at.desc())).first()
+
+    def sent_quote(self, channel: str, chat_id: str, quote_id: str) -> ReviewItem | None:
+        """The quote `quote_id` if it was sent in this chat (to whichever member of the group asked for it)."""
+        return self.session.exec(select(ReviewItem).where(
+            ReviewItem.id == quote_id, ReviewItem.channel == channel, ReviewItem.chat_id == chat_id,
+            ReviewItem.kind == "quote", ReviewItem.status == "sent")).first()
+
+    def orders_of(self, channel: str, chat_id: str, sender_id: str, *, status: str | None = None,
+                  kinds: tuple[str, ...] = ("order", "unwind"), ref_id: str | None = None,
+                  limit: int = 50) -> list[ReviewItem]:
+        """The client's order (and unwind) items in this chat, newest first; optionally in one status or on one
+        quote (`ref_id`)."""
+        q = select(ReviewItem).where(ReviewItem.channel == channel, ReviewItem.chat_id == chat_id,
+                                     ReviewItem.sender_id == sender_id, ReviewItem.kind.in_(kinds))
+        if status:
+            q = q.where(ReviewItem.status == status)
+        if ref_id:
+            q = q.where(ReviewItem.ref_id == ref_id)
+        return list(self.session.exec(q.order_by(ReviewItem.created_at.desc(), ReviewItem.id.desc()).limit(limit)))
+
+    def amend_order(self, review_id: str, order: dict, draft: str) -> bool:
+        """New terms and draft for a pending order item; False when it is no longer pending."""
+        res = self.session.exec(update(ReviewItem).where(ReviewItem.id == review_id, ReviewItem.status == "pending")
+                                .values(order=order, draft_reply=draft))
+        return res.rowcount == 1

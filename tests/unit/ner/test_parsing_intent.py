@@ -10,7 +10,8 @@ from otcdesk.ner.parser import default_parser
 def test_rules_are_named_explained_and_end_with_a_default():
     names = [r.name for r in RULES]
     assert len(set(names)) == len(names)
-    assert all(r.why and r.intent in ("quote", "order", "knowledge", "other") for r in RULES)
+    assert all(r.why and r.intent in ("quote", "order", "amend", "cancel", "order_status", "holdings", "unwind",
+                                      "knowledge", "other") for r in RULES)
     assert RULES[-1].when(None) is True  # the last rule reads nothing and always holds
 
 

@@ -22,8 +22,10 @@ def extended(tmp_path_factory) -> MessageParser:
     """A parser built from a copy of the tables with three synonym rows added; no code changes."""
     d = tmp_path_factory.mktemp("vocabulary")
     shutil.copy(DATA_DIR / "cues.csv", d / "cues.csv")
+    shutil.copy(DATA_DIR / "order_terms.csv", d / "order_terms.csv")
     (d / "terms.csv").write_text((DATA_DIR / "terms.csv").read_text(encoding="utf-8") + NEW_ROWS, encoding="utf-8")
-    return MessageParser(corrector=Corrector(default_pool(), Vocabulary.load(d / "terms.csv", d / "cues.csv")))
+    vocab = Vocabulary.load((d / "terms.csv", d / "order_terms.csv"), d / "cues.csv")
+    return MessageParser(corrector=Corrector(default_pool(), vocab))
 
 
 def legs(p: MessageParser, text: str) -> set[tuple]:
