@@ -1,11 +1,13 @@
-"""Orders from the group over HTTP on the real server (demo mode, simulator, SQLite): quote → sent → order item with
-its terms; amend and cancel over chat; a stale quote; the same platform message delivered twice."""
+"""Orders from the group over HTTP on the real server (demo mode, simulator, SQLite, the trade service it wires):
+quote → sent → order item with its terms → approved, booked and confirmed to the client; amend and cancel over chat;
+a stale quote; the same platform message delivered twice."""
 import asyncio
 
 from otcdesk.app.db import make_engine
 from otcdesk.app.demo import DEMO_ACCOUNTS
 from otcdesk.app.repositories import transaction
 from otcdesk.app.server import DESK
+from otcdesk.app.trading.booking import booking_message
 from otcdesk.bots.base import InboundMessage
 from desk_fixtures import RunningDesk, wait_for
 
@@ -61,13 +63,24 @@ async def test_quote_sent_then_order_with_its_terms_then_approved(desk):
         assert order["order"] == {"quote_id": quote["id"], "notional": 2_000_000, "execution": MARKET,
                                   "account": STABLE, "line": 1}
         assert order["ref_id"] == quote["id"] and order["lines"] == quote["lines"]
-        assert order["detail"]["booking"] == "manual"  # no trade service wired: approval books nothing
+        assert "booking" not in order["detail"]  # the server wires the trade service: approval books
         assert (await item(trader, ask["id"]))["status"] == "withdrawn"  # the question was answered
 
         assert (await trader.post(f"/api/review/{order['id']}/approve", json={})).status == 200
         await status_is(trader, order["id"], "sent")
+        with transaction(desk.app[DESK].engine) as tx:  # the trade booked from this order item
+            trade_id = tx.trades.for_order(order["id"]).id
+        r = await trader.get(f"/api/trades/{trade_id}")
+        assert r.status == 200
+        trade = await r.json()
+        assert (trade["status"], trade["quote_id"], trade["notional"], trade["account"], trade["booked_by"]) == \
+            ("live", quote["id"], 2_000_000, STABLE, "trader1")
+        assert trade["price_pct"] == quote["lines"][0]["price_pct"] and trade["institution"] == "示例资产管理有限公司"
+        # the client gets the booking confirmation (not the order's draft), once, with an @mention
         replies = [m["text"] for m in await desk.transcript() if m["from_bot"]]
-        assert replies[-1].startswith("@张经理") and quote["id"] in replies[-1] and "200万" in replies[-1]
+        assert replies[-1].startswith("@张经理") and replies[-1].endswith(booking_message(trade))
+        assert f"【成交确认 {trade_id}】" in replies[-1] and quote["id"] in replies[-1] and "200万元" in replies[-1]
+        assert len([t for t in replies if "【成交确认" in t]) == 1
 
 
 async def test_amend_and_cancel_over_chat(desk):
@@ -119,6 +132,8 @@ async def test_an_order_on_a_stale_quote_cannot_be_approved(desk_settings):
             r = await trader.post(f"/api/review/{order['id']}/approve", json={})
             body = await r.json()
             assert r.status == 409 and "stale quote" in body["error"] and "reprice" in body["error"]
+            with transaction(desk.app[DESK].engine) as tx:
+                assert tx.trades.for_order(order["id"]) is None  # not booked at the stale price
             r = await trader.post(f"/api/review/{order['id']}/reprice", json={})
             assert r.status == 200
             fresh = await r.json()
@@ -139,3 +154,9 @@ async def test_the_same_platform_message_twice_is_one_order_item(desk):
         await asyncio.sleep(1.0)
         orders = [i for i in await items(trader) if i["kind"] == "order"]
         assert [o["id"] for o in orders] == [order["id"]] and order["ref_id"] == quote["id"]
+        assert (await trader.post(f"/api/review/{order['id']}/approve", json={})).status == 200
+        await status_is(trader, order["id"], "sent")
+        with transaction(core.engine) as tx:  # one order item, one trade, one confirmation
+            assert tx.trades.for_order(order["id"]).status == "live"
+        replies = [m["text"] for m in await desk.transcript() if m["from_bot"]]
+        assert len([t for t in replies if "【成交确认" in t]) == 1

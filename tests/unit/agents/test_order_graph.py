@@ -1,94 +1,32 @@
 """Orders, amendments, cancels, status, holdings and unwinds through the desk graph on a real desk core: a SQLite
-file, the real parser, pricer, runner, review service, outbox and simulator (tests/desk_fixtures.py)."""
+file, the real parser, pricer, runner, review service, outbox, simulator and the trade service that `build_desk`
+wires as the graph's trading port (`make_desk_core`, tests/desk_fixtures.py). What the port did is read from its
+real outcome: trade rows and their events, the audit log, the group's transcript."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 import uuid
+from datetime import date
 
 import pytest
 
-from otcdesk.app.db import init_db, make_engine
-from otcdesk.app.demo import DEMO_ACCOUNTS, seed_demo
-from otcdesk.app.models import TradeRow
+from otcdesk.app.demo import DEMO_ACCOUNTS
 from otcdesk.app.repositories import transaction
-from otcdesk.app.repositories.sim import SqlSimTranscript
-from otcdesk.app.settings import load_settings
-from otcdesk.app.wiring import build_desk
+from otcdesk.app.trading.booking import booking_message, unwind_message
 from otcdesk.bots.base import InboundMessage
-from otcdesk.bots.simulator import SimulatorChannel
 from otcdesk.workflows.review import ReviewError
+from otcdesk.workflows.trade import LifecycleError
+from booking_fixtures import add_unwind
 
 INSTITUTION = "示例资产管理有限公司"
 STABLE, GROWTH = DEMO_ACCOUNTS[INSTITUTION]
 MARKET = {"type": "market", "limit_price": None, "pov_pct": None, "start": None, "end": None}
 
 
-class LedgerTrading:
-    """A minimal `agents.desk.TradingPort` over the real trade table (the trade service itself is another branch's):
-    one trade per order item, four eyes above a limit (then no message), calls counted."""
-
-    def __init__(self, engine, four_eyes: float = 50_000_000):
-        self.engine, self.four_eyes, self.calls = engine, four_eyes, []
-
-    def book(self, review_id, by):
-        self.calls.append(("book", review_id))
-        with transaction(self.engine) as tx:
-            trade = tx.trades.for_order(review_id)
-            if trade is None:
-                item = tx.reviews.get(review_id)
-                order, line = item.order, item.lines[0]
-                status = "pending_second_approval" if order["notional"] > self.four_eyes else "live"
-                trade = TradeRow(id="T" + hashlib.sha1(review_id.encode()).hexdigest()[:10].upper(),
-                                 order_review_id=review_id, status=status, institution=INSTITUTION,
-                                 channel=item.channel, chat_id=item.chat_id, sender_id=item.sender_id,
-                                 client=item.sender_name, account=order["account"], quote_id=order["quote_id"],
-                                 product=line["request"], underlying=line["request"]["underlying"],
-                                 structure=line["request"]["structure"], notional=order["notional"],
-                                 original_notional=order["notional"], price_pct=line["price_pct"],
-                                 premium_cny=order["notional"] * line["price_pct"] / 100,
-                                 execution=order["execution"], booked_by=by)
-                tx.trades.add(trade)
-                tx.audit.record(by, "trade.book", f"trade:{trade.id}", {"review": review_id})
-            message = None if trade.status == "pending_second_approval" else f"成交确认：交易编号 {trade.id}"
-            return {"trade_id": trade.id, "status": trade.status, "message": message}
-
-    def unwind(self, review_id, by):
-        self.calls.append(("unwind", review_id))
-        with transaction(self.engine) as tx:
-            item = tx.reviews.get(review_id)
-            trade = tx.trades.get(item.order["trade_id"])
-            if trade.status == "live":
-                left = trade.notional - item.order["notional"]
-                tx.trades.move(trade, "unwind", "closed" if left <= 0 else "live", by, notional=max(left, 0))
-            return {"trade_id": trade.id, "status": trade.status, "message": f"平仓确认：交易编号 {trade.id}"}
-
-    def unwind_quote(self, trade_id, notional):
-        return {"price_pct": 1.25, "value_cny": notional * 0.0125, "margin_pct": 0.2}
-
-
 @pytest.fixture
-def make_desk(tmp_path):
-    built = []
-
-    def make(trading: bool = False, **overrides):
-        settings = load_settings(data_dir=tmp_path / uuid.uuid4().hex[:6], DATABASE_URL=None, **overrides)
-        settings.ensure_dirs()
-        engine = make_engine(settings.db_url)
-        init_db(engine)
-        seed_demo(engine)
-        port = LedgerTrading(engine) if trading else None
-        desk = build_desk(settings, engine, trading=port)
-        desk.connect(SimulatorChannel(SqlSimTranscript(engine), desk.inbound))
-        desk.ledger = port
-        built.append(desk)
-        return desk
-
-    yield make
-    for desk in built:
-        desk.close()
-        desk.engine.dispose()
+def make_desk(make_desk_core):
+    return make_desk_core
 
 
 def say(desk, text, sender="c1", chat="demo", msg_id=None):
@@ -97,8 +35,9 @@ def say(desk, text, sender="c1", chat="demo", msg_id=None):
     desk.runner.drain()
 
 
-def pending(desk, kind=None):
-    return [i for i in desk.reviews.list("pending") if kind is None or i["kind"] == kind]
+def pending(desk, kind=None, chat=None):
+    return [i for i in desk.reviews.list("pending")
+            if (kind is None or i["kind"] == kind) and (chat is None or i["group"] == chat)]
 
 
 def send(desk, item_id, reply=None):
@@ -107,11 +46,22 @@ def send(desk, item_id, reply=None):
     return desk.reviews.get(item_id)
 
 
-def sent_quote(desk, text="沪深300 1个月 平值看跌 1000万", sender="c1"):
-    say(desk, text, sender)
-    [item] = pending(desk, "quote")
+def sent_quote(desk, text="沪深300 1个月 平值看跌 1000万", sender="c1", chat="demo"):
+    say(desk, text, sender, chat)
+    [item] = pending(desk, "quote", chat)
     assert send(desk, item["id"])["status"] == "sent"
     return item
+
+
+def booked(desk, order_text, sender="c1", chat="demo") -> str:
+    """Order on the sender's last sent quote and approve it: the id of the live trade the trade service booked."""
+    say(desk, order_text, sender, chat)
+    [order] = pending(desk, "order", chat)
+    assert send(desk, order["id"])["status"] == "sent"
+    with transaction(desk.engine) as tx:
+        trade = tx.trades.for_order(order["id"])
+        assert trade is not None and trade.status == "live", order
+        return trade.id
 
 
 def bot_texts(desk, chat="demo"):
@@ -123,10 +73,28 @@ def audit_actions(desk):
         return [e.action for e in tx.audit.entries()]
 
 
+def trade_actions(desk):
+    """What the trade service did: every booking, refusal, unwind and confirmation is audited as trade.*."""
+    return [a for a in audit_actions(desk) if a.startswith("trade.")]
+
+
+def trade_count(desk):
+    with transaction(desk.engine) as tx:
+        return tx.trades.count()
+
+
 def state_of(desk, review_id):
     with transaction(desk.engine) as tx:
         thread = tx.reviews.get(review_id).thread_id
     return desk.runner.graph.get_state({"configurable": {"thread_id": thread}})
+
+
+def trade_of(desk, review_id) -> dict | None:
+    """The trade booked from an order item, as the trade service shows it (CONTRACTS `Trade`)."""
+    with transaction(desk.engine) as tx:
+        row = tx.trades.for_order(review_id)
+        trade_id = row.id if row is not None else None
+    return desk.trades.get(trade_id) if trade_id else None
 
 
 def test_order_after_a_sent_quote_asks_for_the_account_once_then_is_complete(make_desk):
@@ -145,12 +113,19 @@ def test_order_after_a_sent_quote_asks_for_the_account_once_then_is_complete(mak
                               "account": STABLE, "line": 1}
     assert order["ref_id"] == quote["id"] and order["lines"] == quote["lines"]
     assert order["requests"] == [quote["lines"][0]["request"]]
-    assert order["detail"]["booking"] == "manual" and not order["detail"].get("stale")
-    # no trade service: approval sends the acknowledgement and books nothing
+    assert "booking" not in order["detail"] and not order["detail"].get("stale")
+    assert "交易员确认后发送成交确认" in order["draft_reply"]
+    assert trade_actions(desk) == []  # nothing is booked before the trader approves
+    # approval books a real trade on the quoted terms, and the client gets its booking confirmation
     assert send(desk, order["id"])["status"] == "sent"
-    assert bot_texts(desk)[-1].endswith(order["draft_reply"]) and "交易员核对" in order["draft_reply"]
-    with transaction(desk.engine) as tx:
-        assert tx.trades.count() == 0
+    trade = trade_of(desk, order["id"])
+    assert trade["status"] == "live" and trade["institution"] == INSTITUTION and trade["quote_id"] == quote["id"]
+    assert (trade["notional"], trade["account"], trade["execution"]["type"]) == (2_000_000, STABLE, "market")
+    assert trade["price_pct"] == quote["lines"][0]["price_pct"]
+    assert trade["product"]["underlying"] == quote["lines"][0]["request"]["underlying"]
+    assert trade["booked_by"] == "t1" and trade_count(desk) == 1
+    assert bot_texts(desk)[-1].endswith(booking_message(trade)) and f"【成交确认 {trade['id']}】" in bot_texts(desk)[-1]
+    assert "trade.book" in trade_actions(desk)
 
 
 def test_one_message_with_every_term_is_one_order_item(make_desk):
@@ -196,24 +171,30 @@ def test_several_lines_are_one_order_item_each_completed_per_line(make_desk):
     assert [o["lines"] for o in orders] == [[quote["lines"][0]], [quote["lines"][1]]]
     assert {o["ref_id"] for o in orders} == {quote["id"]} and len({o["id"] for o in orders}) == 2
     assert "序号2" in orders[1]["draft_reply"]
-    # each line's item is decided on its own thread
+    # each line's item is decided on its own thread, and books its own line
     assert send(desk, orders[1]["id"])["status"] == "sent" and desk.reviews.get(orders[0]["id"])["status"] == "pending"
+    trade = trade_of(desk, orders[1]["id"])
+    second, first = (quote["lines"][k]["request"]["underlying"] for k in (1, 0))
+    assert trade["underlying"] == second != first
+    assert trade["notional"] == 3_000_000 and trade["price_pct"] == quote["lines"][1]["price_pct"]
+    assert trade_of(desk, orders[0]["id"]) is None and trade_count(desk) == 1
 
 
 @pytest.mark.parametrize("text,why", [("-200万 市价 产品1 确认下单", "需大于0"), ("名义本金0 市价 产品1 确认下单", "需大于0"),
                                       ("300亿 市价 产品1 确认下单", "超过单笔上限")])
 def test_a_size_that_cannot_be_traded_is_refused_with_the_reason(make_desk, text, why):
-    desk = make_desk(trading=True)
+    desk = make_desk()
     sent_quote(desk)
     say(desk, text)
     [item] = pending(desk, "order")
     assert item["detail"]["refused"] and why in item["draft_reply"] and "未下单" in item["draft_reply"]
-    send(desk, item["id"])
-    assert desk.ledger.calls == []  # the refusal is sent, nothing is booked
+    assert send(desk, item["id"])["status"] == "sent"
+    assert bot_texts(desk)[-1].endswith(item["draft_reply"])  # the refusal is sent, nothing is booked
+    assert trade_actions(desk) == [] and trade_count(desk) == 0
 
 
 def test_an_order_with_no_sent_quote_gets_a_question(make_desk):
-    desk = make_desk(trading=True)
+    desk = make_desk()
     say(desk, "200万，市价，确认下单")
     [item] = pending(desk, "order")
     assert item["detail"]["missing"] == ["quote"] and "哪一笔报价" in item["draft_reply"]
@@ -221,11 +202,11 @@ def test_an_order_with_no_sent_quote_gets_a_question(make_desk):
     [item] = pending(desk, "order")
     assert "未找到" in item["draft_reply"] and "Q0123456789" in item["draft_reply"]
     send(desk, item["id"])
-    assert desk.ledger.calls == []
+    assert trade_actions(desk) == [] and trade_count(desk) == 0
 
 
 def test_an_order_on_a_stale_quote_is_not_approved_and_the_quote_is_repriced(make_desk):
-    desk = make_desk(trading=True, quote_valid_s=1)
+    desk = make_desk(quote_valid_s=1)
     quote = sent_quote(desk)
     time.sleep(1.2)
     say(desk, "200万 市价 产品1 确认下单")
@@ -235,20 +216,23 @@ def test_an_order_on_a_stale_quote_is_not_approved_and_the_quote_is_repriced(mak
     with pytest.raises(ReviewError) as err:
         desk.reviews.approve(order["id"], "t1")
     assert err.value.code == "expired" and "stale quote" in err.value.message and "reprice" in err.value.message
-    assert desk.reviews.get(order["id"])["status"] == "pending" and desk.ledger.calls == []
+    assert desk.reviews.get(order["id"])["status"] == "pending"
+    assert trade_actions(desk) == [] and trade_count(desk) == 0
 
     fresh = desk.reviews.reprice(order["id"], "t1")
     assert fresh["kind"] == "quote" and fresh["status"] == "pending" and fresh["requests"] == quote["requests"]
     assert desk.reviews.get(order["id"])["status"] == "rejected"
+    assert trade_actions(desk) == [] and trade_count(desk) == 0
 
 
 def test_an_institution_not_onboarded_gets_the_onboarding_notice_not_an_order(make_desk):
-    desk = make_desk(trading=True)
+    desk = make_desk()
     say(desk, "200万，市价，确认下单", sender="w1", chat="prospect")
     [item] = pending(desk)
     assert item["kind"] == "onboarding" and item["order"] is None and "KYC" in item["draft_reply"]
     send(desk, item["id"])
-    assert desk.ledger.calls == []
+    assert bot_texts(desk, "prospect")[-1].endswith(item["draft_reply"])
+    assert trade_actions(desk) == [] and trade_count(desk) == 0
 
 
 def test_amendments_change_the_pending_order_audited_and_redrafted(make_desk):
@@ -274,6 +258,11 @@ def test_amendments_change_the_pending_order_audited_and_redrafted(make_desk):
     [reply] = pending(desk, "order_status")
     assert "需大于0" in reply["draft_reply"]
 
+    send(desk, order["id"])  # the amended terms are what is booked
+    trade = trade_of(desk, order["id"])
+    assert trade["notional"] == 3_000_000
+    assert trade["execution"] == {"type": "pov", "limit_price": 10, "pov_pct": 15, "start": None, "end": None}
+
 
 def test_an_amendment_with_no_pending_order_says_so(make_desk):
     desk = make_desk()
@@ -283,7 +272,7 @@ def test_an_amendment_with_no_pending_order_says_so(make_desk):
 
 
 def test_cancel_withdraws_the_pending_order_and_nothing_is_ever_booked(make_desk):
-    desk = make_desk(trading=True)
+    desk = make_desk()
     sent_quote(desk)
     say(desk, "200万 市价 产品1 确认下单")
     [order] = pending(desk, "order")
@@ -298,13 +287,15 @@ def test_cancel_withdraws_the_pending_order_and_nothing_is_ever_booked(make_desk
         desk.reviews.approve(order["id"], "t1")
     assert err.value.code == "conflict"
     send(desk, ack["id"])
-    assert desk.ledger.calls == []
-    with transaction(desk.engine) as tx:
-        assert tx.trades.count() == 0
+    assert trade_actions(desk) == [] and trade_count(desk) == 0
+    # the trade service itself refuses the withdrawn item too
+    refused = desk.trades.book(order["id"], "t1")
+    assert refused["trade_id"] is None and refused["code"] == "conflict" and trade_count(desk) == 0
+    assert trade_actions(desk) == ["trade.book_refused"]
 
 
 def test_order_status_is_drafted_for_review(make_desk):
-    desk = make_desk(trading=True)
+    desk = make_desk()
     say(desk, "订单状态")
     [none] = pending(desk)
     assert none["kind"] == "order_status" and "没有查到" in none["draft_reply"]
@@ -316,33 +307,42 @@ def test_order_status_is_drafted_for_review(make_desk):
     [status] = pending(desk, "order_status")
     assert "待交易员确认" in status["draft_reply"]
     send(desk, status["id"])
-    send(desk, order["id"])  # booked through the trading port
+    send(desk, order["id"])  # booked by the trade service
     say(desk, "成交了吗")
     [status] = pending(desk, "order_status")
-    trade_id = desk.ledger.book(order["id"], "t1")["trade_id"]
-    assert trade_id in status["draft_reply"] and "已成交" in status["draft_reply"]
+    trade = trade_of(desk, order["id"])
+    assert trade["id"] in status["draft_reply"] and "已成交（存续）" in status["draft_reply"]
 
 
-def test_approval_books_through_the_trading_port_once_and_sends_its_confirmation(make_desk):
-    desk = make_desk(trading=True)
-    sent_quote(desk)
+def test_approval_books_through_the_trade_service_once_and_sends_its_confirmation(make_desk):
+    desk = make_desk()
+    quote = sent_quote(desk)
     say(desk, "200万 市价 产品1 确认下单")
     [order] = pending(desk, "order")
     assert "booking" not in order["detail"]
-    send(desk, order["id"])
-    assert desk.ledger.calls == [("book", order["id"])]
-    trade_id = desk.ledger.book(order["id"], "t1")["trade_id"]
-    assert bot_texts(desk)[-1].endswith(f"成交确认：交易编号 {trade_id}")  # the port's message, not the draft
-    assert desk.reviews.get(order["id"])["status"] == "sent"
+    assert send(desk, order["id"])["status"] == "sent"
+    trade = trade_of(desk, order["id"])
+    assert trade["status"] == "live" and trade["quote_id"] == quote["id"] and trade["notional"] == 2_000_000
+    assert [a["step"] for a in trade["approvals"]] == ["book"] and trade["confirmation"]["sha256"]
+    assert trade_actions(desk).count("trade.book") == 1
+    # the service's booking confirmation goes out, not the draft
+    assert bot_texts(desk)[-1].endswith(booking_message(trade)) and order["draft_reply"] not in bot_texts(desk)[-1]
+    assert desk.reviews.get(order["id"])["status"] == "sent" and state_of(desk, order["id"]).values["outcome"] == \
+        "booked"
+    # booking the same item again answers with that trade: nothing new is booked or sent
+    again = desk.trades.book(order["id"], "t1")
+    assert again["trade_id"] == trade["id"] and again["message"] == booking_message(trade)
+    assert asyncio.run(desk.outbox.dispatch()) == 0 and trade_count(desk) == 1
+    assert trade_actions(desk).count("trade.book") == 1
 
 
 def test_a_deliver_node_cut_off_after_booking_books_and_sends_once_when_resumed(make_desk):
     """The outbox write fails once (injected at the driver boundary) after the trade was booked: the decision stays,
-    recovery runs the deliver node again, the port answers with the same trade, one message goes out."""
+    recovery runs the deliver node again, the trade service answers with the same trade, one message goes out."""
     from sqlalchemy import event
     from sqlalchemy.exc import OperationalError
 
-    desk = make_desk(trading=True)
+    desk = make_desk()
     sent_quote(desk)
     say(desk, "200万 市价 产品1 确认下单")
     [order] = pending(desk, "order")
@@ -359,109 +359,173 @@ def test_a_deliver_node_cut_off_after_booking_books_and_sends_once_when_resumed(
             desk.reviews.approve(order["id"], "t1")
     finally:
         event.remove(desk.engine, "before_cursor_execute", fail_once)
-    assert desk.reviews.get(order["id"])["status"] == "approved" and desk.ledger.calls == [("book", order["id"])]
+    assert faults["left"] == 0 and desk.reviews.get(order["id"])["status"] == "approved"
+    booked_first = trade_of(desk, order["id"])  # booked before the outbox write failed; nothing queued yet
+    assert booked_first["status"] == "live" and trade_actions(desk).count("trade.book") == 1
+    assert asyncio.run(desk.outbox.dispatch()) == 0 and not any("【成交确认" in t for t in bot_texts(desk))
+
     assert desk.runner.recover()["resumed"] >= 1
-    assert desk.runner.recover() and asyncio.run(desk.outbox.dispatch()) == 1
-    assert [c for c, _ in desk.ledger.calls] == ["book", "book"]  # the deliver node ran again
-    with transaction(desk.engine) as tx:
-        assert tx.trades.count() == 1
-    assert len([t for t in bot_texts(desk) if "成交确认：" in t]) == 1
+    assert desk.runner.recover() and asyncio.run(desk.outbox.dispatch()) == 1  # the deliver node ran again
+    assert trade_count(desk) == 1 and trade_actions(desk).count("trade.book") == 1
+    trade = trade_of(desk, order["id"])
+    assert trade["id"] == booked_first["id"]
+    confirmations = [t for t in bot_texts(desk) if "【成交确认" in t]
+    assert len(confirmations) == 1 and confirmations[0].endswith(booking_message(trade))
+    assert desk.reviews.get(order["id"])["status"] == "sent"
 
 
-def test_a_trade_waiting_for_a_second_approval_sends_nothing_now(make_desk):
-    desk = make_desk(trading=True)
+def test_a_trade_waiting_for_a_second_approval_sends_nothing_until_risk_approves(make_desk):
+    desk = make_desk()
     sent_quote(desk)
     say(desk, "1亿 市价 产品1 确认下单")
     [order] = pending(desk, "order")
     desk.reviews.approve(order["id"], "t1")
     assert asyncio.run(desk.outbox.dispatch()) == 0
-    assert desk.reviews.get(order["id"])["status"] == "approved" and desk.ledger.calls == [("book", order["id"])]
+    trade = trade_of(desk, order["id"])
+    assert trade["status"] == "pending_second_approval" and trade["notional"] == 100_000_000
+    assert desk.reviews.get(order["id"])["status"] == "approved"
     assert state_of(desk, order["id"]).values["outcome"] == "booked"
+    assert not any("【成交确认" in t for t in bot_texts(desk))  # the client hears nothing yet
+    assert trade_actions(desk) == ["trade.book"]  # no confirmation before the second approval
+
+    for user, role in (("t1", "risk"), ("t2", "trader")):  # the booker, or another role: refused
+        with pytest.raises(LifecycleError) as err:
+            desk.trades.approve_second(trade["id"], user, role)
+        assert err.value.code == "forbidden"
+    assert asyncio.run(desk.outbox.dispatch()) == 0
+
+    approved = desk.trades.approve_second(trade["id"], "risk1", "risk")
+    assert approved["status"] == "live" and [(a["user"], a["role"]) for a in approved["approvals"]] == \
+        [("t1", "trader"), ("risk1", "risk")]
+    assert asyncio.run(desk.outbox.dispatch()) == 1
+    confirmations = [t for t in bot_texts(desk) if "【成交确认" in t]
+    assert len(confirmations) == 1 and confirmations[0].endswith(booking_message(approved))
+    assert desk.reviews.get(order["id"])["status"] == "sent"
+    assert "trade.approve_second" in trade_actions(desk) and "trade.confirmation" in trade_actions(desk)
+
+    with pytest.raises(LifecycleError) as err:  # approved once: a second go changes and sends nothing
+        desk.trades.approve_second(trade["id"], "risk2", "risk")
+    assert asyncio.run(desk.outbox.dispatch()) == 0
+    assert len([t for t in bot_texts(desk) if "【成交确认" in t]) == 1 and trade_count(desk) == 1
 
 
 def test_the_same_platform_message_twice_is_one_order_item(make_desk):
-    desk = make_desk(trading=True)
+    desk = make_desk()
     sent_quote(desk)
     say(desk, "200万 市价 产品1 确认下单", msg_id="wx-1")
     say(desk, "200万 市价 产品1 确认下单", msg_id="wx-1")
     [order] = pending(desk, "order")
     send(desk, order["id"])
-    with transaction(desk.engine) as tx:
-        assert tx.trades.count() == 1
+    assert trade_count(desk) == 1 and trade_of(desk, order["id"])["status"] == "live"
+    assert len([t for t in bot_texts(desk) if "【成交确认" in t]) == 1
 
 
-def add_trade(desk, trade_id, notional, status="live", institution=INSTITUTION, underlying="000905.SH"):
+def other_institution(desk, name="别家资产管理有限公司", group="other"):
+    """A second KYC-approved institution with a chat group of its own."""
     with transaction(desk.engine) as tx:
-        tx.trades.add(TradeRow(id=trade_id, order_review_id="R" + trade_id, status=status, institution=institution,
-                               channel="sim", chat_id="demo", sender_id="c1", client="c1", account=STABLE,
-                               quote_id=None, product={"underlying_name": "中证500"}, underlying=underlying,
-                               structure="snowball", notional=notional, original_notional=notional, price_pct=0,
-                               premium_cny=0, execution={}, booked_by="t1"))
+        inst = tx.clients.add_institution(name, "approved", True)
+        tx.clients.add_group("sim", group, inst.id)
+        tx.audit.record("test", "institution.create", f"institution:{inst.id}", {"name": name})
+
+
+def unwound_event(desk, trade_id, review_id):
+    with transaction(desk.engine) as tx:
+        row = tx.trades.get(trade_id)
+        event = next(e for e in tx.trades.events(trade_id)
+                     if e.type == "unwound" and e.detail["review_id"] == review_id)
+        return row.status, row.notional, event.cash_cny, event.detail, unwind_message(row, event)
 
 
 def test_holdings_list_the_institutions_live_trades_and_an_unwind_picks_by_number(make_desk):
-    desk = make_desk(trading=True)
-    add_trade(desk, "T00000000A1", 10_000_000)
-    add_trade(desk, "T00000000A2", 5_000_000)
-    add_trade(desk, "T00000000A3", 7_000_000, status="closed")
-    add_trade(desk, "T00000000B1", 9_000_000, institution="别家机构")
+    desk = make_desk()
+    sent_quote(desk)
+    a1 = booked(desk, "1000万 市价 产品1 确认下单")
+    a2 = booked(desk, "500万 市价 产品2 确认下单")
+    a3 = booked(desk, "700万 市价 产品1 确认下单")
+    closed = desk.trades.unwind_or_raise(add_unwind(desk.engine, a3, notional=None, sender_id="c1"), "t1")
+    assert closed["status"] == "closed"
+    other_institution(desk)
+    sent_quote(desk, sender="w2", chat="other")
+    b1 = booked(desk, "900万 市价 确认下单", sender="w2", chat="other")
+
     say(desk, "查持仓")
     [holdings] = pending(desk)
-    assert holdings["kind"] == "holdings" and set(holdings["detail"]["trades"]) == {"T00000000A1", "T00000000A2"}
+    assert holdings["kind"] == "holdings" and set(holdings["detail"]["trades"]) == {a1, a2}
     listed = holdings["detail"]["trades"]
     for tid in listed:
         assert tid in holdings["draft_reply"]
-    assert "T00000000A3" not in holdings["draft_reply"] and "T00000000B1" not in holdings["draft_reply"]
-    assert "雪球" in holdings["draft_reply"] and "000905.SH" in holdings["draft_reply"]
+    assert a3 not in holdings["draft_reply"] and b1 not in holdings["draft_reply"]
+    assert "香草" in holdings["draft_reply"] and "000300.SH" in holdings["draft_reply"]
+    assert "1000万" in holdings["draft_reply"] and "500万" in holdings["draft_reply"]
     send(desk, holdings["id"])
 
     say(desk, "第一笔，全平，市价")
     [unwind] = pending(desk, "unwind")
     first = listed[0]
-    whole = 10_000_000 if first == "T00000000A1" else 5_000_000
+    whole, account = {a1: (10_000_000, STABLE), a2: (5_000_000, GROWTH)}[first]
     assert unwind["ref_id"] == first and unwind["order"] == {"trade_id": first, "notional": whole,
-                                                              "execution": MARKET, "account": STABLE}
-    assert unwind["detail"]["unwind_quote"]["price_pct"] == 1.25 and "1.25%" in unwind["draft_reply"]
-    send(desk, unwind["id"])
-    assert desk.ledger.calls == [("unwind", unwind["id"])]
-    with transaction(desk.engine) as tx:
-        assert tx.trades.get(first).status == "closed"
+                                                              "execution": MARKET, "account": account}
+    # priced from the book by the trade service: today's fair value less the unwind margin of the margin table
+    quote = unwind["detail"]["unwind_quote"]
+    trade = desk.trades.get(first)
+    left = (date.fromisoformat(trade["product"]["maturity_date"]) - date.fromisoformat(quote["valuation_date"])).days
+    assert "error" not in quote and (quote["trade_id"], quote["notional"]) == (first, whole)
+    assert quote["margin_pct"] == desk.margins.unwind_margin_pct("vanilla", left) > 0
+    assert quote["price_pct"] == pytest.approx(quote["fair_price_pct"] - quote["margin_pct"])
+    assert f"{quote['price_pct']:.2f}%" in unwind["draft_reply"]
+    assert send(desk, unwind["id"])["status"] == "sent"
+    status, notional, cash, detail, message = unwound_event(desk, first, unwind["id"])
+    assert status == "closed" and detail["full"] is True and detail["price_pct"] == quote["price_pct"]
+    assert cash == round(quote["price_pct"] / 100 * whole, 2)
+    assert bot_texts(desk)[-1].endswith(message) and f"【平仓确认 {first}】已全部平仓" in message
+    other = a2 if first == a1 else a1
+    assert desk.trades.get(other)["status"] == "live" and desk.trades.get(b1)["status"] == "live"
 
 
 def test_unwind_by_trade_id_partial_missing_and_refused(make_desk):
-    desk = make_desk(trading=True)
-    add_trade(desk, "T00000000A1", 10_000_000)
-    say(desk, "平掉 T00000000A1 100万 市价")
+    desk = make_desk()
+    sent_quote(desk)
+    a1 = booked(desk, "1000万 市价 产品1 确认下单")
+    say(desk, f"平掉 {a1} 100万 市价")
     [unwind] = pending(desk, "unwind")
     assert unwind["order"]["notional"] == 1_000_000 and unwind["detail"]["full"] is False
     desk.reviews.reject(unwind["id"], "t1", "改天")
 
-    say(desk, "T00000000A1 平一半")  # no instruction yet: asked
+    say(desk, f"{a1} 平一半")  # no instruction yet: asked
     [ask] = pending(desk, "unwind")
     assert ask["detail"]["missing"] == ["unwind_execution"] and "平仓指令" in ask["draft_reply"]
     say(desk, "收盘价")
     [unwind] = pending(desk, "unwind")
     assert unwind["order"]["notional"] == 5_000_000 and unwind["order"]["execution"]["type"] == "close"
-    desk.reviews.reject(unwind["id"], "t1", "改天")
+    assert unwind["detail"]["unwind_quote"]["notional"] == 5_000_000
+    assert trade_actions(desk).count("trade.unwind") == 0  # the rejected one unwound nothing
+    send(desk, unwind["id"])  # a partial unwind reduces the live trade
+    status, notional, cash, detail, message = unwound_event(desk, a1, unwind["id"])
+    assert (status, notional, detail["full"], detail["remaining_notional"]) == ("live", 5_000_000, False, 5_000_000)
+    assert cash == round(unwind["detail"]["unwind_quote"]["price_pct"] / 100 * 5_000_000, 2)
+    assert bot_texts(desk)[-1].endswith(message) and "已部分平仓，剩余名义本金 500万元" in message
 
-    say(desk, "平掉 T00000000A1 2000万 市价")
+    say(desk, f"平掉 {a1} 2000万 市价")
     [refused] = pending(desk, "unwind")
-    assert refused["detail"]["refused"] and "超过存续名义本金" in refused["draft_reply"]
+    assert refused["detail"]["refused"] and "超过存续名义本金500万" in refused["draft_reply"]
+    send(desk, refused["id"])
+    assert trade_actions(desk).count("trade.unwind") == 1 and desk.trades.get(a1)["notional"] == 5_000_000
     say(desk, "平掉 T00000000FF 市价 全平")
     assert any("未找到" in i["draft_reply"] for i in pending(desk, "unwind"))
 
 
 def test_an_unwind_naming_no_trade_asks_for_everything_once_and_a_number_answers(make_desk):
-    desk = make_desk(trading=True)
-    add_trade(desk, "T00000000A1", 10_000_000)
-    add_trade(desk, "T00000000A2", 6_000_000)
+    desk = make_desk()
+    sent_quote(desk)
+    a1 = booked(desk, "1000万 市价 产品1 确认下单")
+    a2 = booked(desk, "600万 市价 产品1 确认下单")
     say(desk, "提前终止")
     [ask] = pending(desk, "unwind")
     assert ask["detail"]["missing"] == ["trade", "unwind_notional", "unwind_execution"]
     offered = ask["detail"]["trades"]
-    assert sorted(offered) == ["T00000000A1", "T00000000A2"] and all(t in ask["draft_reply"] for t in offered)
+    assert sorted(offered) == sorted([a1, a2]) and all(t in ask["draft_reply"] for t in offered)
     say(desk, "第二笔，全平，市价")
     [unwind] = pending(desk, "unwind")
     assert desk.reviews.get(ask["id"])["status"] == "withdrawn"  # answered
-    whole = {"T00000000A1": 10_000_000, "T00000000A2": 6_000_000}[offered[1]]
+    whole = {a1: 10_000_000, a2: 6_000_000}[offered[1]]
     assert unwind["order"] == {"trade_id": offered[1], "notional": whole, "execution": MARKET, "account": STABLE}
