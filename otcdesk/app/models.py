@@ -254,15 +254,17 @@ class TradeTransitionRow(SQLModel, table=True):
 class TradeEventRow(SQLModel, table=True):
     """A lifecycle event of a trade from a fixing (knocked_out, knocked_in, coupon, matured) or an unwind.
 
-    `(trade_id, type, date)` is unique: posting the same fixing twice creates no second event.
+    `(trade_id, type, date, ref)` is unique: posting the same fixing twice creates no second event; `ref` tells
+    apart events of one kind on one day that have their own cause (an unwind's review item), else "".
     """
 
     __tablename__ = "trade_event"
-    __table_args__ = (UniqueConstraint("trade_id", "type", "date"),)
+    __table_args__ = (UniqueConstraint("trade_id", "type", "date", "ref"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     trade_id: str = Field(foreign_key="trade.id", index=True)
     type: str
     date: str  # ISO date of the fixing or the unwind
+    ref: str = ""
     cash_cny: Optional[float] = None
     detail: dict = Field(default_factory=dict, sa_column=Column(JSON))
     notice_review_id: Optional[str] = None

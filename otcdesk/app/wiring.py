@@ -110,7 +110,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     rate_limit = RateLimit(engine, settings.inbound_rate_limit, settings.inbound_rate_window_s)
     inbound = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[rate_limit],
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
-    return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
+    return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events, refusal=getattr(trading, "refusal", None)),
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
                 fixings=FixingService(engine, opener, clock, market), trades=trading)

@@ -10,6 +10,7 @@ message on a new thread, as a new pending item on today's market.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
@@ -105,10 +106,15 @@ class ReviewOpener:
 class ReviewService:
     """The trader's decisions on review items, and the queue as the console lists it."""
 
-    def __init__(self, engine: Engine, runner: DeskRunner, events: EventBus):
+    def __init__(self, engine: Engine, runner: DeskRunner, events: EventBus,
+                 refusal: Callable[[str], str | None] | None = None):
+        """`refusal(review_id)`: why approving that order or unwind item now would be refused by the trade
+        service (KYC, a trade no longer live, a notional above what is live…), or None; such an approval is
+        refused before anything is written, so the item stays pending and the trader sees the reason."""
         self.engine = engine
         self.runner = runner
         self.events = events
+        self.refusal = refusal or (lambda review_id: None)
 
     def list(self, status: str | None = None, limit: int = 200, before: str | None = None) -> list[dict]:
         """Newest first, optionally in one status, after the item `before` (the previous page's last id)."""
@@ -180,6 +186,8 @@ class ReviewService:
         """Write the decision first (conditional update: one decision wins), then resume the graph."""
         now = utcnow()
         new_status = TRANSITIONS[action][1]
+        if action == "approve" and (why := self.refusal(review_id)):
+            raise ReviewError("conflict", why)
         with transaction(self.engine) as tx:
             item = _existing(tx, review_id)
             check_decision(action, item.status, item.expires_at, now, reply=reply, reason=reason, kind=item.kind,

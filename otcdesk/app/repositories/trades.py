@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from otcdesk.app.models import TradeEventRow, TradeRow, TradeTransitionRow, utcnow
@@ -105,16 +104,18 @@ class TradeRepository:
         return out
 
     def add_event_once(self, event: TradeEventRow) -> bool:
-        """Record a lifecycle event unless `(trade_id, type, date)` has one already; True when added now."""
+        """Record a lifecycle event unless `(trade_id, type, date, ref)` has one already; True when added now.
+
+        No savepoint: on SQLite a savepoint that opens the unit of work commits on release, so the event would
+        outlive a rollback of the rest. A concurrent unit of work recording the same event first makes this one
+        fail on the unique constraint (IntegrityError) and roll back whole; its retry then finds the event."""
         if self.session.exec(select(TradeEventRow.id).where(TradeEventRow.trade_id == event.trade_id,
                                                             TradeEventRow.type == event.type,
-                                                            TradeEventRow.date == event.date)).first():
+                                                            TradeEventRow.date == event.date,
+                                                            TradeEventRow.ref == event.ref)).first():
             return False
-        try:
-            with self.session.begin_nested():
-                self.session.add(event)
-        except IntegrityError:  # a concurrent fixing run recorded it first
-            return False
+        self.session.add(event)
+        self.session.flush()
         return True
 
     def events(self, trade_id: str) -> list[TradeEventRow]:

@@ -139,6 +139,57 @@ class TradeService:
         except LifecycleError as exc:
             return {"error": exc.message, "code": exc.code, "trade_id": trade_id}
 
+    def refusal(self, review_id: str) -> str | None:
+        """Why approving the pending order or unwind item `review_id` now would be refused, or None (also None
+        for other kinds, and for an item the graph will not book: incomplete, refused or stale — approving
+        those sends their question or refusal). Reads only; the review service asks before it decides."""
+        try:
+            with transaction(self.engine) as tx:
+                item = tx.reviews.get(review_id)
+                detail = (item.detail or {}) if item is not None else {}
+                if item is None or item.kind not in ("order", "unwind") or not item.order or \
+                        detail.get("missing") or detail.get("refused") or detail.get("stale"):
+                    return None
+                if item.kind == "unwind":
+                    self._check_unwind(tx, item)
+                    return None
+                self._check_order_item(item, review_id, approved=False)
+                quote = self._check_client(tx, item)
+            self._check_fresh(item, quote)
+        except LifecycleError as exc:
+            return exc.message
+        return None
+
+    def _check_client(self, tx, item: ReviewItem) -> ReviewItem | None:
+        """The quote an order refers to, after checking the institution may trade and the quote was given in
+        this chat group."""
+        inst = tx.clients.institution_of(item.channel, item.chat_id, item.sender_id)
+        if inst is None or inst.kyc_status != "approved" or not inst.can_trade:
+            raise LifecycleError("forbidden", "the client's institution is not approved for trading (KYC)")
+        quote = tx.reviews.get(item.ref_id) if item.ref_id else None
+        if quote is not None and (quote.channel, quote.chat_id) != (item.channel, item.chat_id):
+            raise LifecycleError("forbidden", f"quote {quote.id} was not given in this chat group")
+        return quote
+
+    @staticmethod
+    def _check_unwind(tx, item: ReviewItem) -> TradeRow:
+        """The live trade an unwind item names, after checking it was booked for this chat group and the
+        notional to unwind is not above what is live."""
+        order = item.order or {}
+        trade_id = order.get("trade_id") or item.ref_id
+        row = tx.trades.get(trade_id) if trade_id else None
+        if row is None:
+            raise LifecycleError("not_found", f"unwind {item.id} refers to no trade ({trade_id!r})")
+        if (row.channel, row.chat_id) != (item.channel, item.chat_id):
+            raise LifecycleError("forbidden", f"trade {trade_id} was not booked for this chat group")
+        if row.status != "live":
+            raise LifecycleError("conflict", f"trade {trade_id} is {row.status}; only a live trade is unwound")
+        requested = order.get("notional")
+        if requested is not None and not 0 < float(requested) <= row.notional + 1e-6:
+            raise LifecycleError("invalid", f"unwind notional {float(requested):,.0f} exceeds the live "
+                                            f"{row.notional:,.0f}")
+        return row
+
     def _answer(self, action: str, review_id: str, by: str, run: Callable[[], dict]) -> dict:
         try:
             return run()
@@ -157,13 +208,8 @@ class TradeService:
         with transaction(self.engine) as tx:
             item = tx.reviews.get(review_id)
             self._check_order_item(item, review_id)
-            inst = tx.clients.institution_of(item.channel, item.chat_id, item.sender_id)
-            if inst is None or inst.kyc_status != "approved" or not inst.can_trade:
-                raise LifecycleError("forbidden", "the client's institution is not approved for trading (KYC)")
-            quote = tx.reviews.get(item.ref_id) if item.ref_id else None
-            if quote is not None and (quote.channel, quote.chat_id) != (item.channel, item.chat_id):
-                raise LifecycleError("forbidden", f"quote {quote.id} was not given in this chat group")
-            institution = inst.name
+            quote = self._check_client(tx, item)
+            institution = tx.clients.institution_of(item.channel, item.chat_id, item.sender_id).name
         self._check_fresh(item, quote)
         row = self._freeze(item, institution, by)
         dest, after = fire("new", "book", TradeContext(notional=row.notional,
@@ -210,12 +256,12 @@ class TradeService:
         return {"trade_id": row.id, "status": row.status, "message": message}
 
     @staticmethod
-    def _check_order_item(item: ReviewItem | None, review_id: str) -> None:
+    def _check_order_item(item: ReviewItem | None, review_id: str, approved: bool = True) -> None:
         if item is None:
             raise LifecycleError("not_found", f"no review item {review_id}")
         if item.kind != "order":
             raise LifecycleError("conflict", f"review item {review_id} is a {item.kind} item, not an order")
-        if item.status not in BOOKABLE_REVIEW:
+        if approved and item.status not in BOOKABLE_REVIEW:
             raise LifecycleError("conflict", f"order {review_id} is {item.status}; only an approved order is booked")
         order = item.order or {}
         notional = order.get("notional")
@@ -448,11 +494,7 @@ class TradeService:
                 row = tx.trades.get(trade_id)
                 return {"trade_id": trade_id, "status": row.status, "message": unwind_message(row, done),
                         "cash_cny": done.cash_cny}
-            row = tx.trades.get(trade_id) if trade_id else None
-            if row is None:
-                raise LifecycleError("not_found", f"unwind {review_id} refers to no trade ({trade_id!r})")
-            if (row.channel, row.chat_id) != (item.channel, item.chat_id):
-                raise LifecycleError("forbidden", f"trade {trade_id} was not booked for this chat group")
+            row = self._check_unwind(tx, item)
         requested = order.get("notional")
         notional = row.notional if requested is None else float(requested)
         quote = _shown_unwind_quote(item)
@@ -480,10 +522,10 @@ class TradeService:
                 moved = tx.trades.amend(row, notional=remaining)
             if not moved:
                 raise LifecycleError("conflict", f"trade {trade_id} was changed concurrently")
-            event = TradeEventRow(trade_id=trade_id, type=UNWOUND, date=today, cash_cny=cash, detail=detail)
+            event = TradeEventRow(trade_id=trade_id, type=UNWOUND, date=today, ref=review_id, cash_cny=cash,
+                                  detail=detail)
             if not tx.trades.add_event_once(event):
-                raise LifecycleError("conflict", f"trade {trade_id} was already unwound on {today}: one unwind a "
-                                                 "day per trade")
+                raise LifecycleError("conflict", f"unwind {review_id} of trade {trade_id} was recorded concurrently")
             tx.audit.record(by, "trade.unwind", f"trade:{trade_id}", {**detail, "cash_cny": cash})
             status = row.status
         self._publish(trade_id)

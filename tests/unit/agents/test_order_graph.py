@@ -514,6 +514,28 @@ def test_unwind_by_trade_id_partial_missing_and_refused(make_desk):
     assert any("未找到" in i["draft_reply"] for i in pending(desk, "unwind"))
 
 
+def test_a_second_unwind_the_same_day_closes_the_rest_and_a_stale_unwind_is_refused_at_approval(make_desk):
+    desk = make_desk()
+    sent_quote(desk)
+    a1 = booked(desk, "1000万 市价 产品1 确认下单")
+    say(desk, f"平掉 {a1} 400万 市价")
+    [part] = pending(desk, "unwind")
+    send(desk, part["id"])
+    assert desk.trades.get(a1)["notional"] == 6_000_000
+    say(desk, f"平掉 {a1} 全平 市价")  # the same day: a second unwind of the same trade
+    [rest] = pending(desk, "unwind")
+    assert rest["order"]["notional"] == 6_000_000
+    say(desk, f"平掉 {a1} 300万 市价", sender="c1")  # another request on the same trade, still pending
+    [later] = [i for i in pending(desk, "unwind") if i["id"] != rest["id"]]
+    assert send(desk, rest["id"])["status"] == "sent" and desk.trades.get(a1)["status"] == "closed"
+    actions, texts = trade_actions(desk), bot_texts(desk)
+    with pytest.raises(ReviewError) as refused:  # its trade is closed now: refused before anything is written
+        desk.reviews.approve(later["id"], "t1")
+    assert refused.value.code == "conflict" and "closed" in refused.value.message
+    assert desk.reviews.get(later["id"])["status"] == "pending"
+    assert trade_actions(desk) == actions and bot_texts(desk) == texts
+
+
 def test_an_unwind_naming_no_trade_asks_for_everything_once_and_a_number_answers(make_desk):
     desk = make_desk()
     sent_quote(desk)

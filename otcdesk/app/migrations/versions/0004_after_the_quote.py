@@ -130,9 +130,10 @@ def upgrade() -> None:
     sa.Column('detail', sa.JSON(), nullable=True),
     sa.Column('notice_review_id', sa.String(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ref', sa.String(), nullable=False),
     sa.ForeignKeyConstraint(['trade_id'], ['trade.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('trade_id', 'type', 'date')
+    sa.UniqueConstraint('trade_id', 'type', 'date', 'ref')
     )
     with op.batch_alter_table('trade_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_trade_event_trade_id'), ['trade_id'], unique=False)
