@@ -32,6 +32,7 @@ from otcdesk.app.trading.booking import TradeService
 from otcdesk.app.trading.lifecycle import FixingService
 from otcdesk.app.trading.margins import MarginPolicy
 from otcdesk.app.trading.market_data import MarketDataService
+from otcdesk.app.trading.risk import RiskService
 from otcdesk.bots.base import Channel
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,10 @@ class Desk:
             self.price(req)
 
     def close(self, timeout: float = 60.0) -> None:
-        """Wait for graph runs in flight, then close the checkpointer."""
+        """Wait for graph runs in flight, then close the checkpointer (and the risk book's scheduler and worker)."""
         self.runner.close(timeout)
+        if self.risk is not None:
+            self.risk.stop()
 
 
 def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,
@@ -110,10 +113,12 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     rate_limit = RateLimit(engine, settings.inbound_rate_limit, settings.inbound_rate_window_s)
     inbound = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[rate_limit],
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
+    risk = RiskService(engine, events, clock, market.latest, backend=settings.backend,
+                       ray_address=settings.ray_address, worker_process=settings.risk_worker_process)
     return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events),
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
-                fixings=FixingService(engine, opener, clock, market), trades=trading)
+                fixings=FixingService(engine, opener, clock, market), trades=trading, risk=risk)
 
 
 @dataclass
