@@ -1,6 +1,7 @@
 """Risk book refresh from the trade store, and the review queue's latency while the scheduler refreshes.
 
     .venv/bin/python benchmarks/bench_book_refresh.py [--trades 2000] [--period 100] [--workers 2]
+                                                      [--skip-reference] [--no-worker-process]
 
 1. Books N trades into a real SQLite database (`TradeRow`s through `TradeRepository.add`; products built and
    validated by the pricing engine's product specs and structure templates: snowballs (some with step-down,
@@ -14,7 +15,8 @@
 3. `fold_in` of one more booked trade: what a booking waits for to show in the book.
 4. `otcdesk serve` on that data directory with `OTCDESK_RISK_REFRESH_S=period`: `GET /api/review` (a trader's
    queue of 200 pending items) timed back to back while the server idles, then while the scheduled refresh runs
-   (its window read from the new snapshot's `as_of` and `elapsed_s`).
+   (its window read from the new snapshot's `as_of` and `elapsed_s`). The server revalues in its low-priority
+   worker process; `--no-worker-process` serves with the revaluation in a thread of the server instead.
 """
 from __future__ import annotations
 
@@ -200,6 +202,8 @@ def main(argv=None) -> None:
     ap.add_argument("--period", type=float, default=100.0, help="OTCDESK_RISK_REFRESH_S of the served desk")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--skip-reference", action="store_true")
+    ap.add_argument("--no-worker-process", action="store_true",
+                    help="serve with OTCDESK_RISK_WORKER_PROCESS=false: the refresh in a thread of the server")
     args = ap.parse_args(argv)
     print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (the cores may be shared)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -253,6 +257,7 @@ def main(argv=None) -> None:
         engine.dispose()
         port = free_port()
         env = {**os.environ, "OTCDESK_DATA_DIR": str(data), "OTCDESK_RISK_REFRESH_S": str(args.period),
+               "OTCDESK_RISK_WORKER_PROCESS": "false" if args.no_worker_process else "true",
                "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
                "PYTHONUNBUFFERED": "1"}
         env.pop("DATABASE_URL", None)
