@@ -49,6 +49,7 @@ from otcdesk.app.events import EventBus  # noqa: E402
 from otcdesk.app.market import load_snapshot  # noqa: E402
 from otcdesk.app.models import ReviewItem, TradeRow, utcnow  # noqa: E402
 from otcdesk.app.repositories import transaction  # noqa: E402
+from otcdesk.app.trading.market_data import MarketDataService  # noqa: E402
 from otcdesk.app.trading.risk import RiskService  # noqa: E402
 from otcdesk.pricing_engine import book as pe_book  # noqa: E402
 from otcdesk.pricing_engine.products import product_from_dict  # noqa: E402
@@ -223,7 +224,7 @@ def main(argv=None) -> None:
         print(f"booked {len(ids)} trades into SQLite in {t_book:.1f} s (products built and validated in "
               f"{t_build:.1f} s): {json.dumps(mix)}")
 
-        svc = RiskService(engine, EventBus(), clock, workers=args.workers)
+        svc = RiskService(engine, EventBus(), clock, MarketDataService(engine, clock).latest, workers=args.workers)
         t0, c0, load0 = time.perf_counter(), cpu_s(), os.getloadavg()[0]
         summary = svc.refresh("bench")
         wall, cpu = time.perf_counter() - t0, cpu_s() - c0

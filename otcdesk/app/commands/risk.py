@@ -7,8 +7,9 @@ only when a GPU is usable) and Ray is used when `settings.ray_address` (RAY_ADDR
 `--ray-address` is set.
 
 `refresh` prints the snapshot summary `{"snapshot_id", "as_of", "live_trades", "elapsed_s", "scenario_points",
-...}` (CONTRACTS Part 2), the same as `POST /api/risk/refresh`; audited with the actor `cli`. It migrates a fresh
-database first, so it works on an empty data directory (an empty book).
+...}` (CONTRACTS Part 2), the same as `POST /api/risk/refresh`, on the newest market data of the database
+(`MarketDataService.latest`); audited with the actor `cli`. It migrates a fresh database first, so it works on an
+empty data directory (an empty book).
 """
 from __future__ import annotations
 
@@ -49,13 +50,15 @@ def bench(args, settings) -> dict:
 def refresh(_args, settings) -> dict:
     from otcdesk.app.clock import Clock  # noqa: PLC0415
     from otcdesk.app.db import init_db, make_engine  # noqa: PLC0415
+    from otcdesk.app.trading.market_data import MarketDataService  # noqa: PLC0415
     from otcdesk.app.trading.risk import RiskService  # noqa: PLC0415
 
     settings.ensure_dirs()
     engine = make_engine(settings.db_url)
     try:
         init_db(engine)
-        service = RiskService(engine, None, Clock(settings.now), backend=settings.backend,
+        clock = Clock(settings.now)
+        service = RiskService(engine, None, clock, MarketDataService(engine, clock).latest, backend=settings.backend,
                               ray_address=settings.ray_address)
         return service.refresh("cli")
     finally:

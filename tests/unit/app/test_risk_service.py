@@ -473,3 +473,18 @@ def test_worker_process_gives_the_same_book_and_runs_niced(engine):
     assert book["timings"]["worker_process"] is False
     assert book["totals"] == book_isolated["totals"]  # same engine, same seeds: the same figures
     assert book["scenario"] == book_isolated["scenario"]
+
+
+def test_pretrade_on_the_desks_own_quote_line(desk_core):
+    """Wired as the server wires it: the desk's quote (fair value through the margin table) of a request, checked
+    against the desk's book (no snapshot yet: before is 0) on the market store's newest data."""
+    req = {"underlying": "000905.SH", "structure": "vanilla", "option_type": "put", "tenor": "3M",
+           "strike_pct": 95, "notional": 200_000_000.0, "side": "client_buys"}
+    line = desk_core.price(req)
+    assert "error" not in line and "fair_price_pct" in line
+    check = desk_core.risk.pretrade(line)
+    delta, vega = check["checks"]
+    assert (delta["measure"], vega["measure"]) == ("delta_cny", "vega_cny")
+    assert delta["before"] == 0.0 and delta["after"] == pytest.approx(-line["greeks"]["delta"] * 2e8 * 0.01, rel=1e-6)
+    assert delta["after"] > 0 and vega["after"] < 0  # the desk sells a put: long delta, short vega
+    assert check["snapshot_id"] is None and not check["notional_assumed"]
