@@ -285,8 +285,10 @@ def main(argv=None) -> None:
             res = asyncio.run(latency(url, first_run, folded["snapshot_id"], wait + 300))
             snap = res["snapshot"]
             print(f"scheduled refresh in the server: snapshot {snap['snapshot_id']}, {snap['live_trades']} trades, "
-                  f"{snap['elapsed_s']:.1f} s (worker process at nice +10: {snap['timings']['worker_process']}; "
-                  f"it yields the cores to everything else, this benchmark's client and other jobs included)")
+                  f"{snap['elapsed_s']:.1f} s, " + ("in the worker process at nice +10 (it yields the cores to "
+                                                    "everything else, this benchmark's client and other jobs included)"
+                                                    if snap["timings"]["worker_process"] else
+                                                    "in a thread of the server process"))
             print(f"GET /api/review (200 pending items), idle          : {stats(res['idle'])}")
             print(f"GET /api/review (200 pending items), during refresh: {stats(res['during'])}")
         finally:
