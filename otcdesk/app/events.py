@@ -15,6 +15,7 @@ EVENT_READERS: dict[str, frozenset[str]] = {
     "review": frozenset({"trader"}),  # the whole review item (client text, draft reply), as GET /api/review
     "trade": frozenset({"trader", "risk", "compliance"}),  # a trade document, as GET /api/trades/{id}
     "sim": frozenset(ROLES),  # the name of a simulated group whose transcript changed
+    "book": frozenset({"trader", "risk"}),  # a new risk snapshot's summary, as POST /api/risk/refresh answers
 }
 DEMO_ONLY_EVENTS = frozenset({"sim"})
 KEEPALIVE_S = 15.0

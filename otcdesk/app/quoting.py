@@ -61,6 +61,18 @@ def quote_request(req: dict, policy, **kw) -> dict:
     return policy.apply(price_request(req, **kw))
 
 
+def with_pretrade(line: dict, risk) -> dict:
+    """The line with `pretrade`: how it would move the desk's delta and vega on its underlying against the limits
+    (`trading.risk.RiskService.pretrade`; None before the book has a snapshot, or for an error line)."""
+    if "error" not in line:
+        try:
+            line["pretrade"] = risk.pretrade(line)
+        except Exception:  # a check that fails must not lose the quote: the card says it was not checked
+            log.exception("pre-trade check failed")
+            line["pretrade"] = {"error": "pre-trade check failed", "breached": None}
+    return line
+
+
 def solve_again(line: dict, field: str, target_price_pct: float) -> dict:
     """The `price` result of the line's product with `field` solved for `target_price_pct`, on the line's market,
     valuation date and engine; or `{"error"}`. The line itself is not changed."""

@@ -403,6 +403,9 @@ async def _desk_context(app: web.Application):
     tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
     if app[DEMO] and app[SETTINGS].market_tick_s > 0:
         tasks.append(asyncio.create_task(_market_worker(app)))
+    refresh_s = app[SETTINGS].risk_refresh_s
+    if refresh_s > 0:  # the risk book's scheduled revaluation, on APScheduler's thread (never this loop)
+        await asyncio.to_thread(process.desk.risk.start, refresh_s)
     if process.wechat is not None:  # only once the desk can take its messages
         tasks.append(asyncio.create_task(process.wechat.bot.start()))
         log.info("wechaty channel starting (endpoint %s)",
@@ -413,6 +416,7 @@ async def _desk_context(app: web.Application):
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
+    await asyncio.to_thread(process.desk.risk.stop)  # a refresh in progress finishes and is stored first
     app[LOGINS].close()
     app[SESSIONS].shutdown(wait=False, cancel_futures=True)
     await asyncio.to_thread(process.close)

@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     quote_valid_s: float = 600.0  # an order on a quote older than this is not booked at the quoted price
     four_eyes_notional: float = 50_000_000.0  # a trade above this waits for a second approval by risk
     max_order_notional: float = 2_000_000_000.0  # an order notional above this is refused as absurd
-    risk_refresh_s: float = 600.0  # the scheduled revaluation of the live book
+    risk_refresh_s: float = 600.0  # the scheduled revaluation of the live book (0: no scheduled refresh)
+    risk_worker_process: bool = True  # revalue the whole book in a low-priority worker process (trading/risk.py)
     market_tick_s: float = 0.0  # demo mode: seconds between simulated market ticks (0: no ticking)
     cjk_font: str | None = None  # OTCDESK_CJK_FONT: a font file with Chinese glyphs for the trade confirmation PDF
     now: str | None = None  # OTCDESK_NOW: an ISO date-time the service's clock starts at (demos and tests only)

@@ -26,12 +26,13 @@ from otcdesk.app.desk.reviews import ReviewOpener, ReviewService
 from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
 from otcdesk.app.market import market_for
-from otcdesk.app.quoting import quote_request
+from otcdesk.app.quoting import quote_request, with_pretrade
 from otcdesk.app.settings import Settings
 from otcdesk.app.trading.booking import TradeService
 from otcdesk.app.trading.lifecycle import FixingService
 from otcdesk.app.trading.margins import MarginPolicy
 from otcdesk.app.trading.market_data import MarketDataService
+from otcdesk.app.trading.risk import RiskService
 from otcdesk.bots.base import Channel
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,10 @@ class Desk:
             self.price(req)
 
     def close(self, timeout: float = 60.0) -> None:
-        """Wait for graph runs in flight, then close the checkpointer."""
+        """Wait for graph runs in flight, then close the checkpointer (and the risk book's scheduler and worker)."""
         self.runner.close(timeout)
+        if self.risk is not None:
+            self.risk.stop()
 
 
 def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,
@@ -93,14 +96,17 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     margins = MarginPolicy(engine)
     clock = Clock(settings.now)
     market = MarketDataService(engine, clock)
-    price = price or (lambda req: quote_request(req, margins, snapshot=market.latest(),  # the newest market
-                                                valuation_date=clock.today()))
+    risk = RiskService(engine, events, clock, market.latest, backend=settings.backend,
+                       ray_address=settings.ray_address, worker_process=settings.risk_worker_process)
+    price = price or (lambda req: with_pretrade(  # the desk's quote on the newest market, checked against limits
+        quote_request(req, margins, snapshot=market.latest(), valuation_date=clock.today()), risk))
     outbox = OutboxDispatcher(engine, events)
     opener = ReviewOpener(engine, events, settings.review_ttl_s)
     trading = trading or TradeService(engine, events, outbox, clock, four_eyes_notional=settings.four_eyes_notional,
                                       quote_valid_s=settings.quote_valid_s, data_dir=settings.data_dir,
                                       market=lambda underlying: market_for(underlying, market.latest()),
-                                      unwind_margin=margins.unwind_margin_pct, cjk_font=settings.cjk_font)
+                                      unwind_margin=margins.unwind_margin_pct, cjk_font=settings.cjk_font,
+                                      on_live=risk.fold_in_soon)
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
                     reviews=opener, outbox=outbox, orders=OrderStore(engine, events), trading=trading,
                     policy=OrderPolicy(settings.max_order_notional, settings.quote_valid_s))
@@ -110,10 +116,11 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     rate_limit = RateLimit(engine, settings.inbound_rate_limit, settings.inbound_rate_window_s)
     inbound = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[rate_limit],
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
-    return Desk(engine=engine, events=events, runner=runner, reviews=ReviewService(engine, runner, events, refusal=getattr(trading, "refusal", None)),
+    reviews = ReviewService(engine, runner, events, refusal=getattr(trading, "refusal", None))
+    return Desk(engine=engine, events=events, runner=runner, reviews=reviews,
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
-                fixings=FixingService(engine, opener, clock, market), trades=trading)
+                fixings=FixingService(engine, opener, clock, market), trades=trading, risk=risk)
 
 
 @dataclass

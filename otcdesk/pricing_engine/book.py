@@ -14,7 +14,9 @@ Greeks come from the scenario rows of `mc_core.GREEK_SCENARIOS` for both. Monte 
 `BOOK_MC_OPTIONS` (2000 float32 paths: the MC error dwarfs float32 rounding) unless `mc_options` says
 otherwise. Scenario grid (default 41 x 5): relative spot shifts -20%..+20% in 1% steps, absolute vol
 shifts -5, -2.5, 0, +2.5, +5 vol points. Values are per unit notional before the side sign;
-`BookResult.scenario_pnl` is the book's PV change (CNY, side applied) per grid point.
+`BookResult.scenario_pnl` is the book's PV change (CNY, side applied) per grid point, and each
+`TradeRisk.scenario` that trade's PV change per unit notional (side applied), so a caller can split
+the grid by underlying.
 """
 from __future__ import annotations
 
@@ -66,6 +68,7 @@ class TradeRisk:
     stderr: float | None
     pv: float
     greeks: dict  # per unit notional, side applied, CONTRACTS.md units
+    scenario: np.ndarray | None = None  # (n_spot, n_vol) PV change per unit notional, side applied
 
 
 @dataclass
@@ -267,10 +270,11 @@ def revalue_book(trades: Sequence[Trade], markets: Mapping[str, MarketSpec], val
         for tid, (p, e, g, scen) in zip(out["ids"], out["results"]):
             t = by_id[tid]
             sgn, notional = t.sign, t.notional
+            change = None if scen is None else sgn * (np.asarray(scen) - p)
             risks.append(TradeRisk(tid, t.product.structure, out["engine"], sgn * p, e, sgn * p * notional,
-                                   {k: sgn * v for k, v in g.items()}))
-            if scen is not None:
-                pnl += sgn * notional * (np.asarray(scen) - p)
+                                   {k: sgn * v for k, v in g.items()}, change))
+            if change is not None:
+                pnl += notional * change
             key = (t.product.structure, out["engine"])
             group_info[key] = group_info.get(key, 0) + 1
     order = {t.trade_id: i for i, t in enumerate(frozen)}

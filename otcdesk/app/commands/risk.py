@@ -1,9 +1,15 @@
-"""`otcdesk risk bench --trades N [--backend numpy|cupy]`: revalue a seeded sample book.
+"""`otcdesk risk bench --trades N [--backend numpy|cupy]`: revalue a seeded sample book;
+`otcdesk risk refresh`: revalue the live book in the data directory's database and store a snapshot.
 
-Prints `{"trades", "backend", "elapsed_s", "greeks_s", "scenario_s", "scenario_points", ...}`
+`bench` prints `{"trades", "backend", "elapsed_s", "greeks_s", "scenario_s", "scenario_points", ...}`
 (CONTRACTS.md). The backend defaults to `settings.backend` (OTCDESK_BACKEND: auto picks CuPy
 only when a GPU is usable) and Ray is used when `settings.ray_address` (RAY_ADDRESS) or
 `--ray-address` is set.
+
+`refresh` prints the snapshot summary `{"snapshot_id", "as_of", "live_trades", "elapsed_s", "scenario_points",
+...}` (CONTRACTS Part 2), the same as `POST /api/risk/refresh`, on the newest market data of the database
+(`MarketDataService.latest`); audited with the actor `cli`. It migrates a fresh database first, so it works on an
+empty data directory (an empty book).
 """
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ def register(sub) -> None:
     b.add_argument("--seed", type=int, default=7, help="seed of the sample book")
     b.add_argument("--workers", type=int, default=2, help="in-process worker threads when Ray is not used")
     b.set_defaults(handler=bench)
+    r = rsub.add_parser("refresh", help="revalue the live book of the data directory and store a risk snapshot")
+    r.set_defaults(handler=refresh)
 
 
 def bench(args, settings) -> dict:
@@ -37,3 +45,21 @@ def bench(args, settings) -> dict:
                          seed=args.seed, mc_options={"paths": args.paths}, workers=max(1, args.workers))
     except PricingError as exc:
         raise CommandError(str(exc), getattr(exc, "detail", None)) from None
+
+
+def refresh(_args, settings) -> dict:
+    from otcdesk.app.clock import Clock  # noqa: PLC0415
+    from otcdesk.app.db import init_db, make_engine  # noqa: PLC0415
+    from otcdesk.app.trading.market_data import MarketDataService  # noqa: PLC0415
+    from otcdesk.app.trading.risk import RiskService  # noqa: PLC0415
+
+    settings.ensure_dirs()
+    engine = make_engine(settings.db_url)
+    try:
+        init_db(engine)
+        clock = Clock(settings.now)
+        service = RiskService(engine, None, clock, MarketDataService(engine, clock).latest, backend=settings.backend,
+                              ray_address=settings.ray_address)
+        return service.refresh("cli")
+    finally:
+        engine.dispose()

@@ -104,7 +104,8 @@ class TradeService:
                  data_dir: Path | str, pricer: Callable[[dict], dict] | None = None,
                  market: Callable[[str], dict | None] | None = None,
                  unwind_margin: Callable[[str, int], float] | None = None, desk_party: str = "本公司",
-                 cjk_font: str | None = None, fault: Callable[[str], None] | None = None):
+                 cjk_font: str | None = None, fault: Callable[[str], None] | None = None,
+                 on_live: Callable[[str], None] | None = None):
         from otcdesk.app.market import market_for
         from otcdesk.pricing_engine.api import price
 
@@ -120,6 +121,7 @@ class TradeService:
         self.desk_party = desk_party
         self.confirmations = ConfirmationStore(Path(data_dir) / "confirmations", cjk_font)
         self.fault = fault or (lambda step: None)
+        self.on_live = on_live or (lambda trade_id: None)  # e.g. the risk book folds the live trade in
 
     # ---- the desk graph's TradingPort: refusals are answers ({"error", "code"}), audited -----------------------
     def book(self, review_id: str, by: str) -> dict:
@@ -369,6 +371,10 @@ class TradeService:
         for effect in after:
             if effect != "confirm":
                 continue  # `notify` (knock-out, maturity, close) is drafted by whoever fired the step
+            try:
+                self.on_live(trade_id)
+            except Exception:
+                log.exception("the live trade %s could not be handed to the risk book", trade_id)
             try:
                 self.confirm(trade_id, by)
             except Exception as exc:

@@ -13,8 +13,8 @@ def test_event_readers_name_only_known_roles():
 
 
 @pytest.mark.parametrize("role, demo, kinds", [
-    ("trader", True, {"review", "sim"}), ("trader", False, {"review"}),
-    ("risk", True, {"sim"}), ("compliance", True, {"sim"}), ("admin", False, set()),
+    ("trader", True, {"review", "sim", "trade", "book"}), ("trader", False, {"review", "trade", "book"}),
+    ("risk", True, {"sim", "trade", "book"}), ("compliance", True, {"sim", "trade"}), ("admin", False, set()),
 ])
 def test_readable_kinds(role, demo, kinds):
     assert readable_kinds(role, demo=demo) == kinds
