@@ -63,6 +63,8 @@ async def test_quote_to_knock_out_notice_over_http(loop_settings):
             [quote] = await wait_for(lambda: _pending(trader, "quote"), timeout=60)
             [line] = quote["lines"]
             assert line["request"]["structure"] == "snowball" and "fair_price_pct" in line and line["margin_pct"] > 0
+            pretrade = line["pretrade"]  # how the quote would move the desk's delta and vega on 000905.SH
+            assert {c["measure"] for c in pretrade["checks"]} == {"delta_cny", "vega_cny"} and "000905.SH" in pretrade["text"]
             await _approve(trader, quote["id"])
             await wait_for(lambda: _has_text(desk, quote["id"]), timeout=30)
 

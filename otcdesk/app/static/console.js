@@ -4,7 +4,9 @@
 const STRUCT = {vanilla:'香草', spread:'价差', digital:'二元', barrier:'障碍', sharkfin:'鲨鱼鳍', double_sharkfin:'双鲨',
   snowball:'雪球', phoenix:'凤凰', asian:'亚式', airbag:'安全气囊'};
 const TYPE = {call:'看涨', put:'看跌'};
-const KIND = {quote:'报价', clarification:'澄清问题', onboarding:'准入提示', order:'下单指令'};
+const KIND = {quote:'报价', clarification:'澄清问题', onboarding:'准入提示', order:'下单指令', unwind:'平仓指令',
+  holdings:'持仓查询', order_status:'订单状态', notice:'存续事件通知', knowledge:'知识问答'};
+const EXEC = {market:'市价', limit:'限价', pov:'POV', twap:'TWAP', close:'收盘价', vwap:'VWAP'};
 const items = new Map();
 const fmt = (x, d=2) => (typeof x === 'number' ? x.toFixed(d) : '-');
 function terms(r) {
@@ -27,6 +29,29 @@ function linesTable(it) {
       <td class="num quote">${quote}</td><td class="num">${fmt(g.delta,3)}</td>
       <td class="num">${fmt(g.vega,4)}</td><td>${esc(l.engine||'')}</td><td class="meta">S=${esc(m.spot)} σ=${esc(m.vol)} r=${esc(m.rate)}<br>${esc(m.source||'')}</td>
       <td class="meta">${esc((r.assumed||[]).join(', '))}</td></tr>`; }).join('') + '</table>';
+}
+// The order or unwind terms of the item (CONTRACTS `order`), with what the trader must know before approving.
+function orderTerms(it) {
+  const o = it.order; if (!o) return '';
+  const d = it.detail || {}, x = o.execution || {};
+  const exec = x.type ? [EXEC[x.type] || x.type, x.limit_price != null ? `限价 ${x.limit_price}` : '',
+    x.pov_pct != null ? `${x.pov_pct}%` : '', x.start ? `${x.start}-${x.end || ''}` : ''].filter(Boolean).join(' ') : '未给出';
+  const ref = o.trade_id ? `交易 ${o.trade_id}` : `报价 ${o.quote_id || '未找到'}`;
+  const uq = d.unwind_quote && d.unwind_quote.price_pct != null
+    ? ` · 平仓价 ${fmt(d.unwind_quote.price_pct, 3)}%（公允 ${fmt(d.unwind_quote.fair_price_pct, 3)}%，点差 ${fmt(d.unwind_quote.margin_pct, 3)}%）` : '';
+  const warn = [d.stale ? '报价已过期：不能按原价成交，只能重新定价' : '', (d.missing || []).length ? `缺少：${d.missing.join(', ')}` : '',
+    d.refused ? '已拒绝（回复说明原因）' : ''].filter(Boolean);
+  return `<p class="order-terms">${esc(ref)} · 名义本金 ${o.notional != null ? esc(fmt(o.notional / 1e4, 0)) + ' 万元' : '未给出'} · 建仓指令 ${esc(exec)}` +
+    `${o.account ? ' · 产品户 ' + esc(o.account) : ''}${esc(uq)}</p>` + warn.map((w) => `<p class="err">${esc(w)}</p>`).join('');
+}
+// The pre-trade check of each priced line against the desk's limits (trading.risk.RiskService.pretrade).
+function pretradeNotes(it) {
+  return (it.lines || []).filter((l) => l.pretrade).map((l) => {
+    const p = l.pretrade;
+    if (p.error) return `<p class="pretrade err">事前风控未完成：${esc(p.error)}</p>`;
+    return `<p class="pretrade ${p.breached ? 'err breach' : 'ok'}">事前风控${p.breached ? '（超限）' : ''}：${esc(p.text)}` +
+      `${p.notional_assumed ? '（按名义本金 1000 万元估算）' : ''}</p>`;
+  }).join('');
 }
 // A price column: the solved coupon or participation when there is one, else the premium in % of notional.
 const SOLVED = {coupon_pct: '票息', participation_pct: '参与率'};
@@ -62,7 +87,7 @@ function render() {
   <div class="card item" data-id="${esc(it.id)}">
     <h3><span class="badge ${esc(it.kind)}">${esc(KIND[it.kind]||it.kind)}</span>${esc(it.id)} · ${esc(it.group)} · ${esc(it.sender)}</h3>
     <div class="meta">收到 ${new Date(it.created_at).toLocaleTimeString()} · 过期 <span class="ttl" data-exp="${esc(it.expires_at)}"></span></div>
-    <p>客户原话：${esc(it.truncated_for_parsing ? it.text.slice(0, it.parsed_chars) + '…' : it.text)}</p>${longNote(it)}${linesTable(it)}
+    <p>客户原话：${esc(it.truncated_for_parsing ? it.text.slice(0, it.parsed_chars) + '…' : it.text)}</p>${longNote(it)}${orderTerms(it)}${linesTable(it)}${pretradeNotes(it)}
     <textarea class="reply">${esc(it.draft_reply)}</textarea>
     <div class="actions"><button class="approve">批准发送</button>
       <input class="reason" placeholder="拒绝原因"><button class="reject">拒绝</button></div>
