@@ -24,8 +24,9 @@ setup: $(VENV)/.runtime fonts
 fonts:
 	bash scripts/setup_fonts.sh
 
+# the demo's market ticks (a labelled simulated random walk) so the risk book visibly moves
 run: setup
-	$(BIN)/otcdesk serve --demo --host $(HOST) --port $(PORT)
+	OTCDESK_MARKET_TICK_S=$${OTCDESK_MARKET_TICK_S:-30} $(BIN)/otcdesk serve --demo --host $(HOST) --port $(PORT)
 
 test-setup: $(VENV)/.test
 	bash scripts/setup_test_env.sh
