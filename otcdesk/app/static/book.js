@@ -32,13 +32,14 @@ function renderExposure(b) {
 }
 
 function renderLimits(b) {
-  const limits = [...(b.limits || [])].sort((a, c) => Number(!!c.breached) - Number(!!a.breached));
+  const use = (l) => (isNum(l.utilisation) ? l.utilisation : (isNum(l.value) && l.limit ? Math.abs(l.value) / l.limit : null));
+  const limits = [...(b.limits || [])]  // breaches first, then the most used
+    .sort((a, c) => Number(!!c.breached) - Number(!!a.breached) || (use(c) ?? -1) - (use(a) ?? -1));
   fill(document.querySelector('#limits tbody'), ...limits.map((l) => {
-    const use = isNum(l.utilisation) ? l.utilisation : (isNum(l.value) && l.limit ? Math.abs(l.value) / l.limit : null);
     return h('tr', {class: `limit${l.breached ? ' breached' : ''}`, data: {underlying: l.underlying, measure: l.measure}},
       h('td', {text: l.underlying}), h('td', {text: label(MEASURE, l.measure)}), h('td', {class: 'num', text: money(l.value)}),
       h('td', {class: 'num', text: money(l.limit)}),
-      h('td', {class: 'num', text: isNum(use) ? `${(use * 100).toFixed(1)}%` : '-'}),
+      h('td', {class: 'num', text: isNum(use(l)) ? `${(use(l) * 100).toFixed(1)}%` : '-'}),
       h('td', {}, l.breached ? h('span', {class: 'badge breach', text: '超限'}) : h('span', {class: 'ok', text: '正常'})));
   }));
 }
