@@ -15,6 +15,7 @@ from booking_fixtures import NOW, SNOWBALL, VANILLA, add_order, add_quote
 from desk_fixtures import IN_CI, TRADER, RunningDesk
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import init_db, make_engine
+from otcdesk.app.demo import seed_demo
 from otcdesk.app.models import TradeEventRow
 from otcdesk.app.repositories import transaction
 from otcdesk.app.server import DESK
@@ -45,15 +46,17 @@ async def browser():
 
 @pytest.fixture
 async def desk(tmp_path):
-    """A demo server whose clock is the booking fixtures' trading day, with a trader, two risk users and compliance;
-    no scheduled refresh during the test (the tests refresh when they mean to)."""
+    """A server whose clock is the booking fixtures' trading day, with the demo institutions (not demo mode: its
+    generated sample book would be in every list), a trader, two risk users and compliance; no scheduled refresh
+    during the test (the tests refresh when they mean to)."""
     settings = load_settings(data_dir=tmp_path, DATABASE_URL=None, now=NOW, risk_refresh_s=0)
     engine = make_engine(settings.db_url)
     init_db(engine)
+    seed_demo(engine)
     for (user, password), role in ((TRADER, "trader"), (RISK, "risk"), (RISK2, "risk"), (COMPLIANCE, "compliance")):
         upsert_user(engine, user, password, role=role)
     engine.dispose()
-    running = await RunningDesk(settings).start()
+    running = await RunningDesk(settings, demo=False).start()
     yield running
     await running.stop()
 
