@@ -82,13 +82,14 @@ function ladderChart(container, xs, ys, {xLabel = '现货', xFormat = String, ma
     return chart;
   }
   const xlo = Math.min(...pts.map((p) => p[0])), xhi = Math.max(...pts.map((p) => p[0]));
-  const yt = niceTicks(Math.min(0, ...pts.map((p) => p[1])), Math.max(0, ...pts.map((p) => p[1])));
+  const yt = niceTicks(Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1])));  // the data's range
   const ylo = yt[0], yhi = yt[yt.length - 1];
+  const yDigits = yt.length > 1 && Math.abs(yt[1] - yt[0]) < 1e4 ? 2 : yt.length > 1 && Math.abs(yt[1] - yt[0]) < 1e5 ? 1 : 0;
   const sx = (x) => ml + (xhi > xlo ? (x - xlo) / (xhi - xlo) : 0.5) * (W - ml - mr);
   const sy = (y) => mt + (yhi > ylo ? (yhi - y) / (yhi - ylo) : 0.5) * (H - mt - mb);
   for (const t of yt) {
     chart.append(svg('line', {class: t === 0 ? 'zero' : 'grid', x1: ml, x2: W - mr, y1: sy(t), y2: sy(t)}));
-    chart.append(svg('text', {class: 'axis', x: ml - 6, y: sy(t) + 4, 'text-anchor': 'end', text: wan(t, 0)}));
+    chart.append(svg('text', {class: 'axis', x: ml - 6, y: sy(t) + 4, 'text-anchor': 'end', text: wan(t, yDigits)}));
   }
   for (const t of niceTicks(xlo, xhi, 8)) {
     if (t < xlo - 1e-9 || t > xhi + 1e-9) continue;
