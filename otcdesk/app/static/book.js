@@ -84,9 +84,10 @@ function renderScope(b) {
 function renderCharts(b) {
   const sc = b.scenario || {}, spots = sc.spot_shifts_pct || [], vols = sc.vol_shifts || [];
   const u = $('scope').value, entry = (b.by_underlying || []).find((e) => e.underlying === u);
-  const grid = entry && entry.scenario_pnl_cny ? entry.scenario_pnl_cny : sc.pnl_cny || [];
+  const own = entry && entry.scenario_pnl_cny;  // that underlying moving alone, else the whole book
+  const grid = own ? entry.scenario_pnl_cny : sc.pnl_cny || [];
   heatmap($('heatmap'), spots, vols, grid, (text) => { $('heat-readout').textContent = text; });
-  $('heat-readout').textContent = `${entry ? u : '全账本'}：${spots.length} × ${vols.length} 个情景；将鼠标移到格子上查看数值`;
+  $('heat-readout').textContent = `${own ? u : '全账本'}：${spots.length} × ${vols.length} 个情景；将鼠标移到格子上查看数值`;
   const j0 = zeroVol(vols);
   const ladder = entry && (b.ladders || []).find((l) => l.underlying === u);
   if (ladder && ladder.spots && ladder.spots.every(isNum)) {

@@ -2,6 +2,7 @@
 // trade's detail (GET /api/trades/{id}: terms, approvals, lifecycle steps, events, the confirmation PDF), live
 // over /api/events (kind `trade`, a Trade document) with a periodic refetch. The selected trade is the URL's hash.
 const READERS = ['trader', 'risk', 'compliance'];
+const PAGE = 500;  // GET /api/trades answers at most this many, newest first
 const trades = new Map();  // id → Trade, in the current status filter
 let detail = null;  // the Trade shown in the detail card
 let me = null;
@@ -12,7 +13,7 @@ const newestFirst = (a, b) => (b.booked_at || '').localeCompare(a.booked_at || '
 
 function row(t) {
   const p = t.product || {};
-  return h('tr', {class: `trade${t.id === selectedId() ? ' selected' : ''}`, data: {id: t.id, status: t.status}},
+  return h('tr', {class: `trade${t.id === selectedId() ? ' selected' : ''}`, data: {id: t.id, status: t.status}, tabindex: 0},
     h('td', {class: 'mono', text: t.id}), h('td', {}, statusBadge(t.status)),
     h('td', {text: t.institution || '-'}), h('td', {text: t.client || '-'}),
     h('td', {text: `${t.underlying || p.underlying || '-'} ${p.underlying_name || ''}`.trim()}),
@@ -25,7 +26,8 @@ function renderList() {
   const list = [...trades.values()].sort(newestFirst);
   fill(document.querySelector('#trades tbody'), ...list.map(row));
   $('trades-empty').hidden = list.length > 0;
-  $('count').textContent = `${statusFilter() ? label(STATUS, statusFilter()) : '全部'} ${list.length} 笔`;
+  $('count').textContent = `${statusFilter() ? label(STATUS, statusFilter()) : '全部'} ${list.length} 笔` +
+    (list.length >= PAGE ? `（显示最新 ${PAGE} 笔）` : '');
 }
 
 // ---- detail ------------------------------------------------------------------------------------------
@@ -110,7 +112,7 @@ async function showDetail() {
 
 async function load() {
   const status = statusFilter();
-  const list = await api(`/api/trades${status ? `?status=${encodeURIComponent(status)}` : ''}`);
+  const list = await api(`/api/trades?limit=${PAGE}${status ? `&status=${encodeURIComponent(status)}` : ''}`);
   trades.clear();
   list.forEach((t) => trades.set(t.id, t));
   renderList();
@@ -132,6 +134,10 @@ function onTrade(kind, t) {
   document.querySelector('#trades tbody').addEventListener('click', (e) => {
     const tr = e.target.closest('tr.trade');
     if (tr) location.hash = encodeURIComponent(tr.dataset.id);
+  });
+  document.querySelector('#trades tbody').addEventListener('keydown', (e) => {
+    const tr = e.target.closest('tr.trade');
+    if (tr && e.key === 'Enter') location.hash = encodeURIComponent(tr.dataset.id);
   });
   window.addEventListener('hashchange', showDetail);
   $('status').addEventListener('change', () => load().catch(showError));
