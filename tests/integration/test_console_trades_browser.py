@@ -16,7 +16,6 @@ from desk_fixtures import IN_CI, TRADER, RunningDesk
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.demo import seed_demo
-from otcdesk.app.models import TradeEventRow
 from otcdesk.app.repositories import transaction
 from otcdesk.app.server import DESK
 from otcdesk.app.settings import load_settings
@@ -24,6 +23,7 @@ from otcdesk.app.settings import load_settings
 RISK = ("risk1", "risk-password-1")
 RISK2 = ("risk2", "risk-password-2")
 COMPLIANCE = ("carol", "compliance-password-1")
+LATER = "2026-12-04T10:00:00+08:00"  # three days after the booking fixtures' trading day
 BOOK_SCREENSHOT_COPY = os.environ.get("OTCDESK_BOOK_SCREENSHOT_COPY")  # the book page with demo-like data
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -125,6 +125,15 @@ async def test_pages_hold_no_inline_code_and_build_no_markup_from_data(desk):
 
 async def test_trades_list_live_detail_and_confirmation(desk, browser):
     first = await book(desk, 20_000_000)
+    # three days on (the server restarted with a later clock), a close below the knock-in level: the fixing
+    # service records the knock-in on the trade
+    await desk.stop()
+    desk.settings = desk.settings.model_copy(update={"now": LATER})
+    await desk.start()
+    status, fixed = await api(desk, RISK, "POST", "/api/market/fixings",
+                              json={"date": "2026-12-02", "closes": {"000905.SH": 4000.0}})
+    assert status == 200 and [(e["trade_id"], e["type"]) for e in fixed["events"]] == [(first, "knocked_in")]
+
     w = await logged_in(browser, desk, TRADER)
     page = w.page
     await page.goto(f"{desk.url}/trades")
@@ -138,15 +147,11 @@ async def test_trades_list_live_detail_and_confirmation(desk, browser):
     ids = await page.eval_on_selector_all("#trades tr.trade", "rows => rows.map((r) => r.dataset.id)")
     assert ids == [second, first]  # newest first
 
-    with transaction(desk.app[DESK].engine) as tx:  # a knock-in observed on the trade (what a fixing records)
-        tx.trades.add_event_once(TradeEventRow(trade_id=first, type="knocked_in", date="2027-03-01",
-                                               detail={"close": 4500.0}))
-        tx.audit.record("test", "trade.event", f"trade:{first}", {"type": "knocked_in"})
     await row.click()
     await page.wait_for_selector(f"#detail-id:has-text('{first}')")
     events = page.locator("#detail table.events tr.event")
     await expect(events).to_have_count(1)
-    assert "敲入" in await events.first.inner_text() and "2027-03-01" in await events.first.inner_text()
+    assert "敲入" in await events.first.inner_text() and "2026-12-02" in await events.first.inner_text()
     approvals = await page.inner_text("#detail table.approvals")
     assert TRADER[0] in approvals and "簿记" in approvals
     assert "book" in await page.inner_text("#detail table.transitions")
