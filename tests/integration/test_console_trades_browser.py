@@ -156,6 +156,7 @@ async def test_trades_list_live_detail_and_confirmation(desk, browser):
     assert TRADER[0] in approvals and "簿记" in approvals
     assert "book" in await page.inner_text("#detail table.transitions")
 
+    await page.screenshot(path=str(desk.settings.data_dir / "trade.png"), full_page=True)
     async with page.expect_download() as info:
         await page.click("#confirmation")
     pdf = Path(await (await info.value).path()).read_bytes()

@@ -34,7 +34,10 @@ const money = (x) => (isNum(x) ? NF0.format(x) : '-');
 const fixed = (x, d = 2) => (isNum(x) ? x.toFixed(d) : '-');
 /** An amount in 万 (10,000 CNY), for chart labels. */
 const wan = (x, d = 1) => (isNum(x) ? `${(x / 1e4).toFixed(d)}万` : '-');
-const when = (iso) => (iso ? new Date(iso).toLocaleString('zh-CN', {hour12: false}) : '-');
+/** A timestamp in Beijing time (the desk's and the exchange's), whatever the browser's zone. */
+const when = (iso) => (iso ? new Date(iso).toLocaleString('zh-CN', {hour12: false, timeZone: 'Asia/Shanghai'}) : '-');
+/** A value as short text: numbers to at most 4 decimals, booleans as 是/否. */
+const short = (v) => (isNum(v) ? String(Number(v.toFixed(4))) : typeof v === 'boolean' ? (v ? '是' : '否') : String(v));
 
 const STATUS = {pending_second_approval: '待第二复核', live: '存续', knocked_out: '已敲出', matured: '已到期',
   closed: '已平仓', cancelled: '已撤销', new: '新建'};
@@ -44,6 +47,14 @@ const STRUCTURE = {vanilla: '香草', spread: '价差', digital: '二元', barri
   double_sharkfin: '双鲨', snowball: '雪球', phoenix: '凤凰', asian: '亚式', airbag: '安全气囊'};
 const OPTION = {call: '看涨', put: '看跌'};
 const EXECUTION = {market: '市价', limit: '限价', pov: 'POV', twap: 'TWAP', close: '收盘价', vwap: 'VWAP'};
+const TERM = {side: '方向', quote: '报价方式', tenor: '期限', initial_price: '期初价格', calendar: '交易日历',
+  strike_pct: '行权价 %', upper_strike_pct: '上行权价 %', barrier_pct: '障碍 %', ko_pct: '敲出水平 %', ki_pct: '敲入水平 %',
+  coupon_pct: '票息 %（年化）', participation_pct: '参与率 %', rebate_pct: '补偿 %', lockup_months: '锁定期（月）',
+  ko_stepdown_pct: '敲出逐月下调 %', ko_observation: '敲出观察', ki_observation: '敲入观察', knocked_in: '已敲入',
+  early_observations: '提前观察次数', trade_date: '交易日', start_date: '起始日', maturity_date: '到期日',
+  ko_observation_dates: '敲出观察日', coupon_observation_dates: '派息观察日', averaging_dates: '均价观察日',
+  client_buys: '客户买入', client_sells: '客户卖出', coupon: '票息', premium: '期权费', monthly: '每月', daily: '每日',
+  at_maturity: '到期', none: '无'};
 const ROLE = {trader: '交易员', risk: '风控', compliance: '合规', sales: '销售', admin: '管理员'};
 const label = (table, key) => (key == null ? '-' : table[key] || String(key));
 const structureOf = (p) => `${label(STRUCTURE, p && p.structure)}${(p && OPTION[p.option_type]) || ''}`;

@@ -39,8 +39,8 @@ function productRows(p) {
     let text;
     if (Array.isArray(v)) text = v.length && typeof v[0] !== 'object' ? `${v.length} 个：${v[0]} … ${v[v.length - 1]}` : `${v.length} 项`;
     else if (v && typeof v === 'object') text = JSON.stringify(v);
-    else text = String(v);
-    return h('tr', {}, h('th', {text: k}), h('td', {text}));
+    else text = typeof v === 'string' && TERM[v] ? TERM[v] : short(v);
+    return h('tr', {data: {term: k}}, h('th', {title: k, text: TERM[k] || k}), h('td', {text}));
   });
 }
 
@@ -50,7 +50,7 @@ function table(cls, head, rows, empty) {
 }
 
 const detailText = (d) => Object.entries(d || {}).filter(([, v]) => v == null || typeof v !== 'object')
-  .map(([k, v]) => `${k}=${v}`).join(' ');
+  .map(([k, v]) => `${k}=${v == null ? '-' : short(v)}`).join(' ');
 
 function confirmationBlock(t) {
   const ready = t.confirmation || ['live', 'knocked_out', 'matured', 'closed'].includes(t.status);
