@@ -174,24 +174,28 @@ async def test_trades_list_live_detail_and_confirmation(desk, browser):
 
 
 async def test_book_page_exposure_scenarios_ladder_and_breach(desk, browser):
-    await book(desk, 20_000_000)
-    await book(desk, 30_000_000, text=VANILLA)
-    with transaction(desk.app[DESK].engine) as tx:  # a delta limit this book breaches
-        tx.risk.set_limit("000905.SH", "delta_cny", 1.0, "risk1")
-        tx.audit.record("risk1", "risk.limit", "risk_limit:000905.SH/delta_cny", {"limit": 1.0})
-
+    with transaction(desk.app[DESK].engine) as tx:  # a delta limit the book will breach
+        tx.risk.set_limit("000905.SH", "delta_cny", 1.0, RISK[0])
+        tx.audit.record(RISK[0], "risk.limit", "risk_limit:000905.SH/delta_cny", {"limit": 1.0})
     w = await logged_in(browser, desk, RISK)
     page = w.page
     await page.goto(f"{desk.url}/book")
     await page.wait_for_selector("#live:has-text('实时更新已连接')")
+    await page.wait_for_selector("#book-empty:has-text('尚无风险快照')")  # nothing revalued yet
+    assert await page.is_visible("#refresh") and await page.is_hidden("#book")
+
+    await book(desk, 20_000_000)  # booking folds each trade into the book; the page follows without a reload
+    await book(desk, 30_000_000, text=VANILLA)
+    await page.wait_for_selector("#live-trades:has-text('存续交易 2 笔')", timeout=30000)
+    before = await page.get_attribute("#snapshot-id", "data-id")
     await page.click("#refresh")  # a risk user revalues now (POST /api/risk/refresh)
-    await page.wait_for_selector("#exposure tfoot tr.totals")
+    await page.wait_for_selector(f"#snapshot-id:not([data-id='{before}'])")
     status, api_book = await api(desk, RISK, "GET", "/api/book")
     assert status == 200 and api_book["live_trades"] == 2
+    assert await page.get_attribute("#snapshot-id", "data-id") == str(api_book["snapshot_id"])
 
-    for key, value in api_book["totals"].items():
-        if key not in ("pv_cny", "delta_cny", "gamma_cny", "vega_cny", "theta_cny"):
-            continue
+    for key in ("pv_cny", "delta_cny", "gamma_cny", "vega_cny", "theta_cny"):
+        value = api_book["totals"][key]
         cell = page.locator(f"#exposure tfoot td[data-k={key}]")
         assert float(await cell.get_attribute("data-value")) == pytest.approx(value)
         assert float((await cell.inner_text()).replace(",", "")) == pytest.approx(value, abs=1)
@@ -210,7 +214,8 @@ async def test_book_page_exposure_scenarios_ladder_and_breach(desk, browser):
     await expect(breached).to_have_count(1)
     assert "超限" in await breached.inner_text()
     assert await breached.locator("td").first.evaluate("td => getComputedStyle(td).backgroundColor") \
-        != "rgba(0, 0, 0, 0)"
+        != await page.locator("#limits tr.limit:not(.breached) td").first.evaluate(
+            "td => getComputedStyle(td).backgroundColor")
     assert "超限" in await page.inner_text("#breaches")
 
     await page.click("#exposure tr.exposure[data-underlying='000905.SH']")  # that underlying's scenarios
@@ -222,9 +227,12 @@ async def test_book_page_exposure_scenarios_ladder_and_breach(desk, browser):
     if BOOK_SCREENSHOT_COPY:
         Path(BOOK_SCREENSHOT_COPY).write_bytes((desk.settings.data_dir / "book.png").read_bytes())
 
-    await book(desk, 10_000_000)  # a new snapshot (another risk user's refresh) reaches the page live
-    assert (await api(desk, RISK2, "POST", "/api/risk/refresh", json={}))[0] == 200
-    await page.wait_for_selector("#live-trades:has-text('3')", timeout=15000)
+    await book(desk, 10_000_000)  # folded in at booking: live on the page
+    await page.wait_for_selector("#live-trades:has-text('存续交易 3 笔')", timeout=30000)
+    shown = await page.get_attribute("#snapshot-id", "data-id")
+    status, summary = await api(desk, RISK2, "POST", "/api/risk/refresh", json={})  # another risk user's refresh
+    assert status == 200 and str(summary["snapshot_id"]) != shown
+    await page.wait_for_selector(f"#snapshot-id[data-id='{summary['snapshot_id']}']", timeout=15000)
 
     trader = await logged_in(browser, desk, TRADER)  # traders read the book, without the refresh button
     await trader.page.goto(f"{desk.url}/book")

@@ -48,7 +48,7 @@ function renderFacts(b) {
   const breaches = (b.limits || []).filter((l) => l.breached).length;
   const market = b.market || {};
   fill($('facts'),
-    h('span', {text: `快照 #${b.snapshot_id}`}), ' · ', h('span', {id: 'live-trades', text: `存续交易 ${b.live_trades} 笔`}),
+    h('span', {id: 'snapshot-id', data: {id: b.snapshot_id}, text: `快照 #${b.snapshot_id}`}), ' · ', h('span', {id: 'live-trades', text: `存续交易 ${b.live_trades} 笔`}),
     b.valuation_date ? ` · 估值日 ${b.valuation_date}` : '',
     market.source ? ` · 行情：${market.source}${market.as_of ? `（${when(market.as_of)}）` : ''}` : '',
     isNum(b.elapsed_s) ? ` · 重估耗时 ${b.elapsed_s.toFixed(2)} 秒` : '',
