@@ -120,7 +120,8 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     return Desk(engine=engine, events=events, runner=runner, reviews=reviews,
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
-                fixings=FixingService(engine, opener, clock, market), trades=trading, risk=risk)
+                fixings=FixingService(engine, opener, clock, market, on_change=getattr(trading, "announce", None)),
+                trades=trading, risk=risk)
 
 
 @dataclass

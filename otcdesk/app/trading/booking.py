@@ -579,6 +579,10 @@ class TradeService:
         steps, events = tx.trades.transitions_for(ids), tx.trades.events_for(ids)
         return [trade_document(r, steps.get(r.id, []), events.get(r.id, [])) for r in rows]
 
+    def announce(self, trade_id: str) -> dict:
+        """Publish the trade as it is now (a `trade` event: the console's trade pages update live)."""
+        return self._publish(trade_id)
+
     def _publish(self, trade_id: str) -> dict:
         data = self.get(trade_id)
         self.events.publish("trade", data)

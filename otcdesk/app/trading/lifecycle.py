@@ -288,11 +288,14 @@ def notice_id(trade_id: str, event_type: str, day: str) -> str:
 class FixingService:
     """Official closes in, lifecycle events and client notices out (see the module docstring)."""
 
-    def __init__(self, engine: Engine, opener, clock: Clock, market: MarketDataService):
+    def __init__(self, engine: Engine, opener, clock: Clock, market: MarketDataService,
+                 on_change: Callable[[str], Any] | None = None):
+        """`on_change(trade_id)` is told of every trade an applied fixing changed (the console hears of it)."""
         self.engine = engine
         self.opener = opener
         self.clock = clock
         self.market = market
+        self.on_change = on_change or (lambda trade_id: None)
 
     def check(self, date: Any, closes: Any) -> tuple[dt.date, dict[str, float]]:
         """The validated date and closes; FixingError (invalid | future) saying what is wrong."""
@@ -526,6 +529,11 @@ class FixingService:
             result["skipped"].append({"trade_id": trade_id, "reason": f"{type(exc).__name__}: {exc}"})
             return
         result["events"] += done
+        if done:
+            try:
+                self.on_change(trade_id)
+            except Exception:  # the events are committed; a console that misses this refetches
+                log.exception("announcing trade %s failed", trade_id)
 
     def _after(self, tx, trade: TradeRow, spec, ev: Observed, iso: str, by: str, role: str | None) -> None:
         """The event's consequence on the trade: its status (knocked_out, matured) or terms (knocked_in, memory)."""
