@@ -96,14 +96,8 @@ class DeskRunner:
             inbound = tx.inbound.get(inbound_id)
         thread_id = thread_for(inbound)
         with self._graph_run(thread_id):
-            config = _config(thread_id)
-            snapshot = self.graph.get_state(config)
             try:
-                if not snapshot.created_at:
-                    self.graph.invoke({"inbound": inbound}, config)
-                elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
-                    self.graph.invoke(None, config)
-                state = self.graph.get_state(config).values
+                state = self._advance(thread_id, inbound)
                 status, error = "processed", None
             except Exception as exc:
                 log.exception("desk graph failed on inbound %s", inbound_id)
@@ -115,19 +109,25 @@ class DeskRunner:
                                     {"intent": state.get("intent"), "kind": state.get("kind"), "error": error})
             return state
 
+    def _advance(self, thread_id: str, inbound: dict) -> dict:
+        """Start the thread's run on `inbound`, or go on with one a crash cut off; one waiting for review is left
+        alone. Returns the thread's state. The caller holds the thread's lock (`_graph_run`)."""
+        config = _config(thread_id)
+        snapshot = self.graph.get_state(config)
+        if not snapshot.created_at:
+            self.graph.invoke({"inbound": inbound}, config)
+        elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
+            self.graph.invoke(None, config)
+        return self.graph.get_state(config).values
+
     def _follow_up(self, inbound: dict, state: dict) -> None:
         """What a run asks of other threads: start the threads of the other lines of a multi-line order (one order
         item per line, `more_threads`) and resume the order items the client withdrew (`withdrawn`). Both are
         idempotent, so a message processed again after a crash asks again harmlessly."""
         for thread_id in state.get("more_threads") or []:
             with self._graph_run(thread_id):
-                config = _config(thread_id)
-                snapshot = self.graph.get_state(config)
                 try:
-                    if not snapshot.created_at:
-                        self.graph.invoke({"inbound": inbound}, config)
-                    elif snapshot.next and not any(task.interrupts for task in snapshot.tasks):
-                        self.graph.invoke(None, config)
+                    self._advance(thread_id, inbound)
                 except Exception:
                     log.exception("desk graph failed on %s", thread_id)
         for thread_id in state.get("withdrawn") or []:
