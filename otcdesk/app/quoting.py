@@ -10,6 +10,7 @@ import logging
 from datetime import date, datetime, timedelta, timezone
 
 from otcdesk.app.market import market_for
+from otcdesk.app.trading.margins import SOLVED_DOWN
 
 log = logging.getLogger(__name__)
 _NON_PRODUCT_FIELDS = {"missing", "assumed"}
@@ -24,12 +25,13 @@ def today_cn() -> date:
 
 def price_request(req: dict, *, snapshot: dict | None = None, valuation_date: date | None = None,
                   engine: str = "auto", solve_for: str | None = None,
-                  target_price_pct: float | None = None) -> dict:
+                  target_price_pct: float | None = None, greeks: bool = True) -> dict:
     """A priced line: the request, the `otcdesk price` result fields and the market used; or an `error`.
 
     The request goes to `price` as it is (`quote` included): what to solve for, e.g. the fair coupon of a
     request asking for one, is `pricing_engine.api.solve_field`'s rule (`solve_for` overrides it). When a field
     was solved, `target_price_pct` (default 0) is the price it was solved to, recorded in the line.
+    `greeks=False` skips the Greeks (a solve then costs only its own pricings).
     """
     underlying = req.get("underlying")
     market = market_for(underlying, snapshot) if underlying else None
@@ -41,6 +43,8 @@ def price_request(req: dict, *, snapshot: dict | None = None, valuation_date: da
         "valuation_date": (valuation_date or today_cn()).isoformat(),
         "engine": engine,
     }
+    if not greeks:
+        doc["engine_options"] = {"greeks": False}
     if solve_for:
         doc["solve_for"] = solve_for
     if target_price_pct is not None:
@@ -57,8 +61,13 @@ def price_request(req: dict, *, snapshot: dict | None = None, valuation_date: da
 
 
 def quote_request(req: dict, policy, **kw) -> dict:
-    """The desk's quote for a request: `price_request` then `policy.apply` (fair → quote)."""
-    return policy.apply(price_request(req, **kw))
+    """The desk's quote for a request: `price_request` then `policy.apply` (fair → quote).
+
+    A request that asks for a coupon or participation is solved twice (fair, then quoted less the margin): the
+    fair solve skips the Greeks, which the card and the pre-trade check take from the quoted terms."""
+    asks = req.get("quote")
+    fair = price_request(req, greeks=not (asks and f"{asks}_pct" in SOLVED_DOWN), **kw)
+    return policy.apply(fair)
 
 
 def with_pretrade(line: dict, risk) -> dict:
