@@ -106,7 +106,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                                       quote_valid_s=settings.quote_valid_s, data_dir=settings.data_dir,
                                       market=lambda underlying: market_for(underlying, market.latest()),
                                       unwind_margin=margins.unwind_margin_pct, cjk_font=settings.cjk_font,
-                                      on_live=risk.fold_in_soon)
+                                      on_live=risk.fold_in_soon, on_unwound=lambda tid: risk.refresh_soon())
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
                     reviews=opener, outbox=outbox, orders=OrderStore(engine, events), trading=trading,
                     policy=OrderPolicy(settings.max_order_notional, settings.quote_valid_s))
@@ -120,8 +120,16 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     return Desk(engine=engine, events=events, runner=runner, reviews=reviews,
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
-                fixings=FixingService(engine, opener, clock, market, on_change=getattr(trading, "announce", None)),
+                fixings=FixingService(engine, opener, clock, market,
+                                      on_change=lambda tid: _trade_changed(trading, risk, tid)),
                 trades=trading, risk=risk)
+
+
+def _trade_changed(trading: Any, risk: Any, trade_id: str) -> None:
+    """A fixing changed a trade: the console hears of it, and the risk book revalues without its old figures."""
+    if hasattr(trading, "announce"):
+        trading.announce(trade_id)
+    risk.refresh_soon()
 
 
 @dataclass

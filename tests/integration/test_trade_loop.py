@@ -129,6 +129,8 @@ async def test_quote_to_knock_out_notice_over_http(loop_settings):
 
             done = await (await risk.get(f"/api/trades/{trade['id']}")).json()
             assert done["status"] == "knocked_out" and "knocked_out" in [e["type"] for e in done["events"]]
+            live_now = len(await (await risk.get("/api/trades?status=live")).json())
+            await wait_for(lambda: _book_counts(trader, live_now), timeout=90)  # revalued without it, unprompted
 
             # 8. the knock-out notice waits for the trader, then reaches the group
             notices = [n for n in await _pending(trader, "notice") if n["ref_id"] == trade["id"]]
@@ -158,3 +160,11 @@ async def _trade_for(session, quote_id: str):
     r = await session.get("/api/trades")
     assert r.status == 200
     return next((t for t in await r.json() if t["quote_id"] == quote_id), None)
+
+
+async def _book_counts(session, live_trades: int):
+    """The book holds exactly the live trades: those it valued, and those it lists as unvalued (the sample book's
+    trades past their maturity on this later clock wait for a maturity fixing)."""
+    r = await session.get("/api/book")
+    book = await r.json()
+    return r.status == 200 and book["live_trades"] + len(book.get("unvalued") or []) == live_trades

@@ -105,7 +105,7 @@ class TradeService:
                  market: Callable[[str], dict | None] | None = None,
                  unwind_margin: Callable[[str, int], float] | None = None, desk_party: str = "本公司",
                  cjk_font: str | None = None, fault: Callable[[str], None] | None = None,
-                 on_live: Callable[[str], None] | None = None):
+                 on_live: Callable[[str], None] | None = None, on_unwound: Callable[[str], None] | None = None):
         from otcdesk.app.market import market_for
         from otcdesk.pricing_engine.api import price
 
@@ -122,6 +122,7 @@ class TradeService:
         self.confirmations = ConfirmationStore(Path(data_dir) / "confirmations", cjk_font)
         self.fault = fault or (lambda step: None)
         self.on_live = on_live or (lambda trade_id: None)  # e.g. the risk book folds the live trade in
+        self.on_unwound = on_unwound or (lambda trade_id: None)  # e.g. the risk book revalues without it
 
     # ---- the desk graph's TradingPort: refusals are answers ({"error", "code"}), audited -----------------------
     def book(self, review_id: str, by: str) -> dict:
@@ -535,6 +536,10 @@ class TradeService:
             tx.audit.record(by, "trade.unwind", f"trade:{trade_id}", {**detail, "cash_cny": cash})
             status = row.status
         self._publish(trade_id)
+        try:
+            self.on_unwound(trade_id)
+        except Exception:
+            log.exception("the risk book could not be told of the unwind of %s", trade_id)
         with transaction(self.engine) as tx:
             row = tx.trades.get(trade_id)
             return {"trade_id": trade_id, "status": status,

@@ -186,6 +186,7 @@ class RiskService:
         self._scheduler = None
         self._folder: FoldExecutor | None = None  # fold_in_soon's single thread, made on first use
         self._fold_lock = threading.Lock()
+        self._refresh_queued = False
         self._worker = RevaluationWorker(worker_nice) if worker_process else None
 
     # ---- reading ---------------------------------------------------------------------------------
@@ -379,6 +380,30 @@ class RiskService:
             self.fold_in(trade_id, actor)
         except Exception:
             log.exception("fold-in of %s failed; the next refresh revalues it", trade_id)
+
+    def refresh_soon(self, actor: str = "book-change") -> None:
+        """A full refresh on the risk book's own thread, after a trade left the book or changed (a knock-out, a
+        maturity, a knock-in, an unwind): a fold-in only adds, so without it the book would show the old trade
+        until the next scheduled refresh. Coalesced: while one waits to start, another request adds nothing (the
+        waiting one sees every change made before it starts). Nothing runs before the book's first snapshot."""
+        with self._fold_lock:
+            if self._refresh_queued:
+                return
+            self._refresh_queued = True
+            if self._folder is None:
+                self._folder = FoldExecutor(max_workers=1, thread_name_prefix="risk-fold-in")
+            self._folder.submit(self._refresh_logged, actor)
+
+    def _refresh_logged(self, actor: str) -> None:
+        with self._fold_lock:
+            self._refresh_queued = False
+        try:
+            with transaction(self.engine) as tx:
+                if tx.risk.latest_id() is None:
+                    return
+            self.refresh(actor)
+        except Exception:
+            log.exception("refresh after a book change failed; the next scheduled refresh revalues the book")
 
     # ---- scheduler -------------------------------------------------------------------------------
     def start(self, period_s: float) -> "RiskScheduler":

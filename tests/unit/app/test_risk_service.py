@@ -237,6 +237,26 @@ def test_fold_in_refuses_a_trade_not_live_and_refreshes_when_no_snapshot(engine)
     assert summary["kind"] == "refresh" and summary["live_trades"] == 1
 
 
+def test_a_trade_that_leaves_the_book_is_revalued_out_on_the_books_own_thread(engine):
+    book_trades(engine, trade_row("T1", vanilla(), 10_000_000.0),
+                trade_row("T2", vanilla(option_type="put", strike_pct=95.0), 20_000_000.0))
+    svc = service(engine)
+    svc.refresh_soon()
+    svc.stop()  # waits for the queued request: before any snapshot it revalues nothing
+    assert svc.latest() is None
+    base = svc.refresh()
+    with transaction(engine) as tx:  # T2 knocked out / unwound: it leaves the live book
+        assert tx.trades.move(tx.trades.get("T2"), "close", "closed", "t1")
+    for _ in range(3):  # several changes at once: coalesced into the refreshes already queued
+        svc.refresh_soon()
+    svc.stop()
+    with transaction(engine) as tx:
+        snapshots = tx.risk.history()
+        valued = {t["trade_id"] for t in tx.risk.latest().trades}
+    assert 1 <= len(snapshots) - 1 <= 2 and snapshots[0]["snapshot_id"] > base["snapshot_id"]
+    assert svc.latest()["live_trades"] == 1 and valued == {"T1"}
+
+
 def test_a_trade_booked_while_a_refresh_runs_is_not_dropped(engine):
     """The refresh read the live trades before T2 was booked and folded in; it stores after the fold-in and
     still has T2 (it checks the trade store again when it stores)."""
