@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -88,31 +89,55 @@ def db_engine(db_settings):
     engine.dispose()
 
 
-@pytest.fixture
-def make_desk_core(tmp_path):
-    """Build the desk core (`wiring.build_desk`) on a temp SQLite file with the demo clients and the simulator
-    connected; settings overrides as keywords. Closed after the test."""
-    built = []
+def desk_on(settings, built: list, **build_kw):
+    """The desk core (`wiring.build_desk`) on `settings`' database, migrated, with the demo clients and the
+    simulator connected; appended to `built` for the fixture to close."""
+    engine = make_engine(settings.db_url)
+    init_db(engine)
+    seed_demo(engine)
+    desk = build_desk(settings, engine, **build_kw)
+    desk.connect(SimulatorChannel(SqlSimTranscript(engine), desk.inbound))
+    built.append(desk)
+    return desk
 
-    def make(**overrides):
-        settings = load_settings(data_dir=tmp_path, DATABASE_URL=None, **overrides)
-        engine = make_engine(settings.db_url)
-        init_db(engine)
-        seed_demo(engine)
-        desk = build_desk(settings, engine)
-        desk.connect(SimulatorChannel(SqlSimTranscript(engine), desk.inbound))
-        built.append(desk)
-        return desk
 
-    yield make
+def close_desks(built: list) -> None:
     for desk in built:
         desk.close()
         desk.engine.dispose()
 
 
 @pytest.fixture
+def make_desk_core(tmp_path):
+    """Build the desk core on a temp SQLite file (`desk_on`); settings overrides as keywords. Closed after the
+    test."""
+    built: list = []
+    yield lambda **overrides: desk_on(load_settings(data_dir=tmp_path, DATABASE_URL=None, **overrides), built)
+    close_desks(built)
+
+
+@pytest.fixture
 def desk_core(make_desk_core):
     return make_desk_core()
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--disable-quic", "--no-first-run"]
+
+
+@pytest.fixture
+async def browser():
+    if not os.path.exists(CHROMIUM):
+        if IN_CI:
+            pytest.fail("chromium is required under CI (scripts/setup_test_env.sh installs it)")
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield b
+        await b.close()
 
 
 def free_port() -> int:

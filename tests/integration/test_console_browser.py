@@ -2,34 +2,16 @@
 arrive live without reloading, approve it, see it leave the queue and the reply reach the group. The audit
 page, under a CSP that forbids inline script and style, shows compliance the chain and where it broke."""
 import os
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from desk_fixtures import IN_CI, TRADER, wait_for
+from desk_fixtures import TRADER, wait_for
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import make_engine
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run"]
 SCREENSHOT_COPY = os.environ.get("OTCDESK_SCREENSHOT_COPY")  # e.g. docs/console.png when refreshing the README
-
-
-@pytest.fixture
-async def browser():
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail("chromium is required under CI (scripts/setup_test_env.sh installs it)")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
 
 
 async def test_console_login_live_item_approve(desk, browser, tmp_path):

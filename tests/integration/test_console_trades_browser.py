@@ -5,14 +5,13 @@ browser reports no violation and no script error."""
 import asyncio
 import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from playwright.async_api import expect
 
 from booking_fixtures import NOW, SNOWBALL, VANILLA, add_order, add_quote
-from desk_fixtures import IN_CI, TRADER, RunningDesk
+from desk_fixtures import TRADER, RunningDesk
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.demo import seed_demo
@@ -25,23 +24,6 @@ RISK2 = ("risk2", "risk-password-2")
 COMPLIANCE = ("carol", "compliance-password-1")
 LATER = "2026-12-04T10:00:00+08:00"  # three days after the booking fixtures' trading day
 BOOK_SCREENSHOT_COPY = os.environ.get("OTCDESK_BOOK_SCREENSHOT_COPY")  # the book page with demo-like data
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--no-first-run"]
-
-
-@pytest.fixture
-async def browser():
-    if not os.path.exists(CHROMIUM):
-        if IN_CI:
-            pytest.fail("chromium is required under CI (scripts/setup_test_env.sh installs it)")
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield b
-        await b.close()
 
 
 @pytest.fixture

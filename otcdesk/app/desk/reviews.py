@@ -24,6 +24,7 @@ from otcdesk.app.repositories import transaction
 from otcdesk.workflows.review import TRANSITIONS, ReviewError, check_decision
 
 MAX_PAGE = 500  # review items per page at most
+BOOKED_KINDS = frozenset({"order", "unwind"})  # approving these books or unwinds a trade: `refusal` is asked first
 DIRECT_TTL = timedelta(days=1)  # a notice waits a trading day for a trader, not a quote's minutes
 
 
@@ -186,10 +187,10 @@ class ReviewService:
         """Write the decision first (conditional update: one decision wins), then resume the graph."""
         now = utcnow()
         new_status = TRANSITIONS[action][1]
-        if action == "approve" and (why := self.refusal(review_id)):
-            raise ReviewError("conflict", why)
         with transaction(self.engine) as tx:
             item = _existing(tx, review_id)
+            if action == "approve" and item.kind in BOOKED_KINDS and (why := self.refusal(review_id)):
+                raise ReviewError("conflict", why)
             check_decision(action, item.status, item.expires_at, now, reply=reply, reason=reason, kind=item.kind,
                            detail=item.detail)
             final_reply = (reply or item.draft_reply) if action == "approve" else None

@@ -68,7 +68,8 @@ class Fonts:
     latin: Path | None = None
 
 
-def _covers_latin(path: Path) -> bool:
+def _covers(path: Path, chars: str) -> bool:
+    """Whether the font file has a glyph for every one of `chars`."""
     from fontTools.ttLib import TTFont
 
     font = TTFont(str(path), fontNumber=0, lazy=True)
@@ -76,18 +77,15 @@ def _covers_latin(path: Path) -> bool:
         cmap = font.getBestCmap() or {}
     finally:
         font.close()
-    return all(ord(c) in cmap for c in "0123456789.,%ABCTZ-")
+    return all(ord(c) in cmap for c in chars)
+
+
+def _covers_latin(path: Path) -> bool:
+    return _covers(path, "0123456789.,%ABCTZ-")
 
 
 def _covers_cjk(path: Path) -> bool:
-    from fontTools.ttLib import TTFont
-
-    font = TTFont(str(path), fontNumber=0, lazy=True)
-    try:
-        cmap = font.getBestCmap() or {}
-    finally:
-        font.close()
-    return all(ord(c) in cmap for c in "交易确认书雪球敲出")
+    return _covers(path, "交易确认书雪球敲出")
 
 
 @lru_cache(maxsize=8)

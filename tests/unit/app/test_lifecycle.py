@@ -6,15 +6,12 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from otcdesk.app.db import init_db, make_engine
-from otcdesk.app.demo import seed_demo
 from otcdesk.app.models import Fixing, ReviewItem, TradeEventRow, TradeRow
 from otcdesk.app.repositories import transaction
 from otcdesk.app.repositories.sim import SqlSimTranscript
 from otcdesk.app.trading.lifecycle import FixingError, notice_id
-from otcdesk.app.wiring import build_desk
-from otcdesk.bots.simulator import SimulatorChannel
 from otcdesk.pricing_engine.products import product_from_dict
+from desk_fixtures import close_desks, desk_on
 
 SNOWBALL = {"structure": "snowball", "underlying": "000905.SH", "underlying_name": "中证500",
             "start_date": "2026-11-20", "maturity_date": "2027-11-22", "tenor": "12M", "ko_pct": 103, "ki_pct": 75,
@@ -24,22 +21,10 @@ KO_CASH = round(10_000_000 * 0.15 * 94 / 365, 2)  # 94 days from 20 Nov 2026 to 
 
 @pytest.fixture
 def make_desk(db_settings):
-    built = []
-
-    def make(now: str):
-        settings = db_settings.model_copy(update={"now": now})
-        engine = make_engine(settings.db_url)
-        init_db(engine)
-        seed_demo(engine)
-        desk = build_desk(settings, engine, price=lambda req: {"request": req, "error": "not priced here"})
-        desk.connect(SimulatorChannel(SqlSimTranscript(engine), desk.inbound))
-        built.append(desk)
-        return desk
-
-    yield make
-    for desk in built:
-        desk.close()
-        desk.engine.dispose()
+    built: list = []
+    yield lambda now: desk_on(db_settings.model_copy(update={"now": now}), built,
+                              price=lambda req: {"request": req, "error": "not priced here"})
+    close_desks(built)
 
 
 def book(engine, trade_id, product=None, *, status="live", notional=10_000_000, **columns):
