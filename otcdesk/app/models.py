@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, event
+from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 
@@ -18,11 +18,16 @@ def utcnow() -> datetime:
 
 
 class Institution(SQLModel, table=True):
-    """A client institution; only `kyc_status == "approved"` with `can_trade` gets quotes."""
+    """A client institution; only `kyc_status == "approved"` with `can_trade` gets quotes.
+
+    `kyc_status` is the state of its onboarding application's machine (`workflows.kyc`), written by the KYC service
+    in the same transaction as the transition; `uscc` is its 统一社会信用代码 once it applied.
+    """
 
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True)
-    kyc_status: str = Field(default="invited")  # invited … approved / rejected
+    uscc: Optional[str] = Field(default=None, unique=True)
+    kyc_status: str = Field(default="invited")  # a `workflows.kyc` state
     can_trade: bool = False
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -337,7 +342,123 @@ class RiskLimit(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class KycInvitation(SQLModel, table=True):
+    """Sales' invitation of a named institution: the only way in. The link's token is kept as its SHA-256 only;
+    it expires, can be revoked, and is the client's single credential for applying, resubmitting and signing."""
+
+    __tablename__ = "kyc_invitation"
+    id: str = Field(primary_key=True)  # INV…
+    token_sha256: str = Field(unique=True)
+    institution_name: str
+    contact_name: str
+    contact_mobile: str
+    created_by: str
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    revoked_at: Optional[datetime] = None
+    revoked_by: Optional[str] = None
+    application_id: Optional[str] = Field(default=None, index=True)
+
+
+class KycApplication(SQLModel, table=True):
+    """An institution's onboarding application; `state` moves only through `workflows.kyc`'s machine.
+
+    `data` holds the validated `institution` fields of CONTRACTS (personal data: never logged or audited),
+    `screening` the last screening result, `version` guards concurrent decisions (optimistic lock).
+    """
+
+    __tablename__ = "kyc_application"
+    id: str = Field(primary_key=True)  # KYC…
+    invitation_id: str = Field(unique=True)
+    institution_id: int = Field(foreign_key="institution.id", index=True)
+    state: str = Field(index=True)
+    awaiting_role: Optional[str] = None
+    data: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    screening: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    blacklist_hit: bool = False
+    agreement_sha256: Optional[str] = None
+    signed_at: Optional[datetime] = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = 1
+
+
+class KycTransitionRow(SQLModel, table=True):
+    """Every step of an application's machine: trigger, from, to, who (user or `client`), role, when, why."""
+
+    __tablename__ = "kyc_transition"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    application_id: str = Field(index=True)
+    trigger: str
+    from_state: str
+    to_state: str
+    actor: str
+    role: str
+    comment: Optional[str] = None
+    at: datetime = Field(default_factory=utcnow)
+
+
+class KycDocument(SQLModel, table=True):
+    """An uploaded document (business licence, authorisation letter, ID copy): checked type and size, its SHA-256,
+    the bytes themselves. Uploaded under an invitation before or after the application exists."""
+
+    __tablename__ = "kyc_document"
+    id: str = Field(primary_key=True)  # DOC…
+    invitation_id: str = Field(index=True)
+    application_id: Optional[str] = Field(default=None, index=True)
+    kind: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    uploaded_at: datetime = Field(default_factory=utcnow)
+
+
+class KycReport(SQLModel, table=True):
+    """A due-diligence report, generated when an application enters compliance review (again on each entry)."""
+
+    __tablename__ = "kyc_report"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    application_id: str = Field(index=True)
+    generated_at: datetime = Field(default_factory=utcnow)
+    html: str = Field(sa_column=Column(Text, nullable=False))
+    pdf: Optional[bytes] = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    sha256: str  # of the HTML
+
+
+class KycAgreement(SQLModel, table=True):
+    """The master agreement (主协议) of an application: the PDF filled from it, signed by the desk's e-seal after
+    the client's acceptance (the token's hash, the time and the hash of the content accepted)."""
+
+    __tablename__ = "kyc_agreement"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    application_id: str = Field(unique=True)
+    unsigned_sha256: str
+    pdf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sha256: str
+    signer: str
+    signed_at: datetime = Field(default_factory=utcnow)
+    acceptance: dict = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class AgreementEvidence(SQLModel, table=True):
+    """Append-only hash chain of signed agreements: each entry hashes its fields and the previous entry's hash."""
+
+    __tablename__ = "agreement_evidence"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    application_id: str = Field(index=True)
+    agreement_sha256: str
+    signed_at: datetime
+    signer: str
+    acceptance: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    prev_hash: str
+    entry_hash: str = Field(unique=True)
+
+
 @event.listens_for(AuditLog, "before_update")
 @event.listens_for(AuditLog, "before_delete")
+@event.listens_for(AgreementEvidence, "before_update")
+@event.listens_for(AgreementEvidence, "before_delete")
 def _audit_is_append_only(_mapper, _conn, target):
-    raise PermissionError(f"audit log is append-only (row {target.id})")
+    raise PermissionError(f"{type(target).__tablename__.replace('_', ' ')} is append-only (row {target.id})")

@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     risk_worker_process: bool = True  # revalue the whole book in a low-priority worker process (trading/risk.py)
     market_tick_s: float = 0.0  # demo mode: seconds between simulated market ticks (0: no ticking)
     cjk_font: str | None = None  # OTCDESK_CJK_FONT: a font file with Chinese glyphs for the trade confirmation PDF
+    # KYC onboarding (CONTRACTS Part 2): invitations, uploads, screening, the e-seal that signs agreements
+    public_base_url: str | None = None  # OTCDESK_PUBLIC_BASE_URL: how clients reach the console (invitation links)
+    kyc_invitation_ttl_s: float = 14 * 86400.0  # an invitation token's lifetime
+    kyc_upload_max_bytes: int = 5 * 1024 * 1024  # one uploaded document
+    blacklist_endpoint: str | None = None  # OTCDESK_BLACKLIST_ENDPOINT: a holder's PSI endpoint (`otcdesk screen serve`)
+    blacklist_file: Path | None = None  # OTCDESK_BLACKLIST_FILE: a local list (one identifier a line); demo: a sample list
+    news_dir: Path | None = None  # OTCDESK_NEWS_DIR: the negative-news corpus (a folder of articles)
+    eseal_key: Path | None = None  # OTCDESK_ESEAL_KEY / _CERT: the desk's e-seal (PEM); generated into the data dir if unset
+    eseal_cert: Path | None = None
     now: str | None = None  # OTCDESK_NOW: an ISO date-time the service's clock starts at (demos and tests only)
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")

@@ -20,6 +20,9 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
 - `market.py`         MarketRepository: market data history and official closes (fixings)
 - `risk.py`           RiskRepository: risk snapshots of the book and the desk's limits
 - `margins.py`        MarginRepository: the quoting margin table
+- `kyc.py`            KycRepository: onboarding invitations, applications and their steps, documents, reports,
+                      signed agreements
+- `evidence.py`       EvidenceRepository: the hash-chained evidence of signed agreements (`agreement_evidence`)
 """
 from __future__ import annotations
 
@@ -34,7 +37,9 @@ from otcdesk.app.db import unit_of_work
 from otcdesk.app.repositories.audit import AuditRepository
 from otcdesk.app.repositories.clients import ClientRepository
 from otcdesk.app.repositories.conversations import ConversationRepository
+from otcdesk.app.repositories.evidence import EvidenceRepository
 from otcdesk.app.repositories.inbound import InboundRepository
+from otcdesk.app.repositories.kyc import KycRepository
 from otcdesk.app.repositories.margins import MarginRepository
 from otcdesk.app.repositories.market import MarketRepository
 from otcdesk.app.repositories.outbox import OutboxRepository
@@ -64,6 +69,8 @@ class Repositories:
     market: MarketRepository
     risk: RiskRepository
     margins: MarginRepository
+    kyc: KycRepository
+    evidence: EvidenceRepository
 
     @classmethod
     def on(cls, session: Session) -> "Repositories":
@@ -71,7 +78,7 @@ class Repositories:
                    OutboxRepository(session), ClientRepository(session), UserRepository(session),
                    AuditRepository(session), SimTranscriptRepository(session), VaultRepository(session),
                    TradeRepository(session), MarketRepository(session), RiskRepository(session),
-                   MarginRepository(session))
+                   MarginRepository(session), KycRepository(session), EvidenceRepository(session))
 
 
 @contextmanager
@@ -81,7 +88,7 @@ def transaction(engine: Engine) -> Iterator[Repositories]:
         yield Repositories.on(session)
 
 
-__all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "InboundRepository",
-           "MarginRepository", "MarketRepository", "OutboxRepository", "Repositories", "ReviewRepository",
+__all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "EvidenceRepository",
+           "InboundRepository", "KycRepository", "MarginRepository", "MarketRepository", "OutboxRepository", "Repositories", "ReviewRepository",
            "RiskRepository", "SimTranscriptRepository", "TradeRepository", "UserRepository", "VaultRepository",
            "transaction"]
