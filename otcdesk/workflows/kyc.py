@@ -39,7 +39,7 @@ TRANSITIONS: tuple[tuple[str, str | tuple[str, ...], str, tuple[str, ...], tuple
     ("submit",           "invited",              "sales_review",      (),                                   ()),
     ("resubmit",         "returned",             "sales_review",      (),                                   ()),
     ("approve",          "sales_review",         "compliance_review", (),                                   ("screen", "report")),
-    ("approve",          "compliance_review",    "risk_review",       ("not_blacklisted",),                 ()),
+    ("approve",          "compliance_review",    "risk_review",       ("screened", "not_blacklisted"),      ()),
     ("approve",          "risk_review",          "approved",          ("not_blacklisted", "suitable", "agreement_signed"), ("open_quoting",)),
     ("approve",          "risk_review",          "signing",           ("not_blacklisted", "suitable"),      ("prepare_agreement",)),
     ("sign",             "signing",              "approved",          ("not_blacklisted", "signer_holds_token"), ("sign_agreement", "open_quoting")),
@@ -63,6 +63,7 @@ TRIGGER_ROLES: dict[str, tuple[str, ...]] = {
 class KycContext:
     """What the conditions read: the screening outcome, the agreement, and whether the signer holds the token."""
 
+    screened: bool = True  # the blacklist screening ran to an answer (a holder that did not answer: False)
     blacklist_hit: bool = False
     suitable: bool = True  # the investor category may trade OTC derivatives (`app.kyc.validation.suitability`)
     agreement_signed: bool = False
@@ -83,12 +84,14 @@ class KycError(Exception):
 
 
 CONDITIONS = {
+    "screened": lambda c: c.screened,
     "not_blacklisted": lambda c: not c.blacklist_hit,
     "suitable": lambda c: c.suitable,
     "agreement_signed": lambda c: c.agreement_signed,
     "signer_holds_token": lambda c: c.signer_holds_token,
 }
 REFUSALS = {  # why a condition failed, in the words the reviewer reads
+    "screened": "the blacklist screening has not answered yet: screen again before approving",
     "not_blacklisted": "the institution or its legal representative is on the blacklist: it can only be rejected",
     "suitable": "the investor category does not allow OTC derivatives (suitability): return or reject",
     "signer_holds_token": "only the holder of the invitation's token may sign",
