@@ -24,9 +24,10 @@ class Institution(SQLModel, table=True):
     in the same transaction as the transition; `uscc` is its 统一社会信用代码 once it applied.
     """
 
+    __table_args__ = (Index("uq_institution_uscc", "uscc", unique=True),)
     id: Optional[int] = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True)
-    uscc: Optional[str] = Field(default=None, unique=True)
+    uscc: Optional[str] = None
     kyc_status: str = Field(default="invited")  # a `workflows.kyc` state
     can_trade: bool = False
     created_at: datetime = Field(default_factory=utcnow)

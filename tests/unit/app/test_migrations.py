@@ -118,6 +118,8 @@ def make_previous_release_database(engine) -> None:
         conn.exec_driver_sql("DROP INDEX ix_review_item_ref_id")  # review_item as the baseline had it (0004 adds)
         for column in _LATER_REVIEW_COLUMNS:
             conn.exec_driver_sql(f'ALTER TABLE review_item DROP COLUMN "{column}"')
+        conn.exec_driver_sql("DROP INDEX uq_institution_uscc")  # institution as the baseline had it (0005 adds)
+        conn.exec_driver_sql("ALTER TABLE institution DROP COLUMN uscc")
 
 
 def test_previous_release_database_is_stamped_and_keeps_its_data(engine):

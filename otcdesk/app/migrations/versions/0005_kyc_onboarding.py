@@ -147,14 +147,13 @@ def upgrade() -> None:
     for stmt in _EVIDENCE_APPEND_ONLY[op.get_bind().dialect.name]:
         op.execute(stmt)
 
-    with op.batch_alter_table('institution', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('uscc', sa.String(), nullable=True))
-        batch_op.create_unique_constraint('uq_institution_uscc', ['uscc'])
+    op.add_column('institution', sa.Column('uscc', sa.String(), nullable=True))
+    op.create_index('uq_institution_uscc', 'institution', ['uscc'], unique=True)
 
 
 def downgrade() -> None:
+    op.drop_index('uq_institution_uscc', table_name='institution')
     with op.batch_alter_table('institution', schema=None) as batch_op:
-        batch_op.drop_constraint('uq_institution_uscc', type_='unique')
         batch_op.drop_column('uscc')
     for stmt in _EVIDENCE_UNPROTECT[op.get_bind().dialect.name]:
         op.execute(stmt)
