@@ -143,8 +143,9 @@ def main() -> None:
 
     row("ecdh-psi-raw (openmined-psi)", runs, "private: holder learns neither items nor matches")
     row("naive sha256 exchange", refs, "NOT private: holder learns every queried hash and the matches")
-    print(f"PSI cost over naive: x{statistics.median(r['elapsed_s'] for r in runs) / statistics.median(r['elapsed_s'] for r in refs):.0f} "
-          f"time, x{(runs[0]['bytes_sent'] + runs[0]['bytes_received']) / (refs[0]['bytes_sent'] + refs[0]['bytes_received']):.0f} bytes "
+    t_psi, t_ref = (statistics.median(r["elapsed_s"] for r in rs) for rs in (runs, refs))
+    b_psi, b_ref = (rs[0]["bytes_sent"] + rs[0]["bytes_received"] for rs in (runs, refs))
+    print(f"PSI cost over naive: x{t_psi / t_ref:.0f} time, x{b_psi / b_ref:.0f} bytes "
           f"(most of it the {args.held:,}-point setup, about 35 B a held item)")
 
 

@@ -1,4 +1,4 @@
-"""`otcdesk screen serve --list FILE` and `otcdesk screen query --endpoint URL --list FILE`: private blacklist screening.
+"""`otcdesk screen serve --list FILE` and `otcdesk screen query --endpoint URL --list FILE`: private screening.
 
 `serve` holds a list (one identifier a line; blank and # lines ignored) and answers the PSI protocol over HTTP until
 killed; once its setup is built and it listens it prints one JSON line `{"serving": url, "protocol", "holder_size"}`.

@@ -58,7 +58,8 @@ def rules() -> Rules:
         adverse_terms=by_len(raw["adverse_terms"]), legal_forms=by_len(raw["legal_forms"]),
         partnership_forms=by_len(raw["partnership_forms"]), regions=by_len(raw["regions"]),
         region_suffixes=by_len(raw["region_suffixes"]),
-        abbreviations=tuple(sorted(((fold(k), tuple(fold(s) for s in v)) for k, v in raw["industry_abbreviations"].items()),
+        abbreviations=tuple(sorted(((fold(k), tuple(fold(s) for s in v))
+                                    for k, v in raw["industry_abbreviations"].items()),
                                    key=lambda kv: len(kv[0]), reverse=True)),
         industry_words=by_len(raw["industry_words"]), name_followers=frozenset(raw["name_followers"]))
 

@@ -41,11 +41,11 @@ class Screener:
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
         self._list: tuple[float, frozenset[str]] | None = None  # (mtime, identifiers)
-        self._news = None
+        self._news: tuple[tuple, object] | None = None  # (the folder's files and mtimes, NewsIndex)
 
     @classmethod
     def from_settings(cls, settings, *, demo: bool) -> "Screener":
-        """From `blacklist_endpoint` / `blacklist_file` / `news_dir`; in demo mode the embedded samples fill the gaps."""
+        """From `blacklist_endpoint` / `blacklist_file` / `news_dir`; in demo mode the embedded samples fill gaps."""
         endpoint = settings.blacklist_endpoint
         list_file = settings.blacklist_file
         news_dir = settings.news_dir
@@ -104,7 +104,8 @@ class Screener:
     def negative_news(self, institution: dict) -> list[dict]:
         if not self.news_dir:
             return []
-        names = {"institution": institution.get("name"), "legal_representative": institution.get("legal_representative")}
+        names = {"institution": institution.get("name"),
+                 "legal_representative": institution.get("legal_representative")}
         names = {k: v.strip() for k, v in names.items() if isinstance(v, str) and v.strip()}
         if not names:
             return []
@@ -116,9 +117,13 @@ class Screener:
         return index.hits(names)
 
     def _news_index(self):
+        """The folder's index, rebuilt when an article is added, removed or changed."""
         from otcdesk.app.kyc.news import NewsIndex
 
+        if not self.news_dir.is_dir():
+            raise FileNotFoundError(f"news folder not found: {self.news_dir.name}")
+        state = tuple(sorted((str(f), f.stat().st_mtime) for f in self.news_dir.rglob("*") if f.is_file()))
         with self._lock:
-            if self._news is None:
-                self._news = NewsIndex.from_dir(self.news_dir)
-            return self._news
+            if self._news is None or self._news[0] != state:
+                self._news = (state, NewsIndex.from_dir(self.news_dir))
+            return self._news[1]

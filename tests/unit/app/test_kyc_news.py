@@ -1,4 +1,4 @@
-"""Negative-news matching (otcdesk.app.kyc.news): full and short institution names, whole person names, no silly hits."""
+"""Negative-news matching (kyc.news): full and short institution names, whole person names, no stray hits."""
 from __future__ import annotations
 
 import docx

@@ -1,4 +1,8 @@
-"""Screener (otcdesk.app.kyc.screening): local list, not configured, PSI holder live in process or not answering."""
+"""Screener (kyc.screening): local list, not configured, PSI holder live in process or not answering.
+
+Other tests can screen a blacklist hit with `SAMPLE_BLACKLISTED_USCC` / `SAMPLE_BLACKLISTED_ID` (screening.py): synthetic
+identifiers on the embedded sample list `data/blacklist_sample.txt`, which demo mode uses when nothing is configured.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +11,6 @@ import logging
 import os
 import random
 
-import pytest
 from aiohttp import web
 
 from desk_fixtures import free_port
@@ -111,3 +114,12 @@ def test_from_settings_demo_and_configured(tmp_path):
 def test_missing_news_folder_gives_no_hits_not_an_error(tmp_path):
     screener = Screener(endpoint=None, list_file=None, news_dir=tmp_path / "nope")
     assert screener.screen(institution())["negative_news"] == []
+
+
+def test_news_folder_changes_are_picked_up(tmp_path):
+    screener = Screener(endpoint=None, list_file=None, news_dir=tmp_path)
+    applicant = institution(name="杭州松间明月投资管理有限公司")
+    assert screener.screen(applicant)["negative_news"] == []
+    (tmp_path / "new.md").write_text("# 松间明月投资被立案调查\n\n松间明月投资因涉嫌违规被立案调查。", encoding="utf-8")
+    hits = screener.screen(applicant)["negative_news"]
+    assert [(h["source"], h["negative"]) for h in hits] == [("new.md", True)]
