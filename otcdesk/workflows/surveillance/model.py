@@ -128,7 +128,7 @@ def parse_ts(value: str) -> int:
     dt = datetime.fromisoformat(value.strip())
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=CST)
-    return (dt - _EPOCH) // timedelta(milliseconds=1)
+    return round(dt.timestamp() * 1000)  # exact for millisecond inputs; sub-millisecond digits round
 
 
 def format_ts(ms: int) -> str:
