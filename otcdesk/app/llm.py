@@ -146,6 +146,16 @@ class LLMClient:
         """Plain chat completion; returns the assistant's text. Raises `LLMError` on failure."""
         return self._chat(messages, timeout, max_tokens)
 
+    def complete_tools(self, messages: list[dict], tools: list[dict], tool_choice: str | dict = "auto",
+                       timeout: float | None = None, *, max_tokens: int | None = None) -> dict:
+        """A chat completion offered `tools` (the OpenAI tools API): {"content", "tool_calls": [{"id", "name",
+        "arguments"}]}, `arguments` the raw JSON text the model wrote (the caller validates it). `tool_choice` is
+        "auto", "none", "required" or {"type": "function", "function": {"name"}}. Raises `LLMError` on failure."""
+        choice = self._create(messages, timeout, max_tokens, tools=tools, tool_choice=tool_choice).message
+        calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
+                 for c in (choice.tool_calls or []) if getattr(c, "function", None) is not None]
+        return {"content": choice.content or "", "tool_calls": calls}
+
     # -- internals ------------------------------------------------------------------------------------
 
     @staticmethod
@@ -180,6 +190,13 @@ class LLMClient:
 
     def _chat(self, messages: list[dict], timeout: float | None, max_tokens: int | None = None,
               **extra: Any) -> str:
+        text = self._create(messages, timeout, max_tokens, **extra).message.content or ""
+        if not text.strip():
+            raise LLMResponseError("LLM answer is empty")
+        return text
+
+    def _create(self, messages: list[dict], timeout: float | None, max_tokens: int | None = None, **extra: Any):
+        """One chat completion; its first choice. Raises `LLMError` on failure."""
         if self.merge_system:
             messages = _merge_system(messages)
         try:
@@ -202,11 +219,7 @@ class LLMClient:
             raise LLMResponseError(f"LLM request failed: {exc}") from exc
         if not resp.choices:
             raise LLMResponseError("LLM answer has no choices")
-        choice = resp.choices[0]
-        text = choice.message.content or ""
-        if not text.strip():
-            raise LLMResponseError("LLM answer is empty")
-        return text
+        return resp.choices[0]
 
 
 def _rejects_request_shape(exc: LLMResponseError) -> bool:

@@ -47,6 +47,7 @@ DEMO = web.AppKey("demo", bool)
 DEMO_LOGINS = web.AppKey("demo_logins", dict)
 USER = web.RequestKey("user", object)
 HUB = web.AppKey("hub", object)
+ASSISTANT = web.AppKey("assistant", object)
 LOGINS = web.AppKey("logins", LoginGuard)
 SESSIONS = web.AppKey("sessions", ThreadPoolExecutor)
 SESSION_WORKERS = 4
@@ -397,6 +398,7 @@ async def _desk_context(app: web.Application):
     bus.bind(asyncio.get_running_loop())
     process = await open_process(app[SETTINGS], bus, demo=app[DEMO])
     app[BUS], app[SIM], app[DESK], app[HUB] = bus, process.sim, process.desk, process.hub
+    app[ASSISTANT] = process.assistant
     app[LOGINS] = _login_guard(app[SETTINGS], process.desk.engine)
     app[SESSIONS] = ThreadPoolExecutor(max_workers=SESSION_WORKERS, thread_name_prefix="session")
     app[DEMO_LOGINS] = process.demo_logins

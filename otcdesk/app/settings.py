@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     news_dir: Path | None = None  # OTCDESK_NEWS_DIR: the negative-news corpus (a folder of articles)
     eseal_key: Path | None = None  # OTCDESK_ESEAL_KEY / _CERT: the desk's e-seal (PEM); generated into the data dir if unset
     eseal_cert: Path | None = None
+    # surveillance (CONTRACTS Part 2): a folder with orders.csv, trades.csv, accounts.csv; unset: the desk's own tables
+    surveillance_dir: Path | None = None  # OTCDESK_SURVEILLANCE_DIR
     now: str | None = None  # OTCDESK_NOW: an ISO date-time the service's clock starts at (demos and tests only)
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")

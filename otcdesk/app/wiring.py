@@ -4,7 +4,7 @@
 the review queue, the outbox), the desk graph (`agents.desk`) and its checkpointer, the runner, the
 review service and the inbound pipeline. Tests build it directly (passing their own `parse` or `price`
 where they need one); `open_process` adds what `otcdesk serve` needs around it (schema, demo seed, channels,
-the assistant's knowledge hub) and is all the HTTP server calls.
+the assistant's knowledge hub and agent) and is all the HTTP server calls.
 """
 from __future__ import annotations
 
@@ -134,15 +134,19 @@ def _trade_changed(trading: Any, risk: Any, trade_id: str) -> None:
 
 @dataclass
 class DeskProcess:
-    """Everything one `otcdesk serve` process runs besides HTTP: the desk, its channels, the knowledge hub."""
+    """Everything one `otcdesk serve` process runs besides HTTP: the desk, its channels, the knowledge hub, the
+    internal assistant."""
 
     desk: Desk
     sim: Any  # bots.simulator.SimulatorChannel
     hub: Any  # app.assistant.KnowledgeHub
     wechat: Any = None  # bots.wechaty_channel.WechatyChannel when a puppet service token is set
     demo_logins: dict = field(default_factory=dict)
+    assistant: Any = None  # app.assistant_chat.AssistantChat: the internal assistant's agent over the desk's tools
 
     def close(self) -> None:
+        if self.assistant is not None:
+            self.assistant.close()
         self.desk.close()
         self.desk.engine.dispose()
 
@@ -151,6 +155,7 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
     """Migrate and (in demo mode) seed the database, build the desk and its channels, recover unfinished work
     (and deliver again what the simulator recorded but the desk never stored)."""
     from otcdesk.app.assistant import KnowledgeHub
+    from otcdesk.app.assistant_chat import build_assistant
     from otcdesk.app.auth import purge_expired_sessions
     from otcdesk.app.llm import build_embedder, build_llm_client
     from otcdesk.app.repositories.sim import SqlSimTranscript
@@ -182,6 +187,7 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
         wechat = desk.connect(WechatyChannel.connect(settings.wechaty_puppet_service_token,
                                                      settings.wechaty_puppet_service_endpoint, desk.inbound))
     hub = KnowledgeHub(settings, engine, llm=llm, embedder=build_embedder(settings))
+    assistant = build_assistant(settings, engine, desk, hub, llm)
     if demo:
         log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
     await asyncio.to_thread(desk.warm_up)
@@ -189,4 +195,4 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
     if redelivered := await asyncio.to_thread(sim.redeliver):  # after recover: these are queued once, as new
         log.warning("simulator: %d message(s) the group saw but the desk had not stored were delivered again",
                     redelivered)
-    return DeskProcess(desk=desk, sim=sim, hub=hub, wechat=wechat, demo_logins=logins)
+    return DeskProcess(desk=desk, sim=sim, hub=hub, wechat=wechat, demo_logins=logins, assistant=assistant)

@@ -26,6 +26,10 @@ class ClientRepository:
     def institution_named(self, name: str) -> Institution | None:
         return self.session.exec(select(Institution).where(Institution.name == name)).first()
 
+    def institutions(self) -> list[Institution]:
+        """Every institution, by name."""
+        return list(self.session.exec(select(Institution).order_by(Institution.name)))
+
     def add_institution(self, name: str, kyc_status: str, can_trade: bool) -> Institution:
         inst = Institution(name=name, kyc_status=kyc_status, can_trade=can_trade)
         self.session.add(inst)

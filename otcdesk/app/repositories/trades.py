@@ -32,11 +32,13 @@ class TradeRepository:
         self.session.flush()
 
     def list(self, status: str | None = None, limit: int = 500, *, chat_id: str | None = None,
-             institution: str | None = None) -> list[TradeRow]:
-        """Newest first, optionally in one status, of one chat group or one institution."""
+             institution: str | None = None, underlying: str | None = None) -> list[TradeRow]:
+        """Newest first, optionally in one status, of one chat group, one institution or one underlying."""
         q = select(TradeRow)
         if status:
             q = q.where(TradeRow.status == status)
+        if underlying is not None:
+            q = q.where(TradeRow.underlying == underlying)
         if chat_id is not None:
             q = q.where(TradeRow.chat_id == chat_id)
         if institution is not None:

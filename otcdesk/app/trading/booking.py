@@ -566,6 +566,15 @@ class TradeService:
             rows = tx.trades.list(status, limit)
             return self._dicts(tx, rows)
 
+    def find(self, *, underlying: str | None = None, institution: str | None = None, status: str | None = None,
+             limit: int = 10) -> list[dict]:
+        """Newest first, filtered by underlying, institution and lifecycle status (the assistant's trade lookup)."""
+        if status is not None and status not in STATES:
+            raise LifecycleError("invalid", f"unknown trade status {status!r} (one of {', '.join(STATES)})")
+        with transaction(self.engine) as tx:
+            rows = tx.trades.list(status, limit, institution=institution, underlying=underlying)
+            return self._dicts(tx, rows)
+
     def holdings(self, channel: str, chat_id: str) -> list[dict]:
         """The live trades of a chat group (what "查持仓" lists), oldest first."""
         with transaction(self.engine) as tx:
