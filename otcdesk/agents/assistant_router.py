@@ -33,7 +33,8 @@ CUES: dict[str, tuple[str, ...]] = {
 }
 FOLLOWUP = re.compile(r"^\s*(?:那么?|那个|换成|改成|如果是|要是|what about|and|how about)\s*(?P<body>.*?)"
                       r"\s*(?:的话)?\s*(?:的)?\s*(?:呢|吗|怎么样|如何)?\s*[?？。.!！]*\s*$", re.I)
-TRADE_ID = re.compile(r"(?<![0-9A-Za-z])(T[0-9A-Za-z]{5,31})(?![0-9A-Za-z])")
+EN_QUESTION = re.compile(r"^\s*(how|what|why|when|which|who|is|are|does|do|can)\b", re.I)
+TRADE_ID = re.compile(r"(?<![0-9A-Za-z])(T(?=[A-Za-z]*\d)[0-9A-Za-z]{5,31})(?![0-9A-Za-z])", re.I)  # a digit in it
 ACCOUNT = re.compile(r"(?:账户|账号|account)\s*[:：]?\s*([0-9A-Za-z_\-/]{2,64})|(?<![0-9A-Za-z])([A-Z]\d{6})(?![0-9A-Za-z])",
                      re.I)
 ALERT_TYPES = (("spoofing", ("幌骗", "虚假申报", "spoof")), ("wash_trade", ("对倒", "wash")),
@@ -59,7 +60,9 @@ class Reading:
 
     text: str
     request: dict  # the first request's stated fields (ner), filtered to the price tool's arguments
-    complete: bool  # the parser read a whole quote request (intent quote, nothing missing)
+    intent: str  # the parser's intent (quote, knowledge, other…)
+    quote: bool  # the parser read a quote request (intent quote), complete or not
+    complete: bool  # ... with nothing missing
     missing: list[str]
     clarification: str | None
     underlyings: list[str]
@@ -86,7 +89,10 @@ ROUTES: tuple[Route, ...] = (
     Route("trades", lambda r, last: "trade_lookup" in r.tools, "trade_lookup", "交易/成交记录: booked trades"),
     Route("exposure", lambda r, last: "book_exposure" in r.tools, "book_exposure", "敞口/delta/vega: the risk book"),
     Route("followup", lambda r, last: bool(last) and r.followup is not None, "", "那…呢: the previous call, changed"),
-    Route("price", lambda r, last: r.complete or ("price" in r.tools and bool(r.request.get("underlying"))),
+    Route("question", lambda r, last: r.intent == "knowledge" or (
+        bool(EN_QUESTION.match(r.text)) and not r.request.get("underlying")), "kb_search",
+          "a question about the products (the parser's knowledge intent, or how/what/why… naming no underlying)"),
+    Route("price", lambda r, last: r.quote or ("price" in r.tools and bool(r.request.get("underlying"))),
           "price", "a quote request (underlying, tenor, structure…): what-if pricing"),
     Route("knowledge", lambda r, last: True, "kb_search", "anything else: the internal knowledge base"),
 )
@@ -132,7 +138,7 @@ class Router:
         trade = TRADE_ID.search(text)
         account = ACCOUNT.search(text)
         return Reading(
-            text=text, request=_stated(first), complete=bool(requests) and not any(r.get("missing") for r in requests),
+            text=text, request=_stated(first), intent=parsed.intent, quote=bool(requests), complete=bool(requests) and not any(r.get("missing") for r in requests),
             missing=list(first.get("missing", [])) if requests else [], clarification=parsed.clarification,
             underlyings=underlyings, trade_id=trade.group(1).upper() if trade else None,
             account=(account.group(1) or account.group(2)) if account else None,

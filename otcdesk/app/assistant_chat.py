@@ -27,8 +27,8 @@ class UnknownThread(LookupError):
 
 
 class AssistantChat:
-    def __init__(self, graph, close: Callable[[], None] = lambda: None):
-        self.graph, self._close = graph, close
+    def __init__(self, graph, close: Callable[[], None] = lambda: None, tools: Any = None):
+        self.graph, self._close, self.tools = graph, close, tools  # tools: the AssistantTools the graph runs
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -79,4 +79,4 @@ def build_assistant(settings, engine, desk, hub, llm: Any = None, checkpointer: 
     router = Router(institutions=institution_names(engine))
     deps = AssistantDeps(tools=tools, route=router.route, audit=audit_tool_call(engine), llm=llm,
                          llm_timeout_s=settings.llm_timeout_s)
-    return AssistantChat(build_assistant_graph(deps, checkpointer), close)
+    return AssistantChat(build_assistant_graph(deps, checkpointer), close, tools)
