@@ -70,6 +70,7 @@ class AssistantDeps:
     llm: Any = None  # app.llm.LLMClient (complete_tools, complete_json, complete_text) or None
     phrase: bool = True  # with an LLM: let it word a lead sentence (kept only when its numbers are the tools')
     llm_timeout_s: float = 30.0
+    llm_tools: tuple[str, ...] | None = None  # the tools offered to the LLM (None: all); not a permission
 
 
 # ---------------------------------------------------------------- planning with an LLM
@@ -79,17 +80,15 @@ SYSTEM = ("You are the internal assistant of an OTC derivatives desk. Choose the
           "(沪深300), 000905.SH (中证500), 000852.SH (中证1000); tenors like 3M, 6M, 1Y. Call at most one tool.")
 
 
-def _tool_names() -> list[str]:
-    return [t.name for t in TOOLS]
-
-
 class LLMPlanner:
     """Calls proposed through the OpenAI tools API: `tool_choice="auto"` first; a server that ignores it (llama.cpp's
     plain chat formats answer in text) is asked to pick a tool name (JSON), then called with that tool named, which
-    any OpenAI-compatible server constrains to the tool's parameters. The auto step is skipped once it was ignored."""
+    any OpenAI-compatible server constrains to the tool's parameters. The auto step is skipped once it was ignored;
+    with one tool offered there is nothing to pick."""
 
-    def __init__(self, llm, timeout_s: float = 30.0):
+    def __init__(self, llm, timeout_s: float = 30.0, offered: tuple[str, ...] | None = None):
         self.llm, self.timeout = llm, timeout_s
+        self.offered = [t for t in TOOLS if offered is None or t.name in offered]
         self.auto_works: bool | None = None
 
     def messages(self, message: str, turns: list[dict]) -> list[dict]:
@@ -103,22 +102,27 @@ class LLMPlanner:
 
     def plan(self, message: str, turns: list[dict]) -> list[dict]:
         msgs = self.messages(message, turns)
-        tools = openai_tools()
-        if self.auto_works is not False:
+        tools = openai_tools(tuple(t.name for t in self.offered))
+        if self.auto_works is not False and len(self.offered) > 1:
             out = self.llm.complete_tools(msgs, tools, "auto", timeout=self.timeout, max_tokens=200)
             if out["tool_calls"]:
                 self.auto_works = True
                 return [_call(c) for c in out["tool_calls"]]
             if self.auto_works is None:
                 self.auto_works = False
-        pick = self.llm.complete_json(
-            msgs + [{"role": "user", "content": "Which tool answers this? Tools: " + "; ".join(
-                f"{t.name}: {t.description}" for t in TOOLS) + ' Answer {"tool": name or "none"}.'}],
-            {"type": "object", "properties": {"tool": {"type": "string", "enum": [*_tool_names(), "none"]}},
-             "required": ["tool"]}, timeout=self.timeout, max_tokens=30)
-        if pick["tool"] == "none":
-            return []
-        out = self.llm.complete_tools(msgs, tools, {"type": "function", "function": {"name": pick["tool"]}},
+        if len(self.offered) == 1:
+            name = self.offered[0].name
+        else:
+            pick = self.llm.complete_json(
+                msgs + [{"role": "user", "content": "Which tool answers this? Tools: " + "; ".join(
+                    f"{t.name}: {t.description}" for t in self.offered) + ' Answer {"tool": name or "none"}.'}],
+                {"type": "object", "properties": {"tool": {"type": "string",
+                                                           "enum": [*(t.name for t in self.offered), "none"]}},
+                 "required": ["tool"]}, timeout=self.timeout, max_tokens=30)
+            if pick["tool"] == "none":
+                return []
+            name = pick["tool"]
+        out = self.llm.complete_tools(msgs, tools, {"type": "function", "function": {"name": name}},
                                       timeout=self.timeout, max_tokens=200)
         return [_call(c) for c in out["tool_calls"]]
 
@@ -257,7 +261,7 @@ def _lead(deps: AssistantDeps, message: str, facts: str) -> str | None:
 
 def build_assistant_graph(deps: AssistantDeps, checkpointer: Any):
     """Compile the assistant graph; the checkpointer keeps each thread's state (SQLite or Postgres saver)."""
-    planner = LLMPlanner(deps.llm, deps.llm_timeout_s) if deps.llm is not None else None
+    planner = LLMPlanner(deps.llm, deps.llm_timeout_s, deps.llm_tools) if deps.llm is not None else None
     g = StateGraph(State, input_schema=InputState)
     g.add_node("plan", _plan(deps, planner))
     g.add_node("authorize", _authorize(deps))

@@ -139,7 +139,9 @@ def wire_schema(schema: dict) -> dict:
     return out
 
 
-def openai_tools() -> list[dict]:
-    """The table in the OpenAI `tools` form (every tool: the roles are enforced when a call comes back)."""
+def openai_tools(names: tuple[str, ...] | None = None) -> list[dict]:
+    """The table (or the tools `names`) in the OpenAI `tools` form. Offering a tool is not permitting it: the roles
+    are enforced when a call comes back."""
     return [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                              "parameters": wire_schema(t.schema)}} for t in TOOLS]
+                                              "parameters": wire_schema(t.schema)}}
+            for t in TOOLS if names is None or t.name in names]

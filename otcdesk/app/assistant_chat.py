@@ -63,9 +63,11 @@ class AssistantChat:
         self._close()
 
 
-def build_assistant(settings, engine, desk, hub, llm: Any = None, checkpointer: Any = None) -> AssistantChat:
+def build_assistant(settings, engine, desk, hub, llm: Any = None, checkpointer: Any = None,
+                    **options: Any) -> AssistantChat:
     """The assistant over `desk`'s services (price, risk, trades), the knowledge `hub`, the surveillance detectors
-    and the optional LLM; its own checkpointer connection unless one is given."""
+    and the optional LLM; its own checkpointer connection unless one is given. `options`: `AssistantDeps` fields
+    (phrase, llm_tools)."""
     from otcdesk.agents.assistant_router import Router
     from otcdesk.app.assistant_tools import AssistantTools, audit_tool_call, institution_names
     from otcdesk.app.checkpoints import make_checkpointer
@@ -78,5 +80,5 @@ def build_assistant(settings, engine, desk, hub, llm: Any = None, checkpointer: 
                            surveillance=SurveillanceService(engine, settings.surveillance_dir))
     router = Router(institutions=institution_names(engine))
     deps = AssistantDeps(tools=tools, route=router.route, audit=audit_tool_call(engine), llm=llm,
-                         llm_timeout_s=settings.llm_timeout_s)
+                         llm_timeout_s=settings.llm_timeout_s, **options)
     return AssistantChat(build_assistant_graph(deps, checkpointer), close, tools)
