@@ -138,7 +138,8 @@ class Router:
         trade = TRADE_ID.search(text)
         account = ACCOUNT.search(text)
         return Reading(
-            text=text, request=_stated(first), intent=parsed.intent, quote=bool(requests), complete=bool(requests) and not any(r.get("missing") for r in requests),
+            text=text, request=_stated(first), intent=parsed.intent, quote=bool(requests),
+            complete=bool(requests) and not any(r.get("missing") for r in requests),
             missing=list(first.get("missing", [])) if requests else [], clarification=parsed.clarification,
             underlyings=underlyings, trade_id=trade.group(1).upper() if trade else None,
             account=(account.group(1) or account.group(2)) if account else None,

@@ -176,7 +176,8 @@ class AssistantTools:
             words.append(f"引擎 {line['engine']}")
             rows.append({"item": "引擎", "value": line["engine"]})
         return {"summary": f"试算 {label}", "text": words[0] + "；".join(words[1:]) + "。",
-                "data": {"request": req, "price_pct": line.get("price_pct"), "fair_price_pct": line.get("fair_price_pct"),
+                "data": {"request": req, "price_pct": line.get("price_pct"),
+                         "fair_price_pct": line.get("fair_price_pct"),
                          "solved": solved or None, "engine": line.get("engine")},
                 "view": {"kind": "table", "title": "试算（非对客报价）",
                          "columns": [{"key": "item", "label": "项目"}, {"key": "value", "label": "数值"}],
@@ -260,7 +261,8 @@ class AssistantTools:
                               **{k: totals.get(k) for k in ("pv_cny", "delta_cny", "gamma_cny", "vega_cny",
                                                             "theta_cny")}})
         return {"summary": f"{subject} 敞口（快照 {book.get('snapshot_id')}）", "text": text,
-                "data": {"as_of": as_of, "snapshot_id": book.get("snapshot_id"), "totals": totals, "by_underlying": rows},
+                "data": {"as_of": as_of, "snapshot_id": book.get("snapshot_id"), "totals": totals,
+                         "by_underlying": rows},
                 "view": {"kind": "table", "title": "分标的敞口（本方视角，元）", "columns": EXPOSURE_COLUMNS,
                          "rows": view_rows, "chart": {"kind": "bars", "label": "Delta（1%）",
                                                       "bars": [{"label": r["name"], "value": r["delta_cny"]}
@@ -293,7 +295,8 @@ class AssistantTools:
                     f"状态 {r['status']}，簿记于 {r['booked_at']}（{r['booked_by']}）。")
         else:
             text = f"{where}：最近 {len(rows)} 笔交易，" + "；".join(
-                f"{r['id']} {r['underlying']} {r['structure']} {_money(r['notional'])} 元 {r['status']}" for r in rows[:5])
+                f"{r['id']} {r['underlying']} {r['structure']} {_money(r['notional'])} 元 {r['status']}"
+                for r in rows[:5])
             text += "。" if len(rows) <= 5 else "……"
         return {"summary": f"{where}：{len(rows)} 笔交易", "text": text, "data": {"trades": [r["id"] for r in rows]},
                 "view": {"kind": "table", "title": "交易", "columns": columns, "rows": rows}}

@@ -24,7 +24,8 @@ async def test_chat_checks_login_input_and_thread_ownership(desk_settings):
                 r = await trader.post(CHAT, json=body)
                 assert r.status == 422, body
                 assert (await r.json())["error"]
-            assert (await trader.post(CHAT, data="not json", headers={"Content-Type": "application/json"})).status == 400
+            r = await trader.post(CHAT, data="not json", headers={"Content-Type": "application/json"})
+            assert r.status == 400
             r = await trader.post(CHAT, json={"message": "雪球", "thread_id": "0" * 32})
             assert r.status == 404
 
@@ -32,9 +33,10 @@ async def test_chat_checks_login_input_and_thread_ownership(desk_settings):
             assert r.status == 200
             first = await r.json()
             assert set(first) >= {"reply", "thread_id", "tool_calls", "citations"}
-            assert first["tool_calls"] == [{"tool": "surveillance_alerts", "args": {"type": "spoofing"},
-                                            "allowed": False, "summary": first["tool_calls"][0]["summary"],
-                                            "error": "forbidden", "reason": "role trader may not use surveillance_alerts"}]
+            assert first["tool_calls"] == [{
+                "tool": "surveillance_alerts", "args": {"type": "spoofing"}, "allowed": False,
+                "summary": first["tool_calls"][0]["summary"], "error": "forbidden",
+                "reason": "role trader may not use surveillance_alerts"}]
             assert "不能查看" in first["reply"]
             thread = first["thread_id"]
             r = await trader.post(CHAT, json={"message": "雪球的敲入是怎么观察的？", "thread_id": thread})
