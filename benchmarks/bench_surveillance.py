@@ -11,7 +11,8 @@ contract's reader) is timed apart, and so is the per-event spoofing monitor (`st
 References, in the same process:
 - a naive pairwise spoofing check (every order against every fill and trade of its instrument, O(n²) per
   instrument) on the first `--slice` order events and the trades of that period, with `min_orders` = 1 so that
-  every qualifying order is compared: its alerts must equal ours on the slice, and its speed is the baseline the indexed detector is measured against;
+  every qualifying order is compared: its alerts must equal ours on the slice, and its speed is the baseline
+  the indexed detector is measured against;
 - pandas (when installed): the wash-trade check as a vectorised merge and groupby over all the trades.
 """
 from __future__ import annotations
@@ -151,9 +152,10 @@ def main() -> None:
     stream_s = time.perf_counter() - t
     batch_cases = {(a["evidence"]["account"], a["evidence"]["instrument"]) for a in result["alerts"]
                    if a["type"] == "spoofing"}
+    stream_cases = {(e["account"], e["instrument"]) for e in streamed}
     print(f"streaming spoofing monitor: {stream_s:.2f} s = {events / stream_s:,.0f} events/s, "
           f"{1e6 * stream_s / events:.1f} µs per event on average; {len(streamed)} alert events; "
-          f"same (account, instrument) as batch: {({(e['account'], e['instrument']) for e in streamed}) == batch_cases}")
+          f"same (account, instrument) as batch: {stream_cases == batch_cases}")
 
     scored = evaluate(result, data.truth)
     print(f"\nquality ({label}):")

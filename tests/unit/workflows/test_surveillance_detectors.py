@@ -25,7 +25,8 @@ def test_normalisation_of_identifiers():
     assert norm_id_number("11010519491231002x") == norm_id_number("１１０１０５１９４９１２３１００２Ｘ") \
         == norm_id_number("110105 19491231 002X") == "11010519491231002X"
     assert Account.of("a", bank_account="6222 0202 0000 1234 567").bank_account == "6222020200001234567"
-    assert Account.of("a", device_id="a4:5e:60:01:02:03").device_id == Account.of("b", device_id="A45E60010203").device_id
+    assert Account.of("a", device_id="a4:5e:60:01:02:03").device_id == Account.of("b", device_id="A45E60010203") \
+        .device_id
 
 
 def test_direct_and_transitive_groups_and_normalised_keys():
