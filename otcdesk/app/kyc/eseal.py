@@ -22,6 +22,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 DESK_ORG = "otcdesk 场外衍生品交易台"
@@ -41,7 +42,7 @@ class ESeal:
     """The e-seal: `key` and `cert` (cryptography objects), `chain` (the certificates above `cert`, root last)
     and `roots`, the certificates a validator trusts. `signer()` and `validation_context()` are pyhanko's."""
 
-    key: ec.EllipticCurvePrivateKey | object
+    key: PrivateKeyTypes
     cert: x509.Certificate
     chain: tuple[x509.Certificate, ...] = ()
     roots: tuple[x509.Certificate, ...] = ()
@@ -56,13 +57,12 @@ class ESeal:
     def signer(self):
         """A pyhanko `SimpleSigner` for this key and certificate (its chain in the registry, so it is embedded)."""
         if "signer" not in self._cache:
+            from asn1crypto import keys
             from pyhanko.sign.signers import SimpleSigner
             from pyhanko_certvalidator.registry import SimpleCertificateStore
 
             key_der = self.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
                                              serialization.NoEncryption())
-            from asn1crypto import keys
-
             self._cache["signer"] = SimpleSigner(
                 signing_cert=_asn1(self.cert), signing_key=keys.PrivateKeyInfo.load(key_der),
                 cert_registry=SimpleCertificateStore.from_certs([_asn1(c) for c in self.chain]))

@@ -50,7 +50,9 @@ class EvidenceRepository:
     def store_agreement(self, application_id: str, *, unsigned_sha256: str, pdf: bytes, sha256: str, signer: str,
                         signed_at: datetime, acceptance: Mapping[str, Any]) -> KycAgreement:
         """Keep the signed agreement of `application_id` and append its evidence entry (one transaction, the
-        caller's). EvidenceError when the application already has one or `sha256` is not the PDF's."""
+        caller's). `signer` is the e-seal's `subject` (what `verify_agreement_pdf` reports); `acceptance` the
+        dict given to `sign_agreement`. EvidenceError when the application already has one or `sha256` is not
+        the PDF's."""
         if hashlib.sha256(pdf).hexdigest() != sha256:
             raise EvidenceError(f"sha256 {sha256} is not the SHA-256 of the agreement PDF")
         accepted = json.loads(json.dumps(dict(acceptance or {}), ensure_ascii=False))  # what the DB gives back

@@ -140,6 +140,29 @@ def test_configured_eseal_files_are_used(tmp_path):
         load_eseal(settings.model_copy(update={"eseal_cert": None}))
 
 
+def test_a_configured_self_signed_rsa_eseal_signs_and_verifies(tmp_path, unsigned):
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "自签名电子印章"),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "某交易台")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
+            .not_valid_after(now + timedelta(days=365))
+            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    es = load_eseal(load_settings(data_dir=tmp_path, DATABASE_URL=None, eseal_key=tmp_path / "k.pem",
+                                  eseal_cert=tmp_path / "c.pem"))
+    assert es.roots == (cert,)
+    doc = verify_agreement_pdf(sign_agreement(unsigned, es, acceptance=acceptance(unsigned)), es)
+    assert doc["valid"] and doc["signer"] == es.subject, doc
+
+
 # --- the document -----------------------------------------------------------------------------------------------
 
 def test_agreement_is_deterministic_and_filled_from_the_application(unsigned):
