@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime, timezone
 from io import BytesIO
-from pathlib import Path
 from typing import Any, Mapping
 
 from otcdesk.app.kyc.report import category_text, mask_id_number, mask_mobile

@@ -148,8 +148,8 @@ def _e(value: Any) -> str:
     return escape(_text(value), quote=True)
 
 
-def _facts(rows: Iterable[tuple[str, str]], hashes: tuple[str, ...] = ()) -> str:
-    body = "".join(f"<tr><th>{_e(k)}</th><td{_HASH if k in hashes else ''}>{_e(v)}</td></tr>" for k, v in rows)
+def _facts(rows: Iterable[tuple[str, str]]) -> str:
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     return f'<table class="facts"><tbody>{body}</tbody></table>'
 
 
@@ -206,7 +206,8 @@ def _news_html(news: list[Mapping[str, Any]]) -> str:
         badge = '<span class="badge onboarding">负面</span>' if n.get("negative") else '<span class="badge">中性</span>'
         items.append(
             f'<div class="item">{badge}<strong>{_e(n.get("title"))}</strong>'
-            f'<p class="meta">{_e(n.get("source"))} · {_e(n.get("date"))} · 对象 {_e(n.get("name") or n.get("subject"))}</p>'
+            f'<p class="meta">{_e(n.get("source"))} · {_e(n.get("date"))} · '
+            f'对象 {_e(n.get("name") or n.get("subject"))}</p>'
             f'<p class="passage-text">{_e(n.get("passage"))}</p></div>')
     return "".join(items)
 

@@ -116,7 +116,8 @@ def _first_fault(row: dict, prev) -> tuple[int, str] | None:
     if row["prev_hash"] == expected:
         return None
     if prev is None:
-        return row["id"], "prev_hash mismatch: the first entry does not start the chain (entries before it were removed)"
+        return row["id"], ("prev_hash mismatch: the first entry does not start the chain "
+                           "(entries before it were removed)")
     if row["id"] != prev.id + 1:
         return row["id"], (f"gap: no entries between id {prev.id} and id {row['id']}, and prev_hash does not match "
                            f"entry {prev.id} (entries were removed)")
