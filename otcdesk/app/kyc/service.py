@@ -712,7 +712,10 @@ class KycService:
                 log.warning("screening of %s failed: %s", application_id, type(exc).__name__)
                 result = {"blacklist": {"hit": None, "method": None, "error": f"{type(exc).__name__}: {exc}",
                                         "at": at}, "negative_news": []}
-        hit = (result.get("blacklist") or {}).get("hit")
+        bl = result.get("blacklist") or {}
+        if bl.get("method") == "not_configured":  # nothing was asked: that is no answer, not a clean result
+            result = {**result, "blacklist": {**bl, "hit": None, "error": "no blacklist screening is configured"}}
+        hit = result["blacklist"].get("hit")
         for _ in range(3):  # a concurrent save (a decision) moved the version on: read again
             with transaction(self.engine) as tx:
                 app = self._get(tx, application_id)
