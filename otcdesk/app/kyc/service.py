@@ -419,7 +419,7 @@ class KycService:
 
     def sign(self, application_id: str, token: Any, accepted_sha256: Any = None) -> dict:
         """The token's holder accepts and signs the agreement: the draft is signed with the desk's e-seal, the
-        acceptance {token_sha256, at, content_sha256} recorded, the evidence chain appended → Application
+        acceptance {token_sha256, accepted_at, content_sha256} recorded, the evidence chain appended → Application
         (client shape), `approved` with quoting open."""
         return self._as_holder("sign", lambda: self._sign(application_id, token, accepted_sha256),
                                f"kyc_application:{application_id}")
@@ -440,7 +440,7 @@ class KycService:
             raise KycError("conflict", "the agreement you accepted is not the current draft: read it again",
                            {"accepted_sha256": f"当前协议的SHA-256为{draft.sha256}"})
         now = self.clock.now()
-        acceptance = {"token_sha256": token_sha, "at": now.isoformat(), "content_sha256": draft.sha256,
+        acceptance = {"token_sha256": token_sha, "accepted_at": now.isoformat(), "content_sha256": draft.sha256,
                       "invitation_id": inv_id}
         try:
             signed = self.agreements.sign_agreement(draft.content, self.eseal(), acceptance=acceptance,
