@@ -306,7 +306,7 @@ class KycService:
             except (binascii.Error, ValueError):
                 raise KycError("invalid", "data_base64 is not base64", {"data": "文件内容不是有效的base64"}) from None
         if not isinstance(data, (bytes, bytearray)) or not data:
-            raise KycError("invalid", "the document is empty", {"data": "文件为空"})
+            raise KycError("invalid", "the document is empty or missing (data_base64)", {"data": "缺少文件内容"})
         if len(data) > self.max_upload:
             raise KycError("too_large", f"the document is larger than {self.max_upload} bytes",
                            {"data": f"文件超过{self.max_upload // 1024} KB上限"})
