@@ -218,3 +218,22 @@ async def test_client_flow_refusals_over_http(desk, settings):
         assert r.status == 200  # the demo's approved institution
         r = await sales.post(f"/api/kyc/institutions/{app['institution_id']}/groups", json={"group": "g2"})
         assert r.status == 409 and "rejected" in (await r.json())["error"]
+
+
+async def test_only_the_upload_route_takes_a_document_sized_body(settings):
+    big_settings = settings.model_copy(update={"kyc_upload_max_bytes": 3 * 1024 * 1024})
+    desk = await RunningDesk(big_settings, demo=False).start()
+    try:
+        async with await _login(desk, "sales1") as sales, desk.session() as anon:
+            token = (await _invite(sales))["token"]
+            scan = pdf_bytes() + b"%" + b"0" * (2 * 1024 * 1024)  # a 2 MiB scan: 2.7 MB of base64
+            r = await _upload(anon, token, "id_copy", scan)
+            assert r.status == 200, await r.text()
+            assert (await r.json())["size"] == len(scan)
+            r = await anon.post("/api/kyc/applications", json={"token": token, "institution": form(),
+                                                               "padding": "x" * (2 * 1024 * 1024)})
+            assert r.status == 413  # every other route keeps the 1 MiB limit
+            r = await _upload(anon, token, "id_copy", b"%PDF-1.4\n" + b"0" * (3 * 1024 * 1024))
+            assert r.status == 413
+    finally:
+        await desk.stop()
