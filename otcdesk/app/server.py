@@ -432,8 +432,11 @@ async def _end_event_streams(app: web.Application) -> None:
 
 def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     """Build the web application; the desk and its workers start with the app and stop with it."""
+    # a KYC document travels as base64 in a JSON body: room for kyc_upload_max_bytes of it (the service checks
+    # the decoded size itself)
+    body_limit = max(1024 * 1024, (settings.kyc_upload_max_bytes * 4) // 3 + 64 * 1024)
     app = web.Application(middlewares=[*http_security.middlewares(settings), auth_middleware],
-                          client_max_size=1024 * 1024)
+                          client_max_size=body_limit)
     app.on_response_prepare.append(http_security.response_headers)
     app[SETTINGS] = settings
     app[DEMO] = demo

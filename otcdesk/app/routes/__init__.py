@@ -7,12 +7,13 @@
 - `market.py`   POST /api/market/fixings, market history
 - `book.py`     GET /api/book, POST /api/risk/refresh, limits
 - `margins.py`  the quoting margin table (admin)
+- `kyc.py`      KYC onboarding: invitations, the client's form and documents, reviews, report, agreement, groups
 """
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("trades", "market", "book", "margins")
+MODULES = ("trades", "market", "book", "margins", "kyc")
 
 
 def register_all(router, *, demo: bool) -> None:
