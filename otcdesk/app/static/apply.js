@@ -86,7 +86,7 @@ function capitalHint(v) {
 const mobileHint = (v) => (!v || /^(\+?86)?1[3-9]\d{9}$/.test(v.replace(/[\s-]/g, '')) ? '' : '应为11位中国大陆手机号码');
 
 const FIELDS = [
-  {key: 'name', label: '机构全称', help: '与营业执照上的名称一致', attrs: {autocomplete: 'organization', maxlength: 100}},
+  {key: 'name', label: '机构全称', help: '与营业执照一致，且须与邀请中的机构名称一致', attrs: {autocomplete: 'organization', maxlength: 100}},
   {key: 'uscc', label: '统一社会信用代码', help: '18位，见营业执照', upper: true, check: usccHint,
     attrs: {autocapitalize: 'characters', autocomplete: 'off', spellcheck: 'false', maxlength: 18}},
   {key: 'legal_representative', label: '法定代表人姓名', attrs: {autocomplete: 'off', maxlength: 40}},
@@ -146,7 +146,7 @@ function showFieldErrors(fields) {
   for (const [key, reason] of Object.entries(fields || {})) {
     const short = key.replace(/^institution\./, '');
     const err = document.querySelector(`.field-err[data-for="${CSS.escape(short)}"]`);
-    if (!err) { loose.push(`${DOC_KIND[short] || short}：${reason}`); continue; }
+    if (!err) { loose.push(`${FIELDS.find((f) => f.key === short)?.label || short}：${reason}`); continue; }
     err.textContent = reason;
     const input = $(`f-${short}`);
     if (input) { input.classList.add('invalid'); input.setAttribute('aria-invalid', 'true'); }
@@ -166,8 +166,9 @@ function values() {
 }
 
 // ---- documents -------------------------------------------------------------------------------------------
-const requiredKinds = () => view.required_documents || view.required_kinds || view.required_document_kinds || Object.keys(DOC_KIND);
-const maxBytes = () => view.max_document_bytes || view.upload_max_bytes || DEFAULT_MAX_BYTES;
+const requiredKinds = () => (view.required_documents || Object.keys(DOC_KIND)).map((k) => (typeof k === 'string' ? k : k.kind));
+const kindLabel = (kind) => ((view.required_documents || []).find((k) => k.kind === kind) || {}).label || DOC_KIND[kind] || kind;
+const maxBytes = () => view.max_upload_bytes || DEFAULT_MAX_BYTES;
 
 function docStatus(kind) {
   const d = docs.get(kind);
@@ -182,7 +183,8 @@ function uploadRow(kind) {
   const status = h('div', {class: 'status', id: `doc-${kind}-status`}, docStatus(kind));
   input.addEventListener('change', () => { if (input.files[0]) upload(kind, input.files[0], status); });
   return h('div', {class: 'upload', data: {kind}},
-    h('label', {for: `doc-${kind}`, text: DOC_KIND[kind] || kind}), input, status);
+    h('label', {for: `doc-${kind}`, text: kindLabel(kind)}), input, status,
+    h('div', {class: 'field-err status', id: `doc-${kind}-err`, data: {for: `documents.${kind}`}, role: 'alert'}));
 }
 
 function readAsDataUrl(file, progress) {
@@ -234,8 +236,8 @@ async function upload(kind, file, status) {
     size: res.data.size ?? file.size, sha256: res.data.sha256, verified: Boolean(local && local === res.data.sha256)};
   docs.set(kind, d);
   fill(status, docStatus(kind));
-  const err = document.querySelector('.field-err[data-for="documents"]');
-  if (err) err.textContent = '';
+  clearError(`documents.${kind}`);
+  clearError('documents');
 }
 
 // ---- the views -------------------------------------------------------------------------------------------
@@ -280,7 +282,7 @@ async function submit(form) {
   btn.disabled = true;
   btn.textContent = '提交中…';
   const res = await call('/api/kyc/applications', {token: TOKEN, institution: values(),
-    documents: [...docs.values()].map((d) => d.document_id)});
+    document_ids: [...docs.values()].map((d) => d.document_id)});
   btn.disabled = false;
   btn.textContent = view.application && view.application.state === 'returned' ? '重新提交申请' : '提交申请';
   if (res.ok) { await load(); window.scrollTo(0, 0); return; }
@@ -290,7 +292,7 @@ async function submit(form) {
     if (first) { first.scrollIntoView({block: 'center'}); if (first.focus) first.focus({preventScroll: true}); }
     return;
   }
-  err.textContent = problem(res) + (missing.length && res.status === 422 ? `；尚未上传：${missing.map((k) => DOC_KIND[k] || k).join('、')}` : '');
+  err.textContent = problem(res) + (missing.length && res.status === 422 ? `；尚未上传：${missing.map(kindLabel).join('、')}` : '');
 }
 
 function summary(app) {
@@ -334,7 +336,7 @@ function signingView(app) {
   let accepted = null;
   agreementLink(app, a, note).then((sha) => {
     if (a.hidden) return;
-    accepted = sha || (view.agreement && (view.agreement.draft_sha256 || view.agreement.sha256)) || null;
+    accepted = sha || (view.agreement && view.agreement.sha256) || null;
     fill(note, accepted ? h('span', {}, '协议 SHA-256：', h('span', {class: 'hash', text: accepted})) : '');
     box.disabled = false;
   });

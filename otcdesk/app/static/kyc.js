@@ -15,14 +15,16 @@ const TRIGGERS = [
 const FIELD = {name: '机构全称', uscc: '统一社会信用代码', legal_representative: '法定代表人', legal_representative_id: '法定代表人身份证号',
   registered_capital_cny: '注册资本（元）', address: '注册地址', contact_name: '联系人', contact_mobile: '联系人手机号',
   investor_category: '投资者类别'};
-const LIMIT = {max_notional_cny: '单笔名义本金上限（元）', total_notional_cny: '名义本金总额上限（元）', max_tenor_months: '最长期限（月）'};
+const LIMIT = {notional_cny: '名义本金总额上限（元）', single_trade_cny: '单笔名义本金上限（元）', tenor_months: '最长期限（月）'};
+const SUBJECT = {institution: '机构', legal_representative: '法定代表人'};
 const id = new URLSearchParams(location.search).get('id') || '';
 const base = `/api/kyc/applications/${encodeURIComponent(id)}`;
 let me = null;
 let app = null;
 
-const myTurn = (a) => a.awaiting_role === me.role && REVIEW.includes(a.state);
-const roleSection = (a) => a[me.role] || a.review || a.role_view || {};
+const myTurn = (a) => (a.may_decide != null ? a.may_decide : a.awaiting_role === me.role && REVIEW.includes(a.state));
+const roleSection = (a) => a.view || {};
+const reachedCompliance = (a) => (a.history || []).some((s) => s.to === 'compliance_review');
 const factsTable = (cls, rows) => h('table', {class: `facts ${cls}`}, h('tbody', {},
   rows.map(([k, v, c]) => h('tr', {data: c ? {key: c} : {}}, h('th', {text: k}), h('td', {text: v == null || v === '' ? '-' : String(v)})))));
 const fieldText = (k, v) => (k === 'registered_capital_cny' ? money(Number(v)) : k === 'investor_category' ? label(INVESTOR, v) : v);
@@ -30,29 +32,37 @@ const fieldText = (k, v) => (k === 'registered_capital_cny' ? money(Number(v)) :
 // ---- what each role decides --------------------------------------------------------------------------------
 function salesBlock(a) {
   const inst = {...(a.institution || {}), ...(roleSection(a).institution || {})};
-  const inv = roleSection(a).invitation || a.invitation || {};
+  const inv = roleSection(a).invitation || {};
+  const contacts = roleSection(a).contacts || [];
   return h('div', {class: 'card', id: 'sales-section'},
     h('h3', {text: '机构与联系人（销售审核）'}),
     factsTable('institution', Object.keys(FIELD).map((k) => [FIELD[k], fieldText(k, inst[k]), k])),
+    contacts.length ? h('p', {class: 'meta', id: 'contacts', text: contacts.map((c) =>
+      `${c.role === 'legal_representative' ? '法定代表人' : '联系人'}：${c.name || '-'}${c.mobile ? ` ${c.mobile}` : ''}`).join(' · ')}) : null,
     inv.institution_name || inv.contact_name ? h('p', {class: 'meta', text:
       `邀请：${inv.institution_name || '-'} · ${inv.contact_name || '-'}${inv.created_by ? ` · 由 ${inv.created_by} 发出` : ''}`}) : null);
 }
 
 function blacklistLine(b) {
-  if (!b || b.hit == null) return h('p', {class: 'meta', id: 'blacklist', text: '尚未完成黑名单筛查（名单方未应答时请重新筛查）'});
+  if (!b || b.hit == null) {
+    return h('p', {class: 'err', id: 'blacklist', text: `黑名单筛查未完成${b && b.error ? `（${b.error}）` : ''}：请重新筛查后再审核`});
+  }
   return h('p', {id: 'blacklist'}, h('strong', {text: '黑名单：'}),
     h('span', {class: b.hit ? 'hit' : 'clear', text: b.hit ? '命中' : '未命中'}),
-    h('span', {class: 'meta', text: ` · 方式：${b.method || '-'}${b.protocol ? `（${b.protocol}）` : ''}` +
-      `${isNum(b.queried) ? ` · 查询 ${b.queried} 项` : ''}${b.screened_at || b.at ? ` · ${when(b.screened_at || b.at)}` : ''}`}),
-    (b.matches || []).length ? h('span', {class: 'hit', text: ` · 命中项：${b.matches.length} 个`}) : null);
+    h('span', {class: 'meta', text: ` · 方式：${METHOD[b.method] || b.method || '-'}` +
+      `${isNum(b.queried) ? ` · 查询 ${b.queried} 项` : ''}${isNum(b.holder_size) ? ` · 名单 ${b.holder_size} 项` : ''}${b.at ? ` · ${when(b.at)}` : ''}`}),
+    (b.matched_fields || []).length ? h('span', {class: 'hit', text: ` · 命中：${b.matched_fields.map((f) => FIELD[f] || f).join('、')}`}) : null);
 }
 
 function newsBlock(news) {
   if (!news || !news.length) return h('p', {class: 'meta', id: 'news-none', text: '负面舆情：未发现'});
-  return h('div', {id: 'news'}, h('p', {}, h('strong', {text: '负面舆情：'}), h('span', {class: 'hit', text: `${news.length} 条`})),
+  const bad = news.filter((n) => n.negative).length;
+  return h('div', {id: 'news'}, h('p', {}, h('strong', {text: '舆情：'}), h('span', {class: bad ? 'hit' : '', text: `${news.length} 篇报道提及，其中负面 ${bad} 篇`})),
     news.map((n) => h('div', {class: 'news-hit'},
-      h('div', {}, h('strong', {text: n.title || n.source || n.doc_id || '报道'}),
-        h('span', {class: 'meta', text: ` ${[n.source, n.date || n.published_at, isNum(n.score) ? `相关度 ${fixed(n.score, 2)}` : null, n.term || n.keyword].filter(Boolean).join(' · ')}`})),
+      h('div', {}, n.negative ? h('span', {class: 'badge kyc-rejected', text: '负面'}) : h('span', {class: 'badge', text: '提及'}),
+        h('strong', {text: n.title || n.source || '报道'}),
+        h('span', {class: 'meta', text: ` ${[`${label(SUBJECT, n.subject)}「${n.name || ''}」`, n.source, n.date,
+          (n.adverse_terms || []).length ? `负面词：${n.adverse_terms.join('、')}` : null, isNum(n.mentions) ? `提及 ${n.mentions} 次` : null].filter(Boolean).join(' · ')}`})),
       h('div', {class: 'passage', text: n.passage || n.text || n.snippet || ''}))));
 }
 
@@ -64,7 +74,7 @@ function docsBlock(list) {
       return h('tr', {class: 'document', data: {kind: d.kind, id: did}},
         h('td', {text: label(DOC_KIND, d.kind)}), h('td', {text: d.filename}), h('td', {class: 'num', text: bytes(d.size)}),
         h('td', {class: 'hash sha', text: d.sha256}),
-        h('td', {}, h('a', {href: `${base}/documents/${encodeURIComponent(did)}`, download: d.filename, class: 'doc-download', text: '下载'})));
+        h('td', {}, h('a', {href: d.url || `${base}/documents/${encodeURIComponent(did)}`, download: d.filename, class: 'doc-download', text: '下载'})));
     })));
 }
 
@@ -72,36 +82,43 @@ function complianceBlock(a) {
   const sec = roleSection(a);
   const scr = sec.screening || a.screening || {};
   const rescreen = h('button', {type: 'button', class: 'plain', id: 'rescreen', text: '重新筛查'});
-  rescreen.addEventListener('click', () => act(rescreen, `${base}/screen`, {}, '已重新筛查'));
+  rescreen.addEventListener('click', () => act(rescreen, `${base}/screen`, {}, '已重新筛查，报告已更新'));
+  const rep = sec.report || a.report;
   return h('div', {class: 'card', id: 'compliance-section'},
-    h('div', {class: 'actions toolbar'}, h('h3', {text: '筛查结果（合规审核）'}),
-      ['compliance_review', 'approved', 'suspended'].includes(a.state) || myTurn(a) ? rescreen : null),
-    blacklistLine(scr.blacklist), newsBlock(scr.negative_news),
-    h('h4', {text: '证明文件'}), docsBlock(sec.documents || a.documents),
+    h('div', {class: 'actions toolbar'}, h('h3', {text: '筛查结果（合规审核）'}), a.state === 'compliance_review' ? rescreen : null),
+    reachedCompliance(a) ? [blacklistLine(scr.blacklist), newsBlock(scr.negative_news)]
+      : h('p', {class: 'meta', id: 'screening-none', text: '销售审核通过后自动筛查黑名单与负面舆情'}),
+    h('h4', {text: '证明文件'}), docsBlock(sec.documents),
     h('h4', {text: '尽职调查报告'}),
-    (sec.report !== null && (sec.report || REVIEW.indexOf(a.state) >= 1 || ['signing', 'approved', 'suspended', 'rejected'].includes(a.state)))
-      ? h('p', {}, h('a', {class: 'button', id: 'report-html', href: `${base}/report`, target: '_blank', rel: 'noopener', text: '查看报告（网页）'}),
-        h('a', {class: 'button', id: 'report-pdf', href: `${base}/report.pdf`, download: `尽调报告-${id}.pdf`, text: '下载报告（PDF）'}),
-        sec.report && sec.report.sha256 ? h('span', {class: 'meta hash', text: `SHA-256 ${sec.report.sha256}`}) : null)
+    rep || reachedCompliance(a)
+      ? h('p', {}, h('a', {class: 'button', id: 'report-html', href: (rep && rep.html_url) || `${base}/report`, target: '_blank', rel: 'noopener', text: '查看报告（网页）'}),
+        h('a', {class: 'button', id: 'report-pdf', href: (rep && rep.pdf_url) || `${base}/report.pdf`, download: `尽调报告-${id}.pdf`, text: '下载报告（PDF）'}),
+        rep ? h('span', {class: 'meta'}, `生成于 ${when(rep.generated_at)} · SHA-256 `, h('span', {class: 'hash', text: rep.sha256})) : null)
       : h('p', {class: 'meta', id: 'report-none', text: '销售审核通过后生成尽职调查报告'}));
 }
 
 function riskBlock(a) {
   const sec = roleSection(a);
   const inst = a.institution || {};
-  const suit = sec.suitability || a.suitability || {};
-  const proposed = sec.limits || sec.proposed_limits || {};
-  const keys = Object.keys(proposed).length ? Object.keys(proposed) : Object.keys(LIMIT).slice(0, 2);
+  const suit = sec.suitability || {};
+  const proposed = sec.limits || a.limits || {};
+  const keys = Object.keys(sec.limit_fields || LIMIT);
   return h('div', {class: 'card', id: 'risk-section'},
     h('h3', {text: '适当性与交易额度（风控审核）'}),
     factsTable('suitability', [['投资者类别', label(INVESTOR, sec.investor_category || inst.investor_category), 'investor_category'],
       ['适当性', suit.eligible == null ? '-' : suit.eligible ? '符合' : '不符合', 'eligible'], ['说明', suit.reason, 'reason'],
-      ['注册资本（元）', money(Number(inst.registered_capital_cny)), 'registered_capital_cny']]),
+      ['注册资本（元）', money(Number(sec.registered_capital_cny ?? inst.registered_capital_cny)), 'registered_capital_cny']]),
     suit.eligible === false ? h('p', {class: 'err', text: '普通投资者不得参与场外衍生品交易：只能退回或拒绝。'}) : null,
-    h('h4', {text: '建议交易额度'}),
+    h('h4', {text: myTurn(a) ? '建议交易额度（随审核通过一并提交，可不填）' : '交易额度'}),
     h('div', {class: 'grid-form', id: 'limits'}, keys.map((k) => h('label', {}, LIMIT[k] || k,
       h('input', {class: 'limit', inputmode: 'numeric', data: {key: k}, value: proposed[k] ?? '', disabled: !myTurn(a)})))));
 }
+
+function adminBlock(a) {
+  return h('div', {class: 'card', id: 'admin-section'}, h('h3', {text: '证明文件'}), docsBlock(roleSection(a).documents));
+}
+
+const METHOD = {'ecdh-psi': '隐私求交（PSI）', 'local-file': '本地名单', not_configured: '未配置名单'};
 
 function limitsValue() {
   const out = {};
@@ -113,12 +130,25 @@ function limitsValue() {
 }
 
 // ---- actions ---------------------------------------------------------------------------------------------
+/** POST JSON; a refusal throws with the server's reason and its per-field reasons (the 422's `fields`). */
+async function post(path, body) {
+  const r = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+  if (r.status === 401) { location.href = '/login'; throw new Error('login'); }
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) {
+    const fields = data.fields || (data.detail && data.detail.fields) || {};
+    const lead = {403: '无权操作', 409: '当前状态不允许', 422: '填写有误'}[r.status] || `失败（${r.status}）`;
+    throw new Error([`${lead}：${data.error || r.statusText}`, ...Object.entries(fields).map(([k, v]) => `${LIMIT[k.replace(/^limits\./, '')] || k}：${v}`)].join('；'));
+  }
+  return data;
+}
+
 async function act(btn, path, body, done) {
   const err = $('action-err'), ok = $('action-ok');
   err.textContent = ''; ok.textContent = '';
   btn.disabled = true;
   try {
-    const res = await api(path, {method: 'POST', body: JSON.stringify(body)});
+    const res = await post(path, body);
     document.querySelectorAll('#comment, #transition-comment').forEach((i) => { i.value = ''; });
     if (res && res.id && res.state) render(res); else await load();
     $('action-ok').textContent = done;
@@ -164,10 +194,10 @@ function transitionsBlock(a) {
 function groupBlock(a) {
   if (me.role !== 'sales' || a.state !== 'approved' || !a.institution_id) return null;
   const group = h('input', {id: 'group', placeholder: '群 ID（企业微信/微信群）', maxlength: 200});
-  const channel = h('select', {id: 'channel'}, h('option', {value: '', text: '默认渠道'}),
-    h('option', {value: 'wecom', text: '企业微信'}), h('option', {value: 'wechaty', text: '微信（Wechaty）'}));
+  const channel = h('select', {id: 'channel'}, h('option', {value: '', text: '微信群（默认）'}),
+    h('option', {value: 'wecom', text: '企业微信'}), h('option', {value: 'sim', text: '模拟群'}));
   const b = h('button', {type: 'button', class: 'approve', id: 'bind', text: '绑定询价群'});
-  const bound = (a.groups || roleSection(a).groups || []).map((g) => (typeof g === 'string' ? g : `${g.group}${g.channel ? `（${g.channel}）` : ''}`));
+  const bound = (roleSection(a).groups || []).map((g) => (typeof g === 'string' ? g : `${g.group}${g.channel ? `（${g.channel}）` : ''}`));
   b.addEventListener('click', async () => {
     if (!group.value.trim()) { $('action-err').textContent = '请填写群 ID'; return; }
     const body = {group: group.value.trim()};
@@ -175,7 +205,7 @@ function groupBlock(a) {
     b.disabled = true;
     $('action-err').textContent = '';
     try {
-      await api(`/api/kyc/institutions/${encodeURIComponent(a.institution_id)}/groups`, {method: 'POST', body: JSON.stringify(body)});
+      await post(`/api/kyc/institutions/${encodeURIComponent(a.institution_id)}/groups`, body);
       $('action-ok').textContent = `已绑定询价群 ${body.group}：该群的询价将按此机构报价`;
       group.value = '';
       await load();
@@ -213,11 +243,11 @@ function render(a) {
   app = a;
   const inst = a.institution || {};
   const turn = myTurn(a);
-  const section = {sales: salesBlock, compliance: complianceBlock, risk: riskBlock}[me.role];
-  document.title = `otcdesk 准入审核 · ${inst.name || id}`;
+  const section = {sales: salesBlock, compliance: complianceBlock, risk: riskBlock, admin: adminBlock}[me.role];
+  document.title = `otcdesk 准入审核 · ${inst.name || a.institution_name || id}`;
   fill($('page'),
     h('div', {class: 'card', id: 'summary'},
-      h('h3', {}, kycBadge(a.state), h('span', {id: 'inst-name', text: inst.name || '-'})),
+      h('h3', {}, kycBadge(a.state), h('span', {id: 'inst-name', text: inst.name || a.institution_name || '-'})),
       h('p', {class: 'meta'}, `申请编号 ${a.id} · 当前处理：`,
         h('span', {id: 'awaiting', class: turn ? 'turn' : '', text: a.awaiting_role ? label(KYC_ROLE, a.awaiting_role) : '无（流程已结束）'}),
         isNum(a.waiting_s) ? ` · 已等待 ${waited(a.waiting_s)}` : '', a.updated_at ? ` · 更新于 ${when(a.updated_at)}` : ''),
