@@ -21,6 +21,8 @@ const id = new URLSearchParams(location.search).get('id') || '';
 const base = `/api/kyc/applications/${encodeURIComponent(id)}`;
 let me = null;
 let app = null;
+const said = {ok: '', err: ''};  // the last action's outcome, kept over a refetch's re-render
+function say(kind, text) { said[kind] = text; const el = $(`action-${kind}`); if (el) el.textContent = text; }
 
 const myTurn = (a) => (a.may_decide != null ? a.may_decide : a.awaiting_role === me.role && REVIEW.includes(a.state));
 const roleSection = (a) => a.view || {};
@@ -144,16 +146,15 @@ async function post(path, body) {
 }
 
 async function act(btn, path, body, done) {
-  const err = $('action-err'), ok = $('action-ok');
-  err.textContent = ''; ok.textContent = '';
+  say('err', ''); say('ok', '');
   btn.disabled = true;
   try {
     const res = await post(path, body);
     document.querySelectorAll('#comment, #transition-comment').forEach((i) => { i.value = ''; });
     if (res && res.id && res.state) render(res); else await load();
-    $('action-ok').textContent = done;
+    say('ok', done);
   } catch (ex) {
-    $('action-err').textContent = `未完成：${ex.message}`;
+    say('err', `未完成：${ex.message}`);
     btn.disabled = false;
   }
 }
@@ -164,7 +165,7 @@ function decisionBlock(a) {
     const b = h('button', {type: 'button', class: cls, id: `decide-${decision}`, data: {decision}, text});
     b.addEventListener('click', () => {
       const c = comment.value.trim();
-      if (decision !== 'approve' && !c) { $('action-err').textContent = `${text}须填写审核意见`; comment.focus(); return; }
+      if (decision !== 'approve' && !c) { say('err', `${text}须填写审核意见`); comment.focus(); return; }
       const body = {decision, comment: c};
       if (me.role === 'risk' && decision === 'approve') { const l = limitsValue(); if (l) body.limits = l; }
       act(b, `${base}/decision`, body, `已${text}`);
@@ -184,7 +185,7 @@ function transitionsBlock(a) {
     h('div', {class: 'actions'}, comment, mineT.map((t) => {
       const b = h('button', {type: 'button', class: t.trigger === 'suspend' ? 'reject' : 'plain', id: `trigger-${t.trigger}`, text: t.text});
       b.addEventListener('click', () => {
-        if (!comment.value.trim()) { $('action-err').textContent = `${t.text}须填写原因`; comment.focus(); return; }
+        if (!comment.value.trim()) { say('err', `${t.text}须填写原因`); comment.focus(); return; }
         act(b, `${base}/transition`, {trigger: t.trigger, comment: comment.value.trim()}, `已${t.text}`);
       });
       return b;
@@ -199,17 +200,17 @@ function groupBlock(a) {
   const b = h('button', {type: 'button', class: 'approve', id: 'bind', text: '绑定询价群'});
   const bound = (roleSection(a).groups || []).map((g) => (typeof g === 'string' ? g : `${g.group}${g.channel ? `（${g.channel}）` : ''}`));
   b.addEventListener('click', async () => {
-    if (!group.value.trim()) { $('action-err').textContent = '请填写群 ID'; return; }
+    if (!group.value.trim()) { say('err', '请填写群 ID'); return; }
     const body = {group: group.value.trim()};
     if (channel.value) body.channel = channel.value;
     b.disabled = true;
-    $('action-err').textContent = '';
+    say('err', '');
     try {
       await post(`/api/kyc/institutions/${encodeURIComponent(a.institution_id)}/groups`, body);
-      $('action-ok').textContent = `已绑定询价群 ${body.group}：该群的询价将按此机构报价`;
+      say('ok', `已绑定询价群 ${body.group}：该群的询价将按此机构报价`);
       group.value = '';
       await load();
-    } catch (ex) { $('action-err').textContent = `绑定失败：${ex.message}`; }
+    } catch (ex) { say('err', `绑定失败：${ex.message}`); }
     b.disabled = false;
   });
   return h('div', {class: 'card', id: 'groups'}, h('h3', {text: '询价群绑定'}),
@@ -253,7 +254,7 @@ function render(a) {
         isNum(a.waiting_s) ? ` · 已等待 ${waited(a.waiting_s)}` : '', a.updated_at ? ` · 更新于 ${when(a.updated_at)}` : ''),
       turn ? h('p', {class: 'turn', id: 'your-turn', text: '轮到您审核。'})
         : REVIEW.includes(a.state) ? h('p', {class: 'meta', id: 'not-your-turn', text: `正在等待${label(KYC_ROLE, a.awaiting_role)}审核，您无需操作。`}) : null,
-      h('div', {class: 'err', id: 'action-err', role: 'alert'}), h('div', {class: 'ok', id: 'action-ok', role: 'status'})),
+      h('div', {class: 'err', id: 'action-err', role: 'alert', text: said.err}), h('div', {class: 'ok', id: 'action-ok', role: 'status', text: said.ok})),
     section ? section(a) : null,
     turn ? decisionBlock(a) : null,
     transitionsBlock(a), groupBlock(a), agreementBlock(a), historyBlock(a));
