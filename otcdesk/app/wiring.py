@@ -135,24 +135,13 @@ def build_kyc(settings: Settings, engine: Engine, clock: Clock, events: EventBus
     """The onboarding service with its real collaborators: the blacklist screener (PSI against
     `blacklist_endpoint`, or `blacklist_file`; negative news from `news_dir`), the due-diligence report, the
     agreement and the desk's e-seal (loaded on first use)."""
+    from otcdesk.app.kyc import agreement, report
+    from otcdesk.app.kyc.eseal import load_eseal
+    from otcdesk.app.kyc.screening import Screener
     from otcdesk.app.kyc.service import KycService
 
-    screener = reports = agreements = eseal = None
-    try:  # the collaborators' modules (branches screen and agree) until they are merged
-        from otcdesk.app.kyc.screening import Screener
-
-        screener = Screener.from_settings(settings, demo=demo)
-    except ImportError:
-        log.warning("KYC: no screening module; applications stay unscreened")
-    try:
-        from otcdesk.app.kyc import agreement as agreements, report as reports
-        from otcdesk.app.kyc.eseal import load_eseal
-
-        eseal = lambda: load_eseal(settings)  # noqa: E731
-    except ImportError:
-        log.warning("KYC: no report or agreement module")
-    return KycService(engine, settings, clock, screener=screener, reports=reports, agreements=agreements,
-                      eseal=eseal, events=events)
+    return KycService(engine, settings, clock, screener=Screener.from_settings(settings, demo=demo), reports=report,
+                      agreements=agreement, eseal=lambda: load_eseal(settings), events=events)
 
 
 def _trade_changed(trading: Any, risk: Any, trade_id: str) -> None:

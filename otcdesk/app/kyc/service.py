@@ -306,7 +306,7 @@ class KycService:
             except (binascii.Error, ValueError):
                 raise KycError("invalid", "data_base64 is not base64", {"data": "文件内容不是有效的base64"}) from None
         if not isinstance(data, (bytes, bytearray)) or not data:
-            raise KycError("invalid", "the document is empty", {"data": "文件为空"})
+            raise KycError("invalid", "the document is empty or missing (data_base64)", {"data": "缺少文件内容"})
         if len(data) > self.max_upload:
             raise KycError("too_large", f"the document is larger than {self.max_upload} bytes",
                            {"data": f"文件超过{self.max_upload // 1024} KB上限"})
@@ -419,7 +419,7 @@ class KycService:
 
     def sign(self, application_id: str, token: Any, accepted_sha256: Any = None) -> dict:
         """The token's holder accepts and signs the agreement: the draft is signed with the desk's e-seal, the
-        acceptance {token_sha256, at, content_sha256} recorded, the evidence chain appended → Application
+        acceptance {token_sha256, accepted_at, content_sha256} recorded, the evidence chain appended → Application
         (client shape), `approved` with quoting open."""
         return self._as_holder("sign", lambda: self._sign(application_id, token, accepted_sha256),
                                f"kyc_application:{application_id}")
@@ -440,7 +440,7 @@ class KycService:
             raise KycError("conflict", "the agreement you accepted is not the current draft: read it again",
                            {"accepted_sha256": f"当前协议的SHA-256为{draft.sha256}"})
         now = self.clock.now()
-        acceptance = {"token_sha256": token_sha, "at": now.isoformat(), "content_sha256": draft.sha256,
+        acceptance = {"token_sha256": token_sha, "accepted_at": now.isoformat(), "content_sha256": draft.sha256,
                       "invitation_id": inv_id}
         try:
             signed = self.agreements.sign_agreement(draft.content, self.eseal(), acceptance=acceptance,
@@ -712,7 +712,10 @@ class KycService:
                 log.warning("screening of %s failed: %s", application_id, type(exc).__name__)
                 result = {"blacklist": {"hit": None, "method": None, "error": f"{type(exc).__name__}: {exc}",
                                         "at": at}, "negative_news": []}
-        hit = (result.get("blacklist") or {}).get("hit")
+        bl = result.get("blacklist") or {}
+        if bl.get("method") == "not_configured":  # nothing was asked: that is no answer, not a clean result
+            result = {**result, "blacklist": {**bl, "hit": None, "error": "no blacklist screening is configured"}}
+        hit = result["blacklist"].get("hit")
         for _ in range(3):  # a concurrent save (a decision) moved the version on: read again
             with transaction(self.engine) as tx:
                 app = self._get(tx, application_id)

@@ -90,11 +90,8 @@ def register(router, *, demo: bool) -> None:
 
     async def upload(request: web.Request) -> web.Response:
         body = await read_json(request)
-        data = body.get("data_base64")
-        if not isinstance(data, str):
-            return _error(KycError("invalid", "data_base64 must be a base64 string", {"data": "缺少文件内容"}))
         return await call(kyc(request).upload_document, body.get("token"), body.get("kind"), body.get("filename"),
-                          body.get("content_type"), data)
+                          body.get("content_type"), body.get("data_base64"))
 
     async def apply(request: web.Request) -> web.Response:
         body = await read_json(request)
