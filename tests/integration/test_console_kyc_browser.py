@@ -272,6 +272,7 @@ async def test_onboarding_from_invitation_to_signed_agreement(desk, browser):
     assert INSTITUTION in text and "警示函" in text
     pdf = await compliance.page.request.get(f"{desk.url}{await compliance.page.get_attribute('#report-pdf', 'href')}")
     assert pdf.status == 200 and (await pdf.body()).startswith(b"%PDF")
+    await compliance.page.screenshot(path=str(desk.settings.data_dir / "kyc-compliance.png"), full_page=True)
     await compliance.page.click("#decide-return")  # a return needs a comment
     await expect(compliance.page.locator("#action-err")).to_contain_text("须填写审核意见")
     await decide(compliance, "return", COMMENT, state="已退回客户")
@@ -279,6 +280,7 @@ async def test_onboarding_from_invitation_to_signed_agreement(desk, browser):
     # ---- the client reads the comment, corrects, resubmits ----------------------------------------------------
     await page.reload()
     await expect(page.locator("#return-comment")).to_have_text(COMMENT)
+    await page.screenshot(path=str(desk.settings.data_dir / "apply-returned.png"), full_page=True)
     assert await page.input_value("#f-uscc") == USCC and await page.input_value("#f-legal_representative_id") == ID
     await page.set_input_files("#doc-business_licence",
                                files=[{"name": "licence-colour.pdf", "mimeType": "application/pdf", "buffer": LICENCE_AGAIN}])
@@ -304,16 +306,23 @@ async def test_onboarding_from_invitation_to_signed_agreement(desk, browser):
     # ---- the client signs ------------------------------------------------------------------------------------
     await page.reload()
     await expect(page.locator("#agreement-link")).to_be_visible()
-    draft = await page.evaluate("fetch(document.querySelector('#agreement-link').href).then((r) => r.arrayBuffer())"
-                                ".then((b) => String.fromCharCode(...new Uint8Array(b).slice(0, 5)))")
-    assert draft == "%PDF-"
+    assert (await page.get_attribute("#agreement-link", "href")).startswith("blob:")  # the token stays out of URLs
+    async with page.expect_download() as info:
+        await page.click("#agreement-link")
+    draft = Path(await (await info.value).path()).read_bytes()
+    assert draft.startswith(b"%PDF-")
+    await expect(page.locator("#agreement-sha")).to_contain_text(hashlib.sha256(draft).hexdigest())
     assert await page.is_disabled("#sign")
+    await page.screenshot(path=str(desk.settings.data_dir / "apply-signing.png"), full_page=True)
     await page.check("#accept")
     await page.click("#sign")
     await expect(page.locator("#done")).to_contain_text("开户完成")
     signed_sha = await page.inner_text("#signed-sha")
-    assert re.fullmatch(r"[0-9a-f]{64}", signed_sha)
     await expect(page.locator("#agreement-link")).to_be_visible()
+    async with page.expect_download() as info:
+        await page.click("#agreement-link")
+    signed = Path(await (await info.value).path()).read_bytes()
+    assert signed.startswith(b"%PDF-") and hashlib.sha256(signed).hexdigest() == signed_sha != hashlib.sha256(draft).hexdigest()
 
     # ---- staff: approved, the agreement, group binding ----------------------------------------------------------
     await review(sales, desk, app_id)
@@ -322,6 +331,7 @@ async def test_onboarding_from_invitation_to_signed_agreement(desk, browser):
     await sales.page.fill("#group", "qinglan-otc")
     await sales.page.click("#bind")
     await expect(sales.page.locator("#bound")).to_contain_text("qinglan-otc")
+    await sales.page.screenshot(path=str(desk.settings.data_dir / "kyc-sales-approved.png"), full_page=True)
     await sales.page.goto(f"{desk.url}/onboarding")
     await sales.page.click("#states button[data-state=approved]")
     row = sales.page.locator(f"#apps tr.app[data-id='{app_id}']")
@@ -338,6 +348,7 @@ async def sales_pipeline_row(sales: Watched, desk) -> str:
     assert INSTITUTION in await row.inner_text() and "轮到您" in await row.inner_text()
     await expect(row.locator("td.waiting")).to_have_text(re.compile(r"刚刚|分钟"))
     shot = desk.settings.data_dir / "onboarding-pipeline.png"
+    await sales.page.set_viewport_size({"width": 1200, "height": 640})  # the page's content, no empty band
     await sales.page.screenshot(path=str(shot), full_page=True)
     assert 5_000 < shot.stat().st_size < 300_000
     if SCREENSHOT_COPY:

@@ -80,7 +80,8 @@ function capitalHint(v) {
   if (!v) return '';
   const n = Number(v.replace(/[,，\s]/g, ''));
   if (!Number.isFinite(n) || n <= 0) return '请输入大于0的金额（元），只填数字';
-  return n >= 1e8 ? `即 ${(n / 1e8).toLocaleString('zh-CN', {maximumFractionDigits: 4})} 亿元` : `即 ${(n / 1e4).toLocaleString('zh-CN', {maximumFractionDigits: 2})} 万元`;
+  return {info: n >= 1e8 ? `即 ${(n / 1e8).toLocaleString('zh-CN', {maximumFractionDigits: 4})} 亿元`
+    : `即 ${(n / 1e4).toLocaleString('zh-CN', {maximumFractionDigits: 2})} 万元`};
 }
 
 const mobileHint = (v) => (!v || /^(\+?86)?1[3-9]\d{9}$/.test(v.replace(/[\s-]/g, '')) ? '' : '应为11位中国大陆手机号码');
@@ -110,11 +111,15 @@ function field(f, value) {
     }
     clearError(f.key);
   });
-  input.addEventListener('blur', () => {
+  // a hint never blocks: the server decides. A check answers a warning (string) or {info} (e.g. capital in 万元).
+  const check = () => {
     const said = f.check ? f.check(input.value.trim()) : '';
-    hint.textContent = said || f.help || '';
-    hint.classList.toggle('warn', Boolean(said));
-  });
+    const warn = typeof said === 'string' && said !== '';
+    hint.textContent = (warn ? said : said && said.info) || f.help || '';
+    hint.classList.toggle('warn', warn);
+  };
+  input.addEventListener('blur', check);
+  input.addEventListener('input', () => { if (hint.classList.contains('warn') || f.key === 'registered_capital_cny') check(); });
   return h('label', {class: `field${f.wide ? ' wide' : ''}`, data: {field: f.key}},
     h('span', {text: f.label}), input, hint, h('div', {class: 'field-err', id: `${id}-err`, data: {for: f.key}, role: 'alert'}));
 }
@@ -312,8 +317,9 @@ function reviewView(app) {
     summary(app), h('div', {class: 'actions'}, refresh));
 }
 
-/** The agreement PDF through fetch with the token in a header (never in a URL), as a blob URL to open or save. */
-async function agreementLink(app, a, note) {
+/** The agreement PDF through fetch with the token in a header (never in a URL), as a blob URL behind two links
+ * (`links`: read in a new tab, save); its SHA-256 as computed here, or null. */
+async function agreementLinks(app, links, note) {
   let r;
   try {
     r = await fetch(`/api/kyc/applications/${encodeURIComponent(app.id)}/agreement.pdf`, {headers: {'X-Invitation-Token': TOKEN}, cache: 'no-store'});
@@ -321,21 +327,24 @@ async function agreementLink(app, a, note) {
   if (!r || !r.ok) { fill(note, h('span', {class: 'err', text: `协议加载失败：${problem({status: r ? r.status : 0, data: {}})}`})); return null; }
   const buf = await r.arrayBuffer();
   const url = URL.createObjectURL(new Blob([buf], {type: 'application/pdf'}));
-  a.href = url;
-  a.hidden = false;
-  const sha = await sha256Hex(buf).catch(() => null);
-  return sha;
+  for (const a of links) { a.href = url; a.hidden = false; }
+  return sha256Hex(buf).catch(() => null);
+}
+
+function pdfLinks(name, readText) {
+  return [h('a', {class: 'button big', id: 'agreement-open', target: '_blank', rel: 'noopener', hidden: true, text: readText}),
+    h('a', {class: 'button big', id: 'agreement-link', download: name, hidden: true, text: '下载 PDF'})];
 }
 
 function signingView(app) {
-  const a = h('a', {class: 'button big', id: 'agreement-link', download: '场外衍生品交易协议.pdf', target: '_blank', rel: 'noopener', hidden: true, text: '打开 / 下载协议（PDF）'});
+  const links = pdfLinks('场外衍生品交易协议.pdf', '阅读协议');
   const note = h('div', {class: 'meta', id: 'agreement-sha', text: '正在加载协议…'});
   const box = h('input', {type: 'checkbox', id: 'accept', disabled: true});
   const sign = h('button', {class: 'approve big', id: 'sign', type: 'button', disabled: true, text: '同意并签署'});
   const err = h('div', {class: 'err', id: 'sign-err', role: 'alert'});
   let accepted = null;
-  agreementLink(app, a, note).then((sha) => {
-    if (a.hidden) return;
+  agreementLinks(app, links, note).then((sha) => {
+    if (links[0].hidden) return;
     accepted = sha || (view.agreement && view.agreement.sha256) || null;
     fill(note, accepted ? h('span', {}, '协议 SHA-256：', h('span', {class: 'hash', text: accepted})) : '');
     box.disabled = false;
@@ -352,21 +361,21 @@ function signingView(app) {
   return h('div', {class: 'card', id: 'signing'},
     h('h3', {text: '签署协议'}), h('p', {id: 'state-text', text: CLIENT_STATE.signing}),
     h('p', {class: 'meta', text: '请先打开协议完整阅读；签署后协议将加盖电子签章，您可随时在本页面下载。'}),
-    h('div', {class: 'actions'}, a), note,
+    h('div', {class: 'actions'}, links), note,
     h('label', {class: 'confirm'}, box, h('span', {text: '我已完整阅读并理解《场外衍生品交易协议》的全部条款（含风险揭示），同意以本机构名义签署。'})),
     h('div', {class: 'actions'}, sign), err);
 }
 
 function doneView(app) {
   const ag = app.agreement || view.agreement || {};
-  const a = h('a', {class: 'button big', id: 'agreement-link', download: '场外衍生品交易协议（已签署）.pdf', target: '_blank', rel: 'noopener', hidden: true, text: '下载已签署的协议（PDF）'});
+  const links = pdfLinks('场外衍生品交易协议（已签署）.pdf', '查看已签署的协议');
   const note = h('div', {class: 'meta'});
-  agreementLink(app, a, note);
+  agreementLinks(app, links, note);
   return h('div', {class: 'card', id: 'done'},
     h('h3', {text: '开户完成'}), notice('good', h('span', {id: 'state-text', text: CLIENT_STATE.approved})),
     h('p', {}, '已签署协议的 SHA-256：', h('span', {class: 'hash', id: 'signed-sha', text: ag.sha256 || '-'})),
     h('p', {class: 'meta', text: `签署时间：${when(ag.signed_at)}。您的销售人员将为您开通询价群。`}),
-    h('div', {class: 'actions'}, a), note);
+    h('div', {class: 'actions'}, links), note);
 }
 
 function endView(app) {
