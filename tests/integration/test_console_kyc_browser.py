@@ -273,6 +273,9 @@ async def test_onboarding_from_invitation_to_signed_agreement(desk, browser):
     pdf = await compliance.page.request.get(f"{desk.url}{await compliance.page.get_attribute('#report-pdf', 'href')}")
     assert pdf.status == 200 and (await pdf.body()).startswith(b"%PDF")
     await compliance.page.screenshot(path=str(desk.settings.data_dir / "kyc-compliance.png"), full_page=True)
+    await compliance.page.click("#rescreen")
+    await expect(compliance.page.locator("#action-ok")).to_contain_text("已重新筛查")
+    await expect(compliance.page.locator("#blacklist")).to_contain_text("未命中")
     await compliance.page.click("#decide-return")  # a return needs a comment
     await expect(compliance.page.locator("#action-err")).to_contain_text("须填写审核意见")
     await decide(compliance, "return", COMMENT, state="已退回客户")
@@ -332,11 +335,26 @@ async def test_onboarding_from_invitation_to_signed_agreement(desk, browser):
     await sales.page.click("#bind")
     await expect(sales.page.locator("#bound")).to_contain_text("qinglan-otc")
     await sales.page.screenshot(path=str(desk.settings.data_dir / "kyc-sales-approved.png"), full_page=True)
+    assert await sales.page.locator("#trigger-suspend").count() == 0  # sales may reopen, not suspend
+
+    admin = await staff(browser, desk, ADMIN)
+    await review(admin, desk, app_id)
+    assert await admin.page.locator("#decision").count() == 0
+    await admin.page.click("#trigger-suspend")  # a suspension needs its reason
+    await expect(admin.page.locator("#action-err")).to_contain_text("须填写原因")
+    await admin.page.fill("#transition-comment", "年度复核资料逾期未交")
+    await admin.page.click("#trigger-suspend")
+    await expect(admin.page.locator("#summary .badge")).to_have_text("已暂停")
+    await admin.page.fill("#transition-comment", "资料已补交")
+    await admin.page.click("#trigger-reinstate")
+    await expect(admin.page.locator("#summary .badge")).to_have_text("已准入")
+    assert "年度复核资料逾期未交" in await admin.page.inner_text("#history")
+
     await sales.page.goto(f"{desk.url}/onboarding")
     await sales.page.click("#states button[data-state=approved]")
     row = sales.page.locator(f"#apps tr.app[data-id='{app_id}']")
     await expect(row).to_contain_text("已准入")
-    for w in (sales, client, compliance, risk):
+    for w in (sales, client, compliance, risk, admin):
         assert w.problems == [], w.problems
 
 
@@ -355,3 +373,23 @@ async def sales_pipeline_row(sales: Watched, desk) -> str:
         Path(SCREENSHOT_COPY).parent.mkdir(parents=True, exist_ok=True)
         Path(SCREENSHOT_COPY).write_bytes(shot.read_bytes())
     return await row.locator("td a").first.get_attribute("href")
+
+
+async def test_revoked_invitation_no_longer_opens_the_form(desk, browser):
+    sales = await staff(browser, desk, SALES)
+    await sales.page.goto(f"{desk.url}/onboarding")
+    await sales.page.fill("#inv-name", INSTITUTION)
+    await sales.page.fill("#inv-contact", "严若岚")
+    await sales.page.fill("#inv-mobile", MOBILE)
+    await sales.page.click("#inv-create")
+    url = await (await sales.page.wait_for_selector("#inv-url")).input_value()
+    sales.page.once("dialog", lambda d: d.accept())
+    await sales.page.click("#invitations button.revoke")
+    await expect(sales.page.locator("#invitations .inv-status")).to_have_text("已撤销")
+    assert await sales.page.locator("#invitations button.revoke").count() == 0
+
+    client = await phone(browser)
+    await client.page.goto(url)
+    await expect(client.page.locator("#fatal")).to_contain_text("已过期或已被撤销")
+    for w in (sales, client):
+        assert w.problems == [], w.problems

@@ -64,7 +64,7 @@ async function loadInvitations() {
       h('td', {text: i.institution_name || '-'}), h('td', {text: i.contact_name || '-'}),
       h('td', {class: 'inv-status', text: label(INVITATION, status)}),
       h('td', {text: `${i.created_by || ''} ${when(i.created_at)}`.trim()}), h('td', {text: when(i.expires_at)}),
-      h('td', {}, open && me.role === 'sales' ? h('button', {type: 'button', class: 'reject revoke', text: '撤销'}) : null));
+      h('td', {}, open ? h('button', {type: 'button', class: 'reject revoke', text: '撤销'}) : null));
   }));
   $('inv-empty').hidden = list.length > 0;
 }
