@@ -218,6 +218,19 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def signed_over(signed: bytes, unsigned_sha256: str) -> bool:
+    """Whether `signed` is an incremental update of the document whose SHA-256 is `unsigned_sha256`: one of its
+    earlier revisions (up to an `%%EOF` marker and its end of line) hashes to it."""
+    at = signed.find(b"%%EOF")
+    while at != -1:
+        end = at + len(b"%%EOF")
+        for tail in (b"", b"\n", b"\r\n", b"\r"):
+            if signed.startswith(tail, end) and sha256(signed[:end + len(tail)]) == unsigned_sha256:
+                return True
+        at = signed.find(b"%%EOF", end)
+    return False
+
+
 def acceptance_reason(acceptance: Mapping[str, Any]) -> str:
     """The signature's /Reason: the client's acceptance as `key=value` pairs (ASCII, so any validator shows it)."""
     if "token" in acceptance:

@@ -86,14 +86,17 @@ def _asn1(cert: x509.Certificate):
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-def load_eseal(settings) -> ESeal:
-    """The desk's e-seal: the configured PEM files, else the one generated under `<data dir>/kyc/eseal/`."""
+def load_eseal(settings, *, create: bool = True) -> ESeal:
+    """The desk's e-seal: the configured PEM files, else the one generated under `<data dir>/kyc/eseal/`
+    (generated now when there is none, unless `create` is false: then ESealError)."""
     if settings.eseal_key or settings.eseal_cert:
         if not (settings.eseal_key and settings.eseal_cert):
             raise ESealError("set both OTCDESK_ESEAL_KEY and OTCDESK_ESEAL_CERT, or neither")
         return read_eseal(Path(settings.eseal_key), Path(settings.eseal_cert))
     directory = Path(settings.data_dir) / "kyc" / ESEAL_DIR
     if not (directory / "key.pem").is_file():
+        if not create:
+            raise ESealError(f"no e-seal in {directory} and none configured (OTCDESK_ESEAL_KEY/_CERT)")
         _generate_once(directory)
     return read_eseal(directory / "key.pem", directory / "cert.pem")
 

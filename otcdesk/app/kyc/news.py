@@ -35,6 +35,7 @@ MIN_CORE_CHARS = 2
 _DATE_RE = re.compile(r"(\d{4})\s*(?:年|-|/|\.)\s*(\d{1,2})\s*(?:月|-|/|\.)\s*(\d{1,2})")
 _HEADER_LINES = 5
 _CJK = re.compile(r"[\u3400-\u9fff]")
+_BLANKS = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,15 @@ def rules() -> Rules:
 
 
 def fold(text: str) -> str:
-    """The form names are compared in: NFKC (full-width brackets and letters → half-width), no blanks."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+    """The form names are compared in: NFKC (full-width brackets and letters → half-width), no blanks except one
+    between two Latin letters or digits (`Zhang Ming` stays two words)."""
+    text = unicodedata.normalize("NFKC", text).strip()
+
+    def gap(m: re.Match) -> str:
+        before, after = text[m.start() - 1], text[m.end()]  # never at either end: the text is stripped
+        return " " if before.isascii() and before.isalnum() and after.isascii() and after.isalnum() else ""
+
+    return _BLANKS.sub(gap, text)
 
 
 # ---------------------------------------------------------------------------------------------- institution names

@@ -99,6 +99,7 @@ class PsiHolder:
         self._server = psi.server.CreateWithNewKey(True)
         self._setup: bytes | None = None
         self._lock = threading.Lock()
+        self._process_lock = threading.Lock()  # the library's cipher context is not documented as thread-safe
 
     @property
     def size(self) -> int:
@@ -138,7 +139,8 @@ class PsiHolder:
             raise PsiRequestError(f"every encrypted element must be a {POINT_BYTES}-byte compressed P-256 point")
         setup = self.setup_bytes()
         try:
-            response = self._server.ProcessRequest(request).SerializeToString()
+            with self._process_lock:
+                response = self._server.ProcessRequest(request).SerializeToString()
         except RuntimeError:  # the library refuses a byte string that is not a point on the curve
             raise PsiRequestError("an encrypted element is not a valid P-256 point") from None
         return _FRAME.pack(len(setup), len(response)) + setup + response

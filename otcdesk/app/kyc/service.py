@@ -65,9 +65,10 @@ ROLE_DECIDES = {"sales": "client and contacts", "compliance": "screening and doc
 class TokenRefused(KycError):
     """A refused invitation token: a security event (audited as `kyc.token_refused`)."""
 
-    def __init__(self, code: str, message: str, token_sha256: str | None):
+    def __init__(self, code: str, message: str, token_sha256: str | None, invitation_id: str | None = None):
         super().__init__(code, message)
         self.token_prefix = token_sha256[:8] if token_sha256 else None
+        self.invitation_id = invitation_id
 
 
 def token_hash(token: str) -> str:
@@ -224,20 +225,21 @@ class KycService:
         if inv is None:
             raise TokenRefused("unauthorized", "unknown invitation token", digest)
         if inv.revoked_at is not None:
-            raise TokenRefused("gone", "this invitation was revoked", digest)
+            raise TokenRefused("gone", "this invitation was revoked", digest, inv.id)
         if _aware(inv.expires_at) <= self.clock.now():
-            raise TokenRefused("gone", "this invitation has expired; ask your sales contact for a new one", digest)
+            raise TokenRefused("gone", "this invitation has expired; ask your sales contact for a new one", digest,
+                               inv.id)
         if write and inv.application_id:
             app = tx.kyc.application(inv.application_id)
             if app is not None and app.state in FINAL_STATES:
-                raise TokenRefused("gone", f"this invitation is used: the application is {app.state}", digest)
+                raise TokenRefused("gone", f"this invitation is used: the application is {app.state}", digest, inv.id)
         return inv
 
     def _token_refused(self, exc: TokenRefused, action: str, subject: str = "kyc_invitation:?") -> None:
         with transaction(self.engine) as tx:
             tx.audit.record("client", "kyc.token_refused", subject,
                             {"action": action, "code": exc.code, "reason": exc.message,
-                             "token_prefix": exc.token_prefix})
+                             "token_prefix": exc.token_prefix, "invitation_id": exc.invitation_id})
 
     def _as_holder(self, action: str, run: Callable[[], Any], subject: str = "kyc_invitation:?"):
         try:
@@ -431,7 +433,7 @@ class KycService:
             inv = self._holder(tx, token, write=True)
             if inv.application_id != application_id:
                 raise TokenRefused("forbidden", "only the holder of this application's invitation token may sign",
-                                   inv.token_sha256)
+                                   inv.token_sha256, inv.id)
             app = self._get(tx, application_id)
             fire(app.state, "sign", self._context(app, signer_holds_token=True))  # refused with the reason
             token_sha, inv_id = inv.token_sha256, inv.id
@@ -622,7 +624,8 @@ class KycService:
             if user is None:
                 inv = self._holder(tx, token, write=False)
                 if inv.application_id != application_id:
-                    raise TokenRefused("forbidden", "this token is not for this application", inv.token_sha256)
+                    raise TokenRefused("forbidden", "this token is not for this application", inv.token_sha256,
+                                       inv.id)
             app = self._get(tx, application_id)
             if app.agreement_sha256:
                 stored = tx.evidence.agreement(app.id)
