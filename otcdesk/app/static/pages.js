@@ -1,4 +1,4 @@
-/* Shared by the trades, book and approvals pages (after common.js): DOM building that never parses markup (what the
+/* Shared by the console pages after common.js (trades, book, approvals, onboarding, kyc; apply uses only the DOM helpers): DOM building that never parses markup (what the
    server sends only ever reaches the page as text nodes or attribute values), number formats, labels, the
    signed-in user, and live updates over /api/events with a periodic refetch as the fallback. */
 const SVG_NS = 'http://www.w3.org/2000/svg';
