@@ -315,11 +315,14 @@ async def audit_verify(request: web.Request) -> web.Response:
 
 
 # ---- pages --------------------------------------------------------------------------------
+PUBLIC_PAGES = frozenset({"login", "apply"})  # `apply`: the invited client's form, its token in the link's fragment
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("page") or "console"
     if name == "sim" and not request.app[DEMO]:
         raise web.HTTPNotFound()
-    if name != "login" and request[USER] is None:
+    if name not in PUBLIC_PAGES and request[USER] is None:
         raise web.HTTPFound("/login")
     return web.FileResponse(STATIC / f"{name}.html")
 
@@ -462,6 +465,6 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     r.add_post("/api/kb/unmask", kb_unmask)
     r.add_get("/api/audit/verify", audit_verify)
     register_all(r, demo=demo)
-    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals}", page)
+    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals|apply|onboarding|kyc}", page)
     r.add_static("/static", STATIC)
     return app
