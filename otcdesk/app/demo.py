@@ -1,17 +1,28 @@
 """Embedded demo defaults for `otcdesk serve --demo`: sample institutions, simulated groups, demo logins and a
-sample book of live trades (generated, labelled `demo-seed`, so the risk pages have something to show)."""
+sample book of live trades (generated, labelled `demo-seed`, so the risk pages have something to show).
+
+Institutions' `kyc_status` is a state of the onboarding machine (`workflows.kyc`): the approved sample client was
+onboarded before this system (no application); the prospect has a submitted application waiting for sales review,
+made as the machine makes one (an invitation, the client's `submit` step), with synthetic identifiers."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import random
 import secrets
 
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.repositories import transaction
 
-DEMO_INSTITUTIONS = [  # name, kyc_status, can_trade, simulated groups
+DEMO_INSTITUTIONS = [  # name, kyc_status (a workflows.kyc state), can_trade, simulated groups
     ("示例资产管理有限公司", "approved", True, ["demo"]),
-    ("未准入私募基金", "screening", False, ["prospect"]),
+    ("未准入私募基金", "sales_review", False, ["prospect"]),
 ]
+DEMO_APPLICATIONS = {  # institution: its onboarding application's form (identifiers generated below)
+    "未准入私募基金": {"legal_representative": "赵示例", "registered_capital_cny": 20_000_000.0,
+                 "address": "上海市浦东新区示例路1号", "contact_name": "王示例", "contact_mobile": "13900000000",
+                 "investor_category": "professional"},
+}
 DEMO_ACCOUNTS = {  # institution: its product accounts (资管产品/产品户), which an order names when there are several
     "示例资产管理有限公司": ["示例资管稳健1号私募证券投资基金", "示例资管进取2号私募证券投资基金"],
 }
@@ -29,6 +40,8 @@ def seed_demo(engine) -> None:
             for g in groups:
                 if tx.clients.group("sim", g) is None:
                     tx.clients.add_group("sim", g, inst.id)
+            if name in DEMO_APPLICATIONS and not tx.kyc.applications(institution_id=inst.id):
+                _seed_application(tx, inst, DEMO_APPLICATIONS[name])
             have = {a.name for a in tx.clients.accounts(inst.id, active=False)}
             for account in DEMO_ACCOUNTS.get(name, []):
                 if account not in have:
@@ -36,10 +49,39 @@ def seed_demo(engine) -> None:
                     tx.audit.record("demo-seed", "account.create", f"institution:{inst.id}", {"account": account})
 
 
+def _seed_application(tx, inst, form: dict) -> None:
+    """The prospect's application as the machine leaves it after the client's `submit`: sales_review."""
+    from otcdesk.app.kyc.synthetic import synthetic_id, synthetic_uscc
+    from otcdesk.app.models import KycApplication, KycInvitation, utcnow
+    from otcdesk.workflows.kyc import AWAITING, KycContext, fire
+
+    rng = random.Random(f"demo:{inst.name}")
+    data = {"name": inst.name, "uscc": inst.uscc or synthetic_uscc(rng), "legal_representative_id": synthetic_id(rng),
+            **form}
+    dest, _ = fire("invited", "submit", KycContext())
+    now = utcnow()
+    inv = KycInvitation(id="INVDEMO" + secrets.token_hex(3).upper(),
+                        token_sha256=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),  # nobody holds it
+                        institution_name=inst.name, contact_name=form["contact_name"],
+                        contact_mobile=form["contact_mobile"], created_by="demo-seed", created_at=now,
+                        expires_at=now + dt.timedelta(days=14))
+    tx.kyc.add_invitation(inv)
+    app = KycApplication(id="KYCDEMO" + secrets.token_hex(3).upper(), invitation_id=inv.id, institution_id=inst.id,
+                         state=dest, awaiting_role=AWAITING[dest], data=data, created_at=now, updated_at=now)
+    tx.kyc.add_application(app)
+    tx.kyc.record_step(app.id, "submit", "invited", dest, f"client:{inv.id}", "client", at=now,
+                       comment="demo seed")
+    tx.kyc.link_application(inv, app.id)
+    tx.clients.set_kyc(inst, dest, False, uscc=data["uscc"])
+    tx.audit.record("demo-seed", "kyc.submit", f"kyc_application:{app.id}",
+                    {"from": "invited", "to": dest, "institution_id": inst.id, "seed": True})
+
+
 def demo_logins(engine) -> dict[str, str]:
     """Fresh random passwords for the demo users (printed on start in demo mode only)."""
     logins = {}
-    for username, role in (("trader", "trader"), ("compliance", "compliance"), ("risk", "risk")):
+    for username, role in (("trader", "trader"), ("sales", "sales"), ("compliance", "compliance"),
+                           ("risk", "risk")):
         password = secrets.token_urlsafe(9)
         upsert_user(engine, username, password, role, actor="demo-seed")
         logins[username] = password

@@ -16,6 +16,7 @@ EVENT_READERS: dict[str, frozenset[str]] = {
     "trade": frozenset({"trader", "risk", "compliance"}),  # a trade document, as GET /api/trades/{id}
     "sim": frozenset(ROLES),  # the name of a simulated group whose transcript changed
     "book": frozenset({"trader", "risk"}),  # a new risk snapshot's summary, as POST /api/risk/refresh answers
+    "kyc": frozenset({"sales", "compliance", "risk", "admin"}),  # an application moved: {"id", "state", "awaiting_role"}
 }
 DEMO_ONLY_EVENTS = frozenset({"sim"})
 KEEPALIVE_S = 15.0

@@ -4,7 +4,8 @@
                       its `Origin` must be this server's own or one of `OTCDESK_ALLOWED_ORIGINS`; without an
                       `Origin`, `Sec-Fetch-Site` must be `same-origin` or `none`. A request with neither header
                       (curl, scripts, the tests) passes: browsers send one of them on every such request.
-- `checked_input`     a body sent to /api/ must be `application/json` (415), fit the size limit (413) and be UTF-8
+- `checked_input`     a body sent to /api/ must be `application/json` (415), fit the size limit (413: the app's
+                      `client_max_size`, or the larger one `BODY_LIMITS` names for its path) and be UTF-8
                       JSON (400); no text in it, in the path or in the query may hold NUL or a lone UTF-16
                       surrogate, which no database stores (400, naming the field). The parsed body waits in
                       `request[JSON_BODY]` for the handler.
@@ -26,6 +27,7 @@ from yarl import URL
 from otcdesk.app.settings import Settings
 
 JSON_BODY = web.RequestKey("json_body", object)
+BODY_LIMITS = web.AppKey("body_limits", dict)  # path → a larger body limit than the app's (e.g. a document upload)
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JSON_ONLY_PREFIX = "/api/"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; form-action 'self'; "
@@ -131,6 +133,9 @@ async def checked_input(request: web.Request, handler):
         return json_error(415, "body must be application/json",
                           {"content_type": request.headers.get(hdrs.CONTENT_TYPE)})
     if request.body_exists and request.content_type == "application/json":
+        larger = request.app.get(BODY_LIMITS, {}).get(request.path)
+        if larger:
+            request = request.clone(client_max_size=larger)
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:

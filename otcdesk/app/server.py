@@ -316,11 +316,14 @@ async def audit_verify(request: web.Request) -> web.Response:
 
 
 # ---- pages --------------------------------------------------------------------------------
+PUBLIC_PAGES = frozenset({"login", "apply"})  # `apply`: the invited client's form, its token in the link's fragment
+
+
 async def page(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("page") or "console"
     if name == "sim" and not request.app[DEMO]:
         raise web.HTTPNotFound()
-    if name != "login" and request[USER] is None:
+    if name not in PUBLIC_PAGES and request[USER] is None:
         raise web.HTTPFound("/login")
     return web.FileResponse(STATIC / f"{name}.html")
 
@@ -433,6 +436,10 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     """Build the web application; the desk and its workers start with the app and stop with it."""
     app = web.Application(middlewares=[*http_security.middlewares(settings), auth_middleware],
                           client_max_size=1024 * 1024)
+    # a KYC document travels as base64 in a JSON body: room for kyc_upload_max_bytes of it on that route only
+    # (the service checks the decoded size itself)
+    app[http_security.BODY_LIMITS] = {
+        "/api/kyc/documents": max(1024 * 1024, (settings.kyc_upload_max_bytes * 4) // 3 + 64 * 1024)}
     app.on_response_prepare.append(http_security.response_headers)
     app[SETTINGS] = settings
     app[DEMO] = demo
@@ -460,6 +467,6 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     r.add_post("/api/kb/unmask", kb_unmask)
     r.add_get("/api/audit/verify", audit_verify)
     register_all(r, demo=demo)
-    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals}", page)
+    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals|apply|onboarding|kyc}", page)
     r.add_static("/static", STATIC)
     return app

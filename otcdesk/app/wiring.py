@@ -60,6 +60,7 @@ class Desk:
     fixings: Any = None  # trading.lifecycle.FixingService
     risk: Any = None  # trading.risk.RiskService
     margins: Any = None  # trading.margins.MarginPolicy
+    kyc: Any = None  # kyc.service.KycService
 
     def connect(self, channel: Channel) -> Channel:
         """Send approved replies of `channel.name` through `channel` (which delivers into `self.inbound`)."""
@@ -87,10 +88,13 @@ class Desk:
 
 def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,
                parse: Callable[[str, dict | None], dict] | None = None,
-               price: Callable[[dict], dict] | None = None, trading: Any = None) -> Desk:
+               price: Callable[[dict], dict] | None = None, trading: Any = None, kyc: Any = None,
+               demo: bool = False) -> Desk:
     """The desk core on `engine`; `parse` defaults to `otcdesk.ner`, `price` to the desk's quote on the market
     snapshot (fair value through the margin table, `trading.margins`); `trading` (`agents.desk.TradingPort`)
-    books approved orders and unwinds, by default the trade service (`trading.booking.TradeService`)."""
+    books approved orders and unwinds, by default the trade service (`trading.booking.TradeService`); `kyc`
+    onboards clients, by default `kyc.service.KycService` with the real screener, report and agreement signer
+    (`demo`: the screener's demo list)."""
     events = events or EventBus()
     parse = parse or message_parser(llm)
     margins = MarginPolicy(engine)
@@ -117,12 +121,27 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     inbound = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[rate_limit],
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
     reviews = ReviewService(engine, runner, events, refusal=getattr(trading, "refusal", None))
+    kyc = kyc or build_kyc(settings, engine, clock, events, demo=demo)
     return Desk(engine=engine, events=events, runner=runner, reviews=reviews,
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
                 fixings=FixingService(engine, opener, clock, market,
                                       on_change=lambda tid: _trade_changed(trading, risk, tid)),
-                trades=trading, risk=risk)
+                trades=trading, risk=risk, kyc=kyc)
+
+
+def build_kyc(settings: Settings, engine: Engine, clock: Clock, events: EventBus | None = None, *,
+              demo: bool = False):
+    """The onboarding service with its real collaborators: the blacklist screener (PSI against
+    `blacklist_endpoint`, or `blacklist_file`; negative news from `news_dir`), the due-diligence report, the
+    agreement and the desk's e-seal (loaded on first use)."""
+    from otcdesk.app.kyc import agreement, report
+    from otcdesk.app.kyc.eseal import load_eseal
+    from otcdesk.app.kyc.screening import Screener
+    from otcdesk.app.kyc.service import KycService
+
+    return KycService(engine, settings, clock, screener=Screener.from_settings(settings, demo=demo), reports=report,
+                      agreements=agreement, eseal=lambda: load_eseal(settings), events=events)
 
 
 def _trade_changed(trading: Any, risk: Any, trade_id: str) -> None:
@@ -172,7 +191,7 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
         await asyncio.to_thread(seed_demo, engine)
         logins = await asyncio.to_thread(demo_logins, engine)
     llm = build_llm_client(settings)
-    desk = build_desk(settings, engine, events, llm=llm)
+    desk = build_desk(settings, engine, events, llm=llm, demo=demo)
     if demo:
         from otcdesk.app.demo import seed_sample_book
 

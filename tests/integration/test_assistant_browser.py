@@ -36,7 +36,7 @@ async def _login(browser, desk, username, password):
 async def _ask(page, text: str, turn: int):
     await page.fill("#msg", text)
     await page.click("#chat button.approve")
-    return await page.wait_for_selector(f"#chat-log .turn:nth-child({turn})")
+    return await page.wait_for_selector(f"#chat-log .chat-turn:nth-child({turn})")
 
 
 async def test_assistant_page_shows_tool_calls_by_role(browser, tmp_path):

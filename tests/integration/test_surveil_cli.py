@@ -39,7 +39,8 @@ def test_generate_then_surveil_prints_the_contract_document(tmp_path):
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert set(doc) >= {"alerts", "control_groups"}
-    assert all(isinstance(g, list) and len(g) >= 2 and all(isinstance(a, str) for a in g) for g in doc["control_groups"])
+    assert all(isinstance(g, list) and len(g) >= 2 and all(isinstance(a, str) for a in g)
+               for g in doc["control_groups"])
     for alert in doc["alerts"]:
         assert set(alert) >= {"type", "accounts", "order_ids", "trade_ids", "score", "evidence"}
         assert alert["type"] in ("spoofing", "wash_trade", "control_group") and 0 <= alert["score"] <= 1
@@ -91,8 +92,9 @@ def test_from_desk_maps_orders_withdrawals_and_bookings(tmp_path):
         tx.clients.add_contact("sim", "wx-zhang", "张经理", alpha.id)
         tx.clients.add_contact("sim", "wx-li", "李经理", None)
         for i in range(40):  # the underlying's ordinary order sizes: 1,000万 each, from an unrelated client
-            tx.reviews.add_once(_order_item(f"N{i:03d}", "wx-li", t0 + timedelta(minutes=i), "000905.SH",
-                                            "client_buys", 10_000_000, "rejected", t0 + timedelta(minutes=i, seconds=30)))
+            at = t0 + timedelta(minutes=i)
+            tx.reviews.add_once(_order_item(f"N{i:03d}", "wx-li", at, "000905.SH", "client_buys", 10_000_000,
+                                            "rejected", at + timedelta(seconds=30)))
         for k, start in enumerate((t0 + timedelta(hours=1), t0 + timedelta(hours=2))):
             # 甲: a 5亿 buy withdrawn after 3 s, while a sell of 甲's is booked
             tx.reviews.add_once(_order_item(f"S{k}", "wx-zhang", start, "000905.SH", "client_buys", 500_000_000,

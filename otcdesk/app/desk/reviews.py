@@ -25,6 +25,9 @@ from otcdesk.workflows.review import TRANSITIONS, ReviewError, check_decision
 
 MAX_PAGE = 500  # review items per page at most
 BOOKED_KINDS = frozenset({"order", "unwind"})  # approving these books or unwinds a trade: `refusal` is asked first
+# approving these sends a price or books a trade: only for a client whose institution is approved now (a suspension
+# or a periodic review stops what was drafted before it); unwinds and notices stay possible
+KYC_GATED_KINDS = frozenset({"quote", "order"})
 DIRECT_TTL = timedelta(days=1)  # a notice waits a trading day for a trader, not a quote's minutes
 
 
@@ -189,6 +192,8 @@ class ReviewService:
         new_status = TRANSITIONS[action][1]
         with transaction(self.engine) as tx:
             item = _existing(tx, review_id)
+            if action == "approve" and item.kind in KYC_GATED_KINDS and (why := _kyc_refusal(tx, item)):
+                raise ReviewError("conflict", why)
             if action == "approve" and item.kind in BOOKED_KINDS and (why := self.refusal(review_id)):
                 raise ReviewError("conflict", why)
             check_decision(action, item.status, item.expires_at, now, reply=reply, reason=reason, kind=item.kind,
@@ -213,6 +218,17 @@ class ReviewService:
         data = self.get(review_id)
         self.events.publish("review", data)
         return data
+
+
+def _kyc_refusal(tx, item: ReviewItem) -> str | None:
+    """Why the item's client may not get it now (its institution is not approved for trading), or None."""
+    inst = tx.clients.institution_of(item.channel, item.chat_id, item.sender_id)
+    if inst is None:
+        return "the client's institution is unknown: no quotes before onboarding (KYC)"
+    if inst.kyc_status != "approved" or not inst.can_trade:
+        return f"the client's institution {inst.name} is {inst.kyc_status} (KYC): no quotes or orders until it is " \
+               "approved again"
+    return None
 
 
 def _existing(tx, review_id: str) -> ReviewItem:

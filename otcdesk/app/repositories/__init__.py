@@ -22,7 +22,8 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
 - `margins.py`        MarginRepository: the quoting margin table
 - `kyc.py`            KycRepository: onboarding invitations, applications and their steps, documents, reports,
                       signed agreements
-- `evidence.py`       EvidenceRepository: the hash-chained evidence of signed agreements (`agreement_evidence`)
+- `evidence.py`       EvidenceRepository: signed agreements (`kyc_agreement`) and their hash-chained evidence
+                      (`agreement_evidence`); `verify_evidence`
 """
 from __future__ import annotations
 

@@ -26,6 +26,26 @@ class ClientRepository:
     def institution_named(self, name: str) -> Institution | None:
         return self.session.exec(select(Institution).where(Institution.name == name)).first()
 
+    def institution(self, institution_id: int) -> Institution | None:
+        return self.session.get(Institution, institution_id)
+
+    def institution_by_uscc(self, uscc: str) -> Institution | None:
+        return self.session.exec(select(Institution).where(Institution.uscc == uscc)).first()
+
+    def set_kyc(self, inst: Institution, kyc_status: str, can_trade: bool | None = None, **changes) -> None:
+        """Mirror the onboarding machine's state (and whether quoting is open) onto the institution."""
+        inst.kyc_status = kyc_status
+        if can_trade is not None:
+            inst.can_trade = can_trade
+        for key, value in changes.items():
+            setattr(inst, key, value)
+        self.session.add(inst)
+        self.session.flush()
+
+    def groups_of(self, institution_id: int) -> list[ChatGroup]:
+        return list(self.session.exec(select(ChatGroup).where(ChatGroup.institution_id == institution_id)
+                                      .order_by(ChatGroup.id)))
+
     def institutions(self) -> list[Institution]:
         """Every institution, by name."""
         return list(self.session.exec(select(Institution).order_by(Institution.name)))

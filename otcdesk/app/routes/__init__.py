@@ -7,13 +7,14 @@
 - `market.py`   POST /api/market/fixings, market history
 - `book.py`     GET /api/book, POST /api/risk/refresh, limits
 - `margins.py`  the quoting margin table (admin)
+- `kyc.py`      KYC onboarding: invitations, the client's form and documents, reviews, report, agreement, groups
 - `assistant.py` POST /api/assistant/chat: the internal assistant's agent (any staff role; tools by role)
 """
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("trades", "market", "book", "margins", "assistant")
+MODULES = ("trades", "market", "book", "margins", "kyc", "assistant")
 
 
 def register_all(router, *, demo: bool) -> None:

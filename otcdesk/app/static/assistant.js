@@ -63,7 +63,7 @@ function toolCalls(calls) {
 }
 
 function turn(question, a) {
-  return h('div', {class: 'turn'}, h('div', {class: 'q', text: question}),
+  return h('div', {class: 'chat-turn'}, h('div', {class: 'q', text: question}),
     h('div', {class: 'card reply'}, h('p', {class: 'reply-text', text: a.reply}), toolCalls(a.tool_calls || []),
       (a.tool_calls || []).filter((c) => c.allowed && c.view).map((c) => view(c.view)),
       (a.citations || []).length ? [h('h4', {text: '引用'}), citationCards(a.citations, 'default')] : null,

@@ -1,4 +1,4 @@
-/* Shared by the trades, book and approvals pages (after common.js): DOM building that never parses markup (what the
+/* Shared by the console pages after common.js (trades, book, approvals, onboarding, kyc; apply uses only the DOM helpers): DOM building that never parses markup (what the
    server sends only ever reaches the page as text nodes or attribute values), number formats, labels, the
    signed-in user, and live updates over /api/events with a periodic refetch as the fallback. */
 const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -104,3 +104,21 @@ function live(kinds, onEvent, refetch, periodMs = 30000) {
   setInterval(refetch, periodMs);
   return es;
 }
+
+// ---- KYC onboarding (onboarding.html, kyc.html) -------------------------------------------------------
+const KYC_STATE = {invited: '待客户填写', sales_review: '销售审核', compliance_review: '合规审核', risk_review: '风控审核',
+  signing: '待客户签署', approved: '已准入', returned: '已退回客户', rejected: '已拒绝', suspended: '已暂停'};
+const KYC_ROLE = {...ROLE, client: '客户'};
+const DOC_KIND = {business_licence: '营业执照', authorisation_letter: '授权委托书', id_copy: '法定代表人身份证件'};
+const INVESTOR = {professional: '专业投资者', ordinary: '普通投资者'};
+const kycBadge = (state) => h('span', {class: `badge kyc-${state}`, text: label(KYC_STATE, state)});
+/** A duration in seconds as Chinese text: "刚刚", "12 分钟", "3 小时 5 分钟", "2 天 4 小时". */
+function waited(s) {
+  if (!isNum(s) || s < 60) return isNum(s) ? '刚刚' : '-';
+  const d = Math.floor(s / 86400), hr = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+  if (d) return `${d} 天${hr ? ` ${hr} 小时` : ''}`;
+  if (hr) return `${hr} 小时${m ? ` ${m} 分钟` : ''}`;
+  return `${m} 分钟`;
+}
+/** Bytes as text: "812 B", "14.2 KB", "1.3 MB". */
+const bytes = (n) => (!isNum(n) ? '-' : n < 1024 ? `${n} B` : n < 1048576 ? `${(n / 1024).toFixed(1)} KB` : `${(n / 1048576).toFixed(1)} MB`);

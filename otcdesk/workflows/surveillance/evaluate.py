@@ -12,8 +12,8 @@ from __future__ import annotations
 
 
 def _pr(right: int, alerts: int, found: int, cases: int) -> dict:
-    return {"precision": round(right / alerts, 4) if alerts else 1.0, "recall": round(found / cases, 4) if cases else 1.0,
-            "alerts": alerts, "right": right, "cases": cases, "found": found}
+    return {"precision": round(right / alerts, 4) if alerts else 1.0,
+            "recall": round(found / cases, 4) if cases else 1.0, "alerts": alerts, "right": right, "cases": cases, "found": found}
 
 
 def _events(flagged: set, injected: set) -> dict:

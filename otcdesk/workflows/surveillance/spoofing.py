@@ -38,8 +38,8 @@ class SpoofingRules:
 
     Score of an alert: each qualifying order i gets p_i = 0.3 + 0.3·size_i + 0.3·speed_i with
     size_i = min(1, qty/threshold − 1) (1 at twice the threshold) and speed_i = 1 − lifetime/max_lifetime; the
-    alert's score is 1 − Π(1 − p_i), in [0, 1] (rounded to 4 places): it rises with repetition, size and speed. It ranks alerts; it
-    is not a probability.
+    alert's score is 1 − Π(1 − p_i), in [0, 1] (rounded to 4 places): it rises with repetition, size and
+    speed. It ranks alerts; it is not a probability.
     """
 
     large_quantile: float = 0.95

@@ -14,7 +14,8 @@ def test_event_readers_name_only_known_roles():
 
 @pytest.mark.parametrize("role, demo, kinds", [
     ("trader", True, {"review", "sim", "trade", "book"}), ("trader", False, {"review", "trade", "book"}),
-    ("risk", True, {"sim", "trade", "book"}), ("compliance", True, {"sim", "trade"}), ("admin", False, set()),
+    ("risk", True, {"sim", "trade", "book", "kyc"}), ("compliance", True, {"sim", "trade", "kyc"}),
+    ("admin", False, {"kyc"}), ("sales", False, {"kyc"}),
 ])
 def test_readable_kinds(role, demo, kinds):
     assert readable_kinds(role, demo=demo) == kinds

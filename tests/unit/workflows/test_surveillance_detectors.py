@@ -25,7 +25,8 @@ def test_normalisation_of_identifiers():
     assert norm_id_number("11010519491231002x") == norm_id_number("１１０１０５１９４９１２３１００２Ｘ") \
         == norm_id_number("110105 19491231 002X") == "11010519491231002X"
     assert Account.of("a", bank_account="6222 0202 0000 1234 567").bank_account == "6222020200001234567"
-    assert Account.of("a", device_id="a4:5e:60:01:02:03").device_id == Account.of("b", device_id="A45E60010203").device_id
+    assert Account.of("a", device_id="a4:5e:60:01:02:03").device_id == Account.of("b", device_id="A45E60010203") \
+        .device_id
 
 
 def test_direct_and_transitive_groups_and_normalised_keys():
@@ -191,3 +192,35 @@ def test_output_is_deterministic_whatever_the_input_order():
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert [x["type"] for x in a["alerts"]] == ["control_group", "control_group", "wash_trade", "spoofing"]
     assert all(0 <= x["score"] <= 1 for x in a["alerts"])
+
+
+# ---------------------------------------------------------------- streaming
+
+def test_streaming_monitor_qualifies_what_the_batch_detector_does():
+    from dataclasses import replace
+
+    from otcdesk.workflows.surveillance.generate import GenSpec, generate
+    from otcdesk.workflows.surveillance.spoofing import detect_spoofing, size_thresholds
+    from otcdesk.workflows.surveillance.streaming import SpoofingMonitor, replay
+
+    data = generate(GenSpec(seed=11, accounts=600, orders=30_000))
+    control = control_groups(data.accounts())
+    rules = replace(SpoofingRules(), min_orders=1)  # compare every qualifying order, not only repeat offenders
+    batch = {(a["evidence"]["account"], a["evidence"]["instrument"]): [o["order_id"] for o in a["evidence"]["orders"]]
+             for a in detect_spoofing(data.orders, data.trades, control, rules)}
+    sizes: dict = {}
+    seen = set()
+    for o in data.orders:
+        if o.event == "new" and o.qty and o.order_id not in seen:
+            seen.add(o.order_id)
+            sizes.setdefault(o.instrument, []).append(o.qty)
+    monitor = SpoofingMonitor(control, size_thresholds(sizes, rules), rules)
+    events = replay(data.orders, data.trades, monitor)
+    assert len(batch) >= 3 and events
+    streamed = {k: sorted(v) for k, v in monitor.qualified.items()}
+    assert streamed == {k: sorted(v) for k, v in batch.items()}
+    # with the default repetition rule an alert is raised at the event that completes its second order
+    strict = SpoofingMonitor(control, size_thresholds(sizes, SpoofingRules()), SpoofingRules())
+    first = {(e["account"], e["instrument"]): e for e in reversed(replay(data.orders, data.trades, strict))}
+    assert first and all(len(e["order_ids"]) == 2 for e in first.values())
+    assert set(first) == {k for k, v in batch.items() if len(v) >= 2}

@@ -1,0 +1,209 @@
+"""KYC onboarding (CONTRACTS Part 2 "KYC onboarding"): invitations, the client's form, the reviews, the agreement.
+
+| POST /api/kyc/invitations                        | sales               | {"institution_name", "contact_name", "contact_mobile"} → {"invitation_id", "token", "url", "expires_at"} |
+| GET  /api/kyc/invitations                        | sales, admin        | → [Invitation], newest first |
+| POST /api/kyc/invitations/{id}/revoke            | sales, admin        | → Invitation (the token no longer opens anything) |
+| POST /api/kyc/me                                 | the token's holder  | {"token"} → the client's view (invitation, application, documents, required kinds, agreement) |
+| POST /api/kyc/documents                          | the token's holder  | {"token", "kind", "filename", "content_type", "data_base64"} → {"document_id", "kind", "filename", "size", "sha256"} |
+| POST /api/kyc/applications                       | the token's holder  | {"token", "institution", "document_ids"?} → Application (client shape); 422 {"error", "fields"} |
+| GET  /api/kyc/applications?state=                | sales, compliance, risk, admin | → the pipeline: [{"id", "institution_name", "state", "awaiting_role", "since", "waiting_s", …}] |
+| GET  /api/kyc/applications/{id}                  | sales, compliance, risk, admin | → Application + "view" (what the caller's role decides) |
+| POST /api/kyc/applications/{id}/decision         | the awaited role    | {"decision": "approve" | "return" | "reject", "comment", "limits"?} → Application; another role 403 |
+| POST /api/kyc/applications/{id}/transition       | per workflows.kyc.TRIGGER_ROLES | {"trigger": "suspend" | "reinstate" | "reopen", "comment"} → Application |
+| POST /api/kyc/applications/{id}/screen           | compliance          | → Application (screened again) |
+| GET  /api/kyc/applications/{id}/report           | sales, compliance, risk, admin | → the due-diligence report (text/html, no inline style or script) |
+| GET  /api/kyc/applications/{id}/report.pdf       | sales, compliance, risk, admin | → the report as PDF |
+| GET  /api/kyc/applications/{id}/documents/{doc}  | compliance, admin   | → the uploaded file (audited) |
+| POST /api/kyc/applications/{id}/sign             | the token's holder  | {"token", "accepted_sha256"?} → Application (client shape), approved |
+| GET  /api/kyc/applications/{id}/agreement.pdf    | staff, or the holder with header X-Invitation-Token | → the signed agreement (in `signing`: the unsigned draft) |
+| POST /api/kyc/institutions/{id}/groups           | sales               | {"group", "channel"?: "wechat"} → the institution's groups |
+
+Errors are `{"error", "detail"}`, `detail` carrying `code` and, for invalid input, `fields` ({field: reason}); the
+422 of the form also has `fields` at the top level (the contract's shape). Token routes need no login: the token
+in the body (or the header, for the PDF) is the credential, and a refused token is audited by the service.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from urllib.parse import quote
+
+from aiohttp import web
+
+from otcdesk.app.http_security import request_scheme
+from otcdesk.app.kyc.service import HTTP_STATUS
+from otcdesk.workflows.kyc import KycError
+
+STAFF = ("sales", "compliance", "risk", "admin")
+TOKEN_HEADER = "X-Invitation-Token"
+MAX_LIMIT = 500
+
+
+def _error(exc: KycError, **extra) -> web.Response:
+    detail = {"code": exc.code, **extra}
+    body = {"error": exc.message, "detail": detail}
+    if exc.fields:
+        detail["fields"] = exc.fields
+        body["fields"] = exc.fields
+    return web.json_response(body, status=HTTP_STATUS.get(exc.code, 400))
+
+
+def _no_store(resp: web.StreamResponse) -> web.StreamResponse:
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def register(router, *, demo: bool) -> None:
+    from otcdesk.app.server import DESK, SETTINGS, USER, read_json, require
+
+    def kyc(request: web.Request):
+        return request.app[DESK].kyc
+
+    async def call(fn, *args, **kwargs) -> web.Response:
+        try:
+            return _no_store(web.json_response(await asyncio.to_thread(fn, *args, **kwargs)))
+        except KycError as exc:
+            return _error(exc)
+
+    def origin(request: web.Request) -> str:
+        return f"{request_scheme(request, request.app[SETTINGS])}://{request.host}"
+
+    # ---- invitations (sales) ---------------------------------------------------------------------------------
+    @require("sales")
+    async def invite(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        return await call(kyc(request).invite, body.get("institution_name"), body.get("contact_name"),
+                          body.get("contact_mobile"), request[USER].username, origin(request))
+
+    @require("sales", "admin")
+    async def invitations(request: web.Request) -> web.Response:
+        return await call(kyc(request).invitations)
+
+    @require("sales", "admin")
+    async def revoke(request: web.Request) -> web.Response:
+        return await call(kyc(request).revoke, request.match_info["id"], request[USER].username)
+
+    # ---- the token's holder (no login) ------------------------------------------------------------------------
+    async def me(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        return await call(kyc(request).client_view, body.get("token"))
+
+    async def upload(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        return await call(kyc(request).upload_document, body.get("token"), body.get("kind"), body.get("filename"),
+                          body.get("content_type"), body.get("data_base64"))
+
+    async def apply(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        return await call(kyc(request).apply, body.get("token"), body.get("institution"), body.get("document_ids"))
+
+    async def sign(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        return await call(kyc(request).sign, request.match_info["id"], body.get("token"), body.get("accepted_sha256"))
+
+    async def agreement(request: web.Request) -> web.Response:
+        aid, user = request.match_info["id"], request[USER]
+        token = request.headers.get(TOKEN_HEADER)
+        if user is None and token is None:
+            return web.json_response({"error": "login or the invitation token (header X-Invitation-Token) required",
+                                      "detail": None}, status=401)
+        if user is not None and token is None and user.role not in STAFF:
+            return web.json_response({"error": f"role {user.role} may not do this", "detail": {"allowed": list(STAFF)}},
+                                     status=403)
+        try:
+            if token is not None:
+                pdf, digest, kind = await asyncio.to_thread(kyc(request).agreement_pdf, aid, token=token)
+            else:
+                pdf, digest, kind = await asyncio.to_thread(kyc(request).agreement_pdf, aid, user=user.username)
+        except KycError as exc:
+            return _error(exc)
+        name = f"{aid}-agreement{'' if kind == 'signed' else '-draft'}.pdf"
+        return _no_store(web.Response(body=pdf, content_type="application/pdf", headers={
+            "Content-Disposition": f'inline; filename="{name}"', "X-Content-SHA256": digest,
+            "X-Agreement-Status": kind}))
+
+    # ---- staff -----------------------------------------------------------------------------------------------
+    @require(*STAFF)
+    async def pipeline(request: web.Request) -> web.Response:
+        try:
+            limit = int(request.query.get("limit") or MAX_LIMIT)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
+            return _error(KycError("invalid", f"limit must be an integer from 1 to {MAX_LIMIT}"))
+        return await call(kyc(request).list, request.query.get("state") or None, limit)
+
+    @require(*STAFF)
+    async def get_application(request: web.Request) -> web.Response:
+        return await call(kyc(request).get, request.match_info["id"], request[USER].role)
+
+    @require(*STAFF)
+    async def decision(request: web.Request) -> web.Response:
+        body, user = await read_json(request), request[USER]
+        return await call(kyc(request).decide, request.match_info["id"], body.get("decision"), body.get("comment"),
+                          user.username, user.role, body.get("limits"))
+
+    @require(*STAFF)
+    async def transition(request: web.Request) -> web.Response:
+        body, user = await read_json(request), request[USER]
+        return await call(kyc(request).transition, request.match_info["id"], body.get("trigger"),
+                          body.get("comment"), user.username, user.role)
+
+    @require("compliance")
+    async def screen(request: web.Request) -> web.Response:
+        return await call(kyc(request).rescreen, request.match_info["id"], request[USER].username)
+
+    async def _report(request: web.Request, fmt: str) -> web.Response:
+        aid = request.match_info["id"]
+        try:
+            data, content_type = await asyncio.to_thread(kyc(request).report, aid, fmt)
+        except KycError as exc:
+            return _error(exc)
+        headers = {"X-Content-SHA256": hashlib.sha256(data).hexdigest()}
+        if fmt == "pdf":
+            headers["Content-Disposition"] = f'inline; filename="{aid}-report.pdf"'
+        return _no_store(web.Response(body=data, content_type=content_type,
+                                      charset="utf-8" if fmt == "html" else None, headers=headers))
+
+    @require(*STAFF)
+    async def report_html(request: web.Request) -> web.Response:
+        return await _report(request, "html")
+
+    @require(*STAFF)
+    async def report_pdf(request: web.Request) -> web.Response:
+        return await _report(request, "pdf")
+
+    @require("compliance", "admin")
+    async def document(request: web.Request) -> web.Response:
+        try:
+            doc, content = await asyncio.to_thread(kyc(request).document, request.match_info["id"],
+                                                   request.match_info["doc"], request[USER].username)
+        except KycError as exc:
+            return _error(exc)
+        return _no_store(web.Response(body=content, content_type=doc.content_type, headers={
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}",
+            "X-Content-SHA256": doc.sha256}))
+
+    @require("sales")
+    async def bind_group(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        return await call(kyc(request).bind_group, request.match_info["id"], body.get("channel"), body.get("group"),
+                          request[USER].username)
+
+    router.add_post("/api/kyc/invitations", invite)
+    router.add_get("/api/kyc/invitations", invitations)
+    router.add_post("/api/kyc/invitations/{id}/revoke", revoke)
+    router.add_post("/api/kyc/me", me)
+    router.add_post("/api/kyc/documents", upload)
+    router.add_post("/api/kyc/applications", apply)
+    router.add_get("/api/kyc/applications", pipeline)
+    router.add_get("/api/kyc/applications/{id}", get_application)
+    router.add_post("/api/kyc/applications/{id}/decision", decision)
+    router.add_post("/api/kyc/applications/{id}/transition", transition)
+    router.add_post("/api/kyc/applications/{id}/screen", screen)
+    router.add_get("/api/kyc/applications/{id}/report", report_html)
+    router.add_get("/api/kyc/applications/{id}/report.pdf", report_pdf)
+    router.add_get("/api/kyc/applications/{id}/documents/{doc}", document)
+    router.add_post("/api/kyc/applications/{id}/sign", sign)
+    router.add_get("/api/kyc/applications/{id}/agreement.pdf", agreement)
+    router.add_post("/api/kyc/institutions/{id}/groups", bind_group)

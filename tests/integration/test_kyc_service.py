@@ -1,0 +1,281 @@
+"""KycService on SQLite and PostgreSQL with its real collaborators (the screener on the embedded sample list and
+news, the report, the agreement sealed by the desk's e-seal): every step persisted with its transition row and
+audit entry, the institution mirroring the machine, refusals that change nothing, tokens as the only credential."""
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from sqlmodel import select
+
+from otcdesk.app.kyc import agreement, report
+from otcdesk.app.kyc.eseal import load_eseal
+from otcdesk.app.kyc.screening import SAMPLE_BLACKLISTED_USCC, SAMPLE_LIST, SAMPLE_NEWS_DIR, Screener
+from otcdesk.app.kyc.service import KycService
+from otcdesk.app.models import AuditLog, Institution, KycApplication, KycInvitation, KycTransitionRow
+from otcdesk.app.repositories import transaction
+from otcdesk.workflows.kyc import KycError
+from kyc_fixtures import NAME, ManualClock, form, pdf_bytes, png_bytes
+
+
+@pytest.fixture
+def kyc(db_settings, db_engine):
+    clock = ManualClock()
+    return KycService(db_engine, db_settings, clock,
+                      screener=Screener(endpoint=None, list_file=SAMPLE_LIST, news_dir=SAMPLE_NEWS_DIR),
+                      reports=report, agreements=agreement, eseal=lambda: load_eseal(db_settings))
+
+
+def _audit(engine, action: str | None = None) -> list[AuditLog]:
+    with transaction(engine) as tx:
+        rows = list(tx.session.exec(select(AuditLog).order_by(AuditLog.id)))
+        for r in rows:
+            tx.session.expunge(r)
+    return [r for r in rows if action is None or r.action == action]
+
+
+def _upload_all(kyc: KycService, token: str) -> list[str]:
+    pdf = base64.b64encode(pdf_bytes()).decode()
+    ids = [kyc.upload_document(token, "business_licence", "营业执照.pdf", "application/pdf", pdf)["document_id"],
+           kyc.upload_document(token, "authorisation_letter", "授权书.pdf", "application/pdf", pdf)["document_id"],
+           kyc.upload_document(token, "id_copy", "id.png", "image/png", png_bytes())["document_id"]]
+    return ids
+
+
+def _refused(fn, *args, code: str, **kw) -> KycError:
+    with pytest.raises(KycError) as err:
+        fn(*args, **kw)
+    assert err.value.code == code, (err.value.code, err.value.message)
+    return err.value
+
+
+def _state(engine, app_id: str) -> tuple[str, str, bool, int]:
+    with transaction(engine) as tx:
+        app = tx.kyc.application(app_id)
+        inst = tx.session.get(Institution, app.institution_id)
+        return app.state, inst.kyc_status, inst.can_trade, app.version
+
+
+def test_onboarding_end_to_end_with_refusals(kyc, db_engine):
+    inv = kyc.invite(NAME, "李雷", "13812345678", "sales1", "http://desk.example")
+    token = inv["token"]
+    assert inv["url"] == f"http://desk.example/apply#token={token}"
+    with transaction(db_engine) as tx:
+        row = tx.session.get(KycInvitation, inv["invitation_id"])
+        assert row.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
+        assert token not in repr(row.model_dump())
+    assert token not in repr([a.detail for a in _audit(db_engine)])
+
+    # a refused submission stores nothing, names each field, and its audit entry holds no values
+    bad = form(uscc=form()["uscc"][:-1] + "0" if not form()["uscc"].endswith("0") else form()["uscc"][:-1] + "1",
+               legal_representative_id="110105194902300023")
+    err = _refused(kyc.apply, token, bad, code="invalid")
+    assert {"uscc", "legal_representative_id", "documents.business_licence", "documents.authorisation_letter",
+            "documents.id_copy"} <= set(err.fields)
+    with transaction(db_engine) as tx:
+        assert tx.kyc.applications() == [] and tx.clients.institution_named(NAME) is None
+    [refusal] = _audit(db_engine, "kyc.submission_refused")
+    assert "110105194902300023" not in repr(refusal.detail) and "uscc" in refusal.detail["fields"]
+
+    docs = _upload_all(kyc, token)
+    _refused(kyc.apply, token, form(name="别的机构有限公司"), code="invalid")  # not the invited institution
+    app = kyc.apply(token, form())
+    aid = app["id"]
+    assert app["state"] == "sales_review" and app["awaiting_role"] == "sales"
+    assert _state(db_engine, aid)[:3] == ("sales_review", "sales_review", False)
+    _refused(kyc.apply, token, form(), code="conflict")  # nothing to submit while it is reviewed
+
+    # a decision by a role whose turn it is not: 403, nothing changes, audited
+    before = _state(db_engine, aid)
+    _refused(kyc.decide, aid, "approve", "ok", "risk1", "risk", code="forbidden")
+    assert _state(db_engine, aid) == before
+    assert _audit(db_engine, "kyc.decision_refused")[-1].detail["role"] == "risk"
+    _refused(kyc.decide, aid, "return", "", "sales1", "sales", code="invalid")  # a return needs its reason
+
+    sales_view = kyc.get(aid, "sales")
+    assert sales_view["view"]["institution"]["contact_mobile"] == "13812345678"
+    assert "*" in sales_view["institution"]["legal_representative_id"]
+
+    app = kyc.decide(aid, "approve", "客户信息核实", "sales1", "sales")
+    assert app["state"] == "compliance_review"
+    bl = app["screening"]["blacklist"]
+    assert bl["hit"] is False and bl["method"] == "local-file" and bl["holder_size"] > 100
+    assert app["report"]["sha256"] and app["report"]["pdf_url"]
+    html, ctype = kyc.report(aid, "html")
+    assert ctype == "text/html" and b"<script" not in html and b"style=" not in html
+    pdf, ctype = kyc.report(aid, "pdf")
+    assert pdf.startswith(b"%PDF-")
+    comp = kyc.get(aid, "compliance")
+    assert comp["view"]["identifiers"]["legal_representative_id"] == form()["legal_representative_id"]
+    assert [d["kind"] for d in comp["view"]["documents"]] == ["business_licence", "authorisation_letter", "id_copy"]
+    doc, content = kyc.document(aid, docs[2], "comp1")
+    assert content == png_bytes() and doc.sha256 == hashlib.sha256(content).hexdigest()
+    assert _audit(db_engine, "kyc.document_read")
+
+    # returned to the client, who resubmits with the same token and one more document
+    app = kyc.decide(aid, "return", "请补充最新营业执照", "comp1", "compliance")
+    assert app["state"] == "returned" and app["awaiting_role"] == "client"
+    view = kyc.client_view(token)
+    assert view["can_submit"] and view["application"]["history"][-1]["comment"] == "请补充最新营业执照"
+    assert "screening" not in view["application"]
+    kyc.upload_document(token, "business_licence", "营业执照2.pdf", "application/pdf",
+                        base64.b64encode(pdf_bytes("new")).decode())
+    app = kyc.apply(token, form(address="上海市浦东新区世纪大道200号"))
+    assert app["state"] == "sales_review"
+    kyc.decide(aid, "approve", None, "sales1", "sales")
+    kyc.decide(aid, "approve", "筛查无命中", "comp1", "compliance")
+
+    risk = kyc.get(aid, "risk")
+    assert risk["view"]["suitability"]["eligible"] is True
+    assert "*" in risk["institution"]["legal_representative_id"] and "*" in risk["institution"]["contact_mobile"]
+    _refused(kyc.decide, aid, "approve", None, "risk1", "risk", limits={"notional_cny": -1}, code="invalid")
+    app = kyc.decide(aid, "approve", "额度如下", "risk1", "risk", limits={"notional_cny": 2e8, "tenor_months": 12})
+    assert app["state"] == "signing" and app["limits"] == {"notional_cny": 2e8, "tenor_months": 12}
+    assert _state(db_engine, aid)[2] is False  # no quotes before the agreement is signed
+
+    # the client reads the unsigned draft, then signs; only its token signs
+    draft, digest, kind = kyc.agreement_pdf(aid, token=token)
+    assert kind == "draft" and draft.startswith(b"%PDF-") and digest == hashlib.sha256(draft).hexdigest()
+    other = kyc.invite("另一家资管有限公司", "韩梅梅", "13900000000", "sales1")["token"]
+    _refused(kyc.sign, aid, other, code="forbidden")
+    assert _audit(db_engine, "kyc.token_refused")[-1].detail["action"] == "sign"
+    _refused(kyc.sign, aid, token, accepted_sha256="0" * 64, code="conflict")
+    assert _state(db_engine, aid)[0] == "signing"
+    app = kyc.sign(aid, token, accepted_sha256=digest)
+    assert app["state"] == "approved" and app["agreement"]["signed"]
+    assert _state(db_engine, aid)[:3] == ("approved", "approved", True)
+    signed, signed_sha, kind = kyc.agreement_pdf(aid, user="comp1")
+    assert kind == "signed" and signed_sha == app["agreement"]["sha256"]
+    check = agreement.verify_agreement_pdf(signed, kyc.eseal())
+    assert check["valid"] and check["intact"] and check["trusted"]
+    assert check["acceptance"]["content_sha256"] == digest
+    assert check["acceptance"]["token_sha256"] == hashlib.sha256(token.encode()).hexdigest()
+    with transaction(db_engine) as tx:
+        assert tx.evidence.verify()["ok"]
+        assert len(tx.evidence.entries(aid)) == 1
+
+    # the token is spent: no second submission or signature
+    _refused(kyc.apply, token, form(), code="gone")
+    _refused(kyc.sign, aid, token, code="gone")
+
+    # every step persisted with who, role and why, and audited
+    with transaction(db_engine) as tx:
+        steps = [(t.trigger, t.from_state, t.to_state, t.role) for t in tx.kyc.transitions(aid)]
+    assert steps == [("submit", "invited", "sales_review", "client"),
+                     ("approve", "sales_review", "compliance_review", "sales"),
+                     ("return_to_client", "compliance_review", "returned", "compliance"),
+                     ("resubmit", "returned", "sales_review", "client"),
+                     ("approve", "sales_review", "compliance_review", "sales"),
+                     ("approve", "compliance_review", "risk_review", "compliance"),
+                     ("approve", "risk_review", "signing", "risk"),
+                     ("sign", "signing", "approved", "client")]
+    actions = [a.action for a in _audit(db_engine) if a.subject == f"kyc_application:{aid}"]
+    for action in ("kyc.submit", "kyc.approve", "kyc.return_to_client", "kyc.resubmit", "kyc.screen", "kyc.report",
+                   "kyc.agreement_prepared", "kyc.sign"):
+        assert action in actions
+    personal = (form()["legal_representative_id"], "13812345678")
+    assert not any(p in repr(a.detail) for a in _audit(db_engine) for p in personal)
+
+    # suspension and periodic review close quoting in the step itself; reinstatement opens it
+    _refused(kyc.transition, aid, "suspend", "涉嫌违规", "sales1", "sales", code="forbidden")
+    kyc.transition(aid, "suspend", "涉嫌违规", "comp1", "compliance")
+    assert _state(db_engine, aid)[:3] == ("suspended", "suspended", False)
+    kyc.transition(aid, "reinstate", "已核实", "comp1", "compliance")
+    assert _state(db_engine, aid)[:3] == ("approved", "approved", True)
+    kyc.transition(aid, "reopen", "年度复核", "sales1", "sales")
+    assert _state(db_engine, aid)[:3] == ("sales_review", "sales_review", False)
+    _refused(kyc.transition, aid, "reinstate", "x", "comp1", "compliance", code="conflict")
+    # the periodic review passes the three reviews again; the signed agreement takes it straight to approved
+    kyc.decide(aid, "approve", None, "sales1", "sales")
+    kyc.decide(aid, "approve", None, "comp1", "compliance")
+    assert kyc.decide(aid, "approve", None, "risk1", "risk")["state"] == "approved"
+    assert _state(db_engine, aid)[2] is True
+    pipeline = kyc.list()
+    assert [p["id"] for p in pipeline] == [aid] and pipeline[0]["state"] == "approved"
+    assert "13812345678" not in repr(pipeline)
+
+
+def test_a_blacklist_hit_cannot_reach_approved(kyc, db_engine):
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form(uscc=SAMPLE_BLACKLISTED_USCC))["id"]
+    app = kyc.decide(aid, "approve", None, "sales1", "sales")
+    assert app["screening"]["blacklist"]["hit"] is True
+    assert app["screening"]["blacklist"]["matched_fields"] == ["uscc"]
+    err = _refused(kyc.decide, aid, "approve", "looks fine", "comp1", "compliance", code="conflict")
+    assert "blacklist" in err.message
+    assert _state(db_engine, aid)[0] == "compliance_review"
+    assert kyc.decide(aid, "reject", "黑名单命中", "comp1", "compliance")["state"] == "rejected"
+    assert _state(db_engine, aid)[:3] == ("rejected", "rejected", False)
+    assert kyc.client_view(token)["state"] == "rejected"  # the holder still reads the outcome
+    _refused(kyc.apply, token, form(), code="gone")
+
+
+def test_a_holder_that_does_not_answer_leaves_it_unscreened_until_screened_again(kyc, db_engine):
+    from desk_fixtures import free_port
+
+    kyc.screener = Screener(endpoint=f"http://127.0.0.1:{free_port()}", list_file=None, news_dir=None, timeout_s=3)
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    app = kyc.decide(aid, "approve", None, "sales1", "sales")
+    assert app["state"] == "compliance_review"  # the step stands although screening failed
+    assert app["screening"]["blacklist"]["hit"] is None and app["screening"]["blacklist"]["error"]
+    err = _refused(kyc.decide, aid, "approve", None, "comp1", "compliance", code="conflict")
+    assert "screen" in err.message
+    kyc.screener = Screener(endpoint=None, list_file=SAMPLE_LIST, news_dir=None)
+    app = kyc.rescreen(aid, "comp1")
+    assert app["screening"]["blacklist"]["hit"] is False
+    assert kyc.decide(aid, "approve", None, "comp1", "compliance")["state"] == "risk_review"
+
+
+def test_tokens_unknown_expired_revoked(kyc, db_engine):
+    _refused(kyc.client_view, "x" * 43, code="unauthorized")
+    _refused(kyc.client_view, None, code="unauthorized")
+    inv = kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    kyc.clock.advance(seconds=kyc.settings.kyc_invitation_ttl_s + 1)
+    err = _refused(kyc.upload_document, inv["token"], "id_copy", "a.png", "image/png", png_bytes(), code="gone")
+    assert "expired" in err.message
+    inv2 = kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    kyc.revoke(inv2["invitation_id"], "sales1")
+    _refused(kyc.revoke, inv2["invitation_id"], "sales1", code="conflict")
+    assert "revoked" in _refused(kyc.client_view, inv2["token"], code="gone").message
+    refused = _audit(db_engine, "kyc.token_refused")
+    assert len(refused) == 4
+    assert all(inv["token"] not in repr(r.detail) and inv2["token"] not in repr(r.detail) for r in refused)
+    assert {r.detail["token_prefix"] for r in refused} >= {hashlib.sha256(inv2["token"].encode()).hexdigest()[:8]}
+    statuses = {i["invitation_id"]: i["status"] for i in kyc.invitations()}
+    assert statuses == {inv["invitation_id"]: "expired", inv2["invitation_id"]: "revoked"}
+    _refused(kyc.invite, "x", "1", "123", "sales1", code="invalid")
+
+
+def test_uploads_checked_by_kind_size_and_content(kyc, db_engine, db_settings):
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    big = b"%PDF-1.4\n" + b"0" * db_settings.kyc_upload_max_bytes
+    _refused(kyc.upload_document, token, "id_copy", "big.pdf", "application/pdf", big, code="too_large")
+    _refused(kyc.upload_document, token, "id_copy", "x.pdf", "application/pdf", png_bytes(), code="unsupported")
+    _refused(kyc.upload_document, token, "id_copy", "x.exe", "application/x-msdownload", b"MZ\x90", code="unsupported")
+    _refused(kyc.upload_document, token, "selfie", "x.png", "image/png", png_bytes(), code="invalid")
+    _refused(kyc.upload_document, token, "id_copy", "x.png", "image/png", "not base64!", code="invalid")
+    with transaction(db_engine) as tx:
+        assert tx.kyc.documents() == []
+    doc = kyc.upload_document(token, "id_copy", "../../etc/身份证.png", "image/png", png_bytes())
+    assert doc["filename"] == "身份证.png" and doc["sha256"] == hashlib.sha256(png_bytes()).hexdigest()
+
+
+def test_bind_group_only_for_an_approved_institution(kyc, db_engine):
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    app = kyc.apply(token, form())
+    _refused(kyc.bind_group, app["institution_id"], "sim", "g1", "sales1", code="conflict")
+    _refused(kyc.bind_group, 99999, "sim", "g1", "sales1", code="not_found")
+    with transaction(db_engine) as tx:
+        inst = tx.clients.add_institution("已准入机构", "approved", True)
+        other = inst.id
+        tx.clients.add_group("sim", "taken", None)
+    bound = kyc.bind_group(other, None, "room1@chatroom", "sales1")
+    assert bound["channel"] == "wechat" and bound["groups"] == [{"channel": "wechat", "group": "room1@chatroom"}]
+    assert {"channel": "sim", "group": "taken"} in kyc.bind_group(other, "sim", "taken", "sales1")["groups"]
+    _refused(kyc.bind_group, app["institution_id"], "sim", "taken", "sales1", code="conflict")
+    _refused(kyc.bind_group, other, "sim", "bad group!", "sales1", code="invalid")
