@@ -15,6 +15,7 @@ from otcdesk.app.assistant_tools import AssistantTools, audit_tool_call, institu
 from otcdesk.app.checkpoints import make_checkpointer
 from assistant_fixtures import (CONTRACT_ROLES, INSTITUTION, QUESTIONS, ROLES, build_world, injection_set,
                                 tool_audit)
+from desk_fixtures import close_desks, desk_on
 
 
 @pytest.fixture
@@ -121,20 +122,31 @@ def test_follow_ups_change_one_slot_of_the_previous_call(chat):
     assert [c["tool"] for c in fresh["tool_calls"]] != ["price"]
 
 
-def test_a_thread_survives_its_graph_on_the_sqlite_checkpointer(world):
-    saver, close = make_checkpointer(world.settings)
+def test_a_thread_survives_its_graph_on_the_configured_checkpointer(db_settings):
+    """SQLite and PostgreSQL: the thread's state (its owner, the last call) is in the checkpointer, not the graph;
+    the audit is written to the same database; before the first risk snapshot the exposure tool says so."""
+    built: list = []
     try:
-        first = build_assistant(world.settings, world.engine, world.desk, world.hub, checkpointer=saver)
-        thread = first.chat("trader1", "trader", "中证500的敞口多少")["thread_id"]
-        second = build_assistant(world.settings, world.engine, world.desk, world.hub, checkpointer=saver)
-        assert second.chat("trader1", "trader", "那1000呢?", thread)["tool_calls"][0]["args"] == {
-            "underlying": "000852.SH"}
-        with pytest.raises(ThreadForbidden):
-            second.chat("trader2", "trader", "那300呢?", thread)
-        with pytest.raises(UnknownThread):
-            second.chat("trader1", "trader", "那300呢?", "0" * 32)
+        desk = desk_on(db_settings, built)
+        saver, close = make_checkpointer(db_settings)
+        try:
+            first = build_assistant(db_settings, desk.engine, desk, None, checkpointer=saver)
+            answer = first.chat("trader1", "trader", "中证500的敞口多少")
+            assert answer["tool_calls"][0]["allowed"] and "还没有快照" in answer["reply"]
+            thread = answer["thread_id"]
+            second = build_assistant(db_settings, desk.engine, desk, None, checkpointer=saver)
+            follow = second.chat("trader1", "trader", "那1000呢?", thread)
+            assert follow["tool_calls"][0]["args"] == {"underlying": "000852.SH"}
+            with pytest.raises(ThreadForbidden):
+                second.chat("trader2", "trader", "那300呢?", thread)
+            with pytest.raises(UnknownThread):
+                second.chat("trader1", "trader", "那300呢?", "0" * 32)
+        finally:
+            close()
+        assert [(a["actor"], a["tool"], a["allowed"]) for a in tool_audit(desk.engine)] == [
+            ("trader1", "book_exposure", True)] * 2
     finally:
-        close()
+        close_desks(built)
 
 
 def test_an_incomplete_request_is_asked_about_not_priced(chat):
