@@ -9,12 +9,13 @@
 - `margins.py`  the quoting margin table (admin)
 - `kyc.py`      KYC onboarding: invitations, the client's form and documents, reviews, report, agreement, groups
 - `assistant.py` POST /api/assistant/chat: the internal assistant's agent (any staff role; tools by role)
+- `surveillance.py` surveillance alerts, their triage and the control groups (compliance only)
 """
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("trades", "market", "book", "margins", "kyc", "assistant")
+MODULES = ("trades", "market", "book", "margins", "kyc", "assistant", "surveillance")
 
 
 def register_all(router, *, demo: bool) -> None:
