@@ -131,3 +131,30 @@ async def test_run_triage_and_a_second_run(desk):
                                     ensure_ascii=False))
         assert raw and not [v for v in raw if any(v in t for t in texts)]
         assert any("*" in link["value"] for g in groups["groups"] for link in g["links"])
+
+
+async def test_demo_mode_generates_a_labelled_sample_once_and_shows_its_alerts(tmp_path):
+    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None, risk_refresh_s=0, risk_worker_process=False)
+    assert settings.surveillance_dir is None
+    engine = make_engine(settings.db_url)
+    init_db(engine)
+    upsert_user(engine, "comp1", PASSWORD, role="compliance")
+    engine.dispose()
+    running = await RunningDesk(settings, demo=True).start()
+    try:
+        folder = tmp_path / "surveillance_demo"
+        assert sorted(p.name for p in folder.iterdir()) == ["README.txt", "accounts.csv", "orders.csv", "trades.csv",
+                                                            "truth.json"]
+        assert "模拟数据" in (folder / "README.txt").read_text(encoding="utf-8")
+        stamp = (folder / "orders.csv").stat().st_mtime_ns
+        async with await running.login("comp1", PASSWORD) as s:
+            status, listed = await call(s, "GET", "/api/surveillance/alerts")
+            assert status == 200 and {a["type"] for a in listed["alerts"]} == {"spoofing", "wash_trade",
+                                                                              "control_group"}
+        await running.restart()  # neither generated nor run again
+        assert (folder / "orders.csv").stat().st_mtime_ns == stamp
+        with transaction(running.app[DESK].engine) as tx:
+            runs = tx.audit.entries(action="surveillance.run")
+            assert [r.actor for r in runs] == ["demo-seed"] and tx.surveillance.count() == listed["total"]
+    finally:
+        await running.stop()
