@@ -45,6 +45,7 @@ from otcdesk.pricing_engine.errors import PricingError
 LV_MIN, LV_MAX = 0.01, 3.0
 MAX_VOL = 5.0
 WING_SD = 3.0  # SVI is trusted this many ATM standard deviations beyond the outermost quote
+FLY_TOL = 1e-6  # g above −FLY_TOL is rounding, not a negative density
 CAL_TOL = 1e-6  # total variance: a fall smaller than this between expiries is rounding, not arbitrage
 FIT_STARTS = ((-0.6, 0.1), (-0.3, 0.3), (0.0, 0.05), (-0.8, 0.5))  # (rho, sigma) starting points
 
@@ -377,7 +378,8 @@ class VolSurface:
         for i, p in enumerate(self.slices):
             y = np.linspace(self.k_lo[i], self.k_hi[i], points)
             g = p.g(y)
-            for yy, gg in zip(y[g < 0], g[g < 0]):
+            bad = g < -FLY_TOL
+            for yy, gg in zip(y[bad], g[bad]):
                 fly.append({"expiry": self.expiries[i].isoformat(), "y": float(yy), "g": float(gg)})
         for i in range(len(self.slices) - 1):
             lo = min(self.k_lo[i], self.k_lo[i + 1])
