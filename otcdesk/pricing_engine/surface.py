@@ -79,7 +79,7 @@ class SVI:
     def g(self, y):
         """Gatheral's butterfly density factor; g ≥ 0 ⇔ no butterfly arbitrage at y."""
         w, w1, w2 = self.derivs(y)
-        w = np.maximum(w, 1e-300)
+        w = np.maximum(w, 1e-12)
         y = np.asarray(y, dtype=float)
         return (1 - y * w1 / (2 * w)) ** 2 - w1 * w1 / 4 * (1 / w + 0.25) + w2 / 2
 
@@ -121,7 +121,7 @@ def _fit_cached(ks: tuple, vols: tuple, T: float) -> tuple[SVI, float]:
         w2 = b * s * s / (r * r * r)
         wk = np.maximum(w[:n], 1e-12)
         out[:n] = np.sqrt(wk / T) - iv
-        wg, w1g, yg = np.maximum(w[n:], 1e-300), w1[n:], pts[n:]
+        wg, w1g, yg = np.maximum(w[n:], 1e-12), w1[n:], pts[n:]
         g = (1 - yg * w1g / (2 * wg)) ** 2 - w1g * w1g / 4 * (1 / wg + 0.25) + w2[n:] / 2
         out[n:n_pts] = 10.0 * np.minimum(g, 0.0)  # butterfly penalty
         out[n_pts] = 5.0 * max(0.0, b * (1 + abs(rho)) - 2.0)  # Lee wing bound
