@@ -88,7 +88,10 @@ def main() -> None:
           f"{'fd ms':>7}{'mc ms':>7}{'QL ms':>7}")
     worst = {"fd": 0.0, "mc": 0.0, "ql": 0.0}
     for exp in (grid["expiries"][2], grid["expiries"][3], grid["expiries"][5]):
-        T = dc.yearFraction(today, ql.Date(exp, "%Y-%m-%d"))
+        # the engines roll a maturity on a holiday to the next trading day: price every engine at the rolled date
+        T = price({"product": {"structure": "vanilla", "option_type": "call", "maturity_date": exp}, "market": mk,
+                   "valuation_date": VD, "engine": "analytic", "engine_options": NO_GREEKS})["vol_used"]["expiry_years"]
+        exp = (today + round(T * 365)).ISO()
         for K in (80, 90, 100, 110, 120):
             kind = "put" if K < 100 else "call"
             prod = {"structure": "vanilla", "option_type": kind, "strike_pct": K, "maturity_date": exp}
