@@ -68,7 +68,7 @@ def main() -> None:
     rts = ql.YieldTermStructureHandle(ql.FlatForward(today, rate, dc))
     qts = ql.YieldTermStructureHandle(ql.FlatForward(today, q, dc))
     cal = ql.CalibrationSet()
-    for e in grid["expiries"][:6]:
+    for e in grid["expiries"][:7]:
         d = ql.Date(e, "%Y-%m-%d")
         for K in range(60, 145, 10):
             kind = ql.Option.Call if K >= 100 else ql.Option.Put
