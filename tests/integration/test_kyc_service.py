@@ -279,3 +279,59 @@ def test_bind_group_only_for_an_approved_institution(kyc, db_engine):
     assert {"channel": "sim", "group": "taken"} in kyc.bind_group(other, "sim", "taken", "sales1")["groups"]
     _refused(kyc.bind_group, app["institution_id"], "sim", "taken", "sales1", code="conflict")
     _refused(kyc.bind_group, other, "sim", "bad group!", "sales1", code="invalid")
+
+
+class _ScreenerWithACompetingRequest:
+    """The real screener; while it screens, `during` (another reviewer's request) runs once: a deterministic
+    interleaving of a decision with a screening that is still on its way."""
+
+    def __init__(self, real: Screener, during):
+        self.real, self.during, self.outcome = real, during, None
+
+    def screen(self, institution: dict) -> dict:
+        if self.during is not None:
+            run, self.during = self.during, None
+            try:
+                self.outcome = run()
+            except KycError as exc:
+                self.outcome = exc
+        return self.real.screen(institution)
+
+
+def test_a_resubmission_is_not_approved_on_the_previous_screening(kyc, db_engine):
+    """Back in compliance review after a return, the last cycle's clean screening no longer counts: until the new
+    one answers, compliance cannot approve (the new legal representative is on the blacklist)."""
+    from otcdesk.app.kyc.screening import SAMPLE_BLACKLISTED_ID
+
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    assert kyc.decide(aid, "approve", None, "sales1", "sales")["screening"]["blacklist"]["hit"] is False
+    kyc.decide(aid, "return", "请更换法定代表人", "comp1", "compliance")
+    kyc.apply(token, form(legal_representative_id=SAMPLE_BLACKLISTED_ID))
+    kyc.screener = _ScreenerWithACompetingRequest(
+        kyc.screener, lambda: kyc.decide(aid, "approve", "上次筛查无命中", "comp2", "compliance"))
+    app = kyc.decide(aid, "approve", None, "sales1", "sales")
+    assert isinstance(kyc.screener.outcome, KycError) and kyc.screener.outcome.code == "conflict", \
+        kyc.screener.outcome
+    assert app["state"] == "compliance_review" and app["screening"]["blacklist"]["hit"] is True
+    assert "blacklist" in _refused(kyc.decide, aid, "approve", None, "comp1", "compliance", code="conflict").message
+
+
+def test_a_screening_again_is_not_outrun_by_an_approval(kyc, db_engine, tmp_path):
+    """While compliance screens again (the list changed), the previous clean result no longer approves: the hit
+    the new screening finds stops the application at compliance."""
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    assert kyc.decide(aid, "approve", None, "sales1", "sales")["screening"]["blacklist"]["hit"] is False
+    changed = tmp_path / "blacklist.txt"
+    changed.write_text(SAMPLE_LIST.read_text(encoding="utf-8") + form()["uscc"] + "\n", encoding="utf-8")
+    kyc.screener = _ScreenerWithACompetingRequest(
+        Screener(endpoint=None, list_file=changed, news_dir=None),
+        lambda: kyc.decide(aid, "approve", "筛查无命中", "comp2", "compliance"))
+    app = kyc.rescreen(aid, "comp1")
+    assert isinstance(kyc.screener.outcome, KycError) and kyc.screener.outcome.code == "conflict", \
+        kyc.screener.outcome
+    assert app["state"] == "compliance_review" and app["screening"]["blacklist"]["hit"] is True
+    assert _state(db_engine, aid)[0] == "compliance_review"

@@ -548,6 +548,8 @@ class KycService:
                 changes: dict[str, Any] = {"awaiting_role": AWAITING[dest]}
                 if limits is not None:
                     changes["data"] = {**(app.data or {}), "limits": limits}
+                if dest == "compliance_review":  # a screening of an earlier cycle no longer counts (see _screen)
+                    changes["screening"] = {}
                 if dest in ("returned", "signing"):  # the client acts again: its token gets a fresh lifetime
                     inv = tx.kyc.invitation(app.invitation_id)
                     if inv is not None and inv.revoked_at is None:
@@ -576,6 +578,8 @@ class KycService:
             app = self._get(tx, application_id)
             if app.state != "compliance_review":
                 raise KycError("conflict", f"only an application in compliance review is screened (it is {app.state})")
+            if not tx.kyc.save(app, screening={}):  # unscreened until the answer: no approval on the old one
+                raise KycError("conflict", f"application {application_id} was changed concurrently; reload it")
         self._screen(application_id, user)
         self._report(application_id, user)
         return self.get(application_id, "compliance")
@@ -701,6 +705,9 @@ class KycService:
                                     {"error": type(exc).__name__})
 
     def _screen(self, application_id: str, by: str) -> dict:
+        """Screen and keep the answer while the application is still in compliance review. Whoever starts a
+        screening first clears the previous one (on entry to compliance review, or `rescreen`), so `screened` never
+        holds an older answer while this one is on its way: compliance cannot approve past a hit it brings."""
         with transaction(self.engine) as tx:
             data = dict(self._get(tx, application_id).data or {})
         subject = {k: data.get(k) for k in FIELDS}
