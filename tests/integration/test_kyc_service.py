@@ -335,3 +335,35 @@ def test_a_screening_again_is_not_outrun_by_an_approval(kyc, db_engine, tmp_path
         kyc.screener.outcome
     assert app["state"] == "compliance_review" and app["screening"]["blacklist"]["hit"] is True
     assert _state(db_engine, aid)[0] == "compliance_review"
+
+
+class _SignerWithACompetingRequest:
+    """The real agreement module; while the e-seal signs, `during` (a request by the desk) runs once."""
+
+    def __init__(self, during):
+        self.during = during
+
+    def render_agreement(self, application: dict) -> bytes:
+        return agreement.render_agreement(application)
+
+    def sign_agreement(self, pdf: bytes, eseal, **kw) -> bytes:
+        if self.during is not None:
+            run, self.during = self.during, None
+            run()
+        return agreement.sign_agreement(pdf, eseal, **kw)
+
+
+def test_an_invitation_revoked_while_the_agreement_is_sealed_signs_nothing(kyc, db_engine):
+    inv = kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    token = inv["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    for user, role in (("sales1", "sales"), ("comp1", "compliance"), ("risk1", "risk")):
+        kyc.decide(aid, "approve", None, user, role)
+    assert _state(db_engine, aid)[0] == "signing"
+    kyc.agreements = _SignerWithACompetingRequest(lambda: kyc.revoke(inv["invitation_id"], "sales1"))
+    assert "revoked" in _refused(kyc.sign, aid, token, code="gone").message
+    assert _state(db_engine, aid)[:3] == ("signing", "signing", False)
+    with transaction(db_engine) as tx:
+        assert tx.evidence.agreement(aid) is None and tx.evidence.entries(aid) == []
+    assert _audit(db_engine, "kyc.token_refused")[-1].detail["action"] == "sign"

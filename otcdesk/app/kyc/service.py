@@ -455,6 +455,7 @@ class KycService:
             raise KycError("unavailable", "the agreement could not be signed now; try again shortly") from exc
         digest = sha256(signed)
         with transaction(self.engine) as tx:
+            self._holder(tx, token, write=True)  # revoked or expired while the e-seal signed: nothing is signed
             app = self._get(tx, application_id)
             dest, after = fire(app.state, "sign", self._context(app, signer_holds_token=True))
             actor = f"client:{inv_id}"
