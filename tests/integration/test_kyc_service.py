@@ -367,3 +367,24 @@ def test_an_invitation_revoked_while_the_agreement_is_sealed_signs_nothing(kyc, 
     with transaction(db_engine) as tx:
         assert tx.evidence.agreement(aid) is None and tx.evidence.entries(aid) == []
     assert _audit(db_engine, "kyc.token_refused")[-1].detail["action"] == "sign"
+
+
+def test_a_role_whose_turn_it_is_not_is_refused_before_its_input_is_checked(kyc, db_engine):
+    """403 (audited) for another role whatever its body holds: limits, a return without its reason, a suspension
+    without one; the awaited role still gets 422 for the same input."""
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    before = _state(db_engine, aid)
+    _refused(kyc.decide, aid, "approve", None, "risk1", "risk", limits={"notional_cny": 1e8}, code="forbidden")
+    _refused(kyc.decide, aid, "approve", None, "comp1", "compliance", limits={"notional_cny": 1e8}, code="forbidden")
+    _refused(kyc.decide, aid, "return", None, "comp1", "compliance", code="forbidden")
+    assert _state(db_engine, aid) == before
+    assert [a.detail["role"] for a in _audit(db_engine, "kyc.decision_refused")] == ["risk", "compliance",
+                                                                                     "compliance"]
+    _refused(kyc.decide, aid, "approve", None, "sales1", "sales", limits={"notional_cny": 1e8}, code="invalid")
+    _refused(kyc.decide, aid, "return", None, "sales1", "sales", code="invalid")
+    for user, role in (("sales1", "sales"), ("comp1", "compliance"), ("risk1", "risk")):
+        kyc.decide(aid, "approve", None, user, role)
+    _refused(kyc.transition, aid, "suspend", None, "sales1", "sales", code="conflict")  # signing: not approved
+    _refused(kyc.decide, aid, "approve", None, "risk1", "risk", limits={"tenor_months": 0.5}, code="conflict")

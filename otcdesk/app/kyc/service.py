@@ -510,28 +510,19 @@ class KycService:
         (a blacklist hit, an unscreened application, an unsuitable investor): conflict with the reason."""
         if decision not in DECISIONS:
             raise KycError("invalid", f"decision must be one of {', '.join(DECISIONS)}")
-        trigger = DECISIONS[decision]
-        comment = _comment(comment)
-        if decision in ("return", "reject") and not comment:
-            raise KycError("invalid", f"a {decision} needs a comment (the reason)", {"comment": "请填写理由"})
-        clean_limits = None
-        if limits is not None:
-            if not (decision == "approve" and role == "risk"):
-                raise KycError("invalid", "limits go with the risk approval only")
-            clean_limits = _validate_limits(limits)
-        return self._step(application_id, trigger, comment, user, role, limits=clean_limits)
+        return self._step(application_id, DECISIONS[decision], _comment(comment), user, role,
+                          needs_comment=decision in ("return", "reject"), limits=limits)
 
     def transition(self, application_id: str, trigger: Any, comment: Any, user: str, role: str) -> dict:
         """suspend | reinstate | reopen (periodic review) by the roles `workflows.kyc.TRIGGER_ROLES` names."""
         if trigger not in STAFF_TRIGGERS:
             raise KycError("invalid", f"trigger must be one of {', '.join(STAFF_TRIGGERS)}")
-        comment = _comment(comment)
-        if not comment:
-            raise KycError("invalid", f"a {trigger} needs a comment (the reason)", {"comment": "请填写理由"})
-        return self._step(application_id, trigger, comment, user, role)
+        return self._step(application_id, trigger, _comment(comment), user, role, needs_comment=True)
 
     def _step(self, application_id: str, trigger: str, comment: str | None, user: str, role: str, *,
-              limits: dict | None = None) -> dict:
+              needs_comment: bool = False, limits: Any = None) -> dict:
+        """Fire `trigger` as one unit of work. Who may is checked before what they sent (another role: 403
+        whatever its body holds); then the reason a return, reject or staff trigger needs, and risk's limits."""
         now = self.clock.now()
         try:
             with transaction(self.engine) as tx:
@@ -545,6 +536,13 @@ class KycService:
                         raise KycError("conflict", f"an application in {source} cannot {trigger.replace('_', ' ')}"
                                                    f" (allowed: {', '.join(allowed_triggers(source)) or 'nothing'})")
                     raise KycError("forbidden", f"role {role} may not {trigger}")
+                if needs_comment and not comment:
+                    raise KycError("invalid", f"a {trigger.replace('_', ' ')} needs a comment (the reason)",
+                                   {"comment": "请填写理由"})
+                if limits is not None:
+                    if not (trigger == "approve" and role == "risk"):
+                        raise KycError("invalid", "limits go with the risk approval only")
+                    limits = _validate_limits(limits)
                 dest, after = fire(source, trigger, self._context(app))
                 changes: dict[str, Any] = {"awaiting_role": AWAITING[dest]}
                 if limits is not None:
