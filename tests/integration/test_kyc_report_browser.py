@@ -20,10 +20,10 @@ async def test_report_renders_under_the_consoles_csp(browser):
                                         "contact_mobile": "13812345678", "investor_category": "professional"},
                         "history": [{"from": "sales_review", "to": "compliance_review", "by": "sales1",
                                      "role": "sales", "at": "2026-12-01T09:00:00+00:00", "comment": HOSTILE}],
-                        "screening": {"blacklist": {"hit": True, "method": "psi", "matched_fields": ["uscc"],
+                        "screening": {"blacklist": {"hit": True, "method": "ecdh-psi", "matched_fields": ["uscc"],
                                                     "at": "2026-12-01T09:00:01+00:00"},
                                       "negative_news": [{"title": HOSTILE, "passage": HOSTILE, "negative": True}]}},
-        "documents": [{"kind": "business_license", "filename": HOSTILE, "size": 10, "sha256": "ab" * 32}],
+        "documents": [{"kind": "business_licence", "filename": HOSTILE, "size": 10, "sha256": "ab" * 32}],
         "generated_at": "2026-12-01T09:00:02+00:00"})
 
     async def report(_request):

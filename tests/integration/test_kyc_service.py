@@ -388,3 +388,16 @@ def test_a_role_whose_turn_it_is_not_is_refused_before_its_input_is_checked(kyc,
         kyc.decide(aid, "approve", None, user, role)
     _refused(kyc.transition, aid, "suspend", None, "sales1", "sales", code="conflict")  # signing: not approved
     _refused(kyc.decide, aid, "approve", None, "risk1", "risk", limits={"tenor_months": 0.5}, code="conflict")
+
+
+def test_the_report_names_the_service_documents_and_screening_method(kyc, db_engine):
+    """The report reads the kinds and methods the service and screener really write (not codes left in English)."""
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    kyc.decide(aid, "approve", None, "sales1", "sales")
+    html = kyc.report(aid, "html")[0].decode("utf-8")
+    for label in ("营业执照", "授权委托书", "身份证件复印件", "本地名单"):
+        assert label in html, label
+    for code in ("business_licence", "authorisation_letter", "id_copy", "local-file"):
+        assert code not in html, code

@@ -34,8 +34,8 @@ from typing import Any, Callable, Iterable
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from otcdesk.app.kyc.validation import FIELDS, MOBILE_RE, NAME_RE, normalise_mobile, suitability, \
-    validate_institution
+from otcdesk.app.kyc.validation import DOCUMENT_KINDS, FIELDS, MOBILE_RE, NAME_RE, normalise_mobile, \
+    suitability, validate_institution
 from otcdesk.app.models import Institution, KycApplication, KycDocument, KycInvitation, KycReport
 from otcdesk.app.repositories import transaction
 from otcdesk.workflows.kyc import AWAITING, DECISIONS, FINAL_STATES, REVIEW_STATES, STATES, KycContext, KycError, \
@@ -43,7 +43,6 @@ from otcdesk.workflows.kyc import AWAITING, DECISIONS, FINAL_STATES, REVIEW_STAT
 
 log = logging.getLogger(__name__)
 
-DOCUMENT_KINDS = {"business_licence": "营业执照", "authorisation_letter": "授权委托书", "id_copy": "身份证件复印件"}
 REQUIRED_DOCUMENTS = tuple(DOCUMENT_KINDS)
 AGREEMENT_DRAFT = "agreement_draft"  # kind of the desk-generated unsigned agreement (not a client upload)
 CONTENT_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG"}
