@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from otcdesk.app.kyc.report import mask_id_number, mask_mobile
 from otcdesk.app.kyc.validation import DOCUMENT_KINDS, FIELDS, MOBILE_RE, NAME_RE, normalise_mobile, \
     suitability, validate_institution
 from otcdesk.app.models import Institution, KycApplication, KycDocument, KycInvitation, KycReport
@@ -98,9 +99,9 @@ def mask(field: str, value: Any) -> Any:
     if not isinstance(value, str) or not value:
         return value
     if field == "legal_representative_id":
-        return value[:6] + "*" * max(len(value) - 10, 0) + value[-4:]
+        return mask_id_number(value)
     if field == "contact_mobile":
-        return value[:3] + "****" + value[-4:]
+        return mask_mobile(value)
     return value
 
 

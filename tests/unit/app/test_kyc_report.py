@@ -66,6 +66,14 @@ def test_masks():
     assert mask_mobile(MOBILE) == "138****5678"
 
 
+def test_the_service_masks_as_the_report_does_short_values_included():
+    from otcdesk.app.kyc.service import mask
+
+    assert mask("legal_representative_id", ID_NUMBER) == mask_id_number(ID_NUMBER)
+    assert mask("contact_mobile", MOBILE) == mask_mobile(MOBILE)
+    assert mask("legal_representative_id", "1234567890") == "******7890"  # never the whole value
+
+
 def test_html_passes_the_consoles_csp_and_escapes_a_hostile_name():
     html = render_report_html(report_input(HOSTILE))
     doc = parse(html)
