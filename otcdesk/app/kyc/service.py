@@ -44,7 +44,6 @@ from otcdesk.workflows.kyc import AWAITING, DECISIONS, FINAL_STATES, REVIEW_STAT
 
 log = logging.getLogger(__name__)
 
-REQUIRED_DOCUMENTS = tuple(DOCUMENT_KINDS)
 AGREEMENT_DRAFT = "agreement_draft"  # kind of the desk-generated unsigned agreement (not a client upload)
 CONTENT_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG"}
 MAX_DOCUMENTS = 40  # per invitation
