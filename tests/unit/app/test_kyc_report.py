@@ -28,8 +28,8 @@ def report_input(name: str = "示例资产管理有限公司", **screening) -> d
                         {"from": "sales_review", "to": "compliance_review", "by": "sales1", "role": "sales",
                          "at": "2026-12-01T09:00:00+00:00", "comment": "材料齐全 <b>ok</b>"}],
             "screening": {
-                "blacklist": {"hit": False, "method": "ecdh-psi", "matched_fields": [], "queried": 2, "holder_size": 1000,
-                              "error": None, "at": "2026-12-01T09:00:01+00:00", **screening},
+                "blacklist": {"hit": False, "method": "ecdh-psi", "matched_fields": [], "queried": 2,
+                              "holder_size": 1000, "error": None, "at": "2026-12-01T09:00:01+00:00", **screening},
                 "negative_news": [{"subject": "institution", "name": name, "source": "财经日报",
                                    "title": "某机构被监管处罚", "date": "2026-10-01",
                                    "passage": "因违规开展业务被处以罚款 <script>x</script>", "negative": True}]},
