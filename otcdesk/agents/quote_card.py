@@ -69,6 +69,33 @@ def draft_quote(inbound: dict, lines: list[dict], quote_id: str) -> str:
     return "\n".join(out)
 
 
+VOL_MODEL_CN = {"flat": "常数波动率", "smile": "隐含波动率微笑", "implied_at_strike": "行权价隐含波动率",
+               "local_vol": "局部波动率"}
+
+
+def describe_vol_used(line: dict) -> str:
+    """For the trader's review card (not the client): which vol priced the line — surface name, vol model, the
+    implied vol at the strike and at the knock-in level (`vol_used` of the `price` result)."""
+    v = line.get("vol_used") or {}
+    if not v:
+        return ""
+    model = VOL_MODEL_CN.get(v.get("vol_model"), v.get("vol_model") or "")
+    if not v.get("surface"):
+        return f"波动率 {_fmt_vol(v.get('vol'))}（{model}，无曲面）"
+    parts = [f"曲面 {v['surface']}", model]
+    if v.get("vol_at_strike") is not None:
+        parts.append(f"行权价 {_fmt_pct(v.get('strike_pct'))} σ={_fmt_vol(v['vol_at_strike'])}")
+    if v.get("vol_at_knock_in") is not None:
+        parts.append(f"敲入 {_fmt_pct(v.get('knock_in_pct'))} σ={_fmt_vol(v['vol_at_knock_in'])}")
+    if v.get("shift"):
+        parts.append(f"平移 {100 * v['shift']:+.2f} 个波动率点")
+    return " · ".join(parts)
+
+
+def _fmt_vol(x) -> str:
+    return f"{100 * x:.2f}%" if isinstance(x, (int, float)) else "-"
+
+
 def describe_assumed(req: dict, field: str) -> str:
     value = req.get(field)
     if field.endswith("_pct") and value is not None:

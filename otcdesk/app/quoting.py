@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta, timezone
 
+from otcdesk.agents.quote_card import describe_vol_used
 from otcdesk.app.market import market_for
 from otcdesk.app.trading.margins import SOLVED_DOWN
 
 log = logging.getLogger(__name__)
 _NON_PRODUCT_FIELDS = {"missing", "assumed"}
-_MARKET_INPUTS = ("spot", "vol", "rate", "div")
+_MARKET_INPUTS = ("spot", "vol", "rate", "div", "vol_surface")  # the underlying's stored surface when it has one
 _CN_TZ = timezone(timedelta(hours=8))
 
 
@@ -32,15 +33,18 @@ def price_request(req: dict, *, snapshot: dict | None = None, valuation_date: da
     request asking for one, is `pricing_engine.api.solve_field`'s rule (`solve_for` overrides it). When a field
     was solved, `target_price_pct` (default 0) is the price it was solved to, recorded in the line.
     `greeks=False` skips the Greeks (a solve then costs only its own pricings).
+    The underlying's stored vol surface, when the snapshot carries one, prices the request (`vol_used` in the
+    line says which vols: surface name, vol at the strike and at the knock-in level).
     """
     underlying = req.get("underlying")
-    market = market_for(underlying, snapshot) if underlying else None
+    vd = valuation_date or today_cn()
+    market = market_for(underlying, snapshot, with_surface=True, valuation_date=vd) if underlying else None
     if market is None:
         return {"request": req, "error": f"标的 {underlying or '?'} 不在报价标的池"}
     doc = {
         "product": {k: v for k, v in req.items() if k not in _NON_PRODUCT_FIELDS and v is not None},
-        "market": {k: market[k] for k in _MARKET_INPUTS},
-        "valuation_date": (valuation_date or today_cn()).isoformat(),
+        "market": {k: market[k] for k in _MARKET_INPUTS if k in market},
+        "valuation_date": vd.isoformat(),
         "engine": engine,
     }
     if not greeks:
@@ -55,6 +59,7 @@ def price_request(req: dict, *, snapshot: dict | None = None, valuation_date: da
         return line
     line.update(result)
     line["market"] = market
+    line["vol_note"] = describe_vol_used(line)
     if result.get("solved"):
         line["target_price_pct"] = float(target_price_pct or 0.0)
     return line

@@ -27,6 +27,7 @@ from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
 from otcdesk.app.market import market_for
 from otcdesk.app.quoting import quote_request, with_pretrade
+from otcdesk.app.trading.vol_surfaces import VolSurfaceStore
 from otcdesk.app.settings import Settings
 from otcdesk.app.trading.booking import TradeService
 from otcdesk.app.trading.lifecycle import FixingService
@@ -100,7 +101,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     parse = parse or message_parser(llm)
     margins = MarginPolicy(engine)
     clock = Clock(settings.now)
-    market = MarketDataService(engine, clock)
+    market = MarketDataService(engine, clock, surfaces=VolSurfaceStore(settings.data_dir))
     risk = RiskService(engine, events, clock, market.latest, backend=settings.backend,
                        ray_address=settings.ray_address, worker_process=settings.risk_worker_process)
     price = price or (lambda req: with_pretrade(  # the desk's quote on the newest market, checked against limits

@@ -7,6 +7,12 @@ exactly, from two primitives on [a, b):
 That covers vanilla, spreads, digitals, and European (at-maturity) barriers, sharkfins and knock-ins.
 The formulas take NumPy arrays as well as floats for x, T, r, q and vol (levels a, b, k are floats):
 the book revalues its closed-form trades over Greek bumps and the spot x vol grid with them.
+
+On a vol surface the vol is a `Smile` (the surface's slice at the maturity): a call or put uses the implied
+vol at its strike, and the two primitives take the smile's slope, so that every European payoff is priced
+on the terminal distribution the surface implies (a digital is −∂C/∂K, not N(d2) at one vol):
+  cash_above(k)  = e^{-rT} N(d2(k)) − c(k),   asset_above(k) = x e^{-qT} N(d1(k)) − k c(k),
+  c(k) = x e^{-qT} φ(d1(k)) √T ∂σ/∂k.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from otcdesk.pricing_engine.blocks import Leg, ResolvedSchedule
-from otcdesk.pricing_engine.engines import ClosedFormEngine, register_engine
+from otcdesk.pricing_engine.engines import ClosedFormEngine, register_engine, surface_time
 from otcdesk.pricing_engine.errors import PricingError
 
 INF = math.inf
@@ -33,15 +39,45 @@ def _d(x, k: float, T, r, q, s):
     return ndtr(d1), ndtr(d1 - sd)
 
 
+class Smile:
+    """The implied vols of one maturity as a function of the relative strike k = K / initial price."""
+
+    def __init__(self, surface, initial_price: float, T_surface: float):
+        self.surface, self.s0, self.T = surface, initial_price, T_surface
+
+    def vol(self, k: float) -> float:
+        return float(self.surface.implied_vol(k * self.s0, self.T))
+
+    def slope(self, k: float) -> float:
+        """∂σ/∂k."""
+        return float(self.surface.smile_slope(k * self.s0, self.T)) * self.s0
+
+    def above(self, x, k: float, T, r, q):
+        """(asset_above(k), cash_above(k)): E[e^{-rT} x_T 1{x_T>k}] and e^{-rT} P(x_T > k) on the smile."""
+        if k <= 0:
+            return x * np.exp(-q * T), np.exp(-r * T) + 0.0 * x
+        if k == INF:
+            return 0.0 * x, 0.0 * x
+        s = self.vol(k)
+        sd = s * np.sqrt(T)
+        d1 = (np.log(x / k) + (r - q + 0.5 * s * s) * T) / sd
+        c = x * np.exp(-q * T) * np.exp(-0.5 * d1 * d1) / math.sqrt(2 * math.pi) * np.sqrt(T) * self.slope(k)
+        return x * np.exp(-q * T) * ndtr(d1) - k * c, np.exp(-r * T) * ndtr(d1 - sd) - c
+
+
 def cash_between(x, a: float, b: float, T, r, q, s):
     if b <= a:
         return 0.0 * x
+    if isinstance(s, Smile):
+        return s.above(x, a, T, r, q)[1] - s.above(x, b, T, r, q)[1]
     return np.exp(-r * T) * (_d(x, a, T, r, q, s)[1] - _d(x, b, T, r, q, s)[1])
 
 
 def asset_between(x, a: float, b: float, T, r, q, s):
     if b <= a:
         return 0.0 * x
+    if isinstance(s, Smile):
+        return s.above(x, a, T, r, q)[0] - s.above(x, b, T, r, q)[0]
     return x * np.exp(-q * T) * (_d(x, a, T, r, q, s)[0] - _d(x, b, T, r, q, s)[0])
 
 
@@ -119,6 +155,7 @@ class AnalyticEuropeanEngine(ClosedFormEngine):
     at-maturity barriers / sharkfins / double sharkfins, European-knock-in airbag)."""
 
     name = "analytic"
+    surface_use = "smile"
 
     def supports(self, product) -> bool:
         from otcdesk.pricing_engine.products import (AirbagSpec, BarrierSpec, DigitalSpec, DoubleSharkfinSpec, SharkfinSpec,
@@ -137,7 +174,10 @@ class AnalyticEuropeanEngine(ClosedFormEngine):
         res = product.resolve(valuation_date, model)
         if not is_european(res):
             raise PricingError("the analytic European engine needs a payoff on the final price only")
-        return float(value_european(res, res.spot_x, res.T, model.rate, model.div, model.vol))
+        vol = model.vol
+        if model.surface is not None:
+            vol = Smile(model.surface, res.initial_price, res.T + surface_time(model, valuation_date))
+        return float(value_european(res, res.spot_x, res.T, model.rate, model.div, vol))
 
     def method(self, product) -> str:
         return "black_scholes_closed_form"

@@ -4,6 +4,9 @@ Input: {product, market, valuation_date, engine, solve_for, target_price_pct, en
 `product` is a CONTRACTS.md product / QuoteRequest dict; `market` is required here (the CLI fills it
 from the stored snapshot). Output: {price, price_pct, pv, stderr, greeks, engine, solved, diagnostics}
 plus echo fields (product, market, valuation_date). Bad input raises PricingError.
+With `market.vol_surface` (CONTRACTS.md) the surface is fitted against the valuation date (`surface.VolSurface`;
+a malformed or calendar-arbitrageable one is refused with the reason), and the output gains `vol_used` (surface
+name, vol model, implied vol at the strike and at the knock-in level) and `diagnostics.vol_model`/`surface`.
 What is solved for is decided by `solve_field` alone: `solve_for`, or for a QuoteRequest with
 `quote: "coupon"` and no `coupon_pct`, its coupon (target `target_price_pct`, default 0). The desk's
 quoting (`otcdesk.app.quoting`) passes the QuoteRequest as it is and relies on that rule.
@@ -14,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import Any, Mapping
 
-from otcdesk.pricing_engine.engines import EngineOptions, select_engine
+from otcdesk.pricing_engine.engines import EngineOptions, select_engine, vol_used
 from otcdesk.pricing_engine.errors import PricingError
 from otcdesk.pricing_engine.greeks import freeze
 from otcdesk.pricing_engine.models import MarketSpec
@@ -33,9 +36,9 @@ def price_product(product: ProductSpec, market: MarketSpec, valuation_date, engi
     """Price a spec (holder's value, side applied) with the selected engine."""
     options = options or EngineOptions()
     vd = to_date(valuation_date, "valuation_date")
-    model = market.to_model()
+    model = market.to_model(vd)
     product = freeze(product, model, vd)
-    eng = select_engine(product, engine)
+    eng = select_engine(product, engine, model)
     res = eng.price(product, model, vd, options)
     return res.scaled(side_sign(product))
 
@@ -75,14 +78,17 @@ def price(doc: Mapping[str, Any]) -> dict:
     vd = to_date(vd_raw, "valuation_date")
     options = EngineOptions.from_dict(doc.get("engine_options"))
     kind = doc.get("engine") or "auto"
-    model = market.to_model()
+    model = market.to_model(vd)
     product = freeze(product, model, vd)
-    eng = select_engine(product, kind)
+    eng = select_engine(product, kind, model)
     sign = side_sign(product)
 
     solved: dict[str, float] = {}
     res = None
     field = solve_field(doc, product)
+    if field == "vol" and model.surface is not None:
+        raise PricingError("solve_for vol solves a flat vol: with market.vol_surface give market.vol instead",
+                           {"field": "solve_for", "value": "vol"})
     if field:
         target = _target(doc)
         quick = replace(options, greeks=False, ladder=None)
@@ -95,7 +101,7 @@ def price(doc: Mapping[str, Any]) -> dict:
         value, product, model = solve_for(field, product, model, vd, signed, target)
         solved[field] = value
         if not eng.supports(product):  # e.g. a solved strike changed what the engine can do
-            eng = select_engine(product, kind)
+            eng = select_engine(product, kind, model)
         elif not options.greeks and not options.ladder:  # the solver's last price is the answer
             res = seen.get((product, model))
     res = (res or eng.price(product, model, vd, options)).scaled(sign)
@@ -103,11 +109,17 @@ def price(doc: Mapping[str, Any]) -> dict:
     diagnostics = dict(res.diagnostics)
     diagnostics.setdefault("paths", None)
     diagnostics.setdefault("steps", None)
+    diagnostics.setdefault("vol_model", "flat")
+    used = vol_used(product, model, vd, diagnostics["vol_model"])
+    if model.surface is not None:
+        diagnostics["surface"] = model.surface.describe()
     diagnostics["elapsed_s"] = time.perf_counter() - t0
     notional = product.notional
     out_market = market.to_dict()
     if field == "vol":
         out_market["vol"] = model.vol
+        used.update(vol=model.vol, vol_at_strike=model.vol,
+                    vol_at_knock_in=model.vol if used["vol_at_knock_in"] is not None else None)
     return {
         "price": float(res.price),
         "price_pct": float(res.price) * 100.0,
@@ -116,6 +128,7 @@ def price(doc: Mapping[str, Any]) -> dict:
         "greeks": greeks,
         "engine": res.engine or eng.name,
         "solved": solved,
+        "vol_used": used,
         "diagnostics": diagnostics,
         "product": product.to_dict(),
         "market": out_market,

@@ -3,7 +3,9 @@
 An engine is an object with
 
     name: str                                   # "analytic" | "fd" | "mc"
-    market_inputs: frozenset[str]               # the model inputs it can use (models.FLAT_INPUTS today)
+    market_inputs: frozenset[str]               # the model inputs it can use (models.FLAT_INPUTS, SURFACE_INPUTS)
+    surface_use: str                            # with a vol surface: "smile" (exact on the terminal smile),
+                                                # "local_vol" (Dupire) or "implied_at_strike"
     supports(product: ProductSpec) -> bool      # cheap, static: can it price this structure?
     price(product, model, valuation_date, options: EngineOptions) -> PricingResult
 
@@ -14,7 +16,11 @@ CONTRACTS.md units when `options.greeks` is true. Engines resolve the product wi
 
 Engines register with `register_engine(engine)`; modules named `analytic_*`, `fd_*` and `mc_*` in this
 package are imported on first use, so a new engine module only has to call `register_engine` at import.
-`select_engine(product, "auto")` picks analytic when it supports the product, else FD, else MC.
+`select_engine(product, "auto")` picks analytic when it supports the product, else FD, else MC. Given the model,
+`auto` also skips engines that cannot use its inputs and, on a vol surface, the closed forms that would only read
+one implied vol (`surface_use == "implied_at_strike"`: barriers, geometric Asians), so a path-dependent product
+on a surface goes to the local-vol FD or MC engine; asked for by name, those closed forms price at the implied vol
+at the strike and say so (`diagnostics.vol_model`).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from otcdesk.pricing_engine.models import FLAT_INPUTS, NOT_IMPLEMENTED
 from otcdesk.pricing_engine.results import PricingResult
 
 ENGINE_ORDER = ("analytic", "fd", "mc")
+SURFACE_INPUTS = FLAT_INPUTS | {"vol_surface"}
 
 
 @dataclass(frozen=True)
@@ -115,17 +122,79 @@ def refuse_unusable_inputs(user: str, usable: frozenset[str], model) -> None:
     such as a `vol_surface` while every engine prices with the flat vol, is refused, never ignored.
     """
     unusable = sorted(model.inputs() - usable)
+    if not unusable and model.vol_surface is not None and getattr(model, "surface", None) is None:
+        raise UnsupportedMarketError(f"{user} cannot use market.vol_surface before it is fitted against a valuation "
+                                     "date (MarketSpec.to_model(valuation_date))",
+                                     {"field": "market.vol_surface", "engine": user})
     if unusable:
         k = unusable[0]
         raise UnsupportedMarketError(f"{user} cannot use market.{k}: {NOT_IMPLEMENTED.get(k, 'not an input it knows')}",
                                      {"field": f"market.{k}", "engine": user})
 
 
+def reference_levels(product, model, valuation_date) -> dict:
+    """The levels whose vols describe a product on a surface: `strike` (first call/put/digital leg, knocked-in legs
+    when the product has no other), `knock_in`, as x = level / initial price, and `T` (years to maturity)."""
+    res = product.resolve(valuation_date, model)
+    out: dict = {"T": res.T, "initial_price": res.initial_price}
+    for legs in (res.legs, res.legs_ki or ()):
+        k = next((leg.strike for leg in legs if leg.kind in ("call", "put", "digital_call", "digital_put")), None)
+        if k is not None:
+            out["strike"] = k
+            break
+    if res.knock_in is not None:
+        out["knock_in"] = res.knock_in.level
+    return out
+
+
+def surface_time(model, valuation_date) -> float:
+    """Years from the surface's valuation date to `valuation_date` (a later date for theta), 0 without one."""
+    surf = getattr(model, "surface", None)
+    if surf is None:
+        return 0.0
+    from otcdesk.pricing_engine.schedule import to_date
+    return (to_date(valuation_date, "valuation_date") - surf.valuation_date).days / 365.0
+
+
+def vol_used(product, model, valuation_date, vol_model: str) -> dict:
+    """What volatility priced the product: `{"vol_model", "surface", "vol", "vol_at_strike", "vol_at_knock_in",
+    "strike_pct", "knock_in_pct", "expiry_years"}` (vols None where the product has no such level)."""
+    surf = getattr(model, "surface", None)
+    if surf is None:
+        return {"vol_model": "flat", "surface": None, "vol": model.vol, "vol_at_strike": model.vol,
+                "vol_at_knock_in": model.vol if _has_ki(product, model, valuation_date) else None}
+    lv = reference_levels(product, model, valuation_date)
+    T = lv["T"] + surface_time(model, valuation_date)
+    s0 = lv["initial_price"]
+    out = {"vol_model": vol_model, "surface": surf.name, "vol": None, "expiry_years": T, "shift": surf.shift,
+           "strike_pct": None, "vol_at_strike": None, "knock_in_pct": None, "vol_at_knock_in": None}
+    if "strike" in lv:
+        out["strike_pct"] = 100 * lv["strike"]
+        out["vol_at_strike"] = surf.implied_vol(lv["strike"] * s0, T)
+    if "knock_in" in lv:
+        out["knock_in_pct"] = 100 * lv["knock_in"]
+        out["vol_at_knock_in"] = surf.implied_vol(lv["knock_in"] * s0, T)
+    out["vol"] = out["vol_at_strike"] if out["vol_at_strike"] is not None else surf.implied_vol(s0, T)
+    return out
+
+
+def _has_ki(product, model, valuation_date) -> bool:
+    try:
+        return product.resolve(valuation_date, model).knock_in is not None
+    except PricingError:
+        return False
+
+
 class ClosedFormEngine:
-    """Base of the analytic engines: `value` is a formula; Greeks by bump-and-revalue on it."""
+    """Base of the analytic engines: `value` is a formula; Greeks by bump-and-revalue on it.
+
+    On a vol surface an engine with `surface_use == "implied_at_strike"` prices on a flat model at the surface's
+    implied vol at the product's strike and maturity (Greeks on that flat model: vega is a parallel shift);
+    one with `surface_use == "smile"` reads the surface itself in `value`."""
 
     name = "analytic"
-    market_inputs = FLAT_INPUTS
+    market_inputs = SURFACE_INPUTS
+    surface_use = "implied_at_strike"
 
     def value(self, product, model, valuation_date) -> float:
         raise NotImplementedError
@@ -136,11 +205,17 @@ class ClosedFormEngine:
     def price(self, product, model, valuation_date, options: EngineOptions):
         refuse_unusable_inputs(f"the {self.name} engine", self.market_inputs, model)
         t0 = time.perf_counter()
+        vol_model = "flat"
+        if model.surface is not None:
+            vol_model = self.surface_use
+            if self.surface_use == "implied_at_strike":
+                used = vol_used(product, model, valuation_date, vol_model)
+                model = model.flat(used["vol"])
         p = self.value(product, model, valuation_date)
         greeks = bump_greeks(self.value, product, model, valuation_date, p) if options.greeks else {}
         return PricingResult(p, None, greeks, self.name, {"paths": None, "steps": None,
                                                            "elapsed_s": time.perf_counter() - t0,
-                                                           "method": self.method(product)})
+                                                           "method": self.method(product), "vol_model": vol_model})
 
 
 _REGISTRY: dict[str, list[Engine]] = {}
@@ -170,12 +245,26 @@ def _load_engine_modules() -> None:
                 LOAD_ERRORS[info.name] = f"{type(exc).__name__}: {exc}"
 
 
-def select_engine(product, kind: str = "auto") -> Engine:
-    """The engine that prices `product`: `kind` = auto | analytic | fd | mc. Raises PricingError."""
+def _fits(engine, model) -> bool:
+    """Whether `auto` may pick `engine` for `model` (see the module docstring)."""
+    if model is None:
+        return True
+    if model.inputs() - engine.market_inputs:
+        return False
+    return getattr(model, "surface", None) is None or getattr(engine, "surface_use", "") != "implied_at_strike"
+
+
+def select_engine(product, kind: str = "auto", model=None) -> Engine:
+    """The engine that prices `product` (on `model`, when given): `kind` = auto | analytic | fd | mc.
+    Raises PricingError."""
     _load_engine_modules()
     kind = (kind or "auto").lower()
     if kind == "auto":
         for k in ENGINE_ORDER:
+            for e in _REGISTRY.get(k, []):
+                if e.supports(product) and _fits(e, model):
+                    return e
+        for k in ENGINE_ORDER:  # nothing fits the model: the first that supports the product says why
             for e in _REGISTRY.get(k, []):
                 if e.supports(product):
                     return e

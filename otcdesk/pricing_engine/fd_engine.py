@@ -2,7 +2,8 @@
 
 Delta and gamma come from the grid of the base solve, and the spot ladder (diagnostics.ladder) is
 read off the same grid. Vega and rho are central bump-and-revalue, theta re-solves one calendar day
-later (same spot). engine_options: grid_points (spot nodes, default 800), time_steps (None → steps
+later (same spot). On a vol surface the PDE runs on the surface's Dupire local vol (`surface.VolSurface.local_vol`,
+sticky strike; vega is a parallel shift of the implied surface). engine_options: grid_points (spot nodes, default 800), time_steps (None → steps
 of one calendar day plus every observation date), ladder (x levels, default 0.80..1.20 of spot).
 """
 from __future__ import annotations
@@ -11,9 +12,9 @@ import time
 from dataclasses import replace
 
 from otcdesk.pricing_engine import fd_solver
-from otcdesk.pricing_engine.engines import EngineOptions, refuse_unusable_inputs, register_engine
+from otcdesk.pricing_engine.engines import (SURFACE_INPUTS, EngineOptions, refuse_unusable_inputs, register_engine,
+                                            surface_time)
 from otcdesk.pricing_engine.greeks import bump_greeks, freeze
-from otcdesk.pricing_engine.models import FLAT_INPUTS
 from otcdesk.pricing_engine.products import AsianSpec
 from otcdesk.pricing_engine.results import PricingResult
 from otcdesk.pricing_engine.schedule import to_date
@@ -25,7 +26,8 @@ class FDEngine:
     """Finite-difference engine over building blocks (registered as ``fd``)."""
 
     name = "fd"
-    market_inputs = FLAT_INPUTS
+    market_inputs = SURFACE_INPUTS
+    surface_use = "local_vol"
 
     def supports(self, product) -> bool:
         if isinstance(product, AsianSpec):
@@ -35,7 +37,12 @@ class FDEngine:
 
     def solve(self, product, model, valuation_date, options: EngineOptions) -> fd_solver.FDSolution:
         res = product.resolve(valuation_date, model)
-        return fd_solver.solve(res, model, options.grid_points, options.time_steps)
+        lv = None
+        surf = model.surface
+        if surf is not None:
+            off, s0 = surface_time(model, valuation_date), res.initial_price
+            lv = lambda x, t: surf.local_vol(x * s0, t + off)  # noqa: E731
+        return fd_solver.solve(res, model, options.grid_points, options.time_steps, lv)
 
     def price(self, product, model, valuation_date, options: EngineOptions | None = None) -> PricingResult:
         options = options or EngineOptions()
@@ -45,7 +52,8 @@ class FDEngine:
         product = freeze(product, model, vd)
         sol = self.solve(product, model, vd, options)
         price = sol.price
-        diag = {"paths": None, "steps": sol.steps, "grid_points": sol.nodes, "method": f"{fd_solver.SCHEME}+rannacher"}
+        diag = {"paths": None, "steps": sol.steps, "grid_points": sol.nodes, "method": f"{fd_solver.SCHEME}+rannacher",
+                "vol_model": "local_vol" if model.surface is not None else "flat"}
         greeks = {}
         if options.greeks:
             delta, gamma = sol.delta_gamma()

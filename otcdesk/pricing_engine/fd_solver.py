@@ -17,7 +17,11 @@ PDE in z = ln x (x = S / initial_price), backward in time:
   parity: V = V(knocked-in payoff) + V(KO at the barrier of [payoff − knocked-in payoff]).
 - Far boundaries: Dirichlet values extrapolated linearly (in z) from the previous time level.
 
-`solve(res, model, grid_points, time_steps)` returns an `FDSolution` with the grid, the value
+- Local volatility (`local_vol(x, t)`, from a vol surface): the coefficients vary by node and by step, taken at
+  each step's mid time; the same schemes with one factorisation per step (`_LVStepper`). The grid's width
+  uses the model's reference vol.
+
+`solve(res, model, grid_points, time_steps, local_vol=None)` returns an `FDSolution` with the grid, the value
 columns at the valuation date, price, grid delta/gamma (in x) and an interpolator for a spot ladder.
 """
 from __future__ import annotations
@@ -240,10 +244,48 @@ class _Stepper:
         return x
 
 
+class _LVStepper(_Stepper):
+    """`_Stepper` with node-dependent coefficients from σ(x, t), reset for each time step (`at`)."""
+
+    def __init__(self, n: int, dz: float, x: np.ndarray, local_vol, r: float, q: float):
+        self.n, self.dz, self.x_in, self.lv, self.r, self.q = n, dz, x[1:-1], local_vol, r, q
+        self._cache = {}
+        self._t = None
+
+    def at(self, t: float) -> None:
+        if t == self._t:
+            return
+        self._t = t
+        sig = np.asarray(self.lv(self.x_in, t), dtype=float)
+        a = 0.5 * sig * sig / (self.dz * self.dz)
+        mu = (self.r - self.q - 0.5 * sig * sig) / (2 * self.dz)
+        self.lo, self.di, self.up = a - mu, -2 * a - self.r, a + mu  # interior rows (n − 2,)
+        self._cache = {}
+
+    def factor(self, d: float, theta: float):
+        key = (int(d * 1e13 + 0.5), theta)
+        f = self._cache.get(key)
+        if f is None:
+            n, c = self.n, theta * d
+            dl = np.zeros(n - 1)
+            dd = np.ones(n)
+            du = np.zeros(n - 1)
+            dl[:-1] = -c * self.lo
+            dd[1:-1] = 1.0 - c * self.di
+            du[1:] = -c * self.up
+            dl_, d_, du_, du2, ipiv, info = lapack.dgttrf(dl, dd, du)
+            if info != 0:
+                raise PricingError("FD matrix is singular")
+            f = (dl_, d_, du_, du2, ipiv)
+            self._cache[key] = f
+        return f
+
+
 SCHEME = "trbdf2"  # "cn" | "trbdf2" | "implicit": TR-BDF2 damps the daily knock-in jumps that CN rings on
 
 
-def solve(res: ResolvedSchedule, model, grid_points: int = 800, time_steps: int | None = None) -> FDSolution:
+def solve(res: ResolvedSchedule, model, grid_points: int = 800, time_steps: int | None = None,
+          local_vol=None) -> FDSolution:
     """Value of `res` on the grid at the valuation date (see module docstring)."""
     ki = res.knock_in
     if ki is not None and ki.monitoring == "continuous" and not res.knocked_in:
@@ -255,12 +297,12 @@ def solve(res: ResolvedSchedule, model, grid_points: int = 800, time_steps: int 
         plain = _replace(res, legs=legs_ki, legs_ki=None, knock_in=None)
         ko = KnockOut(ki.direction, "continuous", (), (ki.level,), (0.0,), "hit")
         outpart = _replace(res, legs=tuple(res.legs) + neg, legs_ki=None, knock_in=None, knock_outs=(ko,))
-        s1 = _solve(plain, model, grid_points, time_steps)
-        s2 = _solve(outpart, model, grid_points, time_steps)
+        s1 = _solve(plain, model, grid_points, time_steps, local_vol)
+        s2 = _solve(outpart, model, grid_points, time_steps, local_vol)
         # common grid: interpolate s1 onto s2's nodes (s2 is truncated at the barrier)
         v1 = np.array([s1._interp(s1.values, zz) for zz in s2.z])
         return FDSolution(s2.z, v1 + s2.values, res.spot_x, s1.steps + s2.steps, len(s2.z))
-    return _solve(res, model, grid_points, time_steps)
+    return _solve(res, model, grid_points, time_steps, local_vol)
 
 
 def _replace(res, **kw):
@@ -268,7 +310,7 @@ def _replace(res, **kw):
     return replace(res, **kw)
 
 
-def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | None) -> FDSolution:
+def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | None, local_vol=None) -> FDSolution:
     if res.fixing_times or res.averaging:
         raise UnsupportedProductError("FD does not price Asian (path-average) payoffs")
     sigma, r, q = model.vol, model.rate, model.div
@@ -278,7 +320,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     dz = z[1] - z[0]
     x = np.exp(z)
     tgrid = _time_grid(res, time_steps)
-    stepper = _Stepper(n, dz, sigma, r, q)
+    stepper = _Stepper(n, dz, sigma, r, q) if local_vol is None else _LVStepper(n, dz, x, local_vol, r, q)
 
     # ---- states -------------------------------------------------------------------------
     ki = res.knock_in
@@ -378,6 +420,8 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     for j in range(len(tgrid) - 1, 0, -1):
         t1, t0 = tgrid[j], tgrid[j - 1]
         d = t1 - t0
+        if local_vol is not None:
+            stepper.at(0.5 * (t0 + t1))
         lo_b = cont_bc(t0, "down")
         hi_b = cont_bc(t0, "up")
         bl = np.full(ncol, lo_b) if lo_b is not None else 2 * V[1] - V[2]

@@ -12,6 +12,11 @@ and the whole batch is priced in one pass over the paths, vectorised over rows::
 with ``t'_rk = t_k - shift_r`` for the one-day-later (theta) rows, whose Brownian motion
 reuses the same normals with the first increment shortened (``W'_r = W + a_r W(t_1)``).
 
+Under local volatility (`run_batch(..., local_vols=...)`, one σ(x, t) per row) paths are not affine in ``W``:
+each row is stepped in log x by Euler on a fine grid (the batch grid plus steps of at most
+1 / ``steps_per_year``), with σ read from a per-step table over log x (linear interpolation), from the same
+Brownian increments as every other row (common random numbers), and kept on the batch grid.
+
 Units follow CONTRACTS.md: prices per unit of notional (one unit of underlying at the
 initial price), Greeks against ``x = spot / initial_price``: delta, gamma, vega per vol
 point, theta per calendar day, rho per 1% of rate.
@@ -172,10 +177,58 @@ def _on_device(xp: ModuleType, dtype):
     return lambda a: xp.asarray(np.ascontiguousarray(a).astype(dtype))
 
 
+LV_LOGX = np.linspace(-3.0, 3.0, 601)  # log x nodes of the per-step local-vol tables
+
+
+def fine_grid(grid: np.ndarray, steps_per_year: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fine, idx): the batch grid refined to steps of at most 1/steps_per_year, and where each batch time sits."""
+    dt_max = 1.0 / steps_per_year
+    pts = [0.0]
+    for t in grid:
+        gap = t - pts[-1]
+        k = max(1, int(math.ceil(gap / dt_max - 1e-9)))
+        pts.extend((pts[-1] + gap * np.arange(1, k + 1) / k).tolist())
+        pts[-1] = float(t)
+    fine = np.asarray(pts[1:])
+    return fine, np.searchsorted(fine, grid)
+
+
+def _local_vol_logx(xp, w, rows, local_vols, fine, idx, dtype):
+    """(R, n, m) log x on the batch grid by Euler steps of log x under each row's local vol, from W on `fine`."""
+    R, m = len(rows), w.shape[1]
+    wf = _host(xp, w).astype(np.float64)
+    dW = np.diff(np.concatenate([np.zeros((1, m)), wf]), axis=0)  # (nf, m)
+    dt = np.diff(np.concatenate([[0.0], fine]))
+    out = np.empty((R, len(idx), m))
+    keep = np.full(len(fine), -1)
+    keep[idx] = np.arange(len(idx))
+    for r, row in enumerate(rows):
+        tf = np.maximum(fine - row.shift, 0.0)  # a theta row starts a day later on the same increments
+        dtr = np.diff(np.concatenate([[0.0], tf]))
+        scale = np.sqrt(np.divide(dtr, dt, out=np.zeros_like(dt), where=dt > 0))
+        t_prev = np.concatenate([[0.0], tf[:-1]])
+        lv = local_vols[r]
+        cur = np.full(m, math.log(row.x0))
+        drift = row.rate - row.div
+        for k in range(len(fine)):
+            if dtr[k] > 0:
+                table = np.asarray(lv(np.exp(LV_LOGX), t_prev[k]), dtype=float)
+                sig = np.interp(cur, LV_LOGX, table)
+                cur = cur + (drift - 0.5 * sig * sig) * dtr[k] + sig * (scale[k] * dW[k])
+            if keep[k] >= 0:
+                out[r, keep[k]] = cur
+    return xp.asarray(out.astype(dtype))
+
+
+def _host(xp, a):
+    return a if xp is np else a.get()
+
+
 def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], kernel: Kernel, cfg: EngineOptions,
               control_means: ControlMeans | None = None, n_controls: int = 0,
-              grid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Price every row; returns (price (R,), stderr (R,), diagnostics)."""
+              grid: np.ndarray | None = None, local_vols: Sequence | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Price every row; returns (price (R,), stderr (R,), diagnostics). `local_vols`: one σ(x, t) per row
+    (x = S / initial price, t in years from the row's valuation date) for local-vol paths, else GBM."""
     t0 = time.perf_counter()
     grid = batch_grid(terms) if grid is None else grid
     n = len(grid)
@@ -204,8 +257,11 @@ def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], ker
         sparse={k: xp.asarray(v) for k, v in sparse_columns(ser_np, ci, mat_np).items()},
     )
     acc = mc_paths.Accumulator(R, n_controls)
-    for chunk in mc_paths.brownian_chunks(xp, grid, cfg, expansion=max(1, R)):
-        if chunk.half is not None:  # antithetic: log x = base + sigma W and base - sigma W
+    fine, fidx = fine_grid(grid, cfg.steps_per_year) if local_vols is not None else (grid, None)
+    for chunk in mc_paths.brownian_chunks(xp, fine, cfg, expansion=max(1, R) * (4 if local_vols else 1)):
+        if local_vols is not None:
+            logx = _local_vol_logx(xp, chunk.w, rows, local_vols, fine, fidx, dtype)
+        elif chunk.half is not None:  # antithetic: log x = base + sigma W and base - sigma W
             hw = chunk.half
             h = hw.shape[1]
             logx = xp.empty((R, n, 2 * h), dtype=dtype)
@@ -229,7 +285,7 @@ def run_batch(xp: ModuleType, terms: Sequence[MCTerms], rows: Sequence[Row], ker
     if n_controls:
         cm = control_means(terms, rows, grid)
     price, stderr = acc.result(cm)
-    diag = mc_paths.describe(xp, cfg, n)
+    diag = mc_paths.describe(xp, cfg, len(fine))
     diag.update(rows=R, contracts=len(terms), elapsed_s=time.perf_counter() - t0)
     return price, stderr, diag
 

@@ -26,6 +26,11 @@ Structures are not separate code paths: each product resolves into blocks and on
 * phoenix: the same plus a coupon strip (with memory: missed coupons are paid later);
 * airbag: participation call whose legs switch after a knock-in.
 
+On a vol surface the paths follow the surface's Dupire local vol (`mc_core.run_batch` with one σ(x, t) per row:
+Euler in log x on a grid of at most 1/``steps_per_year``); every scenario row builds its own paths from the same
+increments (vega: parallel shift of the implied surface; theta: the surface read one day on). The Asian
+geometric control variate is a GBM identity and is not used there.
+
 Configuration: `engines.EngineOptions` (``paths``, ``steps_per_year``, ``seed``, ``dtype``,
 ``antithetic``, ``sobol``, ``backend``, ``greeks``, ``replicates``, ``chunk_elems`` and the bumps);
 the scenario rows are `mc_core.GREEK_SCENARIOS`.
@@ -40,10 +45,11 @@ import numpy as np
 
 from otcdesk.pricing_engine import mc_blocks, mc_core, mc_paths
 from otcdesk.pricing_engine.backend import backend_name, get_xp
-from otcdesk.pricing_engine.engines import EngineOptions, refuse_unusable_inputs, register_engine
+from otcdesk.pricing_engine.engines import (SURFACE_INPUTS, EngineOptions, refuse_unusable_inputs, register_engine,
+                                            surface_time)
 from otcdesk.pricing_engine.errors import PricingError
 from otcdesk.pricing_engine.greeks import freeze
-from otcdesk.pricing_engine.models import FLAT_INPUTS, GBMModel
+from otcdesk.pricing_engine.models import GBMModel
 from otcdesk.pricing_engine.results import PricingResult
 
 
@@ -58,9 +64,18 @@ class BatchResult:
     diagnostics: dict
 
 
+def _row_local_vol(model: GBMModel, row: mc_core.Row, rs, valuation_date):
+    """σ(x, t) of one scenario row on `model`'s surface: its vol bump as a parallel shift, its date shift as later
+    surface time, x relative to the contract's initial price."""
+    m = model.bumped(vol=row.sigma) if row.sigma != model.vol else model
+    surf, s0 = m.surface, rs.initial_price
+    off = surface_time(model, valuation_date) + row.shift
+    return lambda x, t: surf.local_vol(x * s0, t + off)
+
+
 def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineOptions, greeks: bool = True,
                 spot_shifts: Sequence[float] | None = None, vol_shifts: Sequence[float] | None = None,
-                fast_ladder: bool = True) -> tuple[list[BatchResult], float, float]:
+                fast_ladder: bool = True, valuation_date=None) -> tuple[list[BatchResult], float, float]:
     """Price contracts of one block shape: values, Greeks and an optional scenario grid.
 
     All passes use the same grid, seed and path count (common random numbers). Without
@@ -75,12 +90,22 @@ def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineO
     C = len(resolved)
     t0 = time.thread_time()
     diag: dict = {}
-    if shape.continuous or ctrl:  # full paths for every row (controls need the whole path too)
+    local = any(m.surface is not None for m in models)
+    if local and (spot_shifts is not None or vol_shifts is not None):
+        raise PricingError("MC scenario grids on a vol surface are not implemented", {"field": "market.vol_surface"})
+    if shape.continuous or ctrl or local:  # full paths for every row (controls need the whole path too)
         rows = []
         for c, (rs, m) in enumerate(zip(resolved, models)):
             rows += mc_core.greek_rows(c, rs.spot_x, m.vol, m.rate, m.div, cfg, greeks)
+        lvs = None
+        if local:
+            if not all(m.surface is not None for m in models):
+                raise PricingError("an MC batch prices all on surfaces or all flat", {"field": "market.vol_surface"})
+            lvs = [_row_local_vol(models[r.contract], r, resolved[r.contract], valuation_date) for r in rows]
+            ctrl = False
         price, err, diag = mc_core.run_batch(xp, terms, rows, kernel, cfg,
-                                             mc_blocks.make_control_means(shape) if ctrl else None, 1 if ctrl else 0)
+                                             mc_blocks.make_control_means(shape) if ctrl else None, 1 if ctrl else 0,
+                                             local_vols=lvs)
         nb = len(rows) // C
         gvals = [price[nb * c: nb * c + nb] for c in range(C)]
         gerr = [err[nb * c] for c in range(C)]
@@ -123,7 +148,8 @@ def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineO
     t2 = time.thread_time()
     grid = mc_core.batch_grid(terms)
     base_diag = mc_paths.describe(xp, cfg, len(grid))
-    base_diag.update({k: v for k, v in diag.items() if k in ("rows", "contracts", "compressed_paths")})
+    base_diag.update({k: v for k, v in diag.items() if k in ("rows", "contracts", "compressed_paths", "steps")})
+    base_diag["vol_model"] = "local_vol" if local else "flat"
     out = []
     for c, (rs, m) in enumerate(zip(resolved, models)):
         g = mc_core.greeks_from(gvals[c], rs.spot_x, m.vol, cfg) if greeks else {}
@@ -133,14 +159,15 @@ def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineO
 
 
 def price_resolved(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineOptions,
-                   greeks: bool = True) -> list[BatchResult]:
+                   greeks: bool = True, valuation_date=None) -> list[BatchResult]:
     """Price resolved schedules, one `price_group` pass per block shape."""
     groups: dict[mc_blocks.Shape, list[int]] = {}
     for i, rs in enumerate(resolved):
         groups.setdefault(mc_blocks.shape_of(rs), []).append(i)
     out: list[BatchResult | None] = [None] * len(resolved)
     for idx in groups.values():
-        res, _, _ = price_group(xp, [resolved[i] for i in idx], [models[i] for i in idx], cfg, greeks)
+        res, _, _ = price_group(xp, [resolved[i] for i in idx], [models[i] for i in idx], cfg, greeks,
+                                valuation_date=valuation_date)
         for i, r in zip(idx, res):
             out[i] = r
     return out  # type: ignore[return-value]
@@ -150,7 +177,8 @@ class MCEngine:
     """Monte Carlo engine over building blocks (registered as ``mc``): every product that resolves."""
 
     name = "mc"
-    market_inputs = FLAT_INPUTS
+    market_inputs = SURFACE_INPUTS
+    surface_use = "local_vol"
 
     def supports(self, product) -> bool:
         return hasattr(product, "resolve")
@@ -172,7 +200,7 @@ class MCEngine:
         for rs in resolved:
             if not rs.T > 0:
                 raise PricingError("maturity is not after the valuation date", {"field": "maturity_date"})
-        res = price_resolved(xp, resolved, models, options, bool(options.greeks))
+        res = price_resolved(xp, resolved, models, options, bool(options.greeks), valuation_date)
         elapsed = time.perf_counter() - t0
         return [PricingResult(price=r.price, stderr=r.stderr, greeks=r.greeks, engine="mc",
                               diagnostics=dict(r.diagnostics, elapsed_s=elapsed, backend=backend_name(xp)))

@@ -4,10 +4,14 @@
 `vol`, `rate`, `div`, `vol_surface`), which change the price, or informational (`MARKET_INFO`: `as_of`,
 `source`), echoed and never priced; any other key is refused, since it could only be ignored.
 `GBMModel` is geometric Brownian motion with flat continuously-compounded rate, dividend yield and
-volatility; `inputs()` names the market inputs it carries. An engine declares the inputs it can use
-(`market_inputs`) and refuses a model carrying any other (`engines.refuse_unusable_inputs`): until
-volatility surfaces are implemented, a `vol_surface` is carried to the model and refused by every
-engine and by the book, never priced with the flat vol instead.
+volatility, or with a volatility surface (`surface.VolSurface`, built from `market.vol_surface` against the
+valuation date by `MarketSpec.to_model(valuation_date)`); `inputs()` names the market inputs it carries. An
+engine declares the inputs it can use (`market_inputs`) and refuses a model carrying any other
+(`engines.refuse_unusable_inputs`): the book does not revalue on surfaces yet and refuses one, never
+revaluing it with the flat vol instead.
+
+With a surface, `market.vol` is optional: the model's `vol` is then the surface's reference vol (ATM, one
+year) plus any parallel shift, and `bumped(vol=v)` shifts the whole surface by `v − vol` (vega, vol scenarios).
 """
 from __future__ import annotations
 
@@ -20,8 +24,8 @@ from otcdesk.pricing_engine.errors import PricingError
 FLAT_INPUTS = frozenset({"spot", "vol", "rate", "div"})
 MARKET_INPUTS = ("spot", "vol", "rate", "div", "vol_surface")
 MARKET_INFO = ("as_of", "source")
-NOT_IMPLEMENTED = {"vol_surface": "volatility surfaces are not implemented yet; price with a flat market.vol"}
-"""Why a market input that CONTRACTS.md names is not usable yet."""
+NOT_IMPLEMENTED = {"vol_surface": "it revalues on flat vols only; give a flat market.vol"}
+"""Why a market input that CONTRACTS.md names is not usable by a user that refuses it."""
 
 
 def _num(d: Mapping, key: str, default=None, required=True) -> float:
@@ -42,10 +46,11 @@ def _num(d: Mapping, key: str, default=None, required=True) -> float:
 @dataclass(frozen=True)
 class MarketSpec:
     """The `market` object: spot (price level), vol (annual, 0.20 = 20%), rate and div (continuous, 0.03 = 3%);
-    `vol_surface` (the CONTRACTS.md grid, not interpreted yet) and the informational keys in `info`."""
+    `vol_surface` (the CONTRACTS.md grid, shape-checked here, fitted in `to_model`) and the informational keys
+    in `info`. `vol` is None when only a surface is given."""
 
     spot: float
-    vol: float
+    vol: float | None
     rate: float = 0.0
     div: float = 0.0
     vol_surface: Mapping[str, Any] | None = None
@@ -54,6 +59,10 @@ class MarketSpec:
     def __post_init__(self):
         if not self.spot > 0:
             raise PricingError(f"spot must be positive, got {self.spot}", {"field": "market.spot", "value": self.spot})
+        if self.vol is None:
+            if self.vol_surface is None:
+                raise PricingError("market.vol is missing", {"field": "market.vol"})
+            return self._check_rates()
         if self.vol < 0:
             raise PricingError(f"volatility cannot be negative, got {self.vol}", {"field": "market.vol", "value": self.vol})
         if self.vol == 0:
@@ -61,6 +70,9 @@ class MarketSpec:
         if self.vol > 5:
             raise PricingError(f"volatility {self.vol} looks like a percentage; give 0.20 for 20%",
                                {"field": "market.vol", "value": self.vol})
+        self._check_rates()
+
+    def _check_rates(self):
         if abs(self.rate) > 1 or abs(self.div) > 1:
             raise PricingError("rate and div are decimals (0.03 for 3%)",
                                {"field": "market.rate/div", "value": [self.rate, self.div]})
@@ -77,30 +89,41 @@ class MarketSpec:
                                    f"and {' and '.join(MARKET_INFO)} are informational",
                                    {"field": f"market.{k}", "value": d[k]})
         surface = d.get("vol_surface")
-        if surface is not None and d.get("vol") is None:
-            raise PricingError(f"market.vol_surface cannot be used: {NOT_IMPLEMENTED['vol_surface']}",
-                               {"field": "market.vol_surface"})
-        return cls(spot=_num(d, "spot"), vol=_num(d, "vol"), rate=_num(d, "rate", 0.0, False),
+        if surface is not None:
+            from otcdesk.pricing_engine.surface import validate_grid
+            validate_grid(surface)  # the shape, here; the fit and calendar check need the valuation date
+        vol = _num(d, "vol", None, required=surface is None)
+        return cls(spot=_num(d, "spot"), vol=vol, rate=_num(d, "rate", 0.0, False),
                    div=_num(d, "div", 0.0, False), vol_surface=surface,
                    info={k: d[k] for k in MARKET_INFO if k in d})
 
     def to_dict(self) -> dict:
         out = dict(self.info)
-        out.update(spot=self.spot, vol=self.vol, rate=self.rate, div=self.div)
+        out.update(spot=self.spot, rate=self.rate, div=self.div)
+        if self.vol is not None:
+            out["vol"] = self.vol
         if self.vol_surface is not None:
             out["vol_surface"] = self.vol_surface
         return out
 
-    def to_model(self) -> "GBMModel":
-        return GBMModel(spot=self.spot, vol=self.vol, rate=self.rate, div=self.div, vol_surface=self.vol_surface)
+    def to_model(self, valuation_date=None) -> "GBMModel":
+        """The model; with a surface and a valuation date the surface is fitted (`surface.VolSurface`), without a
+        valuation date it is carried unfitted (any engine then refuses it)."""
+        surface = self.vol_surface
+        if surface is not None and valuation_date is not None:
+            from otcdesk.pricing_engine.surface import VolSurface
+            surface = VolSurface.from_contract(surface, valuation_date, self.spot, self.rate, self.div)
+            return GBMModel(spot=self.spot, vol=surface.ref_vol, rate=self.rate, div=self.div, vol_surface=surface)
+        return GBMModel(spot=self.spot, vol=self.vol if self.vol is not None else float("nan"), rate=self.rate,
+                        div=self.div, vol_surface=surface)
 
 
 @dataclass(frozen=True)
 class GBMModel:
     """dS/S = (rate - div) dt + vol dW under the pricing measure.
 
-    `vol_surface` is the market's surface document, carried only so that engines refuse it (see the module
-    docstring); every engine prices with the flat `vol`.
+    `vol_surface` is a fitted `surface.VolSurface` (shifted so that its reference vol is `vol`), or the raw
+    surface document when no valuation date was known (unusable: every engine refuses it), or None (flat vol).
     """
 
     spot: float
@@ -117,4 +140,17 @@ class GBMModel:
                div: float | None = None) -> "GBMModel":
         """A copy with some parameters replaced (used for bump-and-revalue Greeks and scenarios)."""
         kw = {k: v for k, v in dict(spot=spot, vol=vol, rate=rate, div=div).items() if v is not None}
+        surf = self.vol_surface
+        if vol is not None and surf is not None and hasattr(surf, "shifted"):
+            kw["vol_surface"] = surf.shifted(surf.shift + (vol - self.vol))
         return replace(self, **kw)
+
+    @property
+    def surface(self):
+        """The fitted `VolSurface`, or None (flat vol, or a surface not fitted)."""
+        s = self.vol_surface
+        return s if s is not None and hasattr(s, "local_vol") else None
+
+    def flat(self, vol: float) -> "GBMModel":
+        """The same market with a flat vol and no surface."""
+        return replace(self, vol=float(vol), vol_surface=None)

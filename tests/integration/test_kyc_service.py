@@ -279,3 +279,125 @@ def test_bind_group_only_for_an_approved_institution(kyc, db_engine):
     assert {"channel": "sim", "group": "taken"} in kyc.bind_group(other, "sim", "taken", "sales1")["groups"]
     _refused(kyc.bind_group, app["institution_id"], "sim", "taken", "sales1", code="conflict")
     _refused(kyc.bind_group, other, "sim", "bad group!", "sales1", code="invalid")
+
+
+class _ScreenerWithACompetingRequest:
+    """The real screener; while it screens, `during` (another reviewer's request) runs once: a deterministic
+    interleaving of a decision with a screening that is still on its way."""
+
+    def __init__(self, real: Screener, during):
+        self.real, self.during, self.outcome = real, during, None
+
+    def screen(self, institution: dict) -> dict:
+        if self.during is not None:
+            run, self.during = self.during, None
+            try:
+                self.outcome = run()
+            except KycError as exc:
+                self.outcome = exc
+        return self.real.screen(institution)
+
+
+def test_a_resubmission_is_not_approved_on_the_previous_screening(kyc, db_engine):
+    """Back in compliance review after a return, the last cycle's clean screening no longer counts: until the new
+    one answers, compliance cannot approve (the new legal representative is on the blacklist)."""
+    from otcdesk.app.kyc.screening import SAMPLE_BLACKLISTED_ID
+
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    assert kyc.decide(aid, "approve", None, "sales1", "sales")["screening"]["blacklist"]["hit"] is False
+    kyc.decide(aid, "return", "请更换法定代表人", "comp1", "compliance")
+    kyc.apply(token, form(legal_representative_id=SAMPLE_BLACKLISTED_ID))
+    kyc.screener = _ScreenerWithACompetingRequest(
+        kyc.screener, lambda: kyc.decide(aid, "approve", "上次筛查无命中", "comp2", "compliance"))
+    app = kyc.decide(aid, "approve", None, "sales1", "sales")
+    assert isinstance(kyc.screener.outcome, KycError) and kyc.screener.outcome.code == "conflict", \
+        kyc.screener.outcome
+    assert app["state"] == "compliance_review" and app["screening"]["blacklist"]["hit"] is True
+    assert "blacklist" in _refused(kyc.decide, aid, "approve", None, "comp1", "compliance", code="conflict").message
+
+
+def test_a_screening_again_is_not_outrun_by_an_approval(kyc, db_engine, tmp_path):
+    """While compliance screens again (the list changed), the previous clean result no longer approves: the hit
+    the new screening finds stops the application at compliance."""
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    assert kyc.decide(aid, "approve", None, "sales1", "sales")["screening"]["blacklist"]["hit"] is False
+    changed = tmp_path / "blacklist.txt"
+    changed.write_text(SAMPLE_LIST.read_text(encoding="utf-8") + form()["uscc"] + "\n", encoding="utf-8")
+    kyc.screener = _ScreenerWithACompetingRequest(
+        Screener(endpoint=None, list_file=changed, news_dir=None),
+        lambda: kyc.decide(aid, "approve", "筛查无命中", "comp2", "compliance"))
+    app = kyc.rescreen(aid, "comp1")
+    assert isinstance(kyc.screener.outcome, KycError) and kyc.screener.outcome.code == "conflict", \
+        kyc.screener.outcome
+    assert app["state"] == "compliance_review" and app["screening"]["blacklist"]["hit"] is True
+    assert _state(db_engine, aid)[0] == "compliance_review"
+
+
+class _SignerWithACompetingRequest:
+    """The real agreement module; while the e-seal signs, `during` (a request by the desk) runs once."""
+
+    def __init__(self, during):
+        self.during = during
+
+    def render_agreement(self, application: dict) -> bytes:
+        return agreement.render_agreement(application)
+
+    def sign_agreement(self, pdf: bytes, eseal, **kw) -> bytes:
+        if self.during is not None:
+            run, self.during = self.during, None
+            run()
+        return agreement.sign_agreement(pdf, eseal, **kw)
+
+
+def test_an_invitation_revoked_while_the_agreement_is_sealed_signs_nothing(kyc, db_engine):
+    inv = kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    token = inv["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    for user, role in (("sales1", "sales"), ("comp1", "compliance"), ("risk1", "risk")):
+        kyc.decide(aid, "approve", None, user, role)
+    assert _state(db_engine, aid)[0] == "signing"
+    kyc.agreements = _SignerWithACompetingRequest(lambda: kyc.revoke(inv["invitation_id"], "sales1"))
+    assert "revoked" in _refused(kyc.sign, aid, token, code="gone").message
+    assert _state(db_engine, aid)[:3] == ("signing", "signing", False)
+    with transaction(db_engine) as tx:
+        assert tx.evidence.agreement(aid) is None and tx.evidence.entries(aid) == []
+    assert _audit(db_engine, "kyc.token_refused")[-1].detail["action"] == "sign"
+
+
+def test_a_role_whose_turn_it_is_not_is_refused_before_its_input_is_checked(kyc, db_engine):
+    """403 (audited) for another role whatever its body holds: limits, a return without its reason, a suspension
+    without one; the awaited role still gets 422 for the same input."""
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    before = _state(db_engine, aid)
+    _refused(kyc.decide, aid, "approve", None, "risk1", "risk", limits={"notional_cny": 1e8}, code="forbidden")
+    _refused(kyc.decide, aid, "approve", None, "comp1", "compliance", limits={"notional_cny": 1e8}, code="forbidden")
+    _refused(kyc.decide, aid, "return", None, "comp1", "compliance", code="forbidden")
+    assert _state(db_engine, aid) == before
+    assert [a.detail["role"] for a in _audit(db_engine, "kyc.decision_refused")] == ["risk", "compliance",
+                                                                                     "compliance"]
+    _refused(kyc.decide, aid, "approve", None, "sales1", "sales", limits={"notional_cny": 1e8}, code="invalid")
+    _refused(kyc.decide, aid, "return", None, "sales1", "sales", code="invalid")
+    for user, role in (("sales1", "sales"), ("comp1", "compliance"), ("risk1", "risk")):
+        kyc.decide(aid, "approve", None, user, role)
+    _refused(kyc.transition, aid, "suspend", None, "sales1", "sales", code="conflict")  # signing: not approved
+    _refused(kyc.decide, aid, "approve", None, "risk1", "risk", limits={"tenor_months": 0.5}, code="conflict")
+
+
+def test_the_report_names_the_service_documents_and_screening_method(kyc, db_engine):
+    """The report reads the kinds and methods the service and screener really write (not codes left in English)."""
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    kyc.decide(aid, "approve", None, "sales1", "sales")
+    html = kyc.report(aid, "html")[0].decode("utf-8")
+    for label in ("营业执照", "授权委托书", "身份证件复印件", "本地名单"):
+        assert label in html, label
+    for code in ("business_licence", "authorisation_letter", "id_copy", "local-file"):
+        assert code not in html, code

@@ -5,7 +5,10 @@ vol, rate, div) into ticks and official closes in one transaction (a bad row: no
 row is listed with its line number), then applies each loaded day's closes to the live trades in date order,
 as `POST /api/market/fixings` does (`--no-events` skips that). It prints `{"file", "rows", "ticks", "closes":
 {"stored", "unchanged"}, "underlyings", "dates", "events", "ignored", "skipped"}`. `snapshot` prints the newest
-snapshot (`MarketDataService.latest()`).
+snapshot (`MarketDataService.latest()`). `surface FILE` fits vol surfaces from listed option quotes
+(`trading.vol_surfaces.OptionQuotesCsv`: underlying, expiry, strike, type, price or iv) and stores one per
+underlying in the data directory; it prints `{"file", "quotes", "surfaces": {code: {"path", "expiries",
+"fit_max_error_vol_pts", "arbitrage"}}}`, or refuses the file with every bad row (nothing stored).
 """
 from __future__ import annotations
 
@@ -25,6 +28,35 @@ def register(sub) -> None:
     load_p.add_argument("--by", default=ACTOR, help="who loads it (the audit log's actor)")
     load_p.set_defaults(handler=load)
     msub.add_parser("snapshot", help="print the newest market snapshot").set_defaults(handler=snapshot)
+    sp = msub.add_parser("surface", help="fit and store vol surfaces from a CSV of listed option quotes")
+    sp.add_argument("file")
+    sp.set_defaults(handler=surface)
+
+
+def surface(args, settings) -> dict:
+    from otcdesk.app.market import market_for
+    from otcdesk.app.trading.market_data import FeedError
+    from otcdesk.app.trading.vol_surfaces import OptionQuotesCsv, VolSurfaceStore, fit_quotes
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CommandError(f"no such file: {args.file}", {"file": args.file})
+    engine, market, fixings = _services(settings)
+    try:
+        quotes = OptionQuotesCsv(path, today=fixings.clock.today()).quotes()
+        snap = market.latest()
+        docs = fit_quotes(quotes, {q.underlying: market_for(q.underlying, snap) or {} for q in quotes})
+    except FeedError as exc:
+        raise CommandError(exc.message, {"file": str(path), "errors": exc.errors}) from None
+    finally:
+        engine.dispose()
+    store = VolSurfaceStore(settings.data_dir)
+    out = {}
+    for code, doc in docs.items():
+        out[code] = {"path": str(store.put(code, doc)), "expiries": doc["expiries"],
+                     "fit_max_error_vol_pts": round(100 * max(doc["fit_max_error_vol"]), 4),
+                     "arbitrage": {k: len(v) for k, v in doc["arbitrage"].items()}}
+    return {"file": str(path), "quotes": len(quotes), "surfaces": out}
 
 
 def _services(settings):

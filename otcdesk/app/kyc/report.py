@@ -18,14 +18,13 @@ from datetime import datetime
 from html import escape
 from typing import Any, Iterable, Mapping
 
-from otcdesk.app.kyc.validation import suitability
+from otcdesk.app.kyc.validation import DOCUMENT_KINDS, suitability
 
 TITLE = "尽职调查报告"
 CATEGORY_CN = {"professional": "专业投资者", "ordinary": "普通投资者"}
-DOCUMENT_KIND_CN = {"business_license": "营业执照", "legal_rep_id": "法定代表人身份证件", "id_card": "身份证件",
-                    "authorization": "授权委托书", "financials": "财务报表", "qualification": "投资者资格证明"}
 ROLE_CN = {"sales": "销售", "compliance": "合规", "risk": "风控", "client": "客户", "admin": "管理员"}
-METHOD_CN = {"psi": "隐私集合求交（PSI）", "local": "本地名单", "none": "未筛查"}
+# keyed by what `screening.Screener.method` writes
+METHOD_CN = {"ecdh-psi": "隐私集合求交（ECDH-PSI）", "local-file": "本地名单", "not_configured": "未配置"}
 INSTITUTION_FIELDS = (("name", "机构名称"), ("uscc", "统一社会信用代码"), ("legal_representative", "法定代表人"),
                       ("legal_representative_id", "法定代表人身份证号"), ("registered_capital_cny", "注册资本"),
                       ("address", "住所"), ("contact_name", "联系人"), ("contact_mobile", "联系人手机"),
@@ -131,7 +130,7 @@ def _news(screening: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _document_rows(documents: Iterable[Mapping[str, Any]]) -> list[list[str]]:
-    return [[DOCUMENT_KIND_CN.get(d.get("kind") or "", _text(d.get("kind"))), _text(d.get("filename")),
+    return [[DOCUMENT_KINDS.get(d.get("kind") or "", _text(d.get("kind"))), _text(d.get("filename")),
              _size(d.get("size")), _text(d.get("sha256")), _when(d.get("uploaded_at"))] for d in documents]
 
 

@@ -34,8 +34,9 @@ from typing import Any, Callable, Iterable
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from otcdesk.app.kyc.validation import FIELDS, MOBILE_RE, NAME_RE, normalise_mobile, suitability, \
-    validate_institution
+from otcdesk.app.kyc.report import mask_id_number, mask_mobile
+from otcdesk.app.kyc.validation import DOCUMENT_KINDS, FIELDS, MOBILE_RE, NAME_RE, normalise_mobile, \
+    suitability, validate_institution
 from otcdesk.app.models import Institution, KycApplication, KycDocument, KycInvitation, KycReport
 from otcdesk.app.repositories import transaction
 from otcdesk.workflows.kyc import AWAITING, DECISIONS, FINAL_STATES, REVIEW_STATES, STATES, KycContext, KycError, \
@@ -43,8 +44,6 @@ from otcdesk.workflows.kyc import AWAITING, DECISIONS, FINAL_STATES, REVIEW_STAT
 
 log = logging.getLogger(__name__)
 
-DOCUMENT_KINDS = {"business_licence": "营业执照", "authorisation_letter": "授权委托书", "id_copy": "身份证件复印件"}
-REQUIRED_DOCUMENTS = tuple(DOCUMENT_KINDS)
 AGREEMENT_DRAFT = "agreement_draft"  # kind of the desk-generated unsigned agreement (not a client upload)
 CONTENT_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG"}
 MAX_DOCUMENTS = 40  # per invitation
@@ -99,9 +98,9 @@ def mask(field: str, value: Any) -> Any:
     if not isinstance(value, str) or not value:
         return value
     if field == "legal_representative_id":
-        return value[:6] + "*" * max(len(value) - 10, 0) + value[-4:]
+        return mask_id_number(value)
     if field == "contact_mobile":
-        return value[:3] + "****" + value[-4:]
+        return mask_mobile(value)
     return value
 
 
@@ -455,6 +454,7 @@ class KycService:
             raise KycError("unavailable", "the agreement could not be signed now; try again shortly") from exc
         digest = sha256(signed)
         with transaction(self.engine) as tx:
+            self._holder(tx, token, write=True)  # revoked or expired while the e-seal signed: nothing is signed
             app = self._get(tx, application_id)
             dest, after = fire(app.state, "sign", self._context(app, signer_holds_token=True))
             actor = f"client:{inv_id}"
@@ -509,28 +509,19 @@ class KycService:
         (a blacklist hit, an unscreened application, an unsuitable investor): conflict with the reason."""
         if decision not in DECISIONS:
             raise KycError("invalid", f"decision must be one of {', '.join(DECISIONS)}")
-        trigger = DECISIONS[decision]
-        comment = _comment(comment)
-        if decision in ("return", "reject") and not comment:
-            raise KycError("invalid", f"a {decision} needs a comment (the reason)", {"comment": "请填写理由"})
-        clean_limits = None
-        if limits is not None:
-            if not (decision == "approve" and role == "risk"):
-                raise KycError("invalid", "limits go with the risk approval only")
-            clean_limits = _validate_limits(limits)
-        return self._step(application_id, trigger, comment, user, role, limits=clean_limits)
+        return self._step(application_id, DECISIONS[decision], _comment(comment), user, role,
+                          needs_comment=decision in ("return", "reject"), limits=limits)
 
     def transition(self, application_id: str, trigger: Any, comment: Any, user: str, role: str) -> dict:
         """suspend | reinstate | reopen (periodic review) by the roles `workflows.kyc.TRIGGER_ROLES` names."""
         if trigger not in STAFF_TRIGGERS:
             raise KycError("invalid", f"trigger must be one of {', '.join(STAFF_TRIGGERS)}")
-        comment = _comment(comment)
-        if not comment:
-            raise KycError("invalid", f"a {trigger} needs a comment (the reason)", {"comment": "请填写理由"})
-        return self._step(application_id, trigger, comment, user, role)
+        return self._step(application_id, trigger, _comment(comment), user, role, needs_comment=True)
 
     def _step(self, application_id: str, trigger: str, comment: str | None, user: str, role: str, *,
-              limits: dict | None = None) -> dict:
+              needs_comment: bool = False, limits: Any = None) -> dict:
+        """Fire `trigger` as one unit of work. Who may is checked before what they sent (another role: 403
+        whatever its body holds); then the reason a return, reject or staff trigger needs, and risk's limits."""
         now = self.clock.now()
         try:
             with transaction(self.engine) as tx:
@@ -544,10 +535,19 @@ class KycService:
                         raise KycError("conflict", f"an application in {source} cannot {trigger.replace('_', ' ')}"
                                                    f" (allowed: {', '.join(allowed_triggers(source)) or 'nothing'})")
                     raise KycError("forbidden", f"role {role} may not {trigger}")
+                if needs_comment and not comment:
+                    raise KycError("invalid", f"a {trigger.replace('_', ' ')} needs a comment (the reason)",
+                                   {"comment": "请填写理由"})
+                if limits is not None:
+                    if not (trigger == "approve" and role == "risk"):
+                        raise KycError("invalid", "limits go with the risk approval only")
+                    limits = _validate_limits(limits)
                 dest, after = fire(source, trigger, self._context(app))
                 changes: dict[str, Any] = {"awaiting_role": AWAITING[dest]}
                 if limits is not None:
                     changes["data"] = {**(app.data or {}), "limits": limits}
+                if dest == "compliance_review":  # a screening of an earlier cycle no longer counts (see _screen)
+                    changes["screening"] = {}
                 if dest in ("returned", "signing"):  # the client acts again: its token gets a fresh lifetime
                     inv = tx.kyc.invitation(app.invitation_id)
                     if inv is not None and inv.revoked_at is None:
@@ -576,6 +576,8 @@ class KycService:
             app = self._get(tx, application_id)
             if app.state != "compliance_review":
                 raise KycError("conflict", f"only an application in compliance review is screened (it is {app.state})")
+            if not tx.kyc.save(app, screening={}):  # unscreened until the answer: no approval on the old one
+                raise KycError("conflict", f"application {application_id} was changed concurrently; reload it")
         self._screen(application_id, user)
         self._report(application_id, user)
         return self.get(application_id, "compliance")
@@ -701,6 +703,9 @@ class KycService:
                                     {"error": type(exc).__name__})
 
     def _screen(self, application_id: str, by: str) -> dict:
+        """Screen and keep the answer while the application is still in compliance review. Whoever starts a
+        screening first clears the previous one (on entry to compliance review, or `rescreen`), so `screened` never
+        holds an older answer while this one is on its way: compliance cannot approve past a hit it brings."""
         with transaction(self.engine) as tx:
             data = dict(self._get(tx, application_id).data or {})
         subject = {k: data.get(k) for k in FIELDS}

@@ -24,6 +24,8 @@ NAME_RE = re.compile(r"^[\u3400-\u9fff·•A-Za-z][\u3400-\u9fff·•A-Za-z .\-]
 INVESTOR_CATEGORIES = ("professional", "ordinary")
 MAX_CAPITAL_CNY = 1e13
 MIN_AGE, MAX_AGE = 18, 100
+# the documents a submission carries, each at least once (PDF or image uploads)
+DOCUMENT_KINDS = {"business_licence": "营业执照", "authorisation_letter": "授权委托书", "id_copy": "身份证件复印件"}
 FIELDS = ("name", "uscc", "legal_representative", "legal_representative_id", "registered_capital_cny", "address",
           "contact_name", "contact_mobile", "investor_category")
 

@@ -62,9 +62,6 @@ class KycRepository:
     def application(self, application_id: str) -> KycApplication | None:
         return self.session.get(KycApplication, application_id)
 
-    def application_for_invitation(self, invitation_id: str) -> KycApplication | None:
-        return self.session.exec(select(KycApplication).where(KycApplication.invitation_id == invitation_id)).first()
-
     def applications(self, state: str | None = None, *, institution_id: int | None = None,
                      limit: int = 500) -> list[KycApplication]:
         """Most recently changed first, optionally in one state or of one institution."""

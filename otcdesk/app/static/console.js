@@ -27,7 +27,7 @@ function linesTable(it) {
       return `<tr><td>${esc(r.underlying)} ${esc(r.underlying_name)}</td><td>${esc(STRUCT[r.structure]||r.structure)}${esc(TYPE[r.option_type]||'')}</td>
       <td>${esc(r.tenor)}</td><td>${esc(terms(r))}</td><td class="num fair">${fair}</td><td class="num margin">${margin}</td>
       <td class="num quote">${quote}</td><td class="num">${fmt(g.delta,3)}</td>
-      <td class="num">${fmt(g.vega,4)}</td><td>${esc(l.engine||'')}</td><td class="meta">S=${esc(m.spot)} σ=${esc(m.vol)} r=${esc(m.rate)}<br>${esc(m.source||'')}</td>
+      <td class="num">${fmt(g.vega,4)}</td><td>${esc(l.engine||'')}</td><td class="meta">S=${esc(m.spot)} r=${esc(m.rate)} ${l.vol_note ? `<br><span class="vol-used">${esc(l.vol_note)}</span>` : `σ=${esc(m.vol)}`}<br>${esc(m.source||'')}</td>
       <td class="meta">${esc((r.assumed||[]).join(', '))}</td></tr>`; }).join('') + '</table>';
 }
 // The order or unwind terms of the item (CONTRACTS `order`), with what the trader must know before approving.

@@ -4,7 +4,9 @@
 closes in `fixing`. `latest()` is the newest tick of every underlying in the shape of the checked-in snapshot
 (`app.market.load_snapshot`: `{"as_of", "source", "rate", "underlyings": {code: {"name", "spot", "vol",
 "div"}}}`, plus each underlying's own `rate`, `as_of` and `source`), so quoting and the risk book read one
-model; an empty history is seeded from the checked-in snapshot (labelled SIMULATED).
+model; an empty history is seeded from the checked-in snapshot (labelled SIMULATED). Each underlying with a stored
+vol surface (`trading.vol_surfaces.VolSurfaceStore`: loaded from option quotes, else the SIMULATED demo one) also
+carries it as `vol_surface` (the stored document; `app.market.market_for(..., with_surface=True)` reads it).
 
 A feed adapter (`MarketFeed`) yields ticks and closes; `ingest` writes one feed in one transaction, so a
 feed with one bad row writes nothing. `CsvFeed` is the first adapter (`otcdesk market load FILE`):
@@ -283,8 +285,11 @@ class MarketDataService:
     the demo random walk (`tick`)."""
 
     def __init__(self, engine: Engine, clock: Clock | None = None, *, snapshot_path: str | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, surfaces=None):
+        from otcdesk.app.trading.vol_surfaces import VolSurfaceStore
+
         self.engine = engine
+        self.surfaces = surfaces if surfaces is not None else VolSurfaceStore()
         self.clock = clock or Clock()
         self._snapshot_args = (snapshot_path,) if snapshot_path else ()
         self._seeded = False
@@ -448,11 +453,17 @@ class MarketDataService:
             "as_of": cn_iso(newest.as_of),
             "source": sources[0] if len(sources) == 1 else "mixed: " + "; ".join(sources),
             "rate": newest.rate,
-            "underlyings": {r.underlying: {"name": names.get(r.underlying, r.underlying), "spot": r.spot,
-                                           "vol": r.vol, "div": r.div, "rate": r.rate, "as_of": cn_iso(r.as_of),
-                                           "source": r.source}
-                            for r in sorted(rows, key=lambda r: r.underlying)},
+            "underlyings": {r.underlying: self._with_surface(r.underlying, {
+                "name": names.get(r.underlying, r.underlying), "spot": r.spot, "vol": r.vol, "div": r.div,
+                "rate": r.rate, "as_of": cn_iso(r.as_of), "source": r.source})
+                for r in sorted(rows, key=lambda r: r.underlying)},
         }
+
+    def _with_surface(self, code: str, row: dict) -> dict:
+        doc = self.surfaces.stored(code)
+        if doc is not None:
+            row["vol_surface"] = doc
+        return row
 
 
 def _tick_problem(t: Tick, vol, rate, div) -> str | None:

@@ -28,13 +28,13 @@ def report_input(name: str = "示例资产管理有限公司", **screening) -> d
                         {"from": "sales_review", "to": "compliance_review", "by": "sales1", "role": "sales",
                          "at": "2026-12-01T09:00:00+00:00", "comment": "材料齐全 <b>ok</b>"}],
             "screening": {
-                "blacklist": {"hit": False, "method": "psi", "matched_fields": [], "queried": 2, "holder_size": 1000,
-                              "error": None, "at": "2026-12-01T09:00:01+00:00", **screening},
+                "blacklist": {"hit": False, "method": "ecdh-psi", "matched_fields": [], "queried": 2,
+                              "holder_size": 1000, "error": None, "at": "2026-12-01T09:00:01+00:00", **screening},
                 "negative_news": [{"subject": "institution", "name": name, "source": "财经日报",
                                    "title": "某机构被监管处罚", "date": "2026-10-01",
                                    "passage": "因违规开展业务被处以罚款 <script>x</script>", "negative": True}]},
         },
-        "documents": [{"id": "D1", "kind": "business_license", "filename": "营业执照.pdf",
+        "documents": [{"id": "D1", "kind": "business_licence", "filename": "营业执照.pdf",
                        "content_type": "application/pdf", "size": 123_456, "sha256": DOC_SHA,
                        "uploaded_at": "2026-11-30T07:59:00+00:00"}],
         "generated_at": "2026-12-01T09:00:02+00:00",
@@ -64,6 +64,14 @@ def test_masks():
     assert mask_id_number(ID_NUMBER) == "110101********4514"
     assert mask_id_number("11010119900307451X") == "110101********451X"
     assert mask_mobile(MOBILE) == "138****5678"
+
+
+def test_the_service_masks_as_the_report_does_short_values_included():
+    from otcdesk.app.kyc.service import mask
+
+    assert mask("legal_representative_id", ID_NUMBER) == mask_id_number(ID_NUMBER)
+    assert mask("contact_mobile", MOBILE) == mask_mobile(MOBILE)
+    assert mask("legal_representative_id", "1234567890") == "******7890"  # never the whole value
 
 
 def test_html_passes_the_consoles_csp_and_escapes_a_hostile_name():

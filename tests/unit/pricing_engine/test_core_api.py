@@ -209,22 +209,32 @@ SURFACE = {"expiries": ["2027-02-19", "2027-05-21"], "strikes_pct": [90, 100, 11
 
 
 @pytest.mark.parametrize("engine", ["auto", "analytic", "fd", "mc"])
-def test_a_vol_surface_is_refused_by_every_engine_never_ignored(engine):
-    van = {"structure": "vanilla", "option_type": "call", "tenor": "3M"}
-    with pytest.raises(UnsupportedMarketError, match="market.vol_surface.*not implemented") as ei:
-        _p(van, market={**MK, "vol_surface": SURFACE}, engine=engine, engine_options={"paths": 1000})
-    assert ei.value.detail["field"] == "market.vol_surface"
-    with pytest.raises(UnsupportedMarketError, match="vol_surface"):  # also while solving
+def test_a_vol_surface_replaces_the_flat_vol_in_every_engine(engine):
+    """CONTRACTS: `vol_surface` replaces `vol`; the engine says which vol model it used, and a vanilla at a node
+    recovers the node's vol whichever engine prices it."""
+    from otcdesk.pricing_engine.analytic_vanilla import bs_price
+    van = {"structure": "vanilla", "option_type": "call", "strike_pct": 100, "maturity_date": "2027-02-19"}
+    d = _p(van, market={**MK, "vol_surface": SURFACE}, engine=engine, engine_options={"paths": 40000, "greeks": False})
+    flat = _p(van, engine=engine, engine_options={"paths": 40000, "greeks": False})
+    expected = {"auto": "smile", "analytic": "smile", "fd": "local_vol", "mc": "local_vol"}[engine]
+    assert d["diagnostics"]["vol_model"] == expected and flat["diagnostics"]["vol_model"] == "flat"
+    T = (91 / 365)
+    node = bs_price("call", 1.0, 1.0, T, 0.02, 0.0, 0.22)
+    tol = 3 * d["stderr"] if d["stderr"] else 2e-4
+    assert d["price"] == pytest.approx(node, abs=tol)
+    assert d["price"] != pytest.approx(flat["price"], abs=1e-3)  # the flat 20% is not what priced it
+    assert d["vol_used"]["surface"] and d["vol_used"]["vol_at_strike"] == pytest.approx(0.22, abs=5e-4)
+    with pytest.raises(PricingError, match="solve_for vol"):  # a flat vol cannot be solved on a surface
         _p(van, market={**MK, "vol_surface": SURFACE}, engine=engine, solve_for="vol", target_price_pct=4.0)
 
 
-def test_engines_called_directly_refuse_a_model_with_a_surface():
+def test_engines_called_directly_refuse_a_surface_not_fitted_against_a_date():
     from otcdesk.pricing_engine.models import MarketSpec
 
     model = MarketSpec.from_dict({**MK, "vol_surface": SURFACE}).to_model()
     van = product_from_dict({"structure": "vanilla", "option_type": "call", "tenor": "3M"})
     for kind in ("analytic", "fd", "mc"):
-        with pytest.raises(UnsupportedMarketError, match=f"the {kind} engine cannot use market.vol_surface"):
+        with pytest.raises(UnsupportedMarketError, match=f"the {kind} engine cannot use market.vol_surface before"):
             select_engine(van, kind).price(van, model, VD, EngineOptions(paths=1000))
 
 
@@ -237,5 +247,7 @@ def test_market_keys_are_inputs_or_informational_anything_else_is_refused():
         with pytest.raises(PricingError, match=f"market.{key} is not a market input") as ei:
             _p(van, market={**MK, key: value})
         assert ei.value.detail["field"] == f"market.{key}"
-    with pytest.raises(PricingError, match="vol_surface cannot be used.*not implemented"):
-        _p(van, market={"spot": 4000.0, "rate": 0.02, "vol_surface": SURFACE})
+    on_surface = _p(van, market={"spot": 4000.0, "rate": 0.02, "vol_surface": SURFACE})  # vol is then optional
+    assert on_surface["vol_used"]["surface"] and "vol" not in on_surface["market"]
+    with pytest.raises(PricingError, match="market.vol is missing"):
+        _p(van, market={"spot": 4000.0, "rate": 0.02})

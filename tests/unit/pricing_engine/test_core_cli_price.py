@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from otcdesk.app.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -58,18 +60,57 @@ def test_price_errors_exit_non_zero_with_reason(tmp_path):
     assert "negative" in d["error"] and d["detail"]["field"] == "market.vol"
 
 
-def test_price_refuses_a_vol_surface_it_cannot_use(tmp_path):
-    req = {"product": {"structure": "vanilla", "option_type": "call", "strike_pct": 100, "tenor": "3M"},
-           "market": {"spot": 100.0, "vol": 0.2, "rate": 0.03, "div": 0.0,
-                      "vol_surface": {"expiries": ["2027-02-19"], "strikes_pct": [90, 100, 110],
-                                      "vols": [[0.24, 0.22, 0.21]]}},
-           "valuation_date": "2026-11-20", "engine": "mc"}
-    rc, out, _ = _run(["price", json.dumps(req)], tmp_path)
-    assert rc == 2
+GOOD_SURFACE = {"expiries": ["2027-02-19", "2027-05-21"], "strikes_pct": [80, 90, 100, 110, 120],
+                "vols": [[0.27, 0.245, 0.22, 0.20, 0.185], [0.265, 0.243, 0.222, 0.205, 0.192]]}
+SURFACE_REQ = {"product": {"structure": "vanilla", "option_type": "put", "strike_pct": 90, "maturity_date": "2027-02-19"},
+               "market": {"spot": 100.0, "rate": 0.03, "div": 0.0, "vol_surface": GOOD_SURFACE},
+               "valuation_date": "2026-11-20", "engine": "fd", "engine_options": {"greeks": False}}
+
+
+def _with_surface(**changes):
+    return {**SURFACE_REQ, "market": {**SURFACE_REQ["market"], "vol_surface": {**GOOD_SURFACE, **changes}}}
+
+
+def test_price_refuses_a_malformed_vol_surface_with_the_reason(tmp_path):
+    """CONTRACTS: not a grid, non-positive vols, unsorted axes, calendar arbitrage: refused with the reason.
+    All through one `--jsonl` process (one result per line, in order), the good request priced between them."""
+    rows = GOOD_SURFACE["vols"]
+    cases = [
+        (_with_surface(vols=[rows[0]]), "2 expiries"),  # not a grid: a row missing
+        (_with_surface(vols=[rows[0], rows[1][:4]]), "one vol per strike"),
+        (_with_surface(vols=[rows[0], [0.265, 0.0, 0.222, 0.205, 0.192]]), "must be positive"),
+        (_with_surface(strikes_pct=[80, 100, 90, 110, 120]), "strictly increasing"),
+        (_with_surface(expiries=["2027-05-21", "2027-02-19"]), "strictly increasing"),
+        (_with_surface(expiries=["2026-11-20", "2027-02-19"]), "not after the valuation date"),
+        (_with_surface(vols=[rows[0], [0.17, 0.16, 0.15, 0.14, 0.13]]), "calendar arbitrage"),
+        (_with_surface(vols=[rows[0], [26, 24, 22, 20, 19]]), "looks like a percentage"),
+        ({**SURFACE_REQ, "market": {**SURFACE_REQ["market"], "vol_surface": [[0.2]]}}, "must be an object"),
+    ]
+    lines = [json.dumps(SURFACE_REQ)] + [json.dumps(r) for r, _ in cases] + ["{not json"]
+    rc, out, err = _run(["price", "--jsonl"], tmp_path, stdin="\n".join(lines) + "\n")
+    assert rc == 0, err
+    docs = [json.loads(ln) for ln in out.splitlines()]
+    assert len(docs) == len(lines)
+    ok = docs[0]
+    assert ok["diagnostics"]["vol_model"] == "local_vol" and ok["vol_used"]["vol_at_strike"] == pytest.approx(0.245, abs=1e-3)
+    for d, (_, reason) in zip(docs[1:], cases):
+        assert set(d) == {"error", "detail"}, d
+        assert reason in d["error"] and d["detail"]["field"].startswith("market.vol_surface"), d
+    assert "JSON" in docs[-1]["error"]
+    # the single-request form refuses with a non-zero exit and the same reason
+    rc, out, _ = _run(["price", json.dumps(cases[6][0])], tmp_path)
+    assert rc == 2 and "calendar arbitrage" in json.loads(out)["error"]
+
+
+def test_price_without_market_uses_the_stored_demo_surface(tmp_path):
+    req = {"product": {"structure": "vanilla", "underlying": "000905.SH", "option_type": "put", "strike_pct": 90,
+                       "tenor": "3M"}, "engine": "analytic"}
+    rc, out, err = _run(["price", json.dumps(req)], tmp_path)
+    assert rc == 0, err
     d = json.loads(out)
-    assert set(d) == {"error", "detail"}
-    assert "vol_surface" in d["error"] and "not implemented" in d["error"]
-    assert d["detail"]["field"] == "market.vol_surface"
+    used = d["vol_used"]
+    assert "SIMULATED" in used["surface"] and d["market"]["vol_surface"]["expiries"][0] > d["valuation_date"]
+    assert used["vol_at_strike"] > d["market"]["vol"] + 0.015  # the 90% put sits up the skew
 
 
 def test_price_handler_refusals_in_process():
