@@ -50,15 +50,15 @@ def seed_demo(engine) -> None:
 
 
 def _seed_application(tx, inst, form: dict) -> None:
-    """The prospect's application as the machine leaves it after the client's `submit`: sales_review."""
+    """The prospect's application as the client's first `submit` leaves it (`kyc.service.submit_first`, the
+    service's own code): sales_review, under an invitation whose token nobody holds."""
+    from otcdesk.app.kyc.service import submit_first
     from otcdesk.app.kyc.synthetic import synthetic_id, synthetic_uscc
-    from otcdesk.app.models import KycApplication, KycInvitation, utcnow
-    from otcdesk.workflows.kyc import AWAITING, KycContext, fire
+    from otcdesk.app.models import KycInvitation, utcnow
 
     rng = random.Random(f"demo:{inst.name}")
     data = {"name": inst.name, "uscc": inst.uscc or synthetic_uscc(rng), "legal_representative_id": synthetic_id(rng),
             **form}
-    dest, _ = fire("invited", "submit", KycContext())
     now = utcnow()
     inv = KycInvitation(id="INVDEMO" + secrets.token_hex(3).upper(),
                         token_sha256=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),  # nobody holds it
@@ -66,15 +66,9 @@ def _seed_application(tx, inst, form: dict) -> None:
                         contact_mobile=form["contact_mobile"], created_by="demo-seed", created_at=now,
                         expires_at=now + dt.timedelta(days=14))
     tx.kyc.add_invitation(inv)
-    app = KycApplication(id="KYCDEMO" + secrets.token_hex(3).upper(), invitation_id=inv.id, institution_id=inst.id,
-                         state=dest, awaiting_role=AWAITING[dest], data=data, created_at=now, updated_at=now)
-    tx.kyc.add_application(app)
-    tx.kyc.record_step(app.id, "submit", "invited", dest, f"client:{inv.id}", "client", at=now,
-                       comment="demo seed")
-    tx.kyc.link_application(inv, app.id)
-    tx.clients.set_kyc(inst, dest, False, uscc=data["uscc"])
+    app, _ = submit_first(tx, inv, data, inst, now, comment="demo seed")
     tx.audit.record("demo-seed", "kyc.submit", f"kyc_application:{app.id}",
-                    {"from": "invited", "to": dest, "institution_id": inst.id, "seed": True})
+                    {"from": "invited", "to": app.state, "institution_id": inst.id, "seed": True})
 
 
 def demo_logins(engine) -> dict[str, str]:
