@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from transitions import Machine, MachineError
+from otcdesk.workflows import machine
 
 STATES = ("invited", "sales_review", "compliance_review", "risk_review", "signing", "approved", "returned",
           "rejected", "suspended")
@@ -101,54 +101,25 @@ REFUSALS = {  # why a condition failed, in the words the reviewer reads
 }
 
 
-class _Application:
-    def __init__(self, state: str, ctx: KycContext):
-        self.state = state
-        self.ctx = ctx
-
-    def __getattr__(self, name: str):  # condition names resolve to CONDITIONS over the context
-        if name in CONDITIONS:
-            return lambda: CONDITIONS[name](self.ctx)
-        raise AttributeError(name)
-
-
-def _sources(source: str | tuple[str, ...]) -> tuple[str, ...]:
-    return (source,) if isinstance(source, str) else source
-
-
 def fire(state: str, trigger: str, ctx: KycContext) -> tuple[str, tuple[str, ...]]:
     """The state after `trigger` from `state` and the effects to run; raises KycError(conflict) when not allowed."""
     if state not in STATES:
         raise KycError("conflict", f"unknown application state {state!r}")
-    app = _Application(state, ctx)
-    rows = [{"trigger": t, "source": list(_sources(s)), "dest": d, "conditions": list(c)}
-            for t, s, d, c, _ in TRANSITIONS]
-    Machine(model=app, states=list(STATES), transitions=rows, initial=state, auto_transitions=False,
-            ignore_invalid_triggers=False)
-    try:
-        moved = getattr(app, trigger)()
-    except AttributeError:
-        raise KycError("conflict", f"unknown trigger {trigger!r}") from None
-    except MachineError:
-        raise KycError("conflict", f"an application in {state} cannot {trigger.replace('_', ' ')}") from None
-    if not moved:
-        raise KycError("conflict", _refusal(state, trigger, ctx))
-    for t, s, d, _, after in TRANSITIONS:
-        if t == trigger and d == app.state and state in _sources(s):
-            return app.state, after
-    return app.state, ()
-
-
-def _refusal(state: str, trigger: str, ctx: KycContext) -> str:
-    failed = [c for t, s, _, conds, _ in TRANSITIONS if t == trigger and state in _sources(s)
-              for c in conds if not CONDITIONS[c](ctx)]
-    reasons = [REFUSALS[c] for c in dict.fromkeys(failed) if c in REFUSALS]
-    return "; ".join(reasons) or f"an application in {state} cannot {trigger.replace('_', ' ')} now"
+    out = machine.step(TRANSITIONS, STATES, state, trigger, ctx, CONDITIONS)
+    if out.invalid:
+        if trigger not in {t for t, *_ in TRANSITIONS}:
+            raise KycError("conflict", f"unknown trigger {trigger!r}")
+        raise KycError("conflict", f"an application in {state} cannot {trigger.replace('_', ' ')}")
+    if not out.moved:
+        reasons = [REFUSALS[c] for c in out.failed if c in REFUSALS]
+        raise KycError("conflict", "; ".join(reasons)
+                       or f"an application in {state} cannot {trigger.replace('_', ' ')} now")
+    return out.state, out.after
 
 
 def allowed_triggers(state: str) -> list[str]:
     """The triggers the table lists from `state` (conditions not evaluated)."""
-    return sorted({t for t, s, *_ in TRANSITIONS if state in _sources(s)})
+    return sorted(machine.triggers_from(TRANSITIONS, state))
 
 
 def may_fire(state: str, trigger: str, role: str) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from transitions import Machine, MachineError
+from otcdesk.workflows import machine
 
 STATES = ("new", "pending_second_approval", "live", "knocked_out", "matured", "closed", "cancelled")
 FINAL_STATES = frozenset({"knocked_out", "matured", "closed", "cancelled"})
@@ -59,48 +59,23 @@ CONDITIONS = {
 }
 
 
-class _Trade:
-    """The model `transitions` drives: one trade's state and the context of the trigger being fired."""
-
-    def __init__(self, state: str, ctx: TradeContext):
-        self.state = state
-        self.ctx = ctx
-
-    def __getattr__(self, name: str):  # condition names resolve to CONDITIONS over the context
-        if name in CONDITIONS:
-            return lambda: CONDITIONS[name](self.ctx)
-        raise AttributeError(name)
-
-
-def _machine_rows() -> list[dict]:
-    return [{"trigger": t, "source": list(s) if isinstance(s, tuple) else s, "dest": d, "conditions": list(c)}
-            for t, s, d, c, _ in TRANSITIONS]
-
-
 def fire(state: str, trigger: str, ctx: TradeContext) -> tuple[str, tuple[str, ...]]:
     """The state after `trigger` from `state` and the effects to run; raises LifecycleError when not allowed."""
     if state not in STATES:
         raise LifecycleError("conflict", f"unknown trade state {state!r}")
-    trade = _Trade(state, ctx)
-    machine = Machine(model=trade, states=list(STATES), transitions=_machine_rows(), initial=state,
-                      auto_transitions=False, ignore_invalid_triggers=False)
-    try:
-        moved = getattr(trade, trigger)()
-    except AttributeError:
-        raise LifecycleError("conflict", f"unknown trigger {trigger!r}") from None
-    except MachineError:
-        raise LifecycleError("conflict", f"a {state} trade cannot {trigger.replace('_', ' ')}") from None
-    if not moved:
+    out = machine.step(TRANSITIONS, STATES, state, trigger, ctx, CONDITIONS)
+    if out.invalid:
+        if trigger not in {t for t, *_ in TRANSITIONS}:
+            raise LifecycleError("conflict", f"unknown trigger {trigger!r}")
+        raise LifecycleError("conflict", f"a {state} trade cannot {trigger.replace('_', ' ')}")
+    if not out.moved:
         raise LifecycleError(_refusal_code(trigger, ctx), _refusal_reason(state, trigger, ctx))
-    for t, s, d, _, after in TRANSITIONS:
-        if t == trigger and d == trade.state and state in ((s,) if isinstance(s, str) else s):
-            return trade.state, after
-    return trade.state, ()
+    return out.state, out.after
 
 
 def allowed_triggers(state: str) -> list[str]:
     """The triggers the table lists from `state` (conditions not evaluated)."""
-    return sorted({t for t, s, *_ in TRANSITIONS if state in ((s,) if isinstance(s, str) else s)})
+    return sorted(machine.triggers_from(TRANSITIONS, state))
 
 
 def _refusal_code(trigger: str, ctx: TradeContext) -> str:

@@ -10,7 +10,7 @@ nothing: `app.surveillance` persists the step with its version check and audits 
 """
 from __future__ import annotations
 
-from transitions import Machine, MachineError
+from otcdesk.workflows import machine
 
 STATES = ("open", "investigating", "escalated", "dismissed")
 ACTIONS = ("investigate", "escalate", "dismiss", "reopen")
@@ -35,16 +35,6 @@ class TriageError(Exception):
         self.code, self.message = code, message
 
 
-class _Alert:
-    def __init__(self, state: str, note: str | None):
-        self.state, self.note = state, note
-
-    def __getattr__(self, name: str):  # condition names resolve to CONDITIONS over the note
-        if name in CONDITIONS:
-            return lambda: CONDITIONS[name](self.note)
-        raise AttributeError(name)
-
-
 def fire(state: str, action: str, note: str | None = None) -> str:
     """The state after `action` from `state`; TriageError(invalid) for an unknown action, a missing or too long
     note; TriageError(conflict) when the state does not allow the action."""
@@ -54,21 +44,15 @@ def fire(state: str, action: str, note: str | None = None) -> str:
         raise TriageError("invalid", f"note longer than {MAX_NOTE} characters")
     if state not in STATES:
         raise TriageError("conflict", f"unknown alert state {state!r}")
-    alert = _Alert(state, note)
-    Machine(model=alert, states=list(STATES), initial=state, auto_transitions=False, ignore_invalid_triggers=False,
-            transitions=[{"trigger": a, "source": s, "dest": d, "conditions": list(c)} for a, s, d, c in TRANSITIONS])
-    try:
-        moved = getattr(alert, action)()
-    except MachineError:
+    out = machine.step(TRANSITIONS, STATES, state, action, note, CONDITIONS)
+    if out.invalid:
         raise TriageError("conflict", f"an alert that is {state} cannot {action}"
-                                      f" (allowed: {', '.join(allowed(state)) or 'none'})") from None
-    if not moved:
-        failed = [c for a, s, _, conds in TRANSITIONS if a == action and s == state for c in conds
-                  if not CONDITIONS[c](note)]
-        raise TriageError("invalid", "; ".join(REFUSALS[c] for c in dict.fromkeys(failed)))
-    return alert.state
+                                      f" (allowed: {', '.join(allowed(state)) or 'none'})")
+    if not out.moved:
+        raise TriageError("invalid", "; ".join(REFUSALS[c] for c in out.failed))
+    return out.state
 
 
 def allowed(state: str) -> list[str]:
     """The actions the table lists from `state` (conditions not evaluated), in table order."""
-    return [a for a, s, _, _ in TRANSITIONS if s == state]
+    return machine.triggers_from(TRANSITIONS, state)
