@@ -9,12 +9,14 @@
 - `margins.py`  the quoting margin table (admin)
 - `kyc.py`      KYC onboarding: invitations, the client's form and documents, reviews, report, agreement, groups
 - `assistant.py` POST /api/assistant/chat: the internal assistant's agent (any staff role; tools by role)
+- `wecom.py`    GET|POST /wecom/callback: the WeCom (企业微信) callback URL (the platform, not a browser)
+- `metrics.py`  GET /metrics: Prometheus exposition (bearer token when OTCDESK_METRICS_TOKEN is set)
 """
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("trades", "market", "book", "margins", "kyc", "assistant")
+MODULES = ("trades", "market", "book", "margins", "kyc", "assistant", "wecom", "metrics")
 
 
 def register_all(router, *, demo: bool) -> None:
