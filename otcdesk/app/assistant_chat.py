@@ -77,7 +77,8 @@ def build_assistant(settings, engine, desk, hub, llm: Any = None, checkpointer: 
     if checkpointer is None:
         checkpointer, close = make_checkpointer(settings)
     tools = AssistantTools(engine, hub=hub, price=desk.price, risk=desk.risk, trades=desk.trades,
-                           surveillance=SurveillanceService(engine, settings.surveillance_dir))
+                           surveillance=getattr(desk, "surveillance", None)
+                           or SurveillanceService(engine, settings.surveillance_dir))
     router = Router(institutions=institution_names(engine))
     deps = AssistantDeps(tools=tools, route=router.route, audit=audit_tool_call(engine), llm=llm,
                          llm_timeout_s=settings.llm_timeout_s, **options)

@@ -50,15 +50,15 @@ def seed_demo(engine) -> None:
 
 
 def _seed_application(tx, inst, form: dict) -> None:
-    """The prospect's application as the machine leaves it after the client's `submit`: sales_review."""
+    """The prospect's application as the client's first `submit` leaves it (`kyc.service.submit_first`, the
+    service's own code): sales_review, under an invitation whose token nobody holds."""
+    from otcdesk.app.kyc.service import submit_first
     from otcdesk.app.kyc.synthetic import synthetic_id, synthetic_uscc
-    from otcdesk.app.models import KycApplication, KycInvitation, utcnow
-    from otcdesk.workflows.kyc import AWAITING, KycContext, fire
+    from otcdesk.app.models import KycInvitation, utcnow
 
     rng = random.Random(f"demo:{inst.name}")
     data = {"name": inst.name, "uscc": inst.uscc or synthetic_uscc(rng), "legal_representative_id": synthetic_id(rng),
             **form}
-    dest, _ = fire("invited", "submit", KycContext())
     now = utcnow()
     inv = KycInvitation(id="INVDEMO" + secrets.token_hex(3).upper(),
                         token_sha256=hashlib.sha256(secrets.token_bytes(32)).hexdigest(),  # nobody holds it
@@ -66,15 +66,9 @@ def _seed_application(tx, inst, form: dict) -> None:
                         contact_mobile=form["contact_mobile"], created_by="demo-seed", created_at=now,
                         expires_at=now + dt.timedelta(days=14))
     tx.kyc.add_invitation(inv)
-    app = KycApplication(id="KYCDEMO" + secrets.token_hex(3).upper(), invitation_id=inv.id, institution_id=inst.id,
-                         state=dest, awaiting_role=AWAITING[dest], data=data, created_at=now, updated_at=now)
-    tx.kyc.add_application(app)
-    tx.kyc.record_step(app.id, "submit", "invited", dest, f"client:{inv.id}", "client", at=now,
-                       comment="demo seed")
-    tx.kyc.link_application(inv, app.id)
-    tx.clients.set_kyc(inst, dest, False, uscc=data["uscc"])
+    app, _ = submit_first(tx, inv, data, inst, now, comment="demo seed")
     tx.audit.record("demo-seed", "kyc.submit", f"kyc_application:{app.id}",
-                    {"from": "invited", "to": dest, "institution_id": inst.id, "seed": True})
+                    {"from": "invited", "to": app.state, "institution_id": inst.id, "seed": True})
 
 
 def demo_logins(engine) -> dict[str, str]:
@@ -119,3 +113,48 @@ def seed_sample_book(engine, valuation_date: dt.date, snapshot: dict, n: int = S
             tx.trades.record_step(trade_id, "book", "new", "live", SAMPLE_BOOKER, detail={"sample": True})
         tx.audit.record(SAMPLE_BOOKER, "trade.sample_book", "book", {"trades": len(trades)})
         return len(trades)
+
+
+SURVEILLANCE_SPEC = {"seed": 20261120, "accounts": 300, "orders": 30_000}
+SURVEILLANCE_README = """模拟数据（SIMULATED DATA）— 非真实客户、非真实委托或成交。
+
+otcdesk serve --demo 在未设置 OTCDESK_SURVEILLANCE_DIR 时，用监察库的生成器
+(otcdesk.workflows.surveillance.generate, seed {seed}, {accounts} 个账户, 约 {orders} 条委托事件)
+生成本目录的 orders.csv、trades.csv、accounts.csv，并注入了幌骗、对倒与实际控制关系账户组，
+供合规演示「市场监察」页面。姓名、身份证号、手机号、银行账户等均为随机合成。truth.json 是注入的标签。
+
+Generated once by `otcdesk serve --demo` (the surveillance library's generator, seed {seed}); synthetic
+accounts and order flow with injected spoofing, wash trades and control groups. Delete this folder to regenerate.
+"""
+
+
+def surveillance_sample(folder) -> "Path":
+    """Once, write a small seeded surveillance set (orders, trades, accounts, truth, README.txt saying it is
+    simulated) into `folder`; returns the folder. Kept as it is when its orders.csv exists."""
+    import json
+    from pathlib import Path
+
+    from otcdesk.workflows.surveillance.generate import GenSpec, generate
+    from otcdesk.workflows.surveillance.io import write_accounts, write_orders, write_trades
+
+    folder = Path(folder)
+    if (folder / "orders.csv").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    g = generate(GenSpec(**SURVEILLANCE_SPEC))
+    write_accounts(folder / "accounts.csv", g.account_rows)
+    write_trades(folder / "trades.csv", g.trades)
+    (folder / "truth.json").write_text(json.dumps(g.truth, ensure_ascii=False), encoding="utf-8")
+    (folder / "README.txt").write_text(SURVEILLANCE_README.format(**SURVEILLANCE_SPEC), encoding="utf-8")
+    tmp = folder / "orders.csv.tmp"  # orders.csv last: its presence says the set is complete
+    write_orders(tmp, g.orders)
+    tmp.replace(folder / "orders.csv")
+    return folder
+
+
+def seed_surveillance(service) -> dict | None:
+    """Once (while no alert is stored), run surveillance as `demo-seed` so the page has alerts to show."""
+    with transaction(service.engine) as tx:
+        if tx.surveillance.count():
+            return None
+    return service.run(SAMPLE_BOOKER)

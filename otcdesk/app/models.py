@@ -457,6 +457,31 @@ class AgreementEvidence(SQLModel, table=True):
     entry_hash: str = Field(unique=True)
 
 
+class SurveillanceAlert(SQLModel, table=True):
+    """A surveillance alert (监察预警) as compliance triages it. `id` is derived from the alert's type, accounts,
+    order and trade ids (`app.surveillance.alert_id`), so a run that finds the same alert again updates this row
+    (`last_seen_at`, score, evidence) and keeps its `status` (a `workflows.surveillance.triage` state). `version`
+    counts triage steps only (the optimistic lock of a decision); `accounts_key` is "|a|b|" for account lookup.
+    Evidence carries masked identifiers only."""
+
+    __tablename__ = "surveillance_alert"
+    id: str = Field(primary_key=True)  # SA…
+    type: str = Field(index=True)  # control_group | wash_trade | spoofing
+    accounts: list = Field(default_factory=list, sa_column=Column(JSON))
+    accounts_key: str = Field(sa_column=Column(Text, nullable=False))
+    order_ids: list = Field(default_factory=list, sa_column=Column(JSON))
+    trade_ids: list = Field(default_factory=list, sa_column=Column(JSON))
+    score: float
+    evidence: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    status: str = Field(default="open", index=True)
+    first_seen_at: datetime = Field(default_factory=utcnow)
+    last_seen_at: datetime = Field(default_factory=utcnow)
+    updated_by: Optional[str] = None
+    updated_at: datetime = Field(default_factory=utcnow)
+    note: Optional[str] = None
+    version: int = 1
+
+
 @event.listens_for(AuditLog, "before_update")
 @event.listens_for(AuditLog, "before_delete")
 @event.listens_for(AgreementEvidence, "before_update")

@@ -64,6 +64,7 @@ class Desk:
     risk: Any = None  # trading.risk.RiskService
     margins: Any = None  # trading.margins.MarginPolicy
     kyc: Any = None  # kyc.service.KycService
+    surveillance: Any = None  # surveillance.SurveillanceService
     metrics: Metrics = field(default_factory=Metrics)  # GET /metrics
     tracing: Tracing = field(default_factory=Tracing.off)
 
@@ -135,12 +136,15 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     reviews = ReviewService(engine, runner, events, refusal=getattr(trading, "refusal", None), metrics=metrics,
                             tracing=tracing)
     kyc = kyc or build_kyc(settings, engine, clock, events, demo=demo)
+    from otcdesk.app.surveillance import SurveillanceService
+
     return Desk(engine=engine, events=events, runner=runner, reviews=reviews,
                 outbox=outbox, inbound=inbound, rate_limit=rate_limit, parse=parse, price=price, llm=llm,
                 opener=opener, clock=clock, margins=margins, market=market,
                 fixings=FixingService(engine, opener, clock, market,
                                       on_change=lambda tid: _trade_changed(trading, risk, tid)),
-                trades=trading, risk=risk, kyc=kyc, metrics=metrics, tracing=tracing)
+                trades=trading, risk=risk, kyc=kyc,
+                surveillance=SurveillanceService(engine, settings.surveillance_dir), metrics=metrics, tracing=tracing)
 
 
 def build_kyc(settings: Settings, engine: Engine, clock: Clock, events: EventBus | None = None, *,
@@ -195,6 +199,11 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
     from otcdesk.bots.simulator import SimulatorChannel
 
     settings.ensure_dirs()
+    if demo and settings.surveillance_dir is None:
+        from otcdesk.app.demo import surveillance_sample
+
+        settings = settings.model_copy(update={"surveillance_dir": await asyncio.to_thread(
+            surveillance_sample, settings.data_dir / "surveillance_demo")})
     engine = make_engine(settings.db_url)
     await asyncio.to_thread(init_db, engine)
     await asyncio.to_thread(purge_expired_sessions, engine)
@@ -207,10 +216,12 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
     llm = build_llm_client(settings)
     desk = build_desk(settings, engine, events, llm=llm, demo=demo)
     if demo:
-        from otcdesk.app.demo import seed_sample_book
+        from otcdesk.app.demo import seed_sample_book, seed_surveillance
 
         if added := await asyncio.to_thread(seed_sample_book, engine, desk.clock.today(), desk.market.latest()):
             log.info("demo: a generated sample book of %d live trades was booked (booked_by demo-seed)", added)
+        if ran := await asyncio.to_thread(seed_surveillance, desk.surveillance):
+            log.info("demo: surveillance over the simulated sample set: %d alerts", ran["found"])
     transcript = SqlSimTranscript(engine, on_append=lambda group: events.publish("sim", {"group": group}))
     sim = desk.connect(SimulatorChannel(transcript, desk.inbound))
     wechat = None

@@ -6,12 +6,14 @@ state is persisted (screen, write the due-diligence report, prepare the agreemen
 decides; it stores nothing: `app.kyc` persists every step and audits it.
 
     invited ──submit──▶ sales_review ──approve──▶ compliance_review ──approve──▶ risk_review ──approve──▶ signing
-                              ▲          (screen + report on entry)   (no blacklist hit)        │ (agreement
-                              │                                                                  │  already signed:
-    returned ──resubmit───────┘   ◀──return_to_client── any review; ──reject──▶ rejected        │  approved)
-                                                                                                 ▼
+                              ▲          (screen + report on entry)   (no blacklist hit)        │ (an agreement
+                              │                                                                  │  signed for the
+    returned ──resubmit───────┘   ◀──return_to_client── any review; ──reject──▶ rejected        │  current data:
+                                                                                                 ▼  approved)
     suspended ◀──suspend── approved ◀───────────────────────────sign (the token's holder)────── signing
-        └──reinstate──▶ approved;   approved / suspended ──reopen──▶ sales_review (periodic review)
+        └──reinstate (screened afresh, no hit)──▶ approved;
+    approved / suspended ──reopen──▶ sales_review (periodic review);
+    invited / returned / signing ──withdraw (staff, with the reason)──▶ rejected (the client no longer acts)
 
 Risk approves only a suitable investor (`suitable`): an ordinary investor may not trade OTC derivatives.
 Who may fire a trigger: a review decision belongs to the role in `AWAITING[state]`; the others to `TRIGGER_ROLES`.
@@ -40,14 +42,15 @@ TRANSITIONS: tuple[tuple[str, str | tuple[str, ...], str, tuple[str, ...], tuple
     ("resubmit",         "returned",             "sales_review",      (),                                   ()),
     ("approve",          "sales_review",         "compliance_review", (),                                   ("screen", "report")),
     ("approve",          "compliance_review",    "risk_review",       ("screened", "not_blacklisted"),      ()),
-    ("approve",          "risk_review",          "approved",          ("not_blacklisted", "suitable", "agreement_signed"), ("open_quoting",)),
+    ("approve",          "risk_review",          "approved",          ("not_blacklisted", "suitable", "agreement_current"), ("open_quoting",)),
     ("approve",          "risk_review",          "signing",           ("not_blacklisted", "suitable"),      ("prepare_agreement",)),
     ("sign",             "signing",              "approved",          ("not_blacklisted", "signer_holds_token"), ("sign_agreement", "open_quoting")),
     ("return_to_client", REVIEW_STATES,          "returned",          (),                                   ()),
     ("reject",           REVIEW_STATES,          "rejected",          (),                                   ("close_quoting",)),
     ("suspend",          "approved",             "suspended",         (),                                   ("close_quoting",)),
-    ("reinstate",        "suspended",            "approved",          ("not_blacklisted",),                 ("open_quoting",)),
+    ("reinstate",        "suspended",            "approved",          ("screened", "not_blacklisted"),      ("open_quoting",)),
     ("reopen",           ("approved", "suspended"), "sales_review",   (),                                   ("close_quoting",)),
+    ("withdraw",         ("invited", "returned", "signing"), "rejected", (),                                ("close_quoting",)),
 )
 
 DECISIONS = {"approve": "approve", "return": "return_to_client", "reject": "reject"}  # API decision → trigger
@@ -55,7 +58,7 @@ DECISIONS = {"approve": "approve", "return": "return_to_client", "reject": "reje
 TRIGGER_ROLES: dict[str, tuple[str, ...]] = {
     "submit": ("client",), "resubmit": ("client",), "sign": ("client",),
     "suspend": ("compliance", "risk", "admin"), "reinstate": ("compliance", "admin"),
-    "reopen": ("sales", "compliance", "admin"),
+    "reopen": ("sales", "compliance", "admin"), "withdraw": ("sales", "compliance", "admin"),
 }
 
 
@@ -66,7 +69,7 @@ class KycContext:
     screened: bool = True  # the blacklist screening ran to an answer (a holder that did not answer: False)
     blacklist_hit: bool = False
     suitable: bool = True  # the investor category may trade OTC derivatives (`app.kyc.validation.suitability`)
-    agreement_signed: bool = False
+    agreement_current: bool = False  # an agreement is signed for the application's current data (fingerprint)
     signer_holds_token: bool = False
 
 
@@ -87,11 +90,11 @@ CONDITIONS = {
     "screened": lambda c: c.screened,
     "not_blacklisted": lambda c: not c.blacklist_hit,
     "suitable": lambda c: c.suitable,
-    "agreement_signed": lambda c: c.agreement_signed,
+    "agreement_current": lambda c: c.agreement_current,
     "signer_holds_token": lambda c: c.signer_holds_token,
 }
 REFUSALS = {  # why a condition failed, in the words the reviewer reads
-    "screened": "the blacklist screening has not answered yet: screen again before approving",
+    "screened": "the blacklist screening has not answered: screen again before approving or reinstating",
     "not_blacklisted": "the institution or its legal representative is on the blacklist: it can only be rejected",
     "suitable": "the investor category does not allow OTC derivatives (suitability): return or reject",
     "signer_holds_token": "only the holder of the invitation's token may sign",

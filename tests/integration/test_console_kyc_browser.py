@@ -375,7 +375,7 @@ async def sales_pipeline_row(sales: Watched, desk) -> str:
     return await row.locator("td a").first.get_attribute("href")
 
 
-async def test_revoked_invitation_no_longer_opens_the_form(desk, browser):
+async def test_revoked_invitation_no_longer_opens_the_form_until_a_link_is_reissued(desk, browser):
     sales = await staff(browser, desk, SALES)
     await sales.page.goto(f"{desk.url}/onboarding")
     await sales.page.fill("#inv-name", INSTITUTION)
@@ -391,5 +391,15 @@ async def test_revoked_invitation_no_longer_opens_the_form(desk, browser):
     client = await phone(browser)
     await client.page.goto(url)
     await expect(client.page.locator("#fatal")).to_contain_text("已过期或已被撤销")
-    for w in (sales, client):
+
+    # sales reissues a link: shown once, the revoked one stays dead, the new one opens the form
+    sales.page.once("dialog", lambda d: d.accept())
+    await sales.page.click("#invitations button.reissue")
+    fresh = await (await sales.page.wait_for_selector("#reissue-once #inv-url")).input_value()
+    assert fresh != url and "#token=" in fresh
+    await expect(sales.page.locator("#invitations .inv-status")).to_have_text("待客户使用")
+    again = await phone(browser)
+    await again.page.goto(fresh)
+    await again.page.wait_for_selector("#application")
+    for w in (sales, client, again):
         assert w.problems == [], w.problems

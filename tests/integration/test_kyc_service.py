@@ -191,7 +191,7 @@ def test_onboarding_end_to_end_with_refusals(kyc, db_engine):
     kyc.decide(aid, "approve", None, "comp1", "compliance")
     assert kyc.decide(aid, "approve", None, "risk1", "risk")["state"] == "approved"
     assert _state(db_engine, aid)[2] is True
-    pipeline = kyc.list()
+    pipeline = kyc.applications()
     assert [p["id"] for p in pipeline] == [aid] and pipeline[0]["state"] == "approved"
     assert "13812345678" not in repr(pipeline)
 
@@ -386,8 +386,11 @@ def test_a_role_whose_turn_it_is_not_is_refused_before_its_input_is_checked(kyc,
     _refused(kyc.decide, aid, "return", None, "sales1", "sales", code="invalid")
     for user, role in (("sales1", "sales"), ("comp1", "compliance"), ("risk1", "risk")):
         kyc.decide(aid, "approve", None, user, role)
-    _refused(kyc.transition, aid, "suspend", None, "sales1", "sales", code="conflict")  # signing: not approved
-    _refused(kyc.decide, aid, "approve", None, "risk1", "risk", limits={"tenor_months": 0.5}, code="conflict")
+    # signing awaits the client: a role that may not fire it here is refused (403) whatever its body holds; the
+    # role that may suspend, in a state that does not allow it, gets 409
+    _refused(kyc.transition, aid, "suspend", None, "sales1", "sales", code="forbidden")
+    _refused(kyc.decide, aid, "approve", None, "risk1", "risk", limits={"tenor_months": 0.5}, code="forbidden")
+    _refused(kyc.transition, aid, "suspend", "x", "comp1", "compliance", code="conflict")
 
 
 def test_the_report_names_the_service_documents_and_screening_method(kyc, db_engine):
@@ -401,3 +404,201 @@ def test_the_report_names_the_service_documents_and_screening_method(kyc, db_eng
         assert label in html, label
     for code in ("business_licence", "authorisation_letter", "id_copy", "local-file"):
         assert code not in html, code
+
+
+def _through_reviews(kyc: KycService, aid: str) -> dict:
+    app = None
+    for user, role in (("sales1", "sales"), ("comp1", "compliance"), ("risk1", "risk")):
+        app = kyc.decide(aid, "approve", None, user, role)
+    return app
+
+
+def test_withdraw_and_reissue_free_an_application_whose_client_no_longer_acts(kyc, db_engine):
+    """Returned to a client whose link lapsed: sales reissues a token (the old one dead at once), or staff withdraw
+    it with the reason (rejected), after which the institution can be invited again."""
+    inv = kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    token = inv["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    kyc.decide(aid, "return", "请补充材料", "sales1", "sales")
+    kyc.clock.advance(seconds=kyc.settings.kyc_invitation_ttl_s + 1)
+    _refused(kyc.client_view, token, code="gone")
+    fresh = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]  # a second invitation cannot apply
+    _upload_all(kyc, fresh)
+    assert "name" in _refused(kyc.apply, fresh, form(), code="invalid").fields
+
+    reissued = kyc.reissue(inv["invitation_id"], "sales1", "http://desk.example")
+    assert reissued["token"] != token and reissued["url"] == f"http://desk.example/apply#token={reissued['token']}"
+    _refused(kyc.client_view, token, code="unauthorized")  # the old token opens nothing any more
+    assert kyc.client_view(reissued["token"])["can_submit"]
+    with transaction(db_engine) as tx:
+        row = tx.session.get(KycInvitation, inv["invitation_id"])
+        assert row.token_sha256 == hashlib.sha256(reissued["token"].encode()).hexdigest()
+    [audit] = _audit(db_engine, "kyc.token_reissued")
+    assert audit.subject == f"kyc_invitation:{inv['invitation_id']}" and audit.actor == "sales1"
+    assert reissued["token"] not in repr(audit.detail) and token not in repr(audit.detail)
+    # a revoked token is replaced too: the client acts with the new one
+    kyc.revoke(inv["invitation_id"], "sales1")
+    again = kyc.reissue(inv["invitation_id"], "sales1")["token"]
+    assert kyc.client_view(again)["state"] == "returned"
+
+    # withdraw: staff roles that may, with a reason; quoting stays closed; the institution can be invited again
+    _refused(kyc.transition, aid, "withdraw", "客户失联", "risk1", "risk", code="forbidden")
+    _refused(kyc.transition, aid, "withdraw", None, "sales1", "sales", code="invalid")
+    assert _state(db_engine, aid)[0] == "returned"
+    app = kyc.transition(aid, "withdraw", "客户失联", "sales1", "sales")
+    assert app["state"] == "rejected" and app["awaiting_role"] is None
+    assert _state(db_engine, aid)[:3] == ("rejected", "rejected", False)
+    assert _audit(db_engine, "kyc.withdraw")[-1].detail["comment"] == "客户失联"
+    _refused(kyc.reissue, inv["invitation_id"], "sales1", code="conflict")  # final: the invitation is spent
+    _refused(kyc.apply, again, form(), code="gone")
+    assert kyc.apply(fresh, form())["state"] == "sales_review"
+    _refused(kyc.reissue, "INVNONE", "sales1", code="not_found")
+
+
+def test_withdraw_from_signing(kyc, db_engine):
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    assert _through_reviews(kyc, aid)["state"] == "signing"
+    _refused(kyc.transition, aid, "withdraw", "未签署", "risk1", "risk", code="forbidden")
+    assert kyc.transition(aid, "withdraw", "逾期未签署", "comp1", "compliance")["state"] == "rejected"
+    _refused(kyc.sign, aid, token, code="gone")
+    _refused(kyc.transition, aid, "withdraw", "x", "comp1", "compliance", code="conflict")  # right role, final
+
+
+def test_a_reopened_application_needs_a_new_token_and_a_new_signature_for_changed_data(kyc, db_engine):
+    """The periodic review kills the months-old token (a return does not bring it back); the client acts on a
+    reissued one, and data that changed since the agreement goes to `signing` again instead of `approved`."""
+    from otcdesk.app.commands.kyc import check
+    from otcdesk.app.kyc.service import fingerprint
+    from otcdesk.app.repositories.evidence import verify_evidence
+
+    inv = kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    token = inv["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    _through_reviews(kyc, aid)
+    first = kyc.sign(aid, token)["agreement"]["sha256"]
+    with transaction(db_engine) as tx:
+        signed_for = tx.evidence.agreement(aid).acceptance["data_sha256"]
+        assert signed_for == fingerprint(tx.kyc.application(aid).data)
+
+    kyc.clock.advance(days=200)
+    kyc.transition(aid, "reopen", "年度复核", "sales1", "sales")
+    assert _audit(db_engine, "kyc.reopen")[-1].detail["token_invalidated"]
+    kyc.decide(aid, "return", "请更新法定代表人", "sales1", "sales")
+    _refused(kyc.client_view, token, code="unauthorized")  # not revived (nor its lifetime extended) by the return
+    token2 = kyc.reissue(inv["invitation_id"], "sales1")["token"]
+    kyc.apply(token2, form(legal_representative="王小明"))
+    app = _through_reviews(kyc, aid)
+    assert app["state"] == "signing" and app["awaiting_role"] == "client"  # not approved on the old agreement
+    assert _state(db_engine, aid)[2] is False
+    view = kyc.client_view(token2)
+    assert view["can_sign"] and view["agreement"]["status"] == "ready"
+    assert kyc.agreement_pdf(aid, user="comp1")[2] == "draft"
+    app = kyc.sign(aid, token2)
+    assert app["state"] == "approved" and app["agreement"]["sha256"] != first
+    with transaction(db_engine) as tx:
+        stored = tx.evidence.agreement(aid)
+        entries = tx.evidence.entries(aid)
+        assert stored.acceptance["data_sha256"] == fingerprint(tx.kyc.application(aid).data) != signed_for
+        assert [e.agreement_sha256 for e in entries] == [first, app["agreement"]["sha256"]]
+        old = tx.kyc.documents(application_id=aid, kinds=("agreement_superseded",))
+        assert [d.sha256 for d in old] == [first] and hashlib.sha256(old[0].content).hexdigest() == first
+        for e in entries:
+            tx.session.expunge(e)
+        tx.session.expunge(stored)
+    assert check(aid, stored, entries, kyc.eseal(), verify_evidence(db_engine))["ok"]
+    assert _audit(db_engine, "kyc.sign")[-1].detail["superseded_sha256"] == first
+    # unchanged data on the next review: the current agreement approves at risk
+    kyc.transition(aid, "reopen", "年度复核", "sales1", "sales")
+    assert _through_reviews(kyc, aid)["state"] == "approved"
+
+
+def test_reinstatement_screens_afresh(kyc, db_engine, tmp_path):
+    """The list changed while the client was suspended: reinstating screens again; a hit, or no answer, refuses
+    it with the reason, the result kept and the application still suspended."""
+    from desk_fixtures import free_port
+
+    token = kyc.invite(NAME, "李雷", "13812345678", "sales1")["token"]
+    _upload_all(kyc, token)
+    aid = kyc.apply(token, form())["id"]
+    _through_reviews(kyc, aid)
+    kyc.sign(aid, token)
+    kyc.transition(aid, "suspend", "涉嫌违规", "comp1", "compliance")
+    screens = len(_audit(db_engine, "kyc.screen"))
+
+    listed = tmp_path / "blacklist.txt"
+    listed.write_text(SAMPLE_LIST.read_text(encoding="utf-8") + form()["uscc"] + "\n", encoding="utf-8")
+    kyc.screener = Screener(endpoint=None, list_file=listed, news_dir=None)
+    assert "blacklist" in _refused(kyc.transition, aid, "reinstate", "已核实", "comp1", "compliance",
+                                   code="conflict").message
+    assert _state(db_engine, aid)[:3] == ("suspended", "suspended", False)
+    with transaction(db_engine) as tx:
+        app = tx.kyc.application(aid)
+        assert app.blacklist_hit and app.screening["blacklist"]["hit"] is True
+    assert len(_audit(db_engine, "kyc.screen")) == screens + 1
+
+    kyc.screener = Screener(endpoint=f"http://127.0.0.1:{free_port()}", list_file=None, news_dir=None, timeout_s=3)
+    assert "screen" in _refused(kyc.transition, aid, "reinstate", "已核实", "comp1", "compliance",
+                                code="conflict").message
+    assert _state(db_engine, aid)[0] == "suspended"
+
+    kyc.screener = Screener(endpoint=None, list_file=SAMPLE_LIST, news_dir=None)
+    _refused(kyc.transition, aid, "reinstate", "已核实", "sales1", "sales", code="forbidden")
+    assert len(_audit(db_engine, "kyc.screen")) == screens + 2  # nobody screens for a role that may not
+    assert kyc.transition(aid, "reinstate", "已核实", "comp1", "compliance")["state"] == "approved"
+    assert _state(db_engine, aid)[:3] == ("approved", "approved", True)
+
+
+def test_a_refused_submission_names_its_invitation(kyc, db_engine):
+    inv = kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    _refused(kyc.apply, inv["token"], form(uscc="1"), code="invalid")
+    assert _audit(db_engine, "kyc.submission_refused")[-1].subject == f"kyc_invitation:{inv['invitation_id']}"
+
+
+def test_the_invitation_list_masks_mobiles(kyc):
+    kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    [listed] = kyc.invitations()
+    assert listed["contact_mobile"] == "138****5678"
+
+
+def test_concurrent_uploads_and_a_revoke_keep_the_limit_and_store_nothing_after_it(kyc, db_engine, monkeypatch):
+    """Uploads of one invitation from several threads at once, and a revoke among them: never more documents
+    than the limit, and no upload stored after the revocation committed."""
+    import threading
+
+    from otcdesk.app.kyc import service
+
+    monkeypatch.setattr(service, "MAX_DOCUMENTS", 3)
+    inv = kyc.invite(NAME, "李雷", "13812345678", "sales1")
+    pdf = base64.b64encode(pdf_bytes()).decode()
+    start = threading.Barrier(9)
+    outcomes: list = []
+
+    def upload():
+        start.wait()
+        try:
+            outcomes.append(kyc.upload_document(inv["token"], "id_copy", "a.pdf", "application/pdf", pdf)["document_id"])
+        except KycError as exc:
+            outcomes.append(exc.code)
+
+    def revoke():
+        start.wait()
+        for _ in range(3):  # let a few uploads start first
+            with transaction(db_engine) as tx:
+                tx.kyc.count_documents(inv["invitation_id"])
+        kyc.revoke(inv["invitation_id"], "sales1")
+
+    threads = [threading.Thread(target=upload) for _ in range(8)] + [threading.Thread(target=revoke)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stored = [o for o in outcomes if o.startswith("DOC")]
+    assert set(outcomes) - set(stored) <= {"conflict", "gone"}, outcomes
+    with transaction(db_engine) as tx:
+        assert len(tx.kyc.documents(invitation_id=inv["invitation_id"])) == len(stored) <= 3
+    revoked_at = _audit(db_engine, "kyc.invitation_revoked")[0].id
+    assert all(a.id < revoked_at for a in _audit(db_engine, "kyc.document_upload"))

@@ -93,6 +93,6 @@ def check(application_id: str, agreement, entries: list, eseal, chain: dict) -> 
     }
     evidence["ok"] = all(evidence[k] for k in ("sha256_match", "signer_match", "acceptance_match",
                                                  "signature_acceptance_match", "signed_over_unsigned")) \
-        and len(entries) == 1
+        and len({e.agreement_sha256 for e in entries}) == len(entries)  # one entry per agreement (signed again)
     return {"application_id": application_id, "signature": signature, "evidence": evidence, "chain": chain,
             "ok": bool(signature["valid"] and evidence["ok"] and chain["ok"])}

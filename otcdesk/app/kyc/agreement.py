@@ -17,7 +17,7 @@ from io import BytesIO
 from typing import Any, Mapping
 
 from otcdesk.app.kyc.report import category_text, mask_id_number, mask_mobile
-from otcdesk.app.trading.confirmation import Fonts, find_fonts
+from otcdesk.app.trading.confirmation import Fonts, find_fonts, new_pdf
 
 TITLE = "场外衍生品交易主协议"
 SUBTITLE = "（含补充协议）"
@@ -155,17 +155,9 @@ def render_agreement(application: dict, *, fonts: Fonts | str | None = None) -> 
             self.set_font(digits, size=8)
             self.cell(0, 6, f"- {self.page_no()} / {{nb}} -", align="C")
 
-    pdf = _Doc(format="A4")
-    pdf.set_creation_date(when)
-    pdf.set_title(f"{TITLE} {app_id}")
+    pdf = new_pdf(fonts, title=f"{TITLE} {app_id}", created=when, margin=18, cls=_Doc)
     pdf.set_subject(f"application {app_id}")
-    pdf.set_author("otcdesk")
     pdf.set_creator("otcdesk")
-    pdf.add_font("cjk", fname=str(fonts.cjk))
-    if fonts.latin is not None:
-        pdf.add_font("latin", fname=str(fonts.latin))
-        pdf.set_fallback_fonts(["latin"])
-    pdf.set_auto_page_break(True, margin=18)
     pdf.add_page()
     pdf.set_font("cjk", size=18)
     pdf.cell(0, 12, TITLE, new_x="LMARGIN", new_y="NEXT", align="C")

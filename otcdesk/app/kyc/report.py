@@ -216,9 +216,7 @@ def _news_html(news: list[Mapping[str, Any]]) -> str:
 def render_report_pdf(report_input: Mapping[str, Any], *, fonts=None) -> bytes:
     """The same report as a PDF (fpdf2; `fonts`: a `Fonts`, a font file, or None for `find_fonts()`).
     Deterministic for the same input: the PDF's creation date is `generated_at`."""
-    from fpdf import FPDF
-
-    from otcdesk.app.trading.confirmation import Fonts, find_fonts
+    from otcdesk.app.trading.confirmation import Fonts, find_fonts, new_pdf
 
     fonts = fonts if isinstance(fonts, Fonts) else find_fonts(str(fonts) if fonts else None)
     app = report_input.get("application") or {}
@@ -226,17 +224,8 @@ def render_report_pdf(report_input: Mapping[str, Any], *, fonts=None) -> bytes:
     screening = app.get("screening") or {}
     app_id = _text(app.get("id"))
     generated = report_input.get("generated_at")
-    pdf = FPDF(format="A4")
-    if generated:
-        ts = datetime.fromisoformat(str(generated).replace("Z", "+00:00"))
-        pdf.set_creation_date(ts)
-    pdf.set_title(f"{TITLE} {app_id}")
-    pdf.set_author("otcdesk")
-    pdf.add_font("cjk", fname=str(fonts.cjk))
-    if fonts.latin is not None:
-        pdf.add_font("latin", fname=str(fonts.latin))
-        pdf.set_fallback_fonts(["latin"])
-    pdf.set_auto_page_break(True, margin=15)
+    created = datetime.fromisoformat(str(generated).replace("Z", "+00:00")) if generated else None
+    pdf = new_pdf(fonts, title=f"{TITLE} {app_id}", created=created)
     pdf.add_page()
     pdf.set_font("cjk", size=16)
     pdf.cell(0, 12, TITLE, new_x="LMARGIN", new_y="NEXT", align="C")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import logging
 import re
 import secrets
@@ -45,9 +46,11 @@ from otcdesk.workflows.kyc import AWAITING, DECISIONS, FINAL_STATES, REVIEW_STAT
 log = logging.getLogger(__name__)
 
 AGREEMENT_DRAFT = "agreement_draft"  # kind of the desk-generated unsigned agreement (not a client upload)
+AGREEMENT_SUPERSEDED = "agreement_superseded"  # a signed agreement replaced by one for changed data
+DESK_KINDS = (AGREEMENT_DRAFT, AGREEMENT_SUPERSEDED)  # documents the desk keeps, not the client's uploads
 CONTENT_TYPES = {"application/pdf": "PDF", "image/png": "PNG", "image/jpeg": "JPEG"}
 MAX_DOCUMENTS = 40  # per invitation
-STAFF_TRIGGERS = ("suspend", "reinstate", "reopen")
+STAFF_TRIGGERS = ("suspend", "reinstate", "reopen", "withdraw")
 LIMIT_KEYS = {"notional_cny": "total notional limit (CNY)", "single_trade_cny": "single trade notional (CNY)",
               "tenor_months": "longest tenor (months)"}
 MAX_COMMENT = 2000
@@ -76,6 +79,13 @@ def token_hash(token: str) -> str:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def fingerprint(data: dict | None) -> str:
+    """SHA-256 of the canonical JSON of an application's institution fields: what an agreement was signed for."""
+    fields = {k: (data or {}).get(k) for k in FIELDS if k in (data or {})}
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return sha256(canonical.encode("utf-8"))
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -121,6 +131,23 @@ def _clean_filename(name: Any) -> str | None:
     base = PurePosixPath(name.replace("\\", "/")).name.strip()
     base = "".join(ch for ch in base if ch.isprintable())
     return base[:200] or None
+
+
+def submit_first(tx, inv: KycInvitation, clean: dict, inst: Institution | None, now: datetime, *,
+                 comment: str | None = None) -> tuple[KycApplication, Institution]:
+    """The client's first `submit` of validated fields under `inv`, in the caller's unit of work: the institution
+    (created when new) mirrors the machine's state, the application and its first step are written and linked to
+    the invitation. The caller audits it. (The demo seeds its prospect through this too.)"""
+    dest, _ = fire("invited", "submit", KycContext())
+    if inst is None:
+        inst = tx.clients.add_institution(clean["name"], dest, False)
+    tx.clients.set_kyc(inst, dest, False, uscc=clean["uscc"])
+    app = KycApplication(id=_new_id("KYC"), invitation_id=inv.id, institution_id=inst.id, state=dest,
+                         awaiting_role=AWAITING[dest], data=clean, created_at=now, updated_at=now)
+    tx.kyc.add_application(app)
+    tx.kyc.record_step(app.id, "submit", "invited", dest, f"client:{inv.id}", "client", comment=comment, at=now)
+    tx.kyc.link_application(inv, app.id)
+    return app, inst
 
 
 class KycService:
@@ -176,9 +203,33 @@ class KycService:
             tx.audit.record(user, "kyc.invite", f"kyc_invitation:{inv.id}",
                             {"institution_name": name, "expires_at": _iso(inv.expires_at),
                              "token_prefix": inv.token_sha256[:8]})
+        return self._link(inv, token, base_url)
+
+    def _link(self, inv: KycInvitation, token: str, base_url: str | None) -> dict:
         base = (self.settings.public_base_url or base_url or "").rstrip("/")
         return {"invitation_id": inv.id, "token": token, "url": f"{base}/apply#token={token}",
                 "expires_at": _iso(inv.expires_at)}
+
+    def reissue(self, invitation_id: str, user: str, base_url: str | None = None) -> dict:
+        """A fresh token for an invitation whose application is not final (the old token, expired, revoked or
+        lost, stops opening anything at the commit) → {"invitation_id", "token", "url", "expires_at"}, shown
+        this once. How a client whose link lapsed in `returned` or `signing` acts again."""
+        token = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        with transaction(self.engine) as tx:
+            inv = tx.kyc.invitation(invitation_id)
+            if inv is None:
+                raise KycError("not_found", f"no invitation {invitation_id}")
+            app = tx.kyc.application(inv.application_id) if inv.application_id else None
+            if app is not None and app.state in FINAL_STATES:
+                raise KycError("conflict", f"the application is {app.state}: its invitation is spent")
+            old_prefix = inv.token_sha256[:8]
+            if not tx.kyc.replace_token(inv, token_hash(token), now + self.ttl):
+                raise KycError("conflict", f"invitation {invitation_id} was changed concurrently; try again")
+            tx.audit.record(user, "kyc.token_reissued", f"kyc_invitation:{inv.id}",
+                            {"application_id": inv.application_id, "expires_at": _iso(inv.expires_at),
+                             "token_prefix": inv.token_sha256[:8], "previous_token_prefix": old_prefix})
+        return self._link(inv, token, base_url)
 
     def invitations(self, limit: int = 500) -> list[dict]:
         with transaction(self.engine) as tx:
@@ -199,7 +250,7 @@ class KycService:
     def _invitation_dict(self, tx, inv: KycInvitation) -> dict:
         app = tx.kyc.application(inv.application_id) if inv.application_id else None
         return {"invitation_id": inv.id, "institution_name": inv.institution_name, "contact_name": inv.contact_name,
-                "contact_mobile": inv.contact_mobile, "created_by": inv.created_by,
+                "contact_mobile": mask_mobile(inv.contact_mobile), "created_by": inv.created_by,
                 "created_at": _iso(inv.created_at), "expires_at": _iso(inv.expires_at),
                 "revoked_at": _iso(inv.revoked_at), "revoked_by": inv.revoked_by,
                 "application_id": inv.application_id, "application_state": app.state if app else None,
@@ -215,8 +266,9 @@ class KycService:
         return "active"
 
     # ==== the token holder ======================================================================================
-    def _holder(self, tx, token: Any, *, write: bool) -> KycInvitation:
-        """The invitation `token` opens, or TokenRefused. `write`: the token must not be spent (final state)."""
+    def _holder(self, tx, token: Any, *, spent_ok: bool = False) -> KycInvitation:
+        """The invitation `token` opens, or TokenRefused. A token whose application is final (approved, rejected)
+        is spent: it still reads (`spent_ok`, the client's view of the outcome) but acts no more."""
         if not isinstance(token, str) or not 20 <= len(token) <= 200:
             raise TokenRefused("unauthorized", "an invitation token is required", None)
         digest = token_hash(token)
@@ -228,7 +280,7 @@ class KycService:
         if _aware(inv.expires_at) <= self.clock.now():
             raise TokenRefused("gone", "this invitation has expired; ask your sales contact for a new one", digest,
                                inv.id)
-        if write and inv.application_id:
+        if not spent_ok and inv.application_id:
             app = tx.kyc.application(inv.application_id)
             if app is not None and app.state in FINAL_STATES:
                 raise TokenRefused("gone", f"this invitation is used: the application is {app.state}", digest, inv.id)
@@ -254,16 +306,16 @@ class KycService:
 
     def _client_view(self, token: Any) -> dict:
         with transaction(self.engine) as tx:
-            inv = self._holder(tx, token, write=False)
+            inv = self._holder(tx, token, spent_ok=True)
             app = tx.kyc.application(inv.application_id) if inv.application_id else None
-            docs = [d for d in tx.kyc.documents(invitation_id=inv.id) if d.kind != AGREEMENT_DRAFT]
+            docs = [d for d in tx.kyc.documents(invitation_id=inv.id) if d.kind not in DESK_KINDS]
             state = app.state if app else "invited"
             agreement = {"status": "none", "sha256": None, "signed_at": None}
-            if app is not None and app.agreement_sha256:
-                agreement = {"status": "signed", "sha256": app.agreement_sha256, "signed_at": _iso(app.signed_at)}
-            elif app is not None and app.state == "signing":
+            if app is not None and app.state == "signing":  # to sign (again, when the data changed)
                 draft = self._draft(tx, app.id)
                 agreement = {"status": "ready", "sha256": draft.sha256 if draft else None, "signed_at": None}
+            elif app is not None and app.agreement_sha256:
+                agreement = {"status": "signed", "sha256": app.agreement_sha256, "signed_at": _iso(app.signed_at)}
             return {
                 "invitation": {"invitation_id": inv.id, "institution_name": inv.institution_name,
                                "contact_name": inv.contact_name, "expires_at": _iso(inv.expires_at)},
@@ -283,15 +335,11 @@ class KycService:
         return self._as_holder("upload", lambda: self._upload(token, kind, filename, content_type, data))
 
     def _upload(self, token, kind, filename, content_type, data) -> dict:
-        with transaction(self.engine) as tx:
-            inv = self._holder(tx, token, write=True)
-            app = tx.kyc.application(inv.application_id) if inv.application_id else None
-            if app is not None and app.state != "returned":
-                raise KycError("conflict", f"the application is {app.state}: documents are added before submitting "
-                                           "or after it was returned")
-            if tx.kyc.count_documents(inv.id) >= MAX_DOCUMENTS:
-                raise KycError("conflict", f"at most {MAX_DOCUMENTS} documents per invitation")
-            inv_id, app_id = inv.id, (app.id if app is not None and app.state == "returned" else None)
+        """The bytes are checked first; then ONE unit of work holds the invitation's row lock while it checks the
+        token and the application's state, counts and inserts: a revoke or reissue waits for it (or it sees
+        theirs), and concurrent uploads of one invitation count one after the other."""
+        with transaction(self.engine) as tx:  # who asks, before what they sent (a stranger learns nothing)
+            self._holder(tx, token)
         if kind not in DOCUMENT_KINDS:
             raise KycError("invalid", "unknown document kind",
                            {"kind": f"应为 {', '.join(DOCUMENT_KINDS)} 之一"})
@@ -319,10 +367,20 @@ class KycService:
             raise KycError("unsupported", f"the file is not a {CONTENT_TYPES[content_type]} "
                                           f"({'it looks like ' + CONTENT_TYPES[actual] if actual else 'unknown content'})",
                            {"data": f"文件内容与声明的类型{CONTENT_TYPES[content_type]}不符"})
-        doc = KycDocument(id=_new_id("DOC"), invitation_id=inv_id, application_id=app_id, kind=kind, filename=name,
-                          content_type=content_type, size=len(data), sha256=sha256(bytes(data)),
-                          content=bytes(data), uploaded_at=self.clock.now())
         with transaction(self.engine) as tx:
+            if isinstance(token, str):
+                tx.kyc.lock_invitation(token_hash(token))
+            inv = self._holder(tx, token)
+            app = tx.kyc.application(inv.application_id) if inv.application_id else None
+            if app is not None and app.state != "returned":
+                raise KycError("conflict", f"the application is {app.state}: documents are added before submitting "
+                                           "or after it was returned")
+            if tx.kyc.count_documents(inv.id) >= MAX_DOCUMENTS:
+                raise KycError("conflict", f"at most {MAX_DOCUMENTS} documents per invitation")
+            inv_id = inv.id
+            doc = KycDocument(id=_new_id("DOC"), invitation_id=inv_id, application_id=app.id if app else None,
+                              kind=kind, filename=name, content_type=content_type, size=len(data),
+                              sha256=sha256(bytes(data)), content=bytes(data), uploaded_at=self.clock.now())
             tx.kyc.add_document(doc)
             tx.audit.record(f"client:{inv_id}", "kyc.document_upload", f"kyc_invitation:{inv_id}",
                             {"document_id": doc.id, "kind": kind, "content_type": content_type, "size": doc.size,
@@ -338,9 +396,11 @@ class KycService:
 
     def _apply(self, token, institution, document_ids) -> dict:
         now = self.clock.now()
+        invitation_id = None  # the refusal's audit subject once the token named it
         try:
             with transaction(self.engine) as tx:
-                inv = self._holder(tx, token, write=True)
+                inv = self._holder(tx, token)
+                invitation_id = inv.id
                 app = tx.kyc.application(inv.application_id) if inv.application_id else None
                 state = app.state if app else "invited"
                 trigger = "submit" if app is None else "resubmit"
@@ -362,19 +422,12 @@ class KycService:
                 docs = self._chosen_documents(tx, inv, app, document_ids, errors)
                 if errors:
                     raise KycError("invalid", "the application has invalid fields", errors)
-                dest, _ = fire(state, trigger, KycContext())
                 actor = f"client:{inv.id}"
                 if app is None:
-                    if inst is None:
-                        inst = tx.clients.add_institution(clean["name"], dest, False)
-                    tx.clients.set_kyc(inst, dest, False, uscc=clean["uscc"])
-                    app = KycApplication(id=_new_id("KYC"), invitation_id=inv.id, institution_id=inst.id,
-                                         state=dest, awaiting_role=AWAITING[dest], data=clean, created_at=now,
-                                         updated_at=now)
-                    tx.kyc.add_application(app)
-                    tx.kyc.record_step(app.id, trigger, state, dest, actor, "client", at=now)
-                    tx.kyc.link_application(inv, app.id)
+                    app, inst = submit_first(tx, inv, clean, inst, now)
+                    dest = app.state
                 else:
+                    dest, _ = fire(state, trigger, KycContext())
                     data = {**clean, **({"limits": app.data["limits"]} if "limits" in (app.data or {}) else {})}
                     if not tx.kyc.move(app, trigger, dest, actor, "client", at=now, data=data,
                                        awaiting_role=AWAITING[dest]):
@@ -390,7 +443,7 @@ class KycService:
         except KycError as exc:
             if exc.code == "invalid":
                 with transaction(self.engine) as tx:
-                    tx.audit.record("client", "kyc.submission_refused", "kyc_invitation:?",
+                    tx.audit.record("client", "kyc.submission_refused", f"kyc_invitation:{invitation_id or '?'}",
                                     {"fields": sorted(exc.fields)})
             raise
         self._publish(result)
@@ -400,7 +453,7 @@ class KycService:
                           errors: dict) -> list[KycDocument]:
         """The documents a submission carries (its ids, or every upload of the invitation) — each required kind
         at least once, counting those attached to the application before."""
-        uploaded = {d.id: d for d in tx.kyc.documents(invitation_id=inv.id) if d.kind != AGREEMENT_DRAFT}
+        uploaded = {d.id: d for d in tx.kyc.documents(invitation_id=inv.id) if d.kind not in DESK_KINDS}
         if document_ids is None:
             chosen = list(uploaded.values())
         elif not isinstance(document_ids, list) or not all(isinstance(i, str) for i in document_ids):
@@ -429,20 +482,20 @@ class KycService:
         if self.agreements is None:
             raise KycError("unavailable", "agreement signing is not configured")
         with transaction(self.engine) as tx:
-            inv = self._holder(tx, token, write=True)
+            inv = self._holder(tx, token)
             if inv.application_id != application_id:
                 raise TokenRefused("forbidden", "only the holder of this application's invitation token may sign",
                                    inv.token_sha256, inv.id)
             app = self._get(tx, application_id)
-            fire(app.state, "sign", self._context(app, signer_holds_token=True))  # refused with the reason
-            token_sha, inv_id = inv.token_sha256, inv.id
+            fire(app.state, "sign", self._context(tx, app, signer_holds_token=True))  # refused with the reason
+            token_sha, inv_id, data_sha = inv.token_sha256, inv.id, fingerprint(app.data)
         draft = self._ensure_draft(application_id, "client")
         if accepted_sha256 is not None and accepted_sha256 != draft.sha256:
             raise KycError("conflict", "the agreement you accepted is not the current draft: read it again",
                            {"accepted_sha256": f"当前协议的SHA-256为{draft.sha256}"})
         now = self.clock.now()
         acceptance = {"token_sha256": token_sha, "accepted_at": now.isoformat(), "content_sha256": draft.sha256,
-                      "invitation_id": inv_id}
+                      "invitation_id": inv_id, "data_sha256": data_sha}
         try:
             signed = self.agreements.sign_agreement(draft.content, self.eseal(), acceptance=acceptance,
                                                     signed_at=now)
@@ -454,22 +507,40 @@ class KycService:
             raise KycError("unavailable", "the agreement could not be signed now; try again shortly") from exc
         digest = sha256(signed)
         with transaction(self.engine) as tx:
-            self._holder(tx, token, write=True)  # revoked or expired while the e-seal signed: nothing is signed
+            self._holder(tx, token)  # revoked or expired while the e-seal signed: nothing is signed
             app = self._get(tx, application_id)
-            dest, after = fire(app.state, "sign", self._context(app, signer_holds_token=True))
+            if fingerprint(app.data) != data_sha:
+                raise KycError("conflict", "the application changed while the agreement was sealed; sign again")
+            dest, after = fire(app.state, "sign", self._context(tx, app, signer_holds_token=True))
             actor = f"client:{inv_id}"
+            superseded = self._supersede_agreement(tx, app)
             if not tx.kyc.move(app, "sign", dest, actor, "client", at=now, awaiting_role=AWAITING[dest],
                                agreement_sha256=digest, signed_at=now):
                 raise KycError("conflict", f"application {application_id} was changed concurrently")
             tx.evidence.store_agreement(application_id, unsigned_sha256=draft.sha256, pdf=signed, sha256=digest,
-                                        signer=self._signer_name(), signed_at=now, acceptance=acceptance)
+                                        signer=self._signer_name(), signed_at=now, acceptance=acceptance,
+                                        replace=superseded is not None)
             self._mirror(tx, app, dest, after)
             tx.audit.record(actor, "kyc.sign", f"kyc_application:{application_id}",
                             {"from": "signing", "to": dest, "sha256": digest, "unsigned_sha256": draft.sha256,
-                             "token_prefix": token_sha[:8]})
+                             "token_prefix": token_sha[:8], "data_sha256": data_sha,
+                             **({"superseded_sha256": superseded} if superseded else {})})
             result = self._client_application(tx, app)
         self._publish(result)
         return result
+
+    def _supersede_agreement(self, tx, app: KycApplication) -> str | None:
+        """An earlier signed agreement (for data that changed since) is kept as a document of kind
+        `agreement_superseded` before the new one replaces it; its SHA-256, or None when there is none."""
+        old = tx.evidence.agreement(app.id)
+        if old is None:
+            return None
+        pdf = bytes(old.pdf)
+        tx.kyc.add_document(KycDocument(id=_new_id("DOC"), invitation_id=app.invitation_id, application_id=app.id,
+                                        kind=AGREEMENT_SUPERSEDED, filename=f"{app.id}-agreement-{old.sha256[:8]}.pdf",
+                                        content_type="application/pdf", size=len(pdf), sha256=old.sha256,
+                                        content=pdf, uploaded_at=self.clock.now()))
+        return old.sha256
 
     # ==== staff ================================================================================================
     def get(self, application_id: str, role: str) -> dict:
@@ -479,7 +550,7 @@ class KycService:
             app = self._get(tx, application_id)
             return self._staff_application(tx, app, role)
 
-    def list(self, state: str | None = None, limit: int = 500) -> list[dict]:
+    def applications(self, state: str | None = None, limit: int = 500) -> list[dict]:
         """The pipeline: each application's state, whose turn it is and how long it has waited (no personal
         data)."""
         if state is not None and state not in STATES:
@@ -513,10 +584,20 @@ class KycService:
                           needs_comment=decision in ("return", "reject"), limits=limits)
 
     def transition(self, application_id: str, trigger: Any, comment: Any, user: str, role: str) -> dict:
-        """suspend | reinstate | reopen (periodic review) by the roles `workflows.kyc.TRIGGER_ROLES` names."""
+        """suspend | reinstate | reopen (periodic review) | withdraw (an application waiting on a client that no
+        longer acts) by the roles `workflows.kyc.TRIGGER_ROLES` names, each with its reason.
+
+        `reinstate` screens afresh first (the result is kept and audited): a hit, or a screening that did not
+        answer, refuses it with the reason and the application stays suspended."""
         if trigger not in STAFF_TRIGGERS:
             raise KycError("invalid", f"trigger must be one of {', '.join(STAFF_TRIGGERS)}")
-        return self._step(application_id, trigger, _comment(comment), user, role, needs_comment=True)
+        comment = _comment(comment)
+        if trigger == "reinstate" and comment:
+            with transaction(self.engine) as tx:
+                state = self._get(tx, application_id).state
+            if state == "suspended" and may_fire(state, trigger, role):  # otherwise _step refuses it as usual
+                self._screen(application_id, user, in_state="suspended")
+        return self._step(application_id, trigger, comment, user, role, needs_comment=True)
 
     def _step(self, application_id: str, trigger: str, comment: str | None, user: str, role: str, *,
               needs_comment: bool = False, limits: Any = None) -> dict:
@@ -527,14 +608,14 @@ class KycService:
             with transaction(self.engine) as tx:
                 app = self._get(tx, application_id)
                 source = app.state
-                if not may_fire(source, trigger, role):
-                    awaited = AWAITING.get(source)
-                    if trigger in DECISIONS.values() and source in REVIEW_STATES:
-                        raise KycError("forbidden", f"the application awaits {awaited}: role {role} may not decide")
-                    if trigger in DECISIONS.values() or trigger not in allowed_triggers(source):
-                        raise KycError("conflict", f"an application in {source} cannot {trigger.replace('_', ' ')}"
-                                                   f" (allowed: {', '.join(allowed_triggers(source)) or 'nothing'})")
-                    raise KycError("forbidden", f"role {role} may not {trigger}")
+                if not may_fire(source, trigger, role):  # 403: not this role's to fire (in this state)
+                    if trigger in DECISIONS.values():
+                        raise KycError("forbidden", f"the application ({source}) awaits "
+                                                    f"{AWAITING.get(source) or 'nobody'}: role {role} may not decide")
+                    raise KycError("forbidden", f"role {role} may not {trigger.replace('_', ' ')}")
+                if trigger not in allowed_triggers(source):  # 409: the right role, a state that does not allow it
+                    raise KycError("conflict", f"an application in {source} cannot {trigger.replace('_', ' ')}"
+                                               f" (allowed: {', '.join(allowed_triggers(source)) or 'nothing'})")
                 if needs_comment and not comment:
                     raise KycError("invalid", f"a {trigger.replace('_', ' ')} needs a comment (the reason)",
                                    {"comment": "请填写理由"})
@@ -542,23 +623,29 @@ class KycService:
                     if not (trigger == "approve" and role == "risk"):
                         raise KycError("invalid", "limits go with the risk approval only")
                     limits = _validate_limits(limits)
-                dest, after = fire(source, trigger, self._context(app))
+                dest, after = fire(source, trigger, self._context(tx, app))
                 changes: dict[str, Any] = {"awaiting_role": AWAITING[dest]}
                 if limits is not None:
                     changes["data"] = {**(app.data or {}), "limits": limits}
                 if dest == "compliance_review":  # a screening of an earlier cycle no longer counts (see _screen)
                     changes["screening"] = {}
-                if dest in ("returned", "signing"):  # the client acts again: its token gets a fresh lifetime
-                    inv = tx.kyc.invitation(app.invitation_id)
-                    if inv is not None and inv.revoked_at is None:
-                        inv.expires_at = max(_aware(inv.expires_at), now + self.ttl)
-                        tx.session.add(inv)
+                inv = tx.kyc.invitation(app.invitation_id)
+                detail: dict[str, Any] = {}
+                if trigger == "reopen" and inv is not None:
+                    # the months-old token must not come back with the review: sales reissues one when the
+                    # client has to act (a return, the agreement to sign again)
+                    detail["token_invalidated"] = inv.token_sha256[:8]
+                    tx.kyc.replace_token(inv, token_hash(secrets.token_urlsafe(32)), now, clear_revocation=False)
+                elif dest in ("returned", "signing") and inv is not None and inv.revoked_at is None:
+                    # the client acts again: its token gets a fresh lifetime
+                    inv.expires_at = max(_aware(inv.expires_at), now + self.ttl)
+                    tx.session.add(inv)
                 if not tx.kyc.move(app, trigger, dest, user, role, comment=comment, at=now, **changes):
                     raise KycError("conflict", f"application {application_id} was changed concurrently; reload it")
                 self._mirror(tx, app, dest, after)
                 tx.audit.record(user, f"kyc.{trigger}", f"kyc_application:{app.id}",
                                 {"from": source, "to": dest, "role": role, "comment": comment,
-                                 **({"limits": limits} if limits else {})})
+                                 **({"limits": limits} if limits else {}), **detail})
         except KycError as exc:
             if exc.code in ("forbidden", "conflict"):
                 with transaction(self.engine) as tx:
@@ -624,12 +711,12 @@ class KycService:
     def _agreement_pdf(self, application_id: str, user: str | None, token: Any) -> tuple[bytes, str, str]:
         with transaction(self.engine) as tx:
             if user is None:
-                inv = self._holder(tx, token, write=False)
+                inv = self._holder(tx, token, spent_ok=True)
                 if inv.application_id != application_id:
                     raise TokenRefused("forbidden", "this token is not for this application", inv.token_sha256,
                                        inv.id)
             app = self._get(tx, application_id)
-            if app.agreement_sha256:
+            if app.agreement_sha256 and app.state != "signing":
                 stored = tx.evidence.agreement(app.id)
                 if stored is None:
                     raise KycError("not_found", f"application {application_id} has no stored agreement")
@@ -702,12 +789,16 @@ class KycService:
                     tx.audit.record(by, f"kyc.{effect}_failed", f"kyc_application:{application_id}",
                                     {"error": type(exc).__name__})
 
-    def _screen(self, application_id: str, by: str) -> dict:
+    def _screen(self, application_id: str, by: str, in_state: str = "compliance_review") -> dict:
         """Screen and keep the answer while the application is still in compliance review. Whoever starts a
         screening first clears the previous one (on entry to compliance review, or `rescreen`), so `screened` never
-        holds an older answer while this one is on its way: compliance cannot approve past a hit it brings."""
+        holds an older answer while this one is on its way: compliance cannot approve past a hit it brings. A suspended
+        application is screened before it is reinstated (`in_state`)."""
         with transaction(self.engine) as tx:
-            data = dict(self._get(tx, application_id).data or {})
+            app = self._get(tx, application_id)
+            data = dict(app.data or {})
+            if in_state != "compliance_review" and app.state == in_state and not tx.kyc.save(app, screening={}):
+                raise KycError("conflict", f"application {application_id} was changed concurrently; reload it")
         subject = {k: data.get(k) for k in FIELDS}
         at = self.clock.now().isoformat()
         if self.screener is None:
@@ -727,7 +818,7 @@ class KycService:
         for _ in range(3):  # a concurrent save (a decision) moved the version on: read again
             with transaction(self.engine) as tx:
                 app = self._get(tx, application_id)
-                if app.state != "compliance_review":
+                if app.state != in_state:
                     log.info("screening of %s dropped: the application is %s now", application_id, app.state)
                     return result
                 if tx.kyc.save(app, screening=result, blacklist_hit=bool(hit)):
@@ -747,7 +838,7 @@ class KycService:
             app = self._get(tx, application_id)
             doc = {"application": self._application_dict(tx, app, clear=True),
                    "documents": [self._document_dict(d) for d in tx.kyc.documents(invitation_id=app.invitation_id)
-                                 if d.kind != AGREEMENT_DRAFT],
+                                 if d.kind not in DESK_KINDS],
                    "generated_at": self.clock.now().isoformat()}
         html = self.reports.render_report_html(doc)
         try:
@@ -825,11 +916,20 @@ class KycService:
     def _screened(app: KycApplication) -> bool:
         return (app.screening or {}).get("blacklist", {}).get("hit") is not None
 
-    def _context(self, app: KycApplication, *, signer_holds_token: bool = False) -> KycContext:
+    def _context(self, tx, app: KycApplication, *, signer_holds_token: bool = False) -> KycContext:
         category = (app.data or {}).get("investor_category", "")
         return KycContext(screened=self._screened(app), blacklist_hit=app.blacklist_hit,
-                          suitable=suitability(category)["eligible"], agreement_signed=bool(app.agreement_sha256),
-                          signer_holds_token=signer_holds_token)
+                          suitable=suitability(category)["eligible"],
+                          agreement_current=self._agreement_current(tx, app), signer_holds_token=signer_holds_token)
+
+    @staticmethod
+    def _agreement_current(tx, app: KycApplication) -> bool:
+        """A signed agreement whose acceptance names the fingerprint of the application's data as it is now (an
+        agreement signed before fingerprints were recorded counts as not current: it is signed again)."""
+        if not app.agreement_sha256:
+            return False
+        stored = tx.evidence.agreement(app.id)
+        return stored is not None and (stored.acceptance or {}).get("data_sha256") == fingerprint(app.data)
 
     def _history(self, tx, app: KycApplication) -> list[dict]:
         return [{"from": t.from_state, "to": t.to_state, "trigger": t.trigger, "by": t.actor, "role": t.role,
@@ -867,7 +967,7 @@ class KycService:
         out["institution_name"] = inst.name if inst else None
         out["can_trade"] = bool(inst and inst.can_trade)
         docs = [self._document_dict(d, app.id) for d in tx.kyc.documents(invitation_id=app.invitation_id)
-                if d.kind != AGREEMENT_DRAFT]
+                if d.kind not in DESK_KINDS]
         out["decides"] = ROLE_DECIDES.get(role)
         out["may_decide"] = app.awaiting_role == role and app.state in REVIEW_STATES
         if role == "sales":

@@ -24,6 +24,7 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
                       signed agreements
 - `evidence.py`       EvidenceRepository: signed agreements (`kyc_agreement`) and their hash-chained evidence
                       (`agreement_evidence`); `verify_evidence`
+- `surveillance.py`   SurveillanceRepository: surveillance alerts and their triage state (`surveillance_alert`)
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from otcdesk.app.repositories.outbox import OutboxRepository
 from otcdesk.app.repositories.reviews import ReviewRepository
 from otcdesk.app.repositories.risk import RiskRepository
 from otcdesk.app.repositories.sim import SimTranscriptRepository
+from otcdesk.app.repositories.surveillance import SurveillanceRepository
 from otcdesk.app.repositories.trades import TradeRepository
 from otcdesk.app.repositories.users import UserRepository
 from otcdesk.app.repositories.vault import VaultRepository
@@ -72,6 +74,7 @@ class Repositories:
     margins: MarginRepository
     kyc: KycRepository
     evidence: EvidenceRepository
+    surveillance: SurveillanceRepository
 
     @classmethod
     def on(cls, session: Session) -> "Repositories":
@@ -79,7 +82,8 @@ class Repositories:
                    OutboxRepository(session), ClientRepository(session), UserRepository(session),
                    AuditRepository(session), SimTranscriptRepository(session), VaultRepository(session),
                    TradeRepository(session), MarketRepository(session), RiskRepository(session),
-                   MarginRepository(session), KycRepository(session), EvidenceRepository(session))
+                   MarginRepository(session), KycRepository(session), EvidenceRepository(session),
+                   SurveillanceRepository(session))
 
 
 @contextmanager
@@ -91,5 +95,5 @@ def transaction(engine: Engine) -> Iterator[Repositories]:
 
 __all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "EvidenceRepository",
            "InboundRepository", "KycRepository", "MarginRepository", "MarketRepository", "OutboxRepository", "Repositories", "ReviewRepository",
-           "RiskRepository", "SimTranscriptRepository", "TradeRepository", "UserRepository", "VaultRepository",
+           "RiskRepository", "SimTranscriptRepository", "SurveillanceRepository", "TradeRepository", "UserRepository", "VaultRepository",
            "transaction"]

@@ -48,21 +48,25 @@ class EvidenceRepository:
         self.session = session
 
     def store_agreement(self, application_id: str, *, unsigned_sha256: str, pdf: bytes, sha256: str, signer: str,
-                        signed_at: datetime, acceptance: Mapping[str, Any]) -> KycAgreement:
+                        signed_at: datetime, acceptance: Mapping[str, Any], replace: bool = False) -> KycAgreement:
         """Keep the signed agreement of `application_id` and append its evidence entry (one transaction, the
         caller's). `signer` is the e-seal's `subject` (what `verify_agreement_pdf` reports); `acceptance` the
-        dict given to `sign_agreement`. EvidenceError when the application already has one or `sha256` is not
-        the PDF's."""
+        dict given to `sign_agreement`. EvidenceError when the application already has one (unless `replace`: an
+        agreement signed again for changed data takes the row's place, its evidence entry appended after the
+        earlier one's; the caller keeps the earlier PDF) or `sha256` is not the PDF's."""
         if hashlib.sha256(pdf).hexdigest() != sha256:
             raise EvidenceError(f"sha256 {sha256} is not the SHA-256 of the agreement PDF")
         accepted = json.loads(json.dumps(dict(acceptance or {}), ensure_ascii=False))  # what the DB gives back
         if "token" in accepted:
             raise EvidenceError("the acceptance must carry the token's hash, never the token")
         AuditRepository(self.session)._lock_chain()
-        if self.agreement(application_id) is not None:
+        row = self.agreement(application_id)
+        if row is not None and not replace:
             raise EvidenceError(f"application {application_id} already has a signed agreement")
-        row = KycAgreement(application_id=application_id, unsigned_sha256=unsigned_sha256, pdf=pdf, sha256=sha256,
-                           signer=signer, signed_at=signed_at, acceptance=accepted)
+        if row is None:
+            row = KycAgreement(application_id=application_id)
+        row.unsigned_sha256, row.pdf, row.sha256, row.signer, row.signed_at, row.acceptance = \
+            unsigned_sha256, pdf, sha256, signer, signed_at, accepted
         self.session.add(row)
         self.session.flush()
         head = self.session.exec(select(AgreementEvidence.id, AgreementEvidence.entry_hash)

@@ -48,6 +48,27 @@ class KycRepository:
         self.session.refresh(invitation)
         return res.rowcount == 1
 
+    def replace_token(self, invitation: KycInvitation, token_sha256: str, expires_at: datetime, *,
+                      clear_revocation: bool = True) -> bool:
+        """Swap the invitation's token hash (the old token opens nothing from the commit) if nobody swapped it
+        since it was read; `clear_revocation`: a reissued token works even where the old one was revoked."""
+        values: dict = {"token_sha256": token_sha256, "expires_at": expires_at}
+        if clear_revocation:
+            values.update(revoked_at=None, revoked_by=None)
+        res = self.session.exec(update(KycInvitation).where(KycInvitation.id == invitation.id,
+                                                            KycInvitation.token_sha256 == invitation.token_sha256)
+                                .values(**values))
+        self.session.flush()
+        self.session.refresh(invitation)
+        return res.rowcount == 1
+
+    def lock_invitation(self, token_sha256: str) -> None:
+        """Hold the write lock of the invitation `token_sha256` names until the unit of work ends (a no-op update:
+        PostgreSQL's row lock, SQLite's write lock), so what is read after it is not changed underneath."""
+        self.session.exec(update(KycInvitation).where(KycInvitation.token_sha256 == token_sha256)
+                          .values(token_sha256=KycInvitation.token_sha256))
+        self.session.flush()
+
     def link_application(self, invitation: KycInvitation, application_id: str) -> None:
         invitation.application_id = application_id
         self.session.add(invitation)

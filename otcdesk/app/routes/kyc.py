@@ -3,16 +3,17 @@
 | POST /api/kyc/invitations                        | sales               | {"institution_name", "contact_name", "contact_mobile"} → {"invitation_id", "token", "url", "expires_at"} |
 | GET  /api/kyc/invitations                        | sales, admin        | → [Invitation], newest first |
 | POST /api/kyc/invitations/{id}/revoke            | sales, admin        | → Invitation (the token no longer opens anything) |
+| POST /api/kyc/invitations/{id}/reissue           | sales, admin        | → {"invitation_id", "token", "url", "expires_at"}: a fresh token, the old one dead (not for a final application) |
 | POST /api/kyc/me                                 | the token's holder  | {"token"} → the client's view (invitation, application, documents, required kinds, agreement) |
 | POST /api/kyc/documents                          | the token's holder  | {"token", "kind", "filename", "content_type", "data_base64"} → {"document_id", "kind", "filename", "size", "sha256"} |
 | POST /api/kyc/applications                       | the token's holder  | {"token", "institution", "document_ids"?} → Application (client shape); 422 {"error", "fields"} |
 | GET  /api/kyc/applications?state=                | sales, compliance, risk, admin | → the pipeline: [{"id", "institution_name", "state", "awaiting_role", "since", "waiting_s", …}] |
 | GET  /api/kyc/applications/{id}                  | sales, compliance, risk, admin | → Application + "view" (what the caller's role decides) |
 | POST /api/kyc/applications/{id}/decision         | the awaited role    | {"decision": "approve" | "return" | "reject", "comment", "limits"?} → Application; another role 403 |
-| POST /api/kyc/applications/{id}/transition       | per workflows.kyc.TRIGGER_ROLES | {"trigger": "suspend" | "reinstate" | "reopen", "comment"} → Application |
+| POST /api/kyc/applications/{id}/transition       | per workflows.kyc.TRIGGER_ROLES | {"trigger": "suspend" | "reinstate" | "reopen" | "withdraw", "comment"} → Application; another role 403, the right role in a state that does not allow it 409 |
 | POST /api/kyc/applications/{id}/screen           | compliance          | → Application (screened again) |
-| GET  /api/kyc/applications/{id}/report           | sales, compliance, risk, admin | → the due-diligence report (text/html, no inline style or script) |
-| GET  /api/kyc/applications/{id}/report.pdf       | sales, compliance, risk, admin | → the report as PDF |
+| GET  /api/kyc/applications/{id}/report           | compliance, risk, admin | → the due-diligence report (text/html, no inline style or script) |
+| GET  /api/kyc/applications/{id}/report.pdf       | compliance, risk, admin | → the report as PDF |
 | GET  /api/kyc/applications/{id}/documents/{doc}  | compliance, admin   | → the uploaded file (audited) |
 | POST /api/kyc/applications/{id}/sign             | the token's holder  | {"token", "accepted_sha256"?} → Application (client shape), approved |
 | GET  /api/kyc/applications/{id}/agreement.pdf    | staff, or the holder with header X-Invitation-Token | → the signed agreement (in `signing`: the unsigned draft) |
@@ -35,6 +36,7 @@ from otcdesk.app.kyc.service import HTTP_STATUS
 from otcdesk.workflows.kyc import KycError
 
 STAFF = ("sales", "compliance", "risk", "admin")
+REPORT_READERS = ("compliance", "risk", "admin")  # the report carries screening and identifiers in clear
 TOKEN_HEADER = "X-Invitation-Token"
 MAX_LIMIT = 500
 
@@ -82,6 +84,10 @@ def register(router, *, demo: bool) -> None:
     @require("sales", "admin")
     async def revoke(request: web.Request) -> web.Response:
         return await call(kyc(request).revoke, request.match_info["id"], request[USER].username)
+
+    @require("sales", "admin")
+    async def reissue(request: web.Request) -> web.Response:
+        return await call(kyc(request).reissue, request.match_info["id"], request[USER].username, origin(request))
 
     # ---- the token's holder (no login) ------------------------------------------------------------------------
     async def me(request: web.Request) -> web.Response:
@@ -131,7 +137,7 @@ def register(router, *, demo: bool) -> None:
             limit = 0
         if not 1 <= limit <= MAX_LIMIT:
             return _error(KycError("invalid", f"limit must be an integer from 1 to {MAX_LIMIT}"))
-        return await call(kyc(request).list, request.query.get("state") or None, limit)
+        return await call(kyc(request).applications, request.query.get("state") or None, limit)
 
     @require(*STAFF)
     async def get_application(request: web.Request) -> web.Response:
@@ -165,11 +171,11 @@ def register(router, *, demo: bool) -> None:
         return _no_store(web.Response(body=data, content_type=content_type,
                                       charset="utf-8" if fmt == "html" else None, headers=headers))
 
-    @require(*STAFF)
+    @require(*REPORT_READERS)
     async def report_html(request: web.Request) -> web.Response:
         return await _report(request, "html")
 
-    @require(*STAFF)
+    @require(*REPORT_READERS)
     async def report_pdf(request: web.Request) -> web.Response:
         return await _report(request, "pdf")
 
@@ -193,6 +199,7 @@ def register(router, *, demo: bool) -> None:
     router.add_post("/api/kyc/invitations", invite)
     router.add_get("/api/kyc/invitations", invitations)
     router.add_post("/api/kyc/invitations/{id}/revoke", revoke)
+    router.add_post("/api/kyc/invitations/{id}/reissue", reissue)
     router.add_post("/api/kyc/me", me)
     router.add_post("/api/kyc/documents", upload)
     router.add_post("/api/kyc/applications", apply)

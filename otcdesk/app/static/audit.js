@@ -32,5 +32,6 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('reverify').addEventListener('click', verify);
   const me = await api('/api/me');
   $('who').textContent = `${me.user}（${me.role}）`;
+  $('survlink').hidden = me.role !== 'compliance';
   await verify();
 });

@@ -1,5 +1,5 @@
-/* Hand-written SVG charts for the book page (after pages.js): a heat map of a spot × vol scenario grid and a
-   line chart of PV against spot. Colours and sizes are SVG attributes (allowed under the CSP); classes carry the
+/* Hand-written SVG charts (after pages.js): for the book page a heat map of a spot × vol scenario grid and a
+   line chart of PV against spot; for the surveillance page an order timeline. Colours and sizes are SVG attributes (allowed under the CSP); classes carry the
    rest of the look (style.css). Values reach the chart as numbers and <title> text only. */
 
 /** Round tick values covering [lo, hi], about `n` of them. */
@@ -110,6 +110,108 @@ function ladderChart(container, xs, ys, {xLabel = '现货', xFormat = String, ma
   for (const [x, y] of pts) {
     chart.append(svg('circle', {class: 'pt', cx: sx(x).toFixed(1), cy: sy(y).toFixed(1), r: 3},
       svg('title', {text: `${xLabel} ${xFormat(x)} · PV ${money(y)} 元`})));
+  }
+  fill(container, chart);
+  return chart;
+}
+
+const SIDE = {B: '买', S: '卖'};
+const ORDER_EVENT = {new: '下单', cancel: '撤单', fill: '成交'};
+const hms = (t) => new Date(t).toLocaleTimeString('zh-CN', {hour12: false, timeZone: 'Asia/Shanghai'});
+
+/** A mark of one order event at (x, y): a hollow circle for a new order, a cross for its cancel, a triangle for a
+ *  fill (pointing up for a buy, down for a sell). Classes carry the side's colour (style.css). */
+function orderMark(x, y, r, title) {
+  const cls = `order-mark mark-${r.event} side-${r.side || 'X'}`;
+  const data = {event: r.event, side: r.side || '', order: r.order_id || ''};
+  const t = svg('title', {text: title});
+  if (r.event === 'new') return svg('circle', {class: cls, cx: x.toFixed(1), cy: y.toFixed(1), r: 5, data}, t);
+  if (r.event === 'cancel') {
+    const d = `M${x - 5},${y - 5} L${x + 5},${y + 5} M${x - 5},${y + 5} L${x + 5},${y - 5}`;
+    return svg('path', {class: cls, d, data}, t);
+  }
+  const up = r.side !== 'S', k = up ? -1 : 1;
+  const d = `M${x},${y + 7 * k} L${x - 6},${y - 5 * k} L${x + 6},${y - 5 * k} Z`;
+  return svg('path', {class: cls, d, data}, t);
+}
+
+/**
+ * An alert's orders over time (`rows`: the API's timeline, {ts, event: new|cancel|fill, order_id, account, side,
+ * price, qty, lifetime_ms}): time across, price or size (`y`: 'price' | 'qty') up. A large order's life is a line
+ * from its placing (○) to its cancel (✕); fills are triangles (▲ buy, ▼ sell). Episodes more than `gapMs`
+ * apart get panels of their own (at most `maxPanels`), so seconds-long episodes of one day stay readable.
+ */
+function orderTimeline(container, rows, {y = 'price', gapMs = 20000, maxPanels = 6} = {}) {
+  const W = 1100, H = 330, ml = 78, mr = 16, mt = 14, mb = 70, gap = 26;
+  const pts = rows.map((r) => ({...r, t: Date.parse(r.ts), v: r[y]})).filter((r) => isNum(r.t) && isNum(r.v))
+    .sort((a, b) => a.t - b.t);
+  const chart = svg('svg', {viewBox: `0 0 ${W} ${H}`, class: 'order-timeline', role: 'img', 'aria-label': '委托时间线'});
+  if (!pts.length) {
+    chart.append(svg('text', {class: 'axis', x: W / 2, y: H / 2, 'text-anchor': 'middle', text: '没有可画的委托'}));
+    fill(container, chart);
+    return chart;
+  }
+  const episodes = [];
+  for (const p of pts) {
+    const last = episodes[episodes.length - 1];
+    if (last && p.t - last[last.length - 1].t <= gapMs) last.push(p); else episodes.push([p]);
+  }
+  const shown = episodes.slice(0, maxPanels);
+  const yt = niceTicks(Math.min(...pts.map((p) => p.v)), Math.max(...pts.map((p) => p.v)));
+  const ylo = yt[0], yhi = yt[yt.length - 1];
+  const sy = (v) => mt + (yhi > ylo ? (yhi - v) / (yhi - ylo) : 0.5) * (H - mt - mb);
+  const yText = (v) => (y === 'qty' ? NF0.format(v) : fixed(v, 2));
+  for (const t of yt) {
+    chart.append(svg('line', {class: 'grid', x1: ml, x2: W - mr, y1: sy(t), y2: sy(t)}));
+    chart.append(svg('text', {class: 'axis', x: ml - 6, y: sy(t) + 4, 'text-anchor': 'end', text: yText(t)}));
+  }
+  chart.append(svg('text', {class: 'axis-title', x: 14, y: mt + (H - mt - mb) / 2, 'text-anchor': 'middle',
+    transform: `rotate(-90 14 ${mt + (H - mt - mb) / 2})`, text: y === 'qty' ? '数量' : '价格'}));
+  const pw = (W - ml - mr - gap * (shown.length - 1)) / shown.length;
+  shown.forEach((ep, i) => {
+    const x0 = ml + i * (pw + gap), span = ep[ep.length - 1].t - ep[0].t, pad = Math.max(300, span * 0.08);
+    const tlo = ep[0].t - pad, thi = ep[ep.length - 1].t + pad;
+    const sx = (t) => x0 + ((t - tlo) / (thi - tlo)) * pw;
+    const g = svg('g', {class: 'episode', data: {start: ep[0].ts}});
+    g.append(svg('line', {class: 'frame', x1: x0, x2: x0 + pw, y1: H - mb, y2: H - mb}));
+    g.append(svg('line', {class: 'frame', x1: x0, x2: x0, y1: mt, y2: H - mb}));
+    const step = niceTicks(0, (thi - tlo) / 1000, 4);
+    for (const s of step) {
+      const t = ep[0].t + s * 1000;
+      if (t > thi || s < 0) continue;
+      g.append(svg('line', {class: 'tick', x1: sx(t), x2: sx(t), y1: H - mb, y2: H - mb + 4}));
+      g.append(svg('text', {class: 'axis', x: sx(t), y: H - mb + 16, 'text-anchor': 'middle', text: `+${Number(s.toFixed(1))}s`}));
+    }
+    g.append(svg('text', {class: 'axis-title', x: x0 + pw / 2, y: H - mb + 34, 'text-anchor': 'middle', text: hms(ep[0].t)}));
+    // each order's life: from its placing to its cancel, at its price (or size)
+    const placed = new Map();
+    for (const p of ep) {
+      if (p.event === 'new') placed.set(p.order_id, p);
+      else if (p.event === 'cancel' && placed.has(p.order_id)) {
+        const n = placed.get(p.order_id);
+        g.append(svg('line', {class: `order-life side-${p.side}`, x1: sx(n.t).toFixed(1), x2: sx(p.t).toFixed(1),
+          y1: sy(n.v).toFixed(1), y2: sy(p.v).toFixed(1)}));
+      }
+    }
+    for (const p of ep) {
+      const title = `${hms(p.t)}.${String(p.t % 1000).padStart(3, '0')} ${p.account || ''} ${label(SIDE, p.side)}` +
+        `${label(ORDER_EVENT, p.event)} ${p.order_id || ''} 价格 ${fixed(p.price, 2)} 数量 ${NF0.format(p.qty || 0)}` +
+        (isNum(p.lifetime_ms) ? ` 存续 ${p.lifetime_ms} ms` : '');
+      g.append(orderMark(sx(p.t), sy(p.v), p, title));
+    }
+    chart.append(g);
+  });
+  // legend
+  const ly = H - 14;
+  const legend = [['new', 'B', '下单（买）'], ['new', 'S', '下单（卖）'], ['cancel', 'B', '撤单'], ['fill', 'B', '成交（买）'], ['fill', 'S', '成交（卖）']];
+  legend.forEach(([event, side, text], k) => {
+    const x = ml + k * 130;
+    const m = orderMark(x + 6, ly - 4, {event, side}, text);
+    m.setAttribute('class', `legend-mark mark-${event} side-${side}`);
+    chart.append(m, svg('text', {class: 'axis', x: x + 16, y: ly, text}));
+  });
+  if (episodes.length > shown.length) {
+    chart.append(svg('text', {class: 'axis', x: W - mr, y: ly, 'text-anchor': 'end', text: `另有 ${episodes.length - shown.length} 段未画出`}));
   }
   fill(container, chart);
   return chart;

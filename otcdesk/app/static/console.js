@@ -137,6 +137,7 @@ async function load() {
   const me = await api('/api/me');
   document.getElementById('who').textContent = `${me.user}（${me.role}）`;
   document.getElementById('simlink').hidden = !me.demo;
+  document.getElementById('survlink').hidden = me.role !== 'compliance';
   try { await load(); } catch (ex) {
     document.getElementById('queue').innerHTML = `<div class="card empty">${esc(ex.message)}（复核队列仅限交易员）</div>`; return;
   }

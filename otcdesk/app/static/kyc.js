@@ -11,6 +11,7 @@ const TRIGGERS = [
   {trigger: 'suspend', text: '暂停交易', from: ['approved'], roles: ['compliance', 'risk', 'admin']},
   {trigger: 'reinstate', text: '恢复交易', from: ['suspended'], roles: ['compliance', 'admin']},
   {trigger: 'reopen', text: '重新审核（定期复核）', from: ['approved', 'suspended'], roles: ['sales', 'compliance', 'admin']},
+  {trigger: 'withdraw', text: '撤回申请（客户不再办理）', from: ['returned', 'signing'], roles: ['sales', 'compliance', 'admin']},
 ];
 const FIELD = {name: '机构全称', uscc: '统一社会信用代码', legal_representative: '法定代表人', legal_representative_id: '法定代表人身份证号',
   registered_capital_cny: '注册资本（元）', address: '注册地址', contact_name: '联系人', contact_mobile: '联系人手机号',
@@ -192,6 +193,29 @@ function transitionsBlock(a) {
     })));
 }
 
+// sales: a fresh client link where the client must act (returned, signing) or after a periodic review; the old
+// link stops working; the new one is shown once
+function reissueBlock(a) {
+  if (!['sales', 'admin'].includes(me.role) || !a.invitation_id || ['approved', 'rejected'].includes(a.state)) return null;
+  const once = h('div', {id: 'reissue-once'});
+  const b = h('button', {type: 'button', class: 'plain', id: 'reissue', text: '重新发放客户链接'});
+  b.addEventListener('click', async () => {
+    if (!confirm('重新发放后，客户手中的旧链接立即失效，确定重新发放？')) return;
+    say('err', ''); say('ok', '');
+    try {
+      const inv = await post(`/api/kyc/invitations/${encodeURIComponent(a.invitation_id)}/reissue`, {});
+      fill(once, h('div', {class: 'once'}, h('p', {}, h('strong', {text: '客户的新链接（旧链接已失效）'}), `（有效期至 ${when(inv.expires_at)}）`),
+        h('input', {id: 'reissue-url', readonly: true, value: inv.url}),
+        h('p', {class: 'meta', text: '此链接只显示这一次；请通过安全渠道发给客户联系人本人。'})));
+    } catch (ex) {
+      say('err', `未完成：${ex.message}`);
+    }
+  });
+  return h('div', {class: 'card', id: 'reissue-card'}, h('h3', {text: '客户链接'}),
+    h('p', {class: 'meta', text: a.awaiting_role === 'client' ? '等待客户操作：链接过期或遗失时可重新发放。' : '客户需要再次操作时（退回补正、重新签署）发放新链接。'}),
+    h('div', {class: 'actions'}, b), once);
+}
+
 function groupBlock(a) {
   if (me.role !== 'sales' || a.state !== 'approved' || !a.institution_id) return null;
   const group = h('input', {id: 'group', placeholder: '群 ID（企业微信/微信群）', maxlength: 200});
@@ -257,7 +281,7 @@ function render(a) {
       h('div', {class: 'err', id: 'action-err', role: 'alert', text: said.err}), h('div', {class: 'ok', id: 'action-ok', role: 'status', text: said.ok})),
     section ? section(a) : null,
     turn ? decisionBlock(a) : null,
-    transitionsBlock(a), groupBlock(a), agreementBlock(a), historyBlock(a));
+    transitionsBlock(a), reissueBlock(a), groupBlock(a), agreementBlock(a), historyBlock(a));
   for (const [sel, v] of typed) { const i = document.querySelector(sel); if (i && !i.disabled) i.value = v; }
 }
 

@@ -1,8 +1,9 @@
 // The onboarding pipeline (onboarding.html), for sales, compliance, risk and admin: every application
 // (GET /api/kyc/applications) by state, whose turn it is and how long it has waited, the rows awaiting the
 // signed-in user's role highlighted; each links to its review page (/kyc?id=). Sales also create invitations
-// (POST /api/kyc/invitations: the link is shown once, to copy) and revoke them. Refetched on /api/events and
-// every 30 seconds.
+// (POST /api/kyc/invitations: the link is shown once, to copy), revoke them, and reissue a fresh link for one
+// whose application is not final (POST /api/kyc/invitations/{id}/reissue: the old link stops working, the new one
+// is shown once). Refetched on /api/events and every 30 seconds.
 const READERS = ['sales', 'compliance', 'risk', 'admin'];
 const OPEN = ['sales_review', 'compliance_review', 'risk_review', 'signing', 'returned', 'invited'];
 const ORDER = [...OPEN, 'approved', 'suspended', 'rejected'];
@@ -60,11 +61,13 @@ async function loadInvitations() {
     const id = i.invitation_id || i.id;
     const status = i.status || i.state || (i.revoked_at ? 'revoked' : '');
     const open = !['revoked', 'expired', 'used', 'submitted'].includes(status) && !i.revoked_at;
-    return h('tr', {class: 'invitation', data: {id, status}},
+    const reissuable = status !== 'used' && !['approved', 'rejected'].includes(i.application_state);
+    return h('tr', {class: 'invitation', data: {id, status, name: i.institution_name || ''}},
       h('td', {text: i.institution_name || '-'}), h('td', {text: i.contact_name || '-'}),
       h('td', {class: 'inv-status', text: label(INVITATION, status)}),
       h('td', {text: `${i.created_by || ''} ${when(i.created_at)}`.trim()}), h('td', {text: when(i.expires_at)}),
-      h('td', {}, open ? h('button', {type: 'button', class: 'reject revoke', text: '撤销'}) : null));
+      h('td', {}, open ? h('button', {type: 'button', class: 'reject revoke', text: '撤销'}) : null,
+        reissuable ? h('button', {type: 'button', class: 'plain reissue', text: '重新发放链接'}) : null));
   }));
   $('inv-empty').hidden = list.length > 0;
 }
@@ -87,20 +90,37 @@ async function invite(e) {
   try {
     const inv = await api('/api/kyc/invitations', {method: 'POST', body: JSON.stringify({
       institution_name: $('inv-name').value.trim(), contact_name: $('inv-contact').value.trim(), contact_mobile: $('inv-mobile').value.trim()})});
-    const link = h('input', {id: 'inv-url', readonly: true, value: inv.url});
-    const note = h('span', {class: 'meta ok'});
-    const btn = h('button', {type: 'button', class: 'plain', id: 'inv-copy', text: '复制链接'});
-    btn.addEventListener('click', () => copy(link, note));
-    fill($('inv-once'), h('div', {class: 'once'},
-      h('p', {}, h('strong', {text: `${$('inv-name').value.trim()} 的邀请链接`}), `（有效期至 ${when(inv.expires_at)}）`),
-      link, h('div', {class: 'actions'}, btn, note),
-      h('p', {class: 'meta', text: '此链接只显示这一次，离开本页后无法再次查看；请通过安全渠道发给客户联系人本人，不要转发到群聊。'})));
+    showOnce($('inv-once'), `${$('inv-name').value.trim()} 的邀请链接`, inv);
     $('invite').reset();
     await loadInvitations();
   } catch (ex) {
     err.textContent = `生成失败：${ex.message}`;
   } finally {
     $('inv-create').disabled = false;
+  }
+}
+
+// a new link, shown this once (the server keeps only its hash)
+function showOnce(where, title, inv) {
+  const link = h('input', {id: 'inv-url', readonly: true, value: inv.url});
+  const note = h('span', {class: 'meta ok'});
+  const btn = h('button', {type: 'button', class: 'plain', id: 'inv-copy', text: '复制链接'});
+  btn.addEventListener('click', () => copy(link, note));
+  document.querySelectorAll('#inv-once, #reissue-once').forEach((c) => fill(c));
+  fill(where, h('div', {class: 'once'},
+    h('p', {}, h('strong', {text: title}), `（有效期至 ${when(inv.expires_at)}）`),
+    link, h('div', {class: 'actions'}, btn, note),
+    h('p', {class: 'meta', text: '此链接只显示这一次，离开本页后无法再次查看；请通过安全渠道发给客户联系人本人，不要转发到群聊。'})));
+}
+
+async function reissue(tr) {
+  if (!confirm('重新发放后，客户手中的旧链接立即失效，确定重新发放？')) return;
+  try {
+    const inv = await api(`/api/kyc/invitations/${encodeURIComponent(tr.dataset.id)}/reissue`, {method: 'POST', body: '{}'});
+    showOnce($('reissue-once'), `${tr.dataset.name} 的新链接（旧链接已失效）`, inv);
+    await loadInvitations();
+  } catch (ex) {
+    $('reissue-err').textContent = `重新发放失败：${ex.message}`;
   }
 }
 
@@ -121,7 +141,10 @@ async function revoke(tr) {
     $('invite-card').hidden = false;
     $('invite').addEventListener('submit', invite);
   }
-  $('invitations').addEventListener('click', (e) => { const b = e.target.closest('button.revoke'); if (b) revoke(b.closest('tr')); });
+  $('invitations').addEventListener('click', (e) => {
+    const b = e.target.closest('button.revoke, button.reissue');
+    if (b) (b.classList.contains('reissue') ? reissue : revoke)(b.closest('tr'));
+  });
   $('states').addEventListener('click', (e) => { const b = e.target.closest('button'); if (b) { filter = b.dataset.state; render(); } });
   $('mine-only').addEventListener('change', render);
   const reload = () => load().catch((ex) => { $('count').textContent = `加载失败：${ex.message}`; });

@@ -74,6 +74,8 @@ function executionText(e) {
 async function whoami() {
   const me = await api('/api/me');
   $('who').textContent = `${me.user}（${label(ROLE, me.role)}）`;
+  const surv = $('survlink');  // market surveillance is compliance's alone (the API refuses every other role)
+  if (surv) surv.hidden = me.role !== 'compliance';
   const out = $('logout');
   if (out) out.addEventListener('click', async () => { await fetch('/api/logout', {method: 'POST'}); location.href = '/login'; });
   return me;

@@ -232,19 +232,30 @@ def confirmation_terms(trade: Mapping[str, Any], *, desk_party: str, confirmed_a
     }
 
 
-def render_pdf(terms: Mapping[str, Any], fonts: Fonts) -> bytes:
-    """The confirmation PDF for a snapshot of `confirmation_terms` (deterministic for the same fonts)."""
-    from fpdf import FPDF
+def new_pdf(fonts: Fonts, *, title: str, created: datetime | None, margin: float = 15, cls=None):
+    """An A4 fpdf2 document set up as the desk's PDFs are (confirmation, KYC report, agreement): its metadata
+    (`created`: the creation date, fixed so the same input gives the same bytes), font `cjk` with `latin` as
+    fallback when there is one, automatic page breaks at `margin`; `cls`: an FPDF subclass (header/footer)."""
+    if cls is None:
+        from fpdf import FPDF as cls
 
-    pdf = FPDF(format="A4")
-    pdf.set_creation_date(datetime.fromisoformat(terms["confirmed_at"]))
-    pdf.set_title(f"{terms['title']} {terms['trade_id']}")
+    pdf = cls(format="A4")
+    if created is not None:
+        pdf.set_creation_date(created)
+    pdf.set_title(title)
     pdf.set_author("otcdesk")
     pdf.add_font("cjk", fname=str(fonts.cjk))
     if fonts.latin is not None:
         pdf.add_font("latin", fname=str(fonts.latin))
         pdf.set_fallback_fonts(["latin"])
-    pdf.set_auto_page_break(True, margin=15)
+    pdf.set_auto_page_break(True, margin=margin)
+    return pdf
+
+
+def render_pdf(terms: Mapping[str, Any], fonts: Fonts) -> bytes:
+    """The confirmation PDF for a snapshot of `confirmation_terms` (deterministic for the same fonts)."""
+    pdf = new_pdf(fonts, title=f"{terms['title']} {terms['trade_id']}",
+                  created=datetime.fromisoformat(terms["confirmed_at"]))
     pdf.add_page()
     pdf.set_font("cjk", size=16)
     pdf.cell(0, 12, terms["title"], new_x="LMARGIN", new_y="NEXT", align="C")

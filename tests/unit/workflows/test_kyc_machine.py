@@ -7,7 +7,7 @@ import pytest
 from otcdesk.workflows.kyc import AWAITING, DECISIONS, FINAL_STATES, REVIEW_STATES, STATES, TRANSITIONS, \
     TRIGGER_ROLES, KycContext, KycError, allowed_triggers, fire, may_fire
 
-OK = KycContext(screened=True, blacklist_hit=False, suitable=True, agreement_signed=False, signer_holds_token=True)
+OK = KycContext(screened=True, blacklist_hit=False, suitable=True, agreement_current=False, signer_holds_token=True)
 
 
 def _sources(source):
@@ -21,7 +21,7 @@ ROWS = [(t, s, d, c, a) for t, src, d, c, a in TRANSITIONS for s in _sources(src
                          ids=[f"{t}:{s}->{d}" for t, s, d, *_ in ROWS])
 def test_every_row_fires_when_its_conditions_hold(trigger, source, dest, conditions, after):
     ctx = KycContext(screened=True, blacklist_hit=False, suitable=True,
-                     agreement_signed="agreement_signed" in conditions, signer_holds_token=True)
+                     agreement_current="agreement_current" in conditions, signer_holds_token=True)
     assert fire(source, trigger, ctx) == (dest, after)
 
 
@@ -47,7 +47,24 @@ def test_periodic_review_suspension_and_reinstatement():
     assert fire("approved", "suspend", OK) == ("suspended", ("close_quoting",))
     assert fire("suspended", "reinstate", OK) == ("approved", ("open_quoting",))
     # a reopened client with a signed agreement goes straight back to approved at risk's approval
-    assert fire("risk_review", "approve", KycContext(agreement_signed=True)) == ("approved", ("open_quoting",))
+    assert fire("risk_review", "approve", KycContext(agreement_current=True)) == ("approved", ("open_quoting",))
+    # an agreement signed for other data (a changed application) is signed again
+    assert fire("risk_review", "approve", KycContext(agreement_current=False)) == ("signing", ("prepare_agreement",))
+
+
+def test_staff_withdraw_where_only_the_client_could_move_it():
+    """Waiting on a client whose token lapsed would be stuck: staff withdraw it (rejected, quoting closed)."""
+    for state in ("invited", "returned", "signing"):
+        assert fire(state, "withdraw", OK) == ("rejected", ("close_quoting",))
+    for state in set(STATES) - {"invited", "returned", "signing"}:
+        with pytest.raises(KycError):
+            fire(state, "withdraw", OK)
+    assert TRIGGER_ROLES["withdraw"] == ("sales", "compliance", "admin")
+
+
+def test_reinstatement_needs_an_answered_screening():
+    with pytest.raises(KycError, match="screening has not answered"):
+        fire("suspended", "reinstate", KycContext(screened=False))
 
 
 @pytest.mark.parametrize("state,trigger", [
@@ -88,7 +105,7 @@ def test_failed_conditions_say_why():
 
 
 def test_a_blacklist_hit_never_reaches_approved():
-    hit = KycContext(blacklist_hit=True, screened=True, suitable=True, agreement_signed=True,
+    hit = KycContext(blacklist_hit=True, screened=True, suitable=True, agreement_current=True,
                      signer_holds_token=True)
     for state in STATES:
         for trigger in allowed_triggers(state):
