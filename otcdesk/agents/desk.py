@@ -667,16 +667,15 @@ def _after_orders(state: State) -> Literal["review", "__end__"]:
     return END if state["kind"] == "none" else "review"
 
 
-def build_desk_graph(deps: DeskDeps, checkpointer: Any):
-    """Compile the desk graph with a checkpointer (SQLite or Postgres saver) so reviews survive restarts."""
+def build_desk_graph(deps: DeskDeps, checkpointer: Any, wrap: Callable[[str, Callable], Callable] | None = None):
+    """Compile the desk graph with a checkpointer (SQLite or Postgres saver) so reviews survive restarts.
+    `wrap(name, node)` may wrap each node (the app's tracing does) and must keep its signature."""
+    wrap = wrap or (lambda name, node: node)
     g = StateGraph(State, input_schema=InputState)
-    g.add_node("understand", _understand(deps))
-    g.add_node("check_kyc", _check_kyc(deps))
-    g.add_node("price", _price(deps))
-    g.add_node("orders", _orders(deps))
-    g.add_node("draft", _draft)
-    g.add_node("review", _review(deps))
-    g.add_node("deliver", _deliver(deps))
+    for name, node in (("understand", _understand(deps)), ("check_kyc", _check_kyc(deps)), ("price", _price(deps)),
+                       ("orders", _orders(deps)), ("draft", _draft), ("review", _review(deps)),
+                       ("deliver", _deliver(deps))):
+        g.add_node(name, wrap(name, node))
     g.add_edge(START, "understand")
     g.add_conditional_edges("understand", _after_understand)
     g.add_conditional_edges("check_kyc", _after_kyc)

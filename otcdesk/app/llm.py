@@ -22,6 +22,7 @@ import json
 import logging
 import re
 import threading
+import time
 from typing import Any, Sequence
 
 import jsonschema
@@ -108,6 +109,12 @@ class LLMClient:
         self._lock = threading.Lock()
         self._client = openai.OpenAI(base_url=self.base_url, api_key=api_key or "sk-none", timeout=self.timeout,
                                      max_retries=0)
+        self.metrics = None  # app.metrics.Metrics, app.tracing.Tracing: set by `instrument`
+        self.tracing = None
+
+    def instrument(self, metrics: Any, tracing: Any) -> None:
+        """Count every chat completion (`metrics`) and make it a span (`tracing`)."""
+        self.metrics, self.tracing = metrics, tracing
 
     def __repr__(self) -> str:
         return f"LLMClient(base_url={self.base_url!r}, model={self.model!r}, flavor={self.flavor!r})"
@@ -196,7 +203,36 @@ class LLMClient:
         return text
 
     def _create(self, messages: list[dict], timeout: float | None, max_tokens: int | None = None, **extra: Any):
-        """One chat completion; its first choice. Raises `LLMError` on failure."""
+        """One chat completion; its first choice. Raises `LLMError` on failure. Observed (counted, traced) when
+        instrumented."""
+        if self.tracing is None and self.metrics is None:
+            return self._create_once(messages, timeout, max_tokens, **extra)
+        from contextlib import nullcontext
+
+        started = time.perf_counter()
+        with (self.tracing.llm_call(self.model) if self.tracing is not None else nullcontext()) as span:
+            try:
+                choice, usage = self._create_once(messages, timeout, max_tokens, with_usage=True, **extra)
+            except LLMError as exc:
+                outcome = {LLMTimeoutError: "timeout", LLMConnectionError: "connection"}.get(type(exc), "response")
+                if self.metrics is not None:
+                    self.metrics.llm_calls.labels(model=self.model, outcome=outcome).inc()
+                    self.metrics.llm_fallbacks.labels(reason=outcome).inc()
+                    self.metrics.llm_latency.labels(model=self.model).observe(time.perf_counter() - started)
+                raise
+            prompt, completion = (getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None))
+            if span is not None:
+                span.done(prompt, completion)
+            if self.metrics is not None:
+                self.metrics.llm_calls.labels(model=self.model, outcome="ok").inc()
+                self.metrics.llm_latency.labels(model=self.model).observe(time.perf_counter() - started)
+                for kind, n in (("prompt", prompt), ("completion", completion)):
+                    if n:
+                        self.metrics.llm_tokens.labels(model=self.model, type=kind).inc(n)
+        return choice
+
+    def _create_once(self, messages: list[dict], timeout: float | None, max_tokens: int | None = None, *,
+                     with_usage: bool = False, **extra: Any):
         if self.merge_system:
             messages = _merge_system(messages)
         try:
@@ -219,7 +255,7 @@ class LLMClient:
             raise LLMResponseError(f"LLM request failed: {exc}") from exc
         if not resp.choices:
             raise LLMResponseError("LLM answer has no choices")
-        return resp.choices[0]
+        return (resp.choices[0], getattr(resp, "usage", None)) if with_usage else resp.choices[0]
 
 
 def _rejects_request_shape(exc: LLMResponseError) -> bool:

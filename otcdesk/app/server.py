@@ -48,6 +48,7 @@ DEMO_LOGINS = web.AppKey("demo_logins", dict)
 USER = web.RequestKey("user", object)
 HUB = web.AppKey("hub", object)
 ASSISTANT = web.AppKey("assistant", object)
+WECOM = web.AppKey("wecom", object)  # bots.wecom.WeComChannel, only when configured
 LOGINS = web.AppKey("logins", LoginGuard)
 SESSIONS = web.AppKey("sessions", ThreadPoolExecutor)
 SESSION_WORKERS = 4
@@ -402,6 +403,8 @@ async def _desk_context(app: web.Application):
     process = await open_process(app[SETTINGS], bus, demo=app[DEMO])
     app[BUS], app[SIM], app[DESK], app[HUB] = bus, process.sim, process.desk, process.hub
     app[ASSISTANT] = process.assistant
+    if process.wecom is not None:
+        app[WECOM] = process.wecom
     app[LOGINS] = _login_guard(app[SETTINGS], process.desk.engine)
     app[SESSIONS] = ThreadPoolExecutor(max_workers=SESSION_WORKERS, thread_name_prefix="session")
     app[DEMO_LOGINS] = process.demo_logins
@@ -422,6 +425,8 @@ async def _desk_context(app: web.Application):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
     await asyncio.to_thread(process.desk.risk.stop)  # a refresh in progress finishes and is stored first
+    if process.wecom is not None:
+        await process.wecom.close()
     app[LOGINS].close()
     app[SESSIONS].shutdown(wait=False, cancel_futures=True)
     await asyncio.to_thread(process.close)

@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     # surveillance (CONTRACTS Part 2): a folder with orders.csv, trades.csv, accounts.csv; unset: the desk's own tables
     surveillance_dir: Path | None = None  # OTCDESK_SURVEILLANCE_DIR
     now: str | None = None  # OTCDESK_NOW: an ISO date-time the service's clock starts at (demos and tests only)
+    # WeCom (企业微信) callback channel (bots/wecom.py): on when corp id, token and AES key are all set
+    wecom_corp_id: str | None = None  # OTCDESK_WECOM_CORP_ID
+    wecom_token: str | None = None  # OTCDESK_WECOM_TOKEN: the callback's signature token
+    wecom_aes_key: str | None = None  # OTCDESK_WECOM_AES_KEY: the callback's EncodingAESKey (43 characters)
+    wecom_secret: str | None = None  # OTCDESK_WECOM_SECRET: the app's secret, for the API's access token
+    wecom_agent_id: str | None = None  # OTCDESK_WECOM_AGENT_ID: the app that sends direct (1:1) replies
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"  # OTCDESK_WECOM_API_BASE: where replies go
+    wecom_bot_name: str = "询价机器人"  # OTCDESK_WECOM_BOT_NAME: the name clients @mention in a group
+    # operations: /metrics behind a bearer token when set (open otherwise); OTLP traces when an endpoint is set
+    metrics_token: str | None = None  # OTCDESK_METRICS_TOKEN
+    otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    otel_service_name: str = Field(default="otcdesk", validation_alias="OTEL_SERVICE_NAME")
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")
     wechaty_puppet_service_endpoint: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_ENDPOINT")
@@ -83,6 +95,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'otcdesk.db').resolve()}"
+
+    @property
+    def wecom_enabled(self) -> bool:
+        return bool(self.wecom_corp_id and self.wecom_token and self.wecom_aes_key)
 
     @property
     def is_postgres(self) -> bool:

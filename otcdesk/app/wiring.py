@@ -26,9 +26,11 @@ from otcdesk.app.desk.reviews import ReviewOpener, ReviewService
 from otcdesk.app.desk.runner import DeskRunner
 from otcdesk.app.events import EventBus
 from otcdesk.app.market import market_for
+from otcdesk.app.metrics import CountInbound, Metrics
 from otcdesk.app.quoting import quote_request, with_pretrade
 from otcdesk.app.trading.vol_surfaces import VolSurfaceStore
 from otcdesk.app.settings import Settings
+from otcdesk.app.tracing import Tracing
 from otcdesk.app.trading.booking import TradeService
 from otcdesk.app.trading.lifecycle import FixingService
 from otcdesk.app.trading.margins import MarginPolicy
@@ -63,6 +65,8 @@ class Desk:
     margins: Any = None  # trading.margins.MarginPolicy
     kyc: Any = None  # kyc.service.KycService
     surveillance: Any = None  # surveillance.SurveillanceService
+    metrics: Metrics = field(default_factory=Metrics)  # GET /metrics
+    tracing: Tracing = field(default_factory=Tracing.off)
 
     def connect(self, channel: Channel) -> Channel:
         """Send approved replies of `channel.name` through `channel` (which delivers into `self.inbound`)."""
@@ -86,28 +90,34 @@ class Desk:
         self.runner.close(timeout)
         if self.risk is not None:
             self.risk.stop()
+        self.tracing.shutdown()
 
 
 def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,
                parse: Callable[[str, dict | None], dict] | None = None,
                price: Callable[[dict], dict] | None = None, trading: Any = None, kyc: Any = None,
-               demo: bool = False) -> Desk:
+               demo: bool = False, metrics: Metrics | None = None, tracing: Tracing | None = None) -> Desk:
     """The desk core on `engine`; `parse` defaults to `otcdesk.ner`, `price` to the desk's quote on the market
     snapshot (fair value through the margin table, `trading.margins`); `trading` (`agents.desk.TradingPort`)
     books approved orders and unwinds, by default the trade service (`trading.booking.TradeService`); `kyc`
     onboards clients, by default `kyc.service.KycService` with the real screener, report and agreement signer
-    (`demo`: the screener's demo list)."""
+    (`demo`: the screener's demo list). `metrics` (a fresh registry by default) and `tracing` (from the settings:
+    OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else off) observe the desk and `llm`."""
     events = events or EventBus()
+    metrics = metrics or Metrics()
+    tracing = tracing or Tracing.from_settings(settings)
+    if llm is not None and hasattr(llm, "instrument"):
+        llm.instrument(metrics, tracing)
     parse = parse or message_parser(llm)
     margins = MarginPolicy(engine)
     clock = Clock(settings.now)
     market = MarketDataService(engine, clock, surfaces=VolSurfaceStore(settings.data_dir))
     risk = RiskService(engine, events, clock, market.latest, backend=settings.backend,
-                       ray_address=settings.ray_address, worker_process=settings.risk_worker_process)
+                       ray_address=settings.ray_address, worker_process=settings.risk_worker_process, metrics=metrics)
     price = price or (lambda req: with_pretrade(  # the desk's quote on the newest market, checked against limits
         quote_request(req, margins, snapshot=market.latest(), valuation_date=clock.today()), risk))
-    outbox = OutboxDispatcher(engine, events)
-    opener = ReviewOpener(engine, events, settings.review_ttl_s)
+    outbox = OutboxDispatcher(engine, events, metrics=metrics, tracing=tracing)
+    opener = ReviewOpener(engine, events, settings.review_ttl_s, metrics=metrics)
     trading = trading or TradeService(engine, events, outbox, clock, four_eyes_notional=settings.four_eyes_notional,
                                       quote_valid_s=settings.quote_valid_s, data_dir=settings.data_dir,
                                       market=lambda underlying: market_for(underlying, market.latest()),
@@ -117,12 +127,14 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                     reviews=opener, outbox=outbox, orders=OrderStore(engine, events), trading=trading,
                     policy=OrderPolicy(settings.max_order_notional, settings.quote_valid_s))
     checkpointer, close_checkpointer = make_checkpointer(settings)
-    runner = DeskRunner(engine, build_desk_graph(deps, checkpointer), close_checkpointer,
-                        wake=lambda: events.wake("inbound"))
+    runner = DeskRunner(engine, build_desk_graph(deps, checkpointer, wrap=tracing.node), close_checkpointer,
+                        wake=lambda: events.wake("inbound"), tracing=tracing)
     rate_limit = RateLimit(engine, settings.inbound_rate_limit, settings.inbound_rate_window_s)
-    inbound = InboundPipeline(engine, intake=[StoreFirst(), AuditReceived()], middlewares=[rate_limit],
+    inbound = InboundPipeline(engine, intake=[CountInbound(metrics), StoreFirst(), AuditReceived()],
+                              middlewares=[rate_limit],
                               handler=lambda event, data: runner.submit(data["inbound_id"]))
-    reviews = ReviewService(engine, runner, events, refusal=getattr(trading, "refusal", None))
+    reviews = ReviewService(engine, runner, events, refusal=getattr(trading, "refusal", None), metrics=metrics,
+                            tracing=tracing)
     kyc = kyc or build_kyc(settings, engine, clock, events, demo=demo)
     from otcdesk.app.surveillance import SurveillanceService
 
@@ -132,7 +144,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                 fixings=FixingService(engine, opener, clock, market,
                                       on_change=lambda tid: _trade_changed(trading, risk, tid)),
                 trades=trading, risk=risk, kyc=kyc,
-                surveillance=SurveillanceService(engine, settings.surveillance_dir))
+                surveillance=SurveillanceService(engine, settings.surveillance_dir), metrics=metrics, tracing=tracing)
 
 
 def build_kyc(settings: Settings, engine: Engine, clock: Clock, events: EventBus | None = None, *,
@@ -165,6 +177,7 @@ class DeskProcess:
     sim: Any  # bots.simulator.SimulatorChannel
     hub: Any  # app.assistant.KnowledgeHub
     wechat: Any = None  # bots.wechaty_channel.WechatyChannel when a puppet service token is set
+    wecom: Any = None  # bots.wecom.WeComChannel when the WeCom callback is configured
     demo_logins: dict = field(default_factory=dict)
     assistant: Any = None  # app.assistant_chat.AssistantChat: the internal assistant's agent over the desk's tools
 
@@ -217,6 +230,7 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
 
         wechat = desk.connect(WechatyChannel.connect(settings.wechaty_puppet_service_token,
                                                      settings.wechaty_puppet_service_endpoint, desk.inbound))
+    wecom = desk.connect(wecom_channel(settings, desk.inbound)) if settings.wecom_enabled else None
     hub = KnowledgeHub(settings, engine, llm=llm, embedder=build_embedder(settings))
     assistant = build_assistant(settings, engine, desk, hub, llm)
     if demo:
@@ -226,4 +240,14 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
     if redelivered := await asyncio.to_thread(sim.redeliver):  # after recover: these are queued once, as new
         log.warning("simulator: %d message(s) the group saw but the desk had not stored were delivered again",
                     redelivered)
-    return DeskProcess(desk=desk, sim=sim, hub=hub, wechat=wechat, demo_logins=logins, assistant=assistant)
+    return DeskProcess(desk=desk, sim=sim, hub=hub, wechat=wechat, wecom=wecom, demo_logins=logins,
+                       assistant=assistant)
+
+
+def wecom_channel(settings: Settings, deliver: Callable) -> Any:
+    """The WeCom callback channel (`bots.wecom.WeComChannel`) from the `wecom_*` settings."""
+    from otcdesk.bots.wecom import WeComChannel
+
+    return WeComChannel(corp_id=settings.wecom_corp_id, token=settings.wecom_token, aes_key=settings.wecom_aes_key,
+                        secret=settings.wecom_secret, agent_id=settings.wecom_agent_id,
+                        api_base=settings.wecom_api_base, deliver=deliver, bot_name=settings.wecom_bot_name)

@@ -14,6 +14,8 @@ from sqlalchemy.engine import Engine
 
 from otcdesk.app.desk.reviews import review_dict
 from otcdesk.app.events import EventBus
+from otcdesk.app.metrics import Metrics
+from otcdesk.app.tracing import Tracing
 from otcdesk.app.models import OutboxMessage, utcnow
 from otcdesk.app.repositories import transaction
 from otcdesk.bots.base import Channel, Reply
@@ -24,9 +26,12 @@ log = logging.getLogger(__name__)
 class OutboxDispatcher:
     """`agents.desk.Outbox` for the graph, and the delivery loop's one pass (`dispatch`)."""
 
-    def __init__(self, engine: Engine, events: EventBus, channels: dict[str, Channel] | None = None):
+    def __init__(self, engine: Engine, events: EventBus, channels: dict[str, Channel] | None = None, *,
+                 metrics: Metrics | None = None, tracing: Tracing | None = None):
         self.engine = engine
         self.events = events
+        self.metrics = metrics or Metrics()
+        self.tracing = tracing or Tracing.off()
         self.channels: dict[str, Channel] = dict(channels or {})
 
     def register(self, channel: Channel) -> None:
@@ -55,13 +60,17 @@ class OutboxDispatcher:
                 continue
             with transaction(self.engine) as tx:
                 tx.outbox.claim(row.id)
+                thread_id = tx.reviews.get(row.review_id).thread_id
             reply = Reply(channel=row.channel, chat_id=row.chat_id, text=row.text, mention_id=row.mention_id,
                           mention_name=row.mention_name, idempotency_key=f"outbox-{row.id}")
             try:
-                platform_id = await channel.send(reply)
+                with self.tracing.send(thread_id, row.review_id, row.channel):
+                    platform_id = await channel.send(reply)
             except Exception:
                 log.exception("sending outbox %s failed; will retry", row.id)
+                self.metrics.outbox_sends.labels(channel=row.channel, result="failed").inc()
                 continue
+            self.metrics.outbox_sends.labels(channel=row.channel, result="sent").inc()
             with transaction(self.engine) as tx:
                 if not tx.outbox.mark_sent(row.id, platform_id, utcnow()):
                     continue
@@ -78,6 +87,7 @@ class OutboxDispatcher:
                 return
             tx.audit.record("outbox", "outbox.unconfirmed", f"review:{row.review_id}",
                             {"channel": row.channel, "chat_id": row.chat_id, "note": "check the group before re-sending"})
+        self.metrics.outbox_sends.labels(channel=row.channel, result="unconfirmed").inc()
         self._publish(row.review_id)
 
     def _publish(self, review_id: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from sqlalchemy.engine import Engine
 
@@ -19,6 +19,8 @@ from otcdesk.agents.desk import ReviewDraft, quote_id_for
 from otcdesk.app.desk.ports import PARSE_CHARS
 from otcdesk.app.desk.runner import DIRECT_PREFIX, DeskRunner, is_direct
 from otcdesk.app.events import EventBus
+from otcdesk.app.metrics import Metrics
+from otcdesk.app.tracing import Tracing
 from otcdesk.app.models import ReviewItem, utcnow
 from otcdesk.app.repositories import transaction
 from otcdesk.workflows.review import TRANSITIONS, ReviewError, check_decision
@@ -59,10 +61,11 @@ class ReviewPage:
 class ReviewOpener:
     """`agents.desk.ReviewQueue`: stores a draft as a pending item (audited, published to the console)."""
 
-    def __init__(self, engine: Engine, events: EventBus, ttl_s: float):
+    def __init__(self, engine: Engine, events: EventBus, ttl_s: float, metrics: Metrics | None = None):
         self.engine = engine
         self.events = events
         self.ttl = timedelta(seconds=ttl_s)
+        self.metrics = metrics or Metrics()
 
     def open(self, review_id: str, thread_id: str, draft: ReviewDraft) -> None:
         inbound = draft["inbound"]
@@ -76,12 +79,17 @@ class ReviewOpener:
         with transaction(self.engine) as tx:
             if not tx.reviews.add_once(item):
                 return
+            received_at = tx.inbound.received_at(inbound["id"])
             tx.audit.record("desk-agent", "review.open", f"review:{review_id}",
                             {"kind": item.kind, "inbound_id": inbound["id"], "draft": item.draft_reply,
                              "order": item.order, "ref_id": item.ref_id,
                              "lines": [{k: ln.get(k) for k in ("price_pct", "engine", "error", "solved")}
                                        for ln in item.lines]})
             data = review_dict(item)
+        self.metrics.review_opened.labels(kind=item.kind).inc()
+        if received_at is not None:
+            self.metrics.review_latency.labels(kind=item.kind).observe(
+                max(0.0, (now - _aware(received_at)).total_seconds()))
         self.events.publish("review", data)
 
     def open_direct(self, review_id: str, *, kind: str, channel: str, chat_id: str, sender_id: str,
@@ -103,6 +111,7 @@ class ReviewOpener:
         if not tx.reviews.add_once(item):
             return False
         tx.audit.record(actor, "review.open", f"review:{review_id}", {"kind": kind, "ref_id": ref_id, "draft": draft})
+        self.metrics.review_opened.labels(kind=kind).inc()
         self.events.publish("review", review_dict(item))  # published before commit: the console re-reads anyway
         return True
 
@@ -111,7 +120,8 @@ class ReviewService:
     """The trader's decisions on review items, and the queue as the console lists it."""
 
     def __init__(self, engine: Engine, runner: DeskRunner, events: EventBus,
-                 refusal: Callable[[str], str | None] | None = None):
+                 refusal: Callable[[str], str | None] | None = None, *, metrics: Metrics | None = None,
+                 tracing: Tracing | None = None):
         """`refusal(review_id)`: why approving that order or unwind item now would be refused by the trade
         service (KYC, a trade no longer live, a notional above what is live…), or None; such an approval is
         refused before anything is written, so the item stays pending and the trader sees the reason."""
@@ -119,6 +129,8 @@ class ReviewService:
         self.runner = runner
         self.events = events
         self.refusal = refusal or (lambda review_id: None)
+        self.metrics = metrics or Metrics()
+        self.tracing = tracing or Tracing.off()
 
     def list(self, status: str | None = None, limit: int = 200, before: str | None = None) -> list[dict]:
         """Newest first, optionally in one status, after the item `before` (the previous page's last id)."""
@@ -206,10 +218,13 @@ class ReviewService:
             tx.audit.record(user, f"review.{new_status}", f"review:{review_id}",
                             {"edited": edited, "draft": item.draft_reply, "reply": reply if edited else None,
                              "reason": reason})
-            thread_id = item.thread_id
+            thread_id, kind, opened_at = item.thread_id, item.kind, item.created_at
             if is_direct(thread_id) and action == "approve":  # no graph: queue it in this same unit of work
                 tx.outbox.enqueue_once(item, final_reply)
                 tx.audit.record(user, "outbox.enqueue", f"review:{review_id}", {"text": final_reply})
+        decision = "edited" if edited and action == "approve" else new_status
+        self.metrics.review_decisions.labels(kind=kind, decision=decision).inc()
+        self.tracing.review_wait(thread_id, review_id, kind, decision, _aware(opened_at), now)
         if is_direct(thread_id):
             if action == "approve":
                 self.events.wake("outbox")
@@ -229,6 +244,11 @@ def _kyc_refusal(tx, item: ReviewItem) -> str | None:
         return f"the client's institution {inst.name} is {inst.kyc_status} (KYC): no quotes or orders until it is " \
                "approved again"
     return None
+
+
+def _aware(when):
+    """SQLite gives back naive datetimes for what was stored as UTC."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
 
 
 def _existing(tx, review_id: str) -> ReviewItem:

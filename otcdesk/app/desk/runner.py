@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from contextlib import contextmanager
 from typing import Any, Callable
@@ -45,8 +46,9 @@ class DeskRunner:
     """Runs the compiled desk graph for stored messages and trader decisions."""
 
     def __init__(self, engine: Engine, graph: Any, close_checkpointer: Callable[[], None] = lambda: None,
-                 wake: Callable[[], None] = lambda: None):
+                 wake: Callable[[], None] = lambda: None, tracing: Any = None):
         self.engine = engine
+        self.tracing = tracing  # app.tracing.Tracing: a run's first pass is its trace's root span
         self.graph = graph
         self._close_checkpointer = close_checkpointer
         self._wake = wake
@@ -95,6 +97,7 @@ class DeskRunner:
         with transaction(self.engine) as tx:
             inbound = tx.inbound.get(inbound_id)
         thread_id = thread_for(inbound)
+        started = time.time()
         with self._graph_run(thread_id):
             try:
                 state = self._advance(thread_id, inbound)
@@ -102,6 +105,11 @@ class DeskRunner:
             except Exception as exc:
                 log.exception("desk graph failed on inbound %s", inbound_id)
                 state, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
+            if self.tracing is not None:
+                self.tracing.finish_run(thread_id, started, {
+                    "desk.inbound_id": inbound_id, "desk.channel": inbound["channel"], "desk.status": status,
+                    "desk.intent": state.get("intent"), "desk.kind": state.get("kind"),
+                    "desk.review_id": state.get("review_id") or _review_of(thread_id, state), "desk.error": error})
             self._follow_up(inbound, state)
             with transaction(self.engine) as tx:
                 if tx.inbound.finish(inbound_id, status, state.get("intent"), error):
@@ -182,6 +190,13 @@ class DeskRunner:
     def _lock(self, thread_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._thread_locks.setdefault(thread_id, threading.Lock())
+
+
+def _review_of(thread_id: str, state: dict) -> str | None:
+    """The review item a run waiting at its interrupt opened (the review id is fixed by the thread)."""
+    from otcdesk.agents.desk import quote_id_for
+
+    return quote_id_for(thread_id) if state.get("kind") not in (None, "none") else None
 
 
 def _config(thread_id: str) -> dict:

@@ -34,6 +34,11 @@ class InboundRepository:
         return {"id": row.id, "channel": row.channel, "chat_id": row.chat_id, "sender_id": row.sender_id,
                 "sender_name": row.sender_name, "text": row.text, "platform_msg_id": row.platform_msg_id}
 
+    def received_at(self, inbound_id: int):
+        """When the message was stored (UTC), None when unknown."""
+        row = self.session.get(InboundMessageRow, inbound_id)
+        return row.received_at if row is not None else None
+
     def unprocessed(self) -> list[int]:
         """Ids of stored messages whose run has not finished, oldest first."""
         return list(self.session.exec(select(InboundMessageRow.id).where(InboundMessageRow.status == "received")

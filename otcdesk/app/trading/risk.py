@@ -169,8 +169,9 @@ class RiskService:
     def __init__(self, engine: Engine, events, clock, market_snapshot: Callable[[], dict] = load_snapshot,
                  limits: str | Path = LIMITS_CSV, *, backend: str = "numpy", ray_address: str | None = None,
                  workers: int = 2, mc_options: Mapping | None = None, worker_process: bool = False,
-                 worker_nice: int = 10):
+                 worker_nice: int = 10, metrics=None):
         self.engine = engine
+        self.metrics = metrics  # app.metrics.Metrics: the revaluation's duration
         self.events = events
         self.clock = clock
         self.market_snapshot = market_snapshot
@@ -276,6 +277,7 @@ class RiskService:
                                     extra={"timings": {"load_s": _r(t_load, 3), **valued.timings},
                                            "late_trades": [r.id for r in late]})
                 summary = self._store(tx, book, valued.rows, actor, "risk.refreshed")
+        self._observe("refresh", time.perf_counter() - t0)
         return self._published(summary)
 
     # ---- fold in one booked trade ----------------------------------------------------------------
@@ -315,7 +317,12 @@ class RiskService:
                                            "folded_trades": [*(latest.book.get("folded_trades") or []), trade_id],
                                            "base_valuation_date": latest.book.get("valuation_date")})
                 summary = self._store(tx, book, all_valued.rows, actor, "risk.folded_in", {"trade_id": trade_id})
+        self._observe("fold_in", time.perf_counter() - t0)
         return self._published(summary)
+
+    def _observe(self, kind: str, elapsed_s: float) -> None:
+        if self.metrics is not None:
+            self.metrics.risk_refresh.labels(kind=kind).observe(elapsed_s)
 
     # ---- pre-trade check -------------------------------------------------------------------------
     def pretrade(self, line: Mapping) -> dict | None:
