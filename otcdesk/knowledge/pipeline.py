@@ -378,11 +378,18 @@ def units_of(body: str) -> list[tuple[str, str]]:
     from otcdesk.knowledge.chunking import _heading_level
 
     out: list[tuple[str, str]] = []
-    current = ""
+    current, header = "", ""
     for line in body.split("\n"):
         s = line.strip()
         if not s:
             continue
+        if " | " in s:  # a table row: the run's first row names the columns of the others
+            if header:
+                out.append((line, f"{current} {header}".strip()))
+                continue
+            header = s.lower()
+        else:
+            header = ""
         h = _heading_level(s)
         if h is not None:
             current = h[1].lower()
@@ -408,7 +415,7 @@ class SentenceExtractor:
         heading = snap.heading[ev.chunk_id]
         total = sum(c.weight for c in query.concepts) or 1.0
         credit = {c.term: doc_credit(c, src, snap) for c in query.concepts}
-        weights = {c.term: c.weight * (0.3 if credit[c.term] >= 0.8 else 1.0) for c in query.concepts}
+        weights = {c.term: c.weight * (0.5 if credit[c.term] >= 0.8 else 1.0) for c in query.concepts}
         wtotal = sum(weights.values()) or 1.0
         scored = []
         for i, (u, ctx) in enumerate(units):

@@ -98,7 +98,7 @@ def key_terms(question: str) -> tuple[str, ...]:
 
 
 def sub_terms(term: str) -> list[str]:
-    """Search-mode parts of a long word (海通证券 → 海通, 证券)."""
+    """Search-mode parts of a long word (场外期权 → 场外, 期权)."""
     jb = jieba_mod()
     parts = [p.lower() for p in jb.cut_for_search(term) if p != term and len(p) >= 2]
     return parts

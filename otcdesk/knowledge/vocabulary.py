@@ -21,11 +21,11 @@ from llama_index.core.schema import TextNode
 from otcdesk.knowledge.text import DATA, squash_cjk_spaces
 
 _QUOTE = "“”\"'‘’「」『』"
-# 中证易签衍生品签约平台（以下简称“衍生品签约平台”）, 深圳证券通信有限公司（简称“深证通”）
+# 某某衍生品签约平台（以下简称“签约平台”）, 某某通信有限公司（简称“某某通”）
 _SHORT_AFTER = re.compile(
     r"([\u4e00-\u9fffA-Za-z0-9·]{2,40}?)\s*[（(\[【]\s*(?:以下)?(?:简称|下称|以下称)\s*[：:为]?\s*[" + _QUOTE + r"]?"
     r"([^" + _QUOTE + r"）)\]】，,]{1,20}?)[" + _QUOTE + r"]?\s*[）)\]】]")
-# 金融期货舆情实体分析软件 [简称：舆情实体分析软件]
+# 某某分析软件 [简称：分析软件]
 _ABBR_PAREN = re.compile(r"([\u4e00-\u9fff]{2,30})\s*[（(]\s*([A-Za-z][A-Za-z0-9\-]{1,15})\s*[）)]")  # 机器人流程自动化（RPA）
 _PAREN_ABBR = re.compile(r"([A-Za-z][A-Za-z0-9\-]{1,15})\s*[（(]\s*([\u4e00-\u9fff]{2,30})\s*[）)]")  # RPA（机器人流程自动化）
 _COMPANY = re.compile(r"([\u4e00-\u9fff]{2,20}?)(?:股份有限公司|有限责任公司|有限公司)")
@@ -114,7 +114,7 @@ def _add_alias(aliases: dict[str, set[str]], a: str, b: str) -> None:
 
 
 def _full_name(before: str) -> str:
-    """The name just before "（简称…）": drop a leading clause ("本项目通过公司…与中证易签…平台" → the last name)."""
+    """The name just before "（简称…）": drop a leading clause ("本项目通过公司…与某某签约平台" → the last name)."""
     before = re.split(r"[，,。；;：:、\s]|与|和|及|通过|由|是|为|在|将|对|向|把|的(?=[\u4e00-\u9fff]{4,})", before)[-1]
     return before[-30:]
 
