@@ -12,7 +12,7 @@ together (a development set, a fresh batch scored at first sight).
 - faithfulness: share of an answer's content words and figures found in its citations, 0 when a number or
   named entity is unsupported (the grounding check);
 - refusal precision / recall: of the refusals, how many were out-of-corpus; of the out-of-corpus, how many refused. An answer counts as correct when it contains every keyword
-(whitespace and case ignored), or, without keywords, when it contains the expected answer or most
+(whitespace, case and full/half width ignored), or, without keywords, when it contains the expected answer or most
 of its content words.
 """
 from __future__ import annotations
@@ -21,6 +21,7 @@ import html
 import json
 import re
 import time
+import unicodedata
 from typing import Callable
 
 import numpy as np
@@ -29,7 +30,8 @@ from otcdesk.knowledge.text import key_terms
 
 
 def _norm(s: str) -> str:
-    return re.sub(r"\s+", "", s or "").lower()
+    """Whitespace-, case- and width-insensitive form ("800 笔" = "800笔", "１０％" = "10%")."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", s or "")).lower()
 
 
 def answer_correct(answer: str, expected: str | None, keywords: list[str] | None = None) -> bool:
