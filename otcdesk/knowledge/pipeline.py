@@ -23,7 +23,7 @@ import numpy as np
 from otcdesk.knowledge.index import KBIndex
 from otcdesk.knowledge.masking import TOKEN_RE
 from otcdesk.knowledge.protocols import Embedder, LLMClient
-from otcdesk.knowledge.text import STOPWORDS, jieba_mod, split_sentences, squash_cjk_spaces, tokenize
+from otcdesk.knowledge.text import FUNCTION_WORDS, STOPWORDS, jieba_mod, split_sentences, squash_cjk_spaces, tokenize
 from otcdesk.knowledge.vocabulary import Vocabulary, english_to_chinese
 
 REFUSAL = "知识库中没有找到能回答这个问题的依据，无法回答。"
@@ -57,6 +57,19 @@ _KIND_EVIDENCE = {
                         r"[\u4e00-\u9fff]{2,6}(?:证券|基金|期货)|人员|团队|小组|员工|客户|投资者|交易员|\[NAME_"),
 }
 _CN_NUM = "一二三四五六七八九十"
+_NUMERAL = r"(?:\d+(?:[.,]\d+)*|[一二两三四五六七八九十百千万亿]+|上[百千万亿]|数[十百千万亿]|几[十百千万])"
+# The unit a "how many/much" question names fixes what an answer must hold: 多少笔 → "300 笔", 多少钱 → "… 元"
+_MEASURE_ASKED = re.compile(r"(?:多少|几)\s*(个百分点|个点|[人名家笔项条次篇种类只户位款份套台张件倍岁点])")
+_MONEY_ASKED = re.compile(r"多少钱|花了多少|花费多少|罚多少|多少万|多少元|(?:资金|金额|费用|预算|补贴|手续费|违约金|投资额)"
+                          r"[^，。？?]{0,6}(?:多少|几)|(?:多少|几)[^，。？?]{0,4}(?:资金|金额|费用|预算|补贴|手续费|违约金)")
+_PERCENT_ASKED = re.compile(r"百分之几|百分比|占比|比例[^，。？?]{0,4}(?:多少|几)|率[^，。？?]{0,8}(?:多少|几)")
+_MEASURE_EVIDENCE = {
+    "money": re.compile(_NUMERAL + r"\s*(?:余|多)?\s*(?:万|亿|千|百)?\s*(?:元|块)|" + _NUMERAL + r"\s*(?:万|亿)(?:美元|港元|人民币)"),
+    "percent": re.compile(r"\d+(?:\.\d+)?\s*[%％]|百分之|[一二三四五六七八九]成|\d+(?:\.\d+)?\s*个?百分点"),
+}
+# "两家", "一只", "这套", "哪两项": a count or pointer frame around what is asked, not a thing the text names
+_COUNT_FRAME = re.compile(r"^[一二两三四五六七八九十几哪每这那某各多]+[个家只项条种位名笔次套件份点部类批]$")
+_NOUN_TAGS = ("n", "vn", "an", "j", "l", "eng", "nz", "nr", "ns", "nt", "x")
 
 
 # ---------------------------------------------------------------- the knowledge base's read state
@@ -158,6 +171,11 @@ class Query:
     concepts: tuple[Concept, ...]
     kinds: tuple[str, ...]
     ordinal: int = 0
+    measure: str = ""  # the unit asked for: "money", "percent" or a measure word ("笔", "家", "人")
+
+    def holds_kind(self, text: str) -> bool:
+        """The text holds what is asked: its kind, and the unit a "how many" question names."""
+        return has_kind(text, self.kinds, self.text) and has_measure(text, self.measure, self.text)
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -181,7 +199,9 @@ class QuestionAnalyzer:
             alt_df = max((snap.df(a) for a in alts), default=0)
             seen = df > 0 or alt_df > 0
             weight = snap.idf(df if df > 0 else alt_df)
-            if t in light:
+            if not seen and not self._names_a_thing(t, snap):
+                weight *= 0.15  # an unseen verb, adverb or time word of the reader ("省下", "改过", "早上")
+            elif t in light:
                 weight *= 0.35  # the reader's verbs and adverbs ("设在", "不够", "实行") say how, not what
             elif not seen and len(t) >= 3 and _CJK.search(t):
                 weight *= 1.2  # a name the knowledge base never uses is the strongest sign it cannot answer
@@ -190,7 +210,22 @@ class QuestionAnalyzer:
         ordinal = 0
         if m:
             ordinal = int(m.group(1)) if m.group(1).isdigit() else _CN_NUM.index(m.group(1)) + 1
-        return Query(question, text, tuple(concepts), kinds, ordinal)
+        return Query(question, text, tuple(concepts), kinds, ordinal, asked_measure(text))
+
+    @staticmethod
+    def _names_a_thing(term: str, snap: Snapshot) -> bool:
+        """Whether a word the knowledge base never uses names a thing (a noun, a name, a Latin term) rather than
+        the reader's way of asking. Words jieba does not know ("会罚", "账上") count as things only when one of
+        their characters is new to the knowledge base too."""
+        if not _CJK.search(term):
+            return True
+        jieba_mod()
+        import jieba.posseg as pseg
+
+        tag = pseg.dt.word_tag_tab.get(term)
+        if tag is not None:
+            return tag.startswith(_NOUN_TAGS + ("q",)) and not tag.startswith("nrt")  # a unit (美元) is asked
+        return any(snap.df(ch) == 0 for ch in term if _CJK.match(ch))
 
     @staticmethod
     def _light_words(text: str, terms: list[str]) -> set[str]:
@@ -230,7 +265,8 @@ class QuestionAnalyzer:
         for piece in pieces:
             for tok in jb.cut(piece):
                 t = tok.strip().lower()
-                if not t or _PUNCT.match(t) or t in STOPWORDS or _QUESTION_WORD.match(t):
+                if not t or _PUNCT.match(t) or t in STOPWORDS or t in FUNCTION_WORDS or _QUESTION_WORD.match(t) \
+                        or _COUNT_FRAME.match(t):
                     continue
                 if len(t) == 1 and not t.isdigit():
                     continue
@@ -248,6 +284,35 @@ def answer_kinds(question: str) -> tuple[str, ...]:
     if "time" in kinds and "quantity" in kinds and re.search(r"多少(?:天|小时|分钟|个工作日|年|月)|多久|多长时间", question):
         return ("time",)
     return tuple(kinds)
+
+
+def asked_measure(question: str) -> str:
+    """The unit a quantity question asks in: money, a percentage, or a measure word ("多少笔" → "笔")."""
+    if _PERCENT_ASKED.search(question):
+        return "percent"
+    if _MONEY_ASKED.search(question):
+        return "money"
+    m = _MEASURE_ASKED.search(question)
+    if m:
+        return {"个百分点": "percent", "个点": "点"}.get(m.group(1), m.group(1))
+    jieba_mod()
+    import jieba.posseg as pseg
+
+    toks = [(w, f) for w, f in pseg.cut(question) if w.strip()]
+    for (w, _), (nxt, flag) in zip(toks, toks[1:]):
+        if w in ("多少", "几") and flag == "q" and len(nxt) <= 3:
+            return nxt  # a unit jieba knows: 多少美元, 几人月
+    return ""
+
+
+def has_measure(text: str, measure: str, question: str = "") -> bool:
+    """Whether `text` states a figure in the asked unit (one the question does not already give)."""
+    if not measure:
+        return True
+    if re.search(r"\|\s*\d+(?:\.\d+)?\s*(?:\||$)", text, re.M):
+        return True  # a bare number in a table cell: its column header carries the unit
+    rx = _MEASURE_EVIDENCE.get(measure) or re.compile(_NUMERAL + r"\s*(?:余|多)?\s*个?[\u4e00-\u9fff]{0,4}?" + measure)
+    return any(m.group(0) not in question for m in rx.finditer(text))
 
 
 def has_kind(text: str, kinds: tuple[str, ...], question: str = "") -> bool:
@@ -442,10 +507,10 @@ class SentenceExtractor:
                 r"[\W_]+|电话|手机|邮箱|联系人|姓名|和|及|与", "", TOKEN_RE.sub("", raw)))
             if empty:
                 score -= 1.5  # an empty form field, or only masked personal data: not the assistant's to give
-            elif novelty < 0.2 and not (query.kinds and has_kind(value, query.kinds, query.text)):
+            elif novelty < 0.2 and not (query.kinds and query.holds_kind(value)):
                 score -= 0.5  # restates the question
             if query.kinds:
-                score += 0.25 if has_kind(value, query.kinds, query.text) else -0.25
+                score += 0.25 if query.holds_kind(value) else -0.25
             if query.ordinal and re.match(rf"^\s*(?:[（(]?{query.ordinal}[、.．)）]|第{_CN_NUM[query.ordinal - 1]})", u):
                 score += 0.8
             if len(u) < 6:
@@ -489,6 +554,8 @@ class Answerability:
         s = 0.25 * ev.coverage + 0.35 * ev.unit_coverage + 0.4 * ev.field_coverage
         if query.kinds and not has_kind(ev.answer, query.kinds, query.text):
             s *= 0.75
+        elif not has_measure(ev.answer, query.measure, query.text):
+            s *= 0.7  # a figure, but not in the asked unit: "多少人" answered by "四类风险"
         if ev.unit_score < 0:
             s *= 0.8
         return round(max(0.0, min(1.0, s)), 4)
@@ -584,7 +651,7 @@ class AnswerPipeline:
         ranked = self.reranker.rerank(query, snap, fused)
         top = [self.extractor.extract(query, snap, ev) for ev in ranked[:self.extract_top]]
         top.sort(key=lambda e: -(e.rank_key + 0.3 * self.answerability.score(query, e)
-                                 - (0.4 if query.kinds and not has_kind(e.answer, query.kinds, query.text) else 0.0)))
+                                 - (0.4 if query.kinds and not query.holds_kind(e.answer) else 0.0)))
         return query, top + ranked[self.extract_top:]
 
     def run(self, question: str, snap: Snapshot, k: int = 5) -> dict:

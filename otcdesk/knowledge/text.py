@@ -25,6 +25,9 @@ def _data_words(name: str) -> list[str]:
 # General domain words jieba would otherwise split (data/domain_words.txt: no firm or document names)
 DOMAIN_WORDS = _data_words("domain_words.txt")
 
+# The reader's asking words (data/function_words.txt): no weight in coverage
+FUNCTION_WORDS = frozenset(w.lower() for w in _data_words("function_words.txt"))
+
 STOPWORDS = set(
     """的 了 是 在 和 与 及 或 等 对 为 以 于 将 把 被 从 中 上 下 由 其 之 也 而 并 且 就 都 该 此 这 那 这个 那个 这些 那些
     什么 哪些 哪个 哪里 哪 多少 几 几个 如何 怎么 怎样 怎么样 为什么 是否 有没有 有无 吗 呢 吧 啊 请问 请 问 一下

@@ -85,8 +85,7 @@ def test_a_question_naming_the_filing_finds_the_field(forms_kb, question, expect
     "庚辛证券牵头的试点项目投入了多少资金？",  # a firm no filing names
     "南京金融科技创新试点的项目编号是多少？",  # a pilot city no filing is from
     pytest.param("甲乙证券成立于哪一天？", marks=pytest.mark.xfail(strict=True, reason="known failure since the pipeline rewrite (issue 13): a 成立于1995年 row still passes")),  # a day asked
-    pytest.param("场外期权智能询价与风控平台投入了多少人月？",  # a work unit the filing does not use
-                 marks=pytest.mark.xfail(strict=True, reason="known failure since the pipeline rewrite (issue 13): 人月 is one concept among many; the old special rule is gone")),
+    "场外期权智能询价与风控平台投入了多少人月？",  # a work unit the filing does not use (the asked unit is checked)
     "2025年填报的试点项目投入了多少资金？",  # a filing date no filing has
 ])
 def test_names_units_and_granularities_the_filings_lack_are_refused(forms_kb, question):
