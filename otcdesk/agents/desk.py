@@ -38,6 +38,12 @@ Approval of a complete, fresh `order` / `unwind` item calls `TradingPort.book` /
 returns (the booking confirmation) instead of the draft; None (the trade waits for a second approval) sends
 nothing now. With no trade service (`DeskDeps.trading` None) nothing is booked: the item says so
 (`detail.booking` = "manual") and approval sends the draft, an acknowledgement that the trader confirms the fill.
+
+Knowledge (CONTRACTS Part 2, "Review items"): a client's product question (intent `knowledge`) is answered from the
+client-facing knowledge base through `DeskDeps.knowledge` (question → `KnowledgeService.ask` result) into a review
+item of kind `knowledge` with the answer's `citations` in `detail`; with no evidence (refused, or no knowledge base)
+the draft says the desk will follow up and nothing is invented. No KYC check: product terms are public to clients.
+Without `DeskDeps.knowledge` the intent is dropped as before.
 """
 from __future__ import annotations
 
@@ -51,7 +57,7 @@ from langgraph.types import interrupt
 from typing_extensions import TypedDict  # typing's TypedDict has no JSON schema on Python < 3.12
 
 from otcdesk.agents.quote_card import (MISSING_CN, STATUS_CN, draft_cancelled, draft_clarification, draft_holdings,
-                                       draft_onboarding, draft_order, draft_order_confirm, draft_order_question,
+                                       draft_knowledge, draft_onboarding, draft_order, draft_order_confirm, draft_order_question,
                                        draft_order_refused, draft_order_status, draft_quote, draft_unwind,
                                        draft_unwind_question, draft_unwind_refused)
 from otcdesk.ner.order_terms import execution_missing, finish_execution, line_terms, merge_execution, pick_account
@@ -85,7 +91,7 @@ class State(InputState, total=False):
     intent: str
     parse: dict  # ParseResult.to_dict()
     kyc: dict  # {"institution", "status", "approved"}
-    kind: str  # quote | clarification | onboarding | orders (→ order | unwind | holdings | order_status) | none
+    kind: str  # quote | clarification | onboarding | knowledge | orders (→ order | unwind | …) | none
     quote_ref: dict  # for an order: the quote it refers to, if any
     lines: list[dict]  # one priced line per request (an order: the quoted line it orders)
     requests: list[dict]  # an order's quoted request(s)
@@ -216,6 +222,7 @@ class DeskDeps:
     orders: Orders | None = None  # None: orders refer to the context's last sent quote, and nothing else is known
     trading: TradingPort | None = None  # None: approving an order books nothing (the item says so)
     policy: OrderPolicy = OrderPolicy()
+    knowledge: Callable[[str], dict] | None = None  # client KB: question -> {"answer", "refused", "citations"}
 
 
 def quote_id_for(thread_id: str) -> str:
@@ -282,11 +289,30 @@ def _understand(deps: DeskDeps):
             intent, result = "order", {**result, "intent": "order"}  # a bare size after a sent quote is an order
         if intent in ORDER_INTENTS:  # never dropped: a trader confirms, books or answers it
             return {"intent": intent, "parse": result, "kind": "orders"}
+        if intent == "knowledge" and deps.knowledge is not None:
+            return {"intent": intent, "parse": result, "kind": "knowledge"}
         if intent != "quote":
             return {"intent": intent, "parse": result, "kind": "none"}
         incomplete = not requests or any(r.get("missing") for r in requests) or bool(result.get("clarification"))
         deps.context.remember(inbound, result if incomplete else None)
         return {"intent": intent, "parse": result, "kind": "clarification" if incomplete else "quote"}
+
+    return node
+
+
+def _knowledge(deps: DeskDeps):
+    def node(state: State) -> State:
+        question = state["inbound"]["text"]
+        try:
+            result = deps.knowledge(question) or {}
+        except LookupError:  # no client knowledge base yet: the desk follows up
+            result = {"refused": True, "citations": [], "reason": "no knowledge base"}
+        cites = [] if result.get("refused") else [
+            {k: c.get(k) for k in ("source", "text", "score", "chunk_id", "heading")} for c in result.get("citations", [])]
+        detail = {"citations": cites, "refused": not cites, "kb": result.get("kb"),
+                  "answerability": result.get("coverage")}
+        return _reply("knowledge", draft_knowledge(state["inbound"], result.get("answer", ""), bool(cites)),
+                      detail=detail)
 
     return node
 
@@ -653,7 +679,9 @@ def _deliver(deps: DeskDeps):
     return node
 
 
-def _after_understand(state: State) -> Literal["check_kyc", "__end__"]:
+def _after_understand(state: State) -> Literal["check_kyc", "knowledge", "__end__"]:
+    if state["kind"] == "knowledge":
+        return "knowledge"
     return END if state["kind"] == "none" else "check_kyc"
 
 
@@ -673,8 +701,8 @@ def build_desk_graph(deps: DeskDeps, checkpointer: Any, wrap: Callable[[str, Cal
     wrap = wrap or (lambda name, node: node)
     g = StateGraph(State, input_schema=InputState)
     for name, node in (("understand", _understand(deps)), ("check_kyc", _check_kyc(deps)), ("price", _price(deps)),
-                       ("orders", _orders(deps)), ("draft", _draft), ("review", _review(deps)),
-                       ("deliver", _deliver(deps))):
+                       ("orders", _orders(deps)), ("draft", _draft), ("knowledge", _knowledge(deps)),
+                       ("review", _review(deps)), ("deliver", _deliver(deps))):
         g.add_node(name, wrap(name, node))
     g.add_edge(START, "understand")
     g.add_conditional_edges("understand", _after_understand)
@@ -682,6 +710,7 @@ def build_desk_graph(deps: DeskDeps, checkpointer: Any, wrap: Callable[[str, Cal
     g.add_edge("price", "draft")
     g.add_conditional_edges("orders", _after_orders)
     g.add_edge("draft", "review")
+    g.add_edge("knowledge", "review")
     g.add_edge("review", "deliver")
     g.add_edge("deliver", END)
     return g.compile(checkpointer=checkpointer)

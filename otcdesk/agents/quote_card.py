@@ -124,6 +124,14 @@ def draft_onboarding(inbound: dict, kyc: dict) -> str:
             "我们的销售同事会尽快联系您协助开户，谢谢理解。")
 
 
+def draft_knowledge(inbound: dict, answer: str, grounded: bool) -> str:
+    """A client's product question: the knowledge base's answer when it has evidence, else a promise to follow up
+    (never an invented answer)."""
+    if not grounded or not answer.strip():
+        return "您好，这个问题我们需要核实后答复，交易台同事会尽快跟进回复您，谢谢。"
+    return f"您好，{answer.strip()}（如需进一步说明，请随时联系交易台。）"
+
+
 EXECUTION_CN = {"market": "市价", "limit": "限价", "pov": "POV", "twap": "TWAP", "close": "收盘价", "vwap": "VWAP"}
 MISSING_CN = {"quote": "对应哪一笔报价", "line": "下单哪几笔（序号）", "notional": "名义本金", "execution": "建仓指令（市价/限价/POV/TWAP/收盘价/VWAP）",
               "limit_price": "限价价格", "pov_pct": "POV比例", "window": "TWAP时间窗口（如10:00-11:30）", "account": "产品户",

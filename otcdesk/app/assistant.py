@@ -24,7 +24,9 @@ class UnknownKnowledgeBase(LookupError):
 
 
 class KnowledgeHub:
-    """One `KnowledgeService` per knowledge base name, loaded once and used under a lock."""
+    """One `KnowledgeService` per knowledge base name, loaded once. The hub's lock guards only its table of
+    services; questions run concurrently (each service answers from an immutable snapshot and serialises only
+    its own ingestion)."""
 
     def __init__(self, settings: Settings, engine, llm=None, embedder=None):
         self.engine = engine
@@ -70,14 +72,10 @@ class KnowledgeHub:
         return (self.root / name).is_dir()
 
     def ask(self, name: str, question: str) -> dict:
-        svc = self.service(name)
-        with self._lock:
-            return svc.ask(question)
+        return self.service(name).ask(question)
 
     def passage(self, name: str, chunk_id: str) -> dict | None:
-        svc = self.service(name)
-        with self._lock:
-            return svc.passage(chunk_id)
+        return self.service(name).passage(chunk_id)
 
     def load_product_guide(self) -> dict | None:
         """Demo mode: index the desk's product guide into the default knowledge base (no-op when unchanged)."""
@@ -90,9 +88,7 @@ class KnowledgeHub:
         """Ingest into a knowledge base; masked originals go to the vault, never into the result."""
         from otcdesk.app.vault import store_mappings
 
-        svc = self.service(name, create=True)
-        with self._lock:
-            result = svc.ingest(paths)
+        result = self.service(name, create=True).ingest(paths)
         mappings = result.pop("mappings", [])
         if mappings:
             result["vault_stored"] = store_mappings(self.engine, name, mappings)

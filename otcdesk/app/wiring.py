@@ -67,6 +67,7 @@ class Desk:
     surveillance: Any = None  # surveillance.SurveillanceService
     metrics: Metrics = field(default_factory=Metrics)  # GET /metrics
     tracing: Tracing = field(default_factory=Tracing.off)
+    hub: Any = None  # app.assistant.KnowledgeHub (the client knowledge base is `settings.client_kb`)
 
     def connect(self, channel: Channel) -> Channel:
         """Send approved replies of `channel.name` through `channel` (which delivers into `self.inbound`)."""
@@ -96,13 +97,15 @@ class Desk:
 def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,
                parse: Callable[[str, dict | None], dict] | None = None,
                price: Callable[[dict], dict] | None = None, trading: Any = None, kyc: Any = None,
-               demo: bool = False, metrics: Metrics | None = None, tracing: Tracing | None = None) -> Desk:
+               hub: Any = None, demo: bool = False, metrics: Metrics | None = None,
+               tracing: Tracing | None = None) -> Desk:
     """The desk core on `engine`; `parse` defaults to `otcdesk.ner`, `price` to the desk's quote on the market
     snapshot (fair value through the margin table, `trading.margins`); `trading` (`agents.desk.TradingPort`)
     books approved orders and unwinds, by default the trade service (`trading.booking.TradeService`); `kyc`
     onboards clients, by default `kyc.service.KycService` with the real screener, report and agreement signer
-    (`demo`: the screener's demo list). `metrics` (a fresh registry by default) and `tracing` (from the settings:
-    OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else off) observe the desk and `llm`."""
+    (`demo`: the screener's demo list); `hub` (`app.assistant.KnowledgeHub`, built here by default) answers clients'
+    knowledge questions from `settings.client_kb`. `metrics` (a fresh registry by default) and `tracing` (from
+    the settings: OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, else off) observe the desk and `llm`."""
     events = events or EventBus()
     metrics = metrics or Metrics()
     tracing = tracing or Tracing.from_settings(settings)
@@ -123,9 +126,16 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                                       market=lambda underlying: market_for(underlying, market.latest()),
                                       unwind_margin=margins.unwind_margin_pct, cjk_font=settings.cjk_font,
                                       on_live=risk.fold_in_soon, on_unwound=lambda tid: risk.refresh_soon())
+    if hub is None:
+        from otcdesk.app.assistant import KnowledgeHub
+        from otcdesk.app.llm import build_embedder
+
+        hub = KnowledgeHub(settings, engine, llm=llm, embedder=build_embedder(settings))
+    client_kb = settings.client_kb
     deps = DeskDeps(parse=parse, context=ConversationStore(engine), kyc_status=kyc_lookup(engine), price=price,
                     reviews=opener, outbox=outbox, orders=OrderStore(engine, events), trading=trading,
-                    policy=OrderPolicy(settings.max_order_notional, settings.quote_valid_s))
+                    policy=OrderPolicy(settings.max_order_notional, settings.quote_valid_s),
+                    knowledge=lambda question: hub.ask(client_kb, question))
     checkpointer, close_checkpointer = make_checkpointer(settings)
     runner = DeskRunner(engine, build_desk_graph(deps, checkpointer, wrap=tracing.node), close_checkpointer,
                         wake=lambda: events.wake("inbound"), tracing=tracing)
@@ -143,7 +153,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                 opener=opener, clock=clock, margins=margins, market=market,
                 fixings=FixingService(engine, opener, clock, market,
                                       on_change=lambda tid: _trade_changed(trading, risk, tid)),
-                trades=trading, risk=risk, kyc=kyc,
+                trades=trading, risk=risk, kyc=kyc, hub=hub,
                 surveillance=SurveillanceService(engine, settings.surveillance_dir), metrics=metrics, tracing=tracing)
 
 
@@ -191,10 +201,9 @@ class DeskProcess:
 async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> DeskProcess:
     """Migrate and (in demo mode) seed the database, build the desk and its channels, recover unfinished work
     (and deliver again what the simulator recorded but the desk never stored)."""
-    from otcdesk.app.assistant import KnowledgeHub
     from otcdesk.app.assistant_chat import build_assistant
     from otcdesk.app.auth import purge_expired_sessions
-    from otcdesk.app.llm import build_embedder, build_llm_client
+    from otcdesk.app.llm import build_llm_client
     from otcdesk.app.repositories.sim import SqlSimTranscript
     from otcdesk.bots.simulator import SimulatorChannel
 
@@ -231,7 +240,7 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
         wechat = desk.connect(WechatyChannel.connect(settings.wechaty_puppet_service_token,
                                                      settings.wechaty_puppet_service_endpoint, desk.inbound))
     wecom = desk.connect(wecom_channel(settings, desk.inbound)) if settings.wecom_enabled else None
-    hub = KnowledgeHub(settings, engine, llm=llm, embedder=build_embedder(settings))
+    hub = desk.hub
     assistant = build_assistant(settings, engine, desk, hub, llm)
     if demo:
         log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))

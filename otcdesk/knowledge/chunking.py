@@ -100,11 +100,11 @@ def _units(text: str) -> list[_Unit]:
         path = tuple(t for _, t in heading)
         levels = tuple(lv for lv, _ in heading)
         if not cells:
-            # a standalone minor heading ("4、试点上线阶段（2021年8月至2021年10月）") often carries facts
+            # a standalone minor heading ("4、上线阶段（2021年8月至2021年10月）") often carries facts
             if heading and heading[-1][0] >= 3 and line.strip() == heading[-1][1]:
                 units.append(_Unit(heading[-1][1], path, start, levels, is_heading=True))
             elif heading and line.strip() == heading[-1][1] and re.search(r"[：:]\s*\S", line):
-                # a form row on its own line ("1.1 项目编号：HZ-2023-07") holds its value: keep it as text
+                # a form row on its own line ("1.1 编号：HZ-2023-07") holds its value: keep it as text
                 units.append(_Unit(heading[-1][1], path, start, levels, row=True, is_heading=True))
             continue
         is_row = n_cells > len(cells) or len(cells) > 1  # a label cell and its value, or a table row
@@ -121,7 +121,7 @@ def chunk_text(text: str, source: str, max_chars: int = 360) -> list[TextNode]:
     """Split one document's text into chunks that end at sentence or row ends.
 
     A chunk never crosses a top-level section; consecutive short table rows of one section are
-    kept together (each row with its label, "1.1 项目编号：BJ-SD-202404"), prose starts a new chunk
+    kept together (each row with its label, "1.1 编号：AB-2024-01"), prose starts a new chunk
     at each second-level heading. The chunk's ``heading`` metadata is the heading path its units share.
     """
     nodes: list[TextNode] = []

@@ -1,9 +1,18 @@
-"""RAG evaluation in the spirit of RAGAS: retrieval hit rate and MRR@k, answer and citation accuracy,
-refusal rate on out-of-corpus questions and latency percentiles; JSON plus an offline HTML report.
+"""RAG evaluation in the spirit of RAGAS: retrieval hit rate and MRR@k, context precision and recall, answer
+and citation accuracy, faithfulness of answers to their citations, refusal precision and recall, latency
+percentiles — overall and per batch; JSON plus an offline HTML report with a chart per batch.
 
-A QA row: ``{"question", "answer", "source", "answerable": bool, "keywords": [...]}``. ``answerable``
-defaults to whether an answer is given. An answer counts as correct when it contains every keyword
-(whitespace and case ignored), or, without keywords, when it contains the expected answer or most
+A QA row: ``{"question", "answer", "source", "answerable": bool, "keywords": [...], "batch"?, "known_failure"?}``.
+``answerable`` defaults to whether an answer is given; ``batch`` (default "default") groups rows written
+together (a development set, a fresh batch scored at first sight).
+
+- context precision: rank-weighted share of the k retrieved passages that come from the expected document
+  (RAGAS: mean of precision@i over the relevant ranks);
+- context recall: share of the expected keywords (or answer content words) found in the k passages;
+- faithfulness: share of an answer's content words and figures found in its citations, 0 when a number or
+  named entity is unsupported (the grounding check);
+- refusal precision / recall: of the refusals, how many were out-of-corpus; of the out-of-corpus, how many refused. An answer counts as correct when it contains every keyword
+(whitespace, case and full/half width ignored), or, without keywords, when it contains the expected answer or most
 of its content words.
 """
 from __future__ import annotations
@@ -12,6 +21,7 @@ import html
 import json
 import re
 import time
+import unicodedata
 from typing import Callable
 
 import numpy as np
@@ -20,7 +30,8 @@ from otcdesk.knowledge.text import key_terms
 
 
 def _norm(s: str) -> str:
-    return re.sub(r"\s+", "", s or "").lower()
+    """Whitespace-, case- and width-insensitive form ("800 笔" = "800笔", "１０％" = "10%")."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", s or "")).lower()
 
 
 def answer_correct(answer: str, expected: str | None, keywords: list[str] | None = None) -> bool:
@@ -50,6 +61,40 @@ def _percentiles(values: list[float]) -> dict:
     }
 
 
+def _content_units(text: str) -> list[str]:
+    return [t for t in key_terms(text) if not re.fullmatch(r"[\W_]+", t)]
+
+
+def faithfulness(answer: str, citations: list[str]) -> float:
+    """Share of the answer's content words found in its citations; 0 when the grounding check fails."""
+    from otcdesk.knowledge.answer import groundedness
+
+    ctx = _norm("\n".join(citations))
+    if not groundedness(answer, "\n".join(citations))[0]:
+        return 0.0
+    units = _content_units(answer)
+    return round(sum(1 for u in units if _norm(u) in ctx) / len(units), 4) if units else 1.0
+
+
+def context_precision(sources: list[str], expected: str | None) -> float | None:
+    if not expected:
+        return None
+    hits, precisions = 0, []
+    for i, s in enumerate(sources, 1):
+        if s == expected:
+            hits += 1
+            precisions.append(hits / i)
+    return round(sum(precisions) / hits, 4) if hits else 0.0
+
+
+def context_recall(texts: list[str], expected: str | None, keywords: list[str] | None) -> float | None:
+    wanted = list(keywords or []) or (_content_units(expected) if expected else [])
+    if not wanted:
+        return None
+    ctx = _norm("\n".join(texts))
+    return round(sum(1 for w in wanted if _norm(w) in ctx) / len(wanted), 4)
+
+
 def evaluate(service, rows: list[dict], k: int = 5, progress: Callable[[int, int, str], None] | None = None) -> dict:
     """Run `rows` against a `KnowledgeService`; returns ``{"kb", "k", "summary", "rows"}``."""
     details = []
@@ -62,13 +107,21 @@ def evaluate(service, rows: list[dict], k: int = 5, progress: Callable[[int, int
         res = service.ask(q, k=k)
         latency = (time.perf_counter() - t0) * 1000
         latencies.append(latency)
-        retrieved = [c["source"] for c in service.retrieve(q, k=k)]
+        contexts = service.retrieve(q, k=k)
+        retrieved = [c["source"] for c in contexts]
         rank = next((r + 1 for r, s in enumerate(retrieved) if s == expected_src), None) if expected_src else None
         cites = [c["source"] for c in res.get("citations", [])]
         correct = (not res["refused"]) and answer_correct(res["answer"], row.get("answer"), row.get("keywords"))
         cite_ok = bool(cites) and cites[0] == expected_src
         details.append({
             "question": q,
+            "batch": row.get("batch", "default"),
+            "known_failure": bool(row.get("known_failure")),
+            "context_precision": context_precision(retrieved, expected_src) if answerable else None,
+            "context_recall": context_recall([c["text"] for c in contexts], row.get("answer"), row.get("keywords"))
+            if answerable else None,
+            "faithfulness": None if res["refused"] else faithfulness(res["answer"], [c["text"] for c in
+                                                                                    res.get("citations", [])]),
             "answerable": answerable,
             "expected_source": expected_src,
             "expected_answer": row.get("answer"),
@@ -84,14 +137,28 @@ def evaluate(service, rows: list[dict], k: int = 5, progress: Callable[[int, int
         if progress:
             progress(i + 1, len(rows), q)
 
+    summary = _summary(details, latencies, k)
+    batches = sorted({d["batch"] for d in details})
+    summary["batches"] = {b: _summary([d for d in details if d["batch"] == b],
+                                      [d["latency_ms"] for d in details if d["batch"] == b], k) for b in batches}
+    return {"kb": getattr(service, "name", None), "k": k, "summary": summary, "rows": details}
+
+
+def _mean(xs: list) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return round(float(sum(xs)) / len(xs), 4) if xs else None
+
+
+def _summary(details: list[dict], latencies: list[float], k: int) -> dict:
     ans = [d for d in details if d["answerable"]]
     out = [d for d in details if not d["answerable"]]
     with_src = [d for d in ans if d["expected_source"]]
+    refused = [d for d in details if d["refused"]]
 
     def rate(xs, pred):
         return round(sum(1 for x in xs if pred(x)) / len(xs), 4) if xs else None
 
-    summary = {
+    return {
         "questions": len(details),
         "answerable": len(ans),
         "unanswerable": len(out),
@@ -103,9 +170,13 @@ def evaluate(service, rows: list[dict], k: int = 5, progress: Callable[[int, int
         "answer_with_citation_accuracy": rate(with_src, lambda d: d["answer_correct"] and d["citation_correct"]),
         "false_refusal_rate": rate(ans, lambda d: d["refused"]),
         "refusal_rate_out_of_corpus": rate(out, lambda d: d["refused"]),
+        "refusal_precision": rate(refused, lambda d: not d["answerable"]),
+        "refusal_recall": rate(out, lambda d: d["refused"]),
+        "context_precision": _mean([d["context_precision"] for d in ans]),
+        "context_recall": _mean([d["context_recall"] for d in ans]),
+        "faithfulness": _mean([d["faithfulness"] for d in details]),
         "latency_ms": _percentiles(latencies),
     }
-    return {"kb": getattr(service, "name", None), "k": k, "summary": summary, "rows": details}
 
 
 # ---- HTML report ---------------------------------------------------------------------------------
@@ -151,11 +222,20 @@ def _latency_chart(latencies: list[float], width: int = 560, height: int = 160) 
 def html_report(result: dict, title: str = "知识库评估报告") -> str:
     """A self-contained HTML page (inline SVG charts, no network) for an `evaluate` result."""
     s = result["summary"]
-    metrics = {k: v for k, v in s.items() if isinstance(v, float) or (isinstance(v, int) and k not in
-                                                                        ("questions", "answerable", "unanswerable"))}
+
+    def chartable(summary: dict) -> dict:
+        return {k: v for k, v in summary.items() if isinstance(v, float) or (isinstance(v, int) and k not in
+                                                                              ("questions", "answerable", "unanswerable"))}
+
+    metrics = chartable(s)
+    per_batch = "".join(
+        f"<h3>批次 {html.escape(b)}（问题 {bs['questions']} 个：可回答 {bs['answerable']}，库外 {bs['unanswerable']}）</h3>"
+        f"<div class='batch' data-batch='{html.escape(b)}'>{_bar_chart(chartable(bs))}</div>"
+        for b, bs in s.get("batches", {}).items())
     rows_html = []
     for d in result["rows"]:
         ok = (d["answer_correct"] and d["citation_correct"]) if d["answerable"] else d["refused"]
+        d = {**d, "question": f"[{d.get('batch', 'default')}] " + d["question"]}
         rows_html.append(
             "<tr class='{}'><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>".format(
                 "ok" if ok else "bad", html.escape(d["question"]),
@@ -171,9 +251,11 @@ tr.ok{{background:#f1f8e9}}</style></head><body>
 <p>知识库 <b>{html.escape(str(result.get('kb')))}</b>，k = {result['k']}，问题 {s['questions']} 个
 （可回答 {s['answerable']}，库外 {s['unanswerable']}）。</p>
 <h2>指标</h2>{_bar_chart(metrics)}
+<h2>各批次</h2>{per_batch}
 <h2>延迟</h2><p>p50 {lat['p50']} ms · p90 {lat['p90']} ms · p95 {lat['p95']} ms · p99 {lat['p99']} ms ·
 max {lat['max']} ms</p>{_latency_chart([d['latency_ms'] for d in result['rows']])}
 <h2>明细</h2><table><tr><th>问题</th><th>类型</th><th>期望答案</th><th>回答</th><th>引用</th><th>ms</th></tr>
 {''.join(rows_html)}</table>
-<script type="application/json" id="summary">{html.escape(json.dumps(s, ensure_ascii=False))}</script>
+<script type="application/json" id="summary">{html.escape(json.dumps({k: v for k, v in s.items() if k != "batches"},
+                                                                     ensure_ascii=False))}</script>
 </body></html>"""

@@ -504,7 +504,7 @@ def _institution_follows(toks: list[_Tok], j: int) -> bool:
 
 
 def _institution_stems(toks: list[_Tok]) -> list[str]:
-    """Words in front of an institution/place suffix (景顺长城 of 景顺长城基金, 海通 of 海通证券)."""
+    """Words in front of an institution/place suffix (景顺长城 of 景顺长城基金, 某某 of 某某证券)."""
     stems = []
     for i, tok in enumerate(toks):
         m = _SUFFIX_AT_END.search(tok.word)

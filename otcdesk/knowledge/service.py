@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from otcdesk.knowledge.answer import DEFAULT_THRESHOLD, Answerer
 from otcdesk.knowledge.chunking import chunk_text
 from otcdesk.knowledge.index import KBIndex, iter_files
 from otcdesk.knowledge.masking import KINDS, PiiMasker
+from otcdesk.knowledge.pipeline import DEFAULT_THRESHOLD, AnswerPipeline, Snapshot, cite
 from otcdesk.knowledge.protocols import Embedder, LLMClient, Reranker
 from otcdesk.knowledge.readers import SUPPORTED_SUFFIXES, ReadError, read_document
+from otcdesk.knowledge.vocabulary import Vocabulary, learn_vocabulary
 
 _KB_NAME = re.compile(r"^[A-Za-z0-9_\-\u4e00-\u9fff]{1,64}$")
 Progress = Callable[[int, int, str], None]
@@ -23,11 +24,16 @@ def valid_kb_name(name: str) -> bool:
 
 
 class KnowledgeService:
-    """A named knowledge base persisted under ``root / name``."""
+    """A named knowledge base persisted under ``root / name``.
+
+    Questions read an immutable `Snapshot` (built once, swapped after each ingestion) through a stateless
+    `AnswerPipeline`, so concurrent questions never wait for each other, LLM calls included; the lock serialises
+    only ingestion and the snapshot's first build.
+    """
 
     def __init__(self, root: Path, name: str = "default", embedder: Embedder | None = None,
                  llm: LLMClient | None = None, reranker: Reranker | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, llm_timeout: float | None = None):
+                 threshold: float = DEFAULT_THRESHOLD, llm_timeout: float | None = None, llm_judge: bool = False):
         if not valid_kb_name(name):
             raise ValueError(f"invalid knowledge base name {name!r}")
         self.name = name
@@ -36,15 +42,27 @@ class KnowledgeService:
         self.index = KBIndex(self.root)
         self.threshold = threshold
         self.llm_timeout = llm_timeout
-        self._answerer: Answerer | None = None
+        self.pipeline = AnswerPipeline(embedder=embedder, llm=llm, threshold=threshold, llm_timeout=llm_timeout,
+                                       judge=llm_judge)
+        self._snapshot: Snapshot | None = None
         self._lock = threading.RLock()
 
     @property
-    def answerer(self) -> Answerer:
-        if self._answerer is None:
-            self._answerer = Answerer(self.index, llm=self.llm, embedder=self.embedder, reranker=self.reranker,
-                                      threshold=self.threshold, llm_timeout=self.llm_timeout)
-        return self._answerer
+    def vocab_path(self) -> Path:
+        return self.root / "vocab.json"
+
+    def snapshot(self) -> Snapshot:
+        """The read state questions use; built on first use and after each ingestion."""
+        snap = self._snapshot
+        if snap is None:
+            with self._lock:
+                if self._snapshot is None:
+                    vocab = Vocabulary.load(self.vocab_path)
+                    if not self.vocab_path.exists() and self.index.manifest:
+                        vocab = learn_vocabulary(self.index.nodes())  # an index from before vocabularies
+                    self._snapshot = Snapshot(self.index, vocab)
+                snap = self._snapshot
+        return snap
 
     # ---- ingestion ---------------------------------------------------------------------------
     def ingest(self, paths: Iterable[Path | str], progress: Progress | None = None) -> dict:
@@ -53,6 +71,10 @@ class KnowledgeService:
         A file whose name is already indexed is replaced when its content changed and skipped when
         not; identical content under another name is skipped as a duplicate.
         """
+        with self._lock:
+            return self._ingest(paths, progress)
+
+    def _ingest(self, paths: Iterable[Path | str], progress: Progress | None) -> dict:
         t0 = time.perf_counter()
         files = iter_files([Path(p) for p in paths], SUPPORTED_SUFFIXES)
         masker = PiiMasker(self.index.mask_key())
@@ -104,7 +126,9 @@ class KnowledgeService:
             if progress:
                 progress(i + 1, len(files), source)
         self.index.persist()
-        self._answerer = None
+        vocab = learn_vocabulary(self.index.nodes())
+        vocab.save(self.vocab_path)
+        self._snapshot = Snapshot(self.index, vocab)
         elapsed = time.perf_counter() - t0
         return {
             "kb": self.name,
@@ -136,24 +160,25 @@ class KnowledgeService:
     def ask(self, question: str, k: int = 5) -> dict:
         """Answer from this knowledge base: ``{"answer", "refused", "citations": [{source, text, score}]}``."""
         t0 = time.perf_counter()
-        with self._lock:  # the answerer keeps per-question state
-            result = self.answerer.ask(question, k=k)
+        result = self.pipeline.run(question, self.snapshot(), k=k)
         result["kb"] = self.name
         result["latency_ms"] = round((time.perf_counter() - t0) * 1000, 2)
         return result
 
     def retrieve(self, question: str, k: int = 5) -> list[dict]:
         """Ranked passages without answering (for the console and the evaluation)."""
-        hits = self.index.hybrid(question, k=k, embedder=self.embedder, reranker=self.reranker)
-        return [Answerer._cite(h) for h in hits]
+        snap = self.snapshot()
+        _, ranked = self.pipeline.evidence(question, snap)
+        return [cite(snap, ev.chunk_id, ev.coverage) for ev in ranked[:k]]
 
     def passage(self, chunk_id: str) -> dict | None:
         """One stored passage with its neighbours' ids (to open the source passage in the console)."""
-        node = self.index.node(chunk_id)
+        snap = self.snapshot()
+        node = snap.nodes.get(chunk_id)
         if node is None:
             return None
         src = node.metadata.get("source", "")
-        ids = self.index.manifest.get(src, {}).get("chunk_ids", [])
+        ids = snap.doc_ids.get(src, [])
         pos = ids.index(chunk_id) if chunk_id in ids else -1
         return {
             "chunk_id": chunk_id,
@@ -169,7 +194,7 @@ class KnowledgeService:
     def generate_qa(self, max_pairs: int | None = None, use_llm: bool = True) -> list[dict]:
         from otcdesk.knowledge.qagen import generate_qa
 
-        return generate_qa(self.index.nodes(), llm=self.llm if use_llm else None, max_pairs=max_pairs,
+        return generate_qa(list(self.snapshot().nodes.values()), llm=self.llm if use_llm else None, max_pairs=max_pairs,
                            timeout=self.llm_timeout)
 
     def evaluate(self, qa_rows: list[dict], k: int = 5, progress: Progress | None = None) -> dict:

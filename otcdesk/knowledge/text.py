@@ -5,27 +5,35 @@ import logging
 import re
 import threading
 from functools import lru_cache
+from pathlib import Path
 
 _jieba_lock = threading.Lock()
 _jieba_ready = False
 
-# Domain words jieba would otherwise split (衍生品 desk vocabulary).
-DOMAIN_WORDS = [
-    "场外衍生品", "场外期权", "收益互换", "雪球", "鲨鱼鳍", "双鲨鱼鳍", "凤凰", "安全气囊", "亚式期权", "二元期权",
-    "敲出", "敲入", "敲出价", "敲入价", "观察日", "锁定期", "票息", "参与率", "障碍价", "行权价", "名义本金",
-    "价差", "香草期权", "保证金", "适当性", "合格投资者", "隐私计算", "联邦学习", "多方安全计算", "匿踪查询",
-    "隐私求交", "大模型", "信创", "行业云", "询价机器人", "交易确认书", "数字证书", "中证易签", "虚假申报",
-    "对倒对敲", "穿透式监管", "知识图谱", "私域知识", "语料", "脱敏", "统一社会信用代码", "深证通", "微服务",
-    "低代码", "区块链", "中金所", "商汤", "海通证券", "中信证券", "华夏基金", "中信期货", "中信里昂",
-    "RPA", "NLP", "KYC", "GPU", "OCR", "AIGC",
-]
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _data_words(name: str) -> list[str]:
+    """Whitespace-separated words of a data file, `#` comments skipped."""
+    out: list[str] = []
+    for line in (DATA / name).read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            out.extend(line.split())
+    return out
+
+
+# General domain words jieba would otherwise split (data/domain_words.txt: no firm or document names)
+DOMAIN_WORDS = _data_words("domain_words.txt")
+
+# The reader's asking words (data/function_words.txt): no weight in coverage
+FUNCTION_WORDS = frozenset(w.lower() for w in _data_words("function_words.txt"))
 
 STOPWORDS = set(
     """的 了 是 在 和 与 及 或 等 对 为 以 于 将 把 被 从 中 上 下 由 其 之 也 而 并 且 就 都 该 此 这 那 这个 那个 这些 那些
     什么 哪些 哪个 哪里 哪 多少 几 几个 如何 怎么 怎样 怎么样 为什么 是否 有没有 有无 吗 呢 吧 啊 请问 请 问 一下
     谁 何 何时 何种 哪种 哪家 哪一 哪一年 哪年 多久 多长 多大 有 有哪些 包括 包含 主要 分别 具体 通过 进行 可以 能够 能
     会 要 需要 一个 一种 各 每 个 所 其中 相关 关于 方面 情况 内容 介绍 说明 描述 如下 以下 以上 我们 你们 他们 它 其他
-    项目 本项目 该项目 试点 公示 公示表 及其 以及 还 又 还有 用 使用 采用 基于 the a an of to in and or is are what which
+    本项目 该项目 及其 以及 还 又 还有 用 使用 采用 基于 the a an of to in and or is are what which
     how who when where does do did 时候 哪天 哪月 哪日 哪一天 叫 名为 是指 指 多长时间 多大 几年
     一般 通常 大约 大概 一般来说 通常情况 目前 现在 当前 几项 几家 几种 几篇 几次 几部分 几个月 多少次 多少家 多少个 多少人 多少笔 是什么 有多少 达到 为多少 一共 总共 共计 总计 合计""".split()
 )
@@ -93,7 +101,7 @@ def key_terms(question: str) -> tuple[str, ...]:
 
 
 def sub_terms(term: str) -> list[str]:
-    """Search-mode parts of a long word (海通证券 → 海通, 证券)."""
+    """Search-mode parts of a long word (场外期权 → 场外, 期权)."""
     jb = jieba_mod()
     parts = [p.lower() for p in jb.cut_for_search(term) if p != term and len(p) >= 2]
     return parts

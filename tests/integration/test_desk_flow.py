@@ -289,3 +289,24 @@ async def test_order_after_a_sent_quote_reaches_the_trader_with_that_quote(desk)
         order = await wait_for(lambda: _kind_pending(trader, "order"))
         assert quote["id"] in order["draft_reply"] and "200万" in order["draft_reply"]
         assert order["lines"] == quote["lines"] and order["requests"] == quote["requests"]
+
+
+async def test_client_knowledge_question_is_answered_from_the_client_kb_after_review(desk):
+    """A product question in the group becomes a `knowledge` item drafted from the client knowledge base (demo
+    mode: the product guide) with its citations; nothing is sent before approval. A question the knowledge base
+    has no evidence for gets a follow-up promise, never an invented answer."""
+    async with await desk.login() as trader:
+        await desk.say("雪球的敲入是怎么观察的？")
+        item = await wait_for(lambda: _kind_pending(trader, "knowledge"), timeout=60)
+        assert "每日观察" in item["draft_reply"] and "派息线" not in item["draft_reply"]
+        cites = item["detail"]["citations"]
+        assert cites and cites[0]["source"] == "product_guide.md" and "敲入" in cites[0]["text"]
+        assert item["lines"] == [] and await bot_messages(desk) == []
+        await trader.post(f"/api/review/{item['id']}/approve", json={})
+        [reply] = await wait_for(lambda: bot_messages(desk))
+        assert "每日观察" in reply["text"] and reply["text"].startswith("@张经理")
+
+        await desk.say("雪球产品的管理费率是多少？", sender="李四")
+        other = await wait_for(lambda: _kind_pending(trader, "knowledge"), timeout=60)
+        assert other["detail"]["citations"] == [] and other["detail"]["refused"]
+        assert "跟进" in other["draft_reply"] and "%" not in other["draft_reply"]

@@ -44,6 +44,14 @@ function orderTerms(it) {
   return `<p class="order-terms">${esc(ref)} · 名义本金 ${o.notional != null ? esc(fmt(o.notional / 1e4, 0)) + ' 万元' : '未给出'} · 建仓指令 ${esc(exec)}` +
     `${o.account ? ' · 产品户 ' + esc(o.account) : ''}${esc(uq)}</p>` + warn.map((w) => `<p class="err">${esc(w)}</p>`).join('');
 }
+// A knowledge item's evidence (CONTRACTS Part 2 "Review items"): the cited passages, or a warning that none was found.
+function knowledgeCites(it) {
+  if (it.kind !== 'knowledge') return '';
+  const cites = (it.detail || {}).citations || [];
+  if (!cites.length) return '<p class="err kb-none">知识库中没有依据：草稿只说明将由交易台跟进，请勿自行编造答案</p>';
+  return '<ol class="kb-cites">' + cites.map((c) => `<li><b>${esc(c.source)}</b>${c.heading ? ' · ' + esc(c.heading) : ''}` +
+    `<p class="meta">${esc((c.text || '').slice(0, 240))}</p></li>`).join('') + '</ol>';
+}
 // The pre-trade check of each priced line against the desk's limits (trading.risk.RiskService.pretrade).
 function pretradeNotes(it) {
   return (it.lines || []).filter((l) => l.pretrade).map((l) => {
@@ -87,7 +95,7 @@ function render() {
   <div class="card item" data-id="${esc(it.id)}">
     <h3><span class="badge ${esc(it.kind)}">${esc(KIND[it.kind]||it.kind)}</span>${esc(it.id)} · ${esc(it.group)} · ${esc(it.sender)}</h3>
     <div class="meta">收到 ${new Date(it.created_at).toLocaleTimeString()} · 过期 <span class="ttl" data-exp="${esc(it.expires_at)}"></span></div>
-    <p>客户原话：${esc(it.truncated_for_parsing ? it.text.slice(0, it.parsed_chars) + '…' : it.text)}</p>${longNote(it)}${orderTerms(it)}${linesTable(it)}${pretradeNotes(it)}
+    <p>客户原话：${esc(it.truncated_for_parsing ? it.text.slice(0, it.parsed_chars) + '…' : it.text)}</p>${longNote(it)}${orderTerms(it)}${knowledgeCites(it)}${linesTable(it)}${pretradeNotes(it)}
     <textarea class="reply">${esc(it.draft_reply)}</textarea>
     <div class="actions"><button class="approve">批准发送</button>
       <input class="reason" placeholder="拒绝原因"><button class="reject">拒绝</button></div>

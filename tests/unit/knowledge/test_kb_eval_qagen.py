@@ -57,3 +57,10 @@ def test_answer_correctness_rules():
     assert answer_correct("注册资本 77.57 亿元。", "77.57亿元", ["77.57亿元"])
     assert not answer_correct("注册资本 77.5 亿元。", "77.57亿元", ["77.57亿元"])
     assert answer_correct("牵头单位是海通证券股份有限公司", "海通证券股份有限公司")
+
+
+def test_keyword_match_ignores_spaces_and_character_width():
+    assert answer_correct("市场大幅波动的日子可超过800笔。", None, ["800 笔"])
+    assert answer_correct("比例为１０％，上限 ５０００ 万元", None, ["10%", "5000万元"])
+    assert answer_correct("ＲＰＡ 每天处理", None, ["rpa"])
+    assert not answer_correct("可超过 80 笔", None, ["800 笔"])
