@@ -11,7 +11,8 @@ console. Nothing here decides who may call what: the graph does that with the ro
 - trade_lookup → `TradeService.get` / `TradeService.find`
 - surveillance_alerts → `SurveillanceService.alerts` (with an alert's order timeline)
 
-`audit_tool_call` writes one audit entry per proposed call, allowed or not, with ID numbers and mobiles masked.
+`audit_tool_call` writes one audit entry per proposed call, allowed or not, with ID numbers, mobiles and bank
+accounts masked.
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from sqlalchemy.engine import Engine
 
 from otcdesk.app.repositories import transaction
 
-_PII = re.compile(r"(?<![0-9A-Za-z])(\d{6} ?\d{8} ?\d{3}[\dXx]|\d{15}|(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4})"
-                  r"(?![0-9A-Za-z])")
+# ID numbers (18 or 15 digits), mobiles, and bank accounts (12 to 25 digits, grouped by spaces or dashes or not)
+_PII = re.compile(r"(?<![0-9A-Za-z])(\d{6} ?\d{8} ?\d{3}[\dXx]|\d{15}|(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}"
+                  r"|\d(?:[ -]?\d){11,24})(?![0-9A-Za-z])")
 MASK = "[已脱敏]"
 CN_TZ = timezone(timedelta(hours=8))
 STRUCTURE_CN = {"vanilla": "香草", "spread": "价差", "digital": "二元", "barrier": "障碍", "sharkfin": "鲨鱼鳍",
@@ -45,7 +47,8 @@ EXPOSURE_COLUMNS = [{"key": "underlying", "label": "标的"}, {"key": "trades", 
 
 
 def mask_pii(value: Any) -> Any:
-    """The value with ID numbers and mobile numbers in its strings replaced (recursively through lists and dicts)."""
+    """The value with ID numbers, mobiles and bank accounts in its strings replaced (recursively through lists and
+    dicts)."""
     if isinstance(value, str):
         return _PII.sub(MASK, value)
     if isinstance(value, dict):

@@ -3,6 +3,8 @@ over a real SQLite desk, the product guide in the knowledge base, generated surv
 memory, and on the SQLite checkpointer for a thread that outlives its graph."""
 from __future__ import annotations
 
+import json
+
 import jsonschema
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
@@ -219,3 +221,13 @@ def test_institutions_are_matched_by_stem_and_near_spelling(world):
     assert router.institution_in("示例资产管理的KYC状态") == INSTITUTION
     assert router.institution_in("示列资产管理最近怎么样") == INSTITUTION  # 列 for 例
     assert router.institution_in("华夏基金的KYC") is None
+
+
+def test_bank_accounts_never_reach_the_tool_audit(chat, world):
+    """A bank account typed into a question or named as an account is masked in the audit like an ID number."""
+    card, grouped = "6222021234567890123", "6222 0212 3456 7890"
+    chat.chat("risk1", "risk", f"客户银行账号 {grouped} 和 {card} 要怎么登记？")
+    chat.chat("compliance1", "compliance", f"账户 {card} 有没有对倒预警")
+    audit = json.dumps([a["args"] for a in tool_audit(world.engine)], ensure_ascii=False)
+    assert card not in audit and grouped not in audit and "[已脱敏]" in audit
+    assert mask_pii("账户 A557348 交易 T0000001 于 2026-12-01") == "账户 A557348 交易 T0000001 于 2026-12-01"
