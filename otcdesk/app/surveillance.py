@@ -22,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from otcdesk.app.assistant_tools import mask_pii
 from otcdesk.app.repositories import transaction
 from otcdesk.workflows.surveillance.triage import TriageError, allowed, fire
 
@@ -149,7 +150,8 @@ class SurveillanceService:
             return _full(a, steps)
 
     def triage(self, alert_id: str, action: str, note: str | None, version: object, user: str) -> dict:
-        """Move the alert by `action` if it is still at `version`; audited with who and why. TriageError:
+        """Move the alert by `action` if it is still at `version`; audited with who and why (the note with ID
+        numbers, mobiles and bank accounts masked; the alert keeps it whole). TriageError:
         not_found, invalid (unknown action, missing note, bad version), conflict (state, or changed meanwhile)."""
         if isinstance(version, bool) or not isinstance(version, int):
             raise TriageError("invalid", "version must be the alert's version (an integer) as last read")
@@ -168,7 +170,7 @@ class SurveillanceService:
             if not tx.surveillance.move(a, dest, user, note, version):
                 raise TriageError("conflict", f"alert {alert_id} changed meanwhile: read it again")
             tx.audit.record(user, "surveillance.triage", f"surveillance_alert:{alert_id}",
-                            {"action": action, "from": source, "to": dest, "note": note, "type": a.type,
+                            {"action": action, "from": source, "to": dest, "note": mask_pii(note), "type": a.type,
                              "version": a.version})
         return self.detail(alert_id)
 

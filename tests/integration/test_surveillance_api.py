@@ -104,15 +104,20 @@ async def test_run_triage_and_a_second_run(desk):
         assert status == 200 and moved["status"] == "investigating" and moved["version"] == 2
         status, answer = await call(s, "POST", path, {"action": "dismiss", "note": "  ", "version": 2})
         assert status == 422 and "note" in answer["error"]
-        status, done = await call(s, "POST", path, {"action": "escalate", "note": "反向成交吻合，移交调查", "version": 2})
+        note = "反向成交吻合，持有人身份证 110101199003074258、手机 13812345678 与对手方相同，移交调查"
+        status, done = await call(s, "POST", path, {"action": "escalate", "note": note, "version": 2})
         assert status == 200 and done["status"] == "escalated" and done["allowed"] == []
         assert [(st["action"], st["by"], st["to"]) for st in done["steps"]] == [
             ("investigate", "comp1", "investigating"), ("escalate", "comp1", "escalated")]
+        with transaction(desk.app[DESK].engine) as tx:  # the audit log keeps the why, not the personal data
+            audited = json.dumps([e.detail for e in tx.audit.entries(action="surveillance.triage")], ensure_ascii=False)
+        assert "移交调查" in audited and "110101199003074258" not in audited and "13812345678" not in audited
+        assert "110101199003074258" not in done["steps"][-1]["note"]
 
         status, again = await call(s, "POST", "/api/surveillance/run")
         assert status == 200 and again["new"] == 0 and again["seen_again"] == again["total"] == run["found"]
         status, after = await call(s, "GET", f"/api/surveillance/alerts/{spoof['id']}")
-        assert after["status"] == "escalated" and after["note"] == "反向成交吻合，移交调查"
+        assert after["status"] == "escalated" and after["note"] == note  # the case file itself keeps it
         status, listed = await call(s, "GET", "/api/surveillance/alerts?status=escalated")
         assert [a["id"] for a in listed["alerts"]] == [spoof["id"]]
 
