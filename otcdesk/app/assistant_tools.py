@@ -25,9 +25,10 @@ from sqlalchemy.engine import Engine
 
 from otcdesk.app.repositories import transaction
 
-# ID numbers (18 or 15 digits), mobiles, and bank accounts (12 to 25 digits, grouped by spaces or dashes or not)
+# ID numbers (18 or 15 digits), mobiles, and bank accounts (12 to 25 digits, grouped by spaces or dashes or not;
+# not the whole part of a decimal such as a notional)
 _PII = re.compile(r"(?<![0-9A-Za-z])(\d{6} ?\d{8} ?\d{3}[\dXx]|\d{15}|(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}"
-                  r"|\d(?:[ -]?\d){11,24})(?![0-9A-Za-z])")
+                  r"|\d(?:[ -]?\d){11,24}(?!\.\d))(?![0-9A-Za-z])")
 MASK = "[已脱敏]"
 CN_TZ = timezone(timedelta(hours=8))
 STRUCTURE_CN = {"vanilla": "香草", "spread": "价差", "digital": "二元", "barrier": "障碍", "sharkfin": "鲨鱼鳍",

@@ -231,3 +231,5 @@ def test_bank_accounts_never_reach_the_tool_audit(chat, world):
     audit = json.dumps([a["args"] for a in tool_audit(world.engine)], ensure_ascii=False)
     assert card not in audit and grouped not in audit and "[已脱敏]" in audit
     assert mask_pii("账户 A557348 交易 T0000001 于 2026-12-01") == "账户 A557348 交易 T0000001 于 2026-12-01"
+    assert mask_pii("notional: 1000000000000.0 is greater than 100000000000.0") == \
+        "notional: 1000000000000.0 is greater than 100000000000.0"  # a validation reason keeps its figures
