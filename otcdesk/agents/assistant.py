@@ -147,7 +147,8 @@ def _plan(deps: AssistantDeps, planner: LLMPlanner | None):
             try:
                 calls = planner.plan(message, state.get("turns") or [])
             except Exception as exc:  # LLMError or a server quirk: the router is the floor
-                log.warning("assistant: LLM planning failed (%s); using the router", exc)
+                # the error's text may quote the model's reply, and with it the user's words: log its class only
+                log.warning("assistant: LLM planning failed (%s); using the router", type(exc).__name__)
                 calls = None
             if calls:
                 return {"owner": owner, "planner": "llm", "calls": calls[:MAX_CALLS + 1], "note": None}

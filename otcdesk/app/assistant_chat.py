@@ -29,7 +29,7 @@ class UnknownThread(LookupError):
 class AssistantChat:
     def __init__(self, graph, close: Callable[[], None] = lambda: None, tools: Any = None):
         self.graph, self._close, self.tools = graph, close, tools  # tools: the AssistantTools the graph runs
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, list] = {}  # thread id → [lock, turns waiting or running]; dropped when idle
         self._guard = threading.Lock()
 
     @staticmethod
@@ -54,9 +54,17 @@ class AssistantChat:
             if owner != user:
                 raise ThreadForbidden(thread_id)
         with self._guard:
-            lock = self._locks.setdefault(thread_id, threading.Lock())
-        with lock:
-            state = self.graph.invoke({"message": message, "user": user, "role": role}, self._config(thread_id))
+            entry = self._locks.setdefault(thread_id, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:  # one turn at a time per thread: a follow-up reads the previous turn's state
+                state = self.graph.invoke({"message": message, "user": user, "role": role},
+                                          self._config(thread_id))
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[thread_id]
         return turn_result(state, thread_id)
 
     def close(self) -> None:

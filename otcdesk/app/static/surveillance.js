@@ -10,7 +10,13 @@ const KEY = {id_number: '身份证号', mobile: '手机号', bank_account: '银�
 let detail = null;
 let yAxis = 'price';
 
-const selectedId = () => decodeURIComponent(location.hash.slice(1));
+const selectedId = () => {
+  try {
+    return decodeURIComponent(location.hash.slice(1));
+  } catch (e) {  // a malformed #hash selects nothing rather than breaking the page
+    return '';
+  }
+};
 const alertBadge = (s) => h('span', {class: `badge alert-${s}`, text: label(ALERT_STATUS, s)});
 const accountsText = (list, n = 4) => (list.length > n ? `${list.slice(0, n).join('、')} 等 ${list.length} 个` : list.join('、'));
 

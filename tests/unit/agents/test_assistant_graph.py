@@ -233,3 +233,15 @@ def test_bank_accounts_never_reach_the_tool_audit(chat, world):
     assert mask_pii("账户 A557348 交易 T0000001 于 2026-12-01") == "账户 A557348 交易 T0000001 于 2026-12-01"
     assert mask_pii("notional: 1000000000000.0 is greater than 100000000000.0") == \
         "notional: 1000000000000.0 is greater than 100000000000.0"  # a validation reason keeps its figures
+
+
+def test_concurrent_turns_of_one_thread_run_one_at_a_time_and_leave_no_lock_behind(chat):
+    """Turns of one thread are serialised (a follow-up reads the previous turn), and an idle thread keeps no lock."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    first = chat.chat("risk1", "risk", "账本整体的风险敞口")
+    thread = first["thread_id"]
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: chat.chat("risk1", "risk", "账本整体的风险敞口", thread), range(4)))
+    assert all(a["thread_id"] == thread and a["tool_calls"][0]["tool"] == "book_exposure" for a in answers)
+    assert chat._locks == {}
