@@ -276,3 +276,23 @@ class ServeProcess:
                 self.proc.wait(timeout=30)
         self._log.close()
 
+
+class Watched:
+    """A browser page in a context of its own, with CSP violations and script errors collected."""
+
+    def __init__(self, page):
+        self.page, self.problems = page, []
+        page.on("console", lambda m: self.problems.append(m.text) if "Content Security Policy" in m.text else None)
+        page.on("pageerror", lambda exc: self.problems.append(str(exc)))
+
+
+async def logged_in_page(browser, desk, user: tuple[str, str]) -> Watched:
+    """A `Watched` page of `user` (username, password) logged in to the console of `desk`."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    w = Watched(await context.new_page())
+    await w.page.goto(f"{desk.url}/login")
+    await w.page.fill("#username", user[0])
+    await w.page.fill("#password", user[1])
+    await w.page.click("button[type=submit]")
+    await w.page.wait_for_url(f"{desk.url}/console")
+    return w

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import expect
 
-from desk_fixtures import RunningDesk
+from desk_fixtures import RunningDesk, Watched
+from desk_fixtures import logged_in_page as staff
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.kyc.validation import USCC_CHARS, id_check_char, uscc_check_char
@@ -94,26 +95,6 @@ async def desk(tmp_path):
     running = await RunningDesk(settings, demo=False).start()
     yield running
     await running.stop()
-
-
-class Watched:
-    """A page in a context of its own, with CSP violations and script errors collected."""
-
-    def __init__(self, page):
-        self.page, self.problems = page, []
-        page.on("console", lambda m: self.problems.append(m.text) if "Content Security Policy" in m.text else None)
-        page.on("pageerror", lambda exc: self.problems.append(str(exc)))
-
-
-async def staff(browser, desk, user) -> Watched:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    w = Watched(await context.new_page())
-    await w.page.goto(f"{desk.url}/login")
-    await w.page.fill("#username", user[0])
-    await w.page.fill("#password", user[1])
-    await w.page.click("button[type=submit]")
-    await w.page.wait_for_url(f"{desk.url}/console")
-    return w
 
 
 async def phone(browser) -> Watched:

@@ -12,6 +12,7 @@ from playwright.async_api import expect
 
 from booking_fixtures import NOW, SNOWBALL, VANILLA, add_order, add_quote
 from desk_fixtures import TRADER, RunningDesk
+from desk_fixtures import logged_in_page as logged_in
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.demo import seed_demo
@@ -53,26 +54,6 @@ async def book(desk, notional: float, *, by: str = TRADER[0], text: str = SNOWBA
         return service.trades.book(rid, by)["trade_id"]
 
     return await asyncio.to_thread(work)
-
-
-class Watched:
-    """A page in a context of its own, logged in, with CSP violations and script errors collected."""
-
-    def __init__(self, page):
-        self.page, self.problems = page, []
-        page.on("console", lambda m: self.problems.append(m.text) if "Content Security Policy" in m.text else None)
-        page.on("pageerror", lambda exc: self.problems.append(str(exc)))
-
-
-async def logged_in(browser, desk, user) -> Watched:
-    context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    w = Watched(await context.new_page())
-    await w.page.goto(f"{desk.url}/login")
-    await w.page.fill("#username", user[0])
-    await w.page.fill("#password", user[1])
-    await w.page.click("button[type=submit]")
-    await w.page.wait_for_url(f"{desk.url}/console")
-    return w
 
 
 async def api(desk, user, method: str, path: str, **kw):
