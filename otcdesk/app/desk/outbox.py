@@ -1,7 +1,8 @@
 """The outbox dispatcher: delivers each approved reply through its channel once.
 
 The graph's `deliver` node enqueues a row per approved review item (`enqueue`, idempotent). `dispatch`
-claims each row (pending → sending), sends it with the idempotency key `outbox-<row id>`, and marks it
+claims each row (pending → sending, only while the row is as it was read, so two dispatchers never both
+send it), sends it with the idempotency key `outbox-<row id>`, and marks it
 sent together with its review item. A row found `sending` was interrupted mid-send: an idempotent
 channel gets it again with the same key; a non-idempotent one (WeChat) may already have shown it, so it
 is marked `unconfirmed` for a person to check and never sent twice.
@@ -59,7 +60,8 @@ class OutboxDispatcher:
                 self._mark_unconfirmed(row)
                 continue
             with transaction(self.engine) as tx:
-                tx.outbox.claim(row.id)
+                if not tx.outbox.claim(row):
+                    continue  # another dispatcher claimed it since it was read
                 thread_id = tx.reviews.get(row.review_id).thread_id
             reply = Reply(channel=row.channel, chat_id=row.chat_id, text=row.text, mention_id=row.mention_id,
                           mention_name=row.mention_name, idempotency_key=f"outbox-{row.id}")

@@ -28,10 +28,15 @@ class OutboxRepository:
         return list(self.session.exec(select(OutboxMessage).where(OutboxMessage.status.in_(("pending", "sending")))
                                       .order_by(OutboxMessage.id)))
 
-    def claim(self, outbox_id: int) -> None:
-        """→ sending, counting the attempt (a retry after a crash re-sends with the same idempotency key)."""
-        self.session.exec(update(OutboxMessage).where(OutboxMessage.id == outbox_id)
-                          .values(status="sending", attempts=OutboxMessage.attempts + 1))
+    def claim(self, row: OutboxMessage) -> bool:
+        """→ sending, counting the attempt (a retry after a crash re-sends with the same idempotency key), only if
+        the row is still as `row` was read (status and attempts): of two dispatchers that read it, one claims it and
+        the other gets False, so even two leaders at once (`app.leader`) never send a row twice."""
+        res = self.session.exec(update(OutboxMessage).where(OutboxMessage.id == row.id,
+                                                            OutboxMessage.status == row.status,
+                                                            OutboxMessage.attempts == row.attempts)
+                                .values(status="sending", attempts=OutboxMessage.attempts + 1))
+        return res.rowcount == 1
 
     def mark_sent(self, outbox_id: int, platform_msg_id: str, at: datetime) -> bool:
         """sending → sent; False when another dispatcher got there first."""
