@@ -198,6 +198,17 @@ class RunningDesk:
             return await (await s.get(f"/api/sim/groups/{group}/messages")).json()
 
 
+def metric(scrape: str, name: str, **labels) -> float:
+    """The value of sample `name` with `labels` in a `/metrics` scrape (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(scrape):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
+
+
 async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):
     """Poll an async predicate until it returns something truthy (server work is asynchronous)."""
     deadline = asyncio.get_running_loop().time() + timeout
@@ -229,14 +240,18 @@ async def desk(desk_settings):
 
 
 class ServeProcess:
-    """`otcdesk serve [args]` on a free port over `data_dir` (SQLite), its log (stderr) in `data_dir/serve.log`."""
+    """`otcdesk serve [args]` on a free port over `data_dir` (SQLite, or `database_url`), its log (stderr) in
+    `data_dir/serve.log`."""
 
-    def __init__(self, data_dir: Path, *args: str, env: dict | None = None):
+    def __init__(self, data_dir: Path, *args: str, env: dict | None = None, database_url: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
         self.log_path = Path(data_dir) / "serve.log"
         full_env = {**os.environ, "OTCDESK_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
         full_env.pop("DATABASE_URL", None)
+        if database_url:
+            full_env["DATABASE_URL"] = database_url
         self._log = open(self.log_path, "a", encoding="utf-8")
         self._start = self._log.tell()
         self.proc = subprocess.Popen([OTCDESK, "serve", "--port", str(self.port), *args], env=full_env,

@@ -18,10 +18,11 @@ happens counts it:
 | `otcdesk_llm_tokens_total`               | model, type         | `LLMClient` (prompt, completion)              |
 | `otcdesk_risk_refresh_seconds`           | kind                | `RiskService` (refresh, fold_in)              |
 | `otcdesk_security_events_total`          | kind                | e.g. a WeCom callback with a bad signature    |
+| `otcdesk_leader`                         |                     | `app.leader.Leadership`: 1 while this instance runs the scheduler and outbox |
 """
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0, 120.0)
 RISK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -58,6 +59,8 @@ class Metrics:
                                       buckets=RISK_BUCKETS, registry=r)
         self.security_events = Counter("otcdesk_security_events", "Refused requests worth a look", ["kind"],
                                        registry=r)
+        self.leader = Gauge("otcdesk_leader", "1 while this instance runs the single-instance jobs (risk "
+                            "scheduler, outbox), 0 on a standby", registry=r)
 
     def exposition(self) -> bytes:
         """The registry in Prometheus' text format."""

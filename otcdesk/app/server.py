@@ -23,6 +23,7 @@ from otcdesk.app.auth import AuthError, authenticate, close_session, open_sessio
 from otcdesk.app.desk.reviews import MAX_PAGE
 from otcdesk.app.events import EventBus, readable_kinds
 from otcdesk.app.http_security import JSON_BODY, json_error
+from otcdesk.app.leader import Leadership
 from otcdesk.app.logins import KINDS, LoginBusy, LoginGuard, LoginThrottle, LoginThrottled, ThrottlePolicy, \
     retry_after_header
 from otcdesk.app.roles import ROLES
@@ -51,6 +52,7 @@ ASSISTANT = web.AppKey("assistant", object)
 WECOM = web.AppKey("wecom", object)  # bots.wecom.WeComChannel, only when configured
 LOGINS = web.AppKey("logins", LoginGuard)
 SESSIONS = web.AppKey("sessions", ThreadPoolExecutor)
+LEADER = web.AppKey("leader", Leadership)  # whether this instance runs the single-instance jobs (app.leader)
 SESSION_WORKERS = 4
 
 
@@ -354,10 +356,12 @@ async def _inbound_worker(app: web.Application) -> None:
 
 
 async def _outbox_worker(app: web.Application) -> None:
-    desk, bus = app[DESK], app[BUS]
+    """Delivers while this instance leads (`app.leader`); a standby's worker only waits."""
+    desk, bus, leader = app[DESK], app[BUS], app[LEADER]
     while True:
         try:
-            await desk.outbox.dispatch()
+            if leader.leading:
+                await desk.outbox.dispatch()
         except Exception:
             log.exception("outbox dispatch failed")
         with contextlib.suppress(asyncio.TimeoutError):
@@ -387,6 +391,17 @@ async def _market_worker(app: web.Application) -> None:
             log.exception("market tick failed")
 
 
+def _single_instance_jobs(settings: Settings, desk: Desk, leading: bool) -> None:
+    """`Leadership.on_change`: the leader runs the risk book's scheduled revaluation (on APScheduler's thread,
+    never the event loop) and delivers the outbox (`_outbox_worker` asks `leading`); a standby neither."""
+    if not leading:
+        desk.risk.stop_schedule()
+        return
+    if settings.risk_refresh_s > 0:
+        desk.risk.start(settings.risk_refresh_s)
+    desk.events.wake("outbox")
+
+
 def _login_guard(settings: Settings, engine) -> LoginGuard:
     def policy(lockout_failures: int) -> ThrottlePolicy:
         return ThrottlePolicy(free_failures=lockout_failures // 3, lockout_failures=lockout_failures,
@@ -408,12 +423,16 @@ async def _desk_context(app: web.Application):
     app[LOGINS] = _login_guard(app[SETTINGS], process.desk.engine)
     app[SESSIONS] = ThreadPoolExecutor(max_workers=SESSION_WORKERS, thread_name_prefix="session")
     app[DEMO_LOGINS] = process.demo_logins
+    leader = app[LEADER] = Leadership.for_settings(app[SETTINGS], partial(_single_instance_jobs, app[SETTINGS],
+                                                                          process.desk),
+                                                   gauge=process.desk.metrics.leader)
+    if not await asyncio.to_thread(leader.check):
+        log.info("leader: another instance holds the lock; this one stands by (trying every %.0f s)",
+                 leader.retry_s)
     tasks = [asyncio.create_task(w(app)) for w in (_inbound_worker, _outbox_worker, _expiry_worker)]
+    tasks.append(asyncio.create_task(leader.run()))
     if app[DEMO] and app[SETTINGS].market_tick_s > 0:
         tasks.append(asyncio.create_task(_market_worker(app)))
-    refresh_s = app[SETTINGS].risk_refresh_s
-    if refresh_s > 0:  # the risk book's scheduled revaluation, on APScheduler's thread (never this loop)
-        await asyncio.to_thread(process.desk.risk.start, refresh_s)
     if process.wechat is not None:  # only once the desk can take its messages
         tasks.append(asyncio.create_task(process.wechat.bot.start()))
         log.info("wechaty channel starting (endpoint %s)",
@@ -424,6 +443,7 @@ async def _desk_context(app: web.Application):
     for t in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await t
+    await asyncio.to_thread(leader.close)  # hands the lock on now rather than when the connection drops
     await asyncio.to_thread(process.desk.risk.stop)  # a refresh in progress finishes and is stored first
     if process.wecom is not None:
         await process.wecom.close()

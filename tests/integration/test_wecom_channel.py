@@ -4,9 +4,8 @@ import time
 import uuid
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
-from desk_fixtures import TRADER, ServeProcess, free_port, wait_for
+from desk_fixtures import TRADER, ServeProcess, free_port, metric, wait_for
 from wecom_fixtures import FakeWeComApi, WeComApp, group_text
 
 from otcdesk.app.auth import upsert_user
@@ -27,14 +26,6 @@ def seed(tmp_path):
         inst = tx.clients.add_institution("某资管", kyc_status="approved", can_trade=True)
         tx.clients.add_group("wecom", CHAT, inst.id)
     return engine
-
-
-def metric(scrape: str, name: str, **labels) -> float:
-    for family in text_string_to_metric_families(scrape):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return s.value
-    return 0.0
 
 
 async def test_wecom_callback_to_trader_approval_to_platform_api(tmp_path):

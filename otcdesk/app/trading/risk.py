@@ -420,11 +420,15 @@ class RiskService:
             self._scheduler.start()
         return self._scheduler
 
-    def stop(self, wait: bool = True) -> None:
-        """Stop the scheduler (a refresh in progress finishes first with `wait`) and the worker process."""
+    def stop_schedule(self, wait: bool = True) -> None:
+        """Stop the periodic refresh only (another instance leads now, `app.leader`); `start` resumes it."""
         if self._scheduler is not None:
             self._scheduler.stop(wait)
             self._scheduler = None
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop the scheduler (a refresh in progress finishes first with `wait`) and the worker process."""
+        self.stop_schedule(wait)
         with self._fold_lock:
             folder, self._folder = self._folder, None
         if folder is not None:
