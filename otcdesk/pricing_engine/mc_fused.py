@@ -312,15 +312,16 @@ if numba is not None:
             s = sqdt[k]
             for p in range(P):
                 z[p] *= s  # dW
-            if anti:
-                for p in range(P):
-                    z[P + p] = -z[p]
             g = gidx[k]
-            if not local:
-                for p in range(M):
+            if local:
+                if anti:
+                    for p in range(P):
+                        z[P + p] = -z[p]
+            else:  # flat: the mirror lanes are -W, so only the first P lanes carry W
+                for p in range(P):
                     W[p] += z[p]
                 if k == 0:
-                    for p in range(M):
+                    for p in range(P):
                         W0[p] = W[p]
             for r in range(R):
                 if local:
@@ -347,8 +348,11 @@ if numba is not None:
                         L[p] = cur[r, p]
                 else:
                     bb, ss, aa = base[r, g], sig[r], sig[r] * aw[r]
-                    for p in range(M):
-                        L[p] = bb + ss * W[p] + aa * W0[p]
+                    for p in range(P):
+                        dev = ss * W[p] + aa * W0[p]
+                        L[p] = bb + dev
+                        if anti:
+                            L[P + p] = bb - dev
                 # coupons (paid on a knock-out date too), then knock-outs, then knock-in
                 if cp_mode > 0 and cp_m[r, g] > 0.5:
                     lvl, amt, d = cp_b[r, g], cp_a[r, g], df[r, g]
@@ -365,15 +369,14 @@ if numba is not None:
                         lvl = ko_l[j, r, g]
                         val = ko_r[j, r, g] * (df[r, g] if ko_hit[j] else df_mat[r])
                         up = ko_up[j]
-                        for p in range(M):
-                            if alive[r, p] and ((L[p] >= lvl) if up else (L[p] <= lvl)):
-                                alive[r, p] = False
-                                yko[r, p] = val
+                        for p in range(M):  # branch-free: selects, so the loop vectorises
+                            hit = alive[r, p] & ((L[p] >= lvl) if up else (L[p] <= lvl))
+                            yko[r, p] = val if hit else yko[r, p]
+                            alive[r, p] = alive[r, p] & (not hit)
                 if ki_mode == 1 and ki_m[r, g] > 0.5:
                     lvl = ki_l[r, g]
                     for p in range(M):
-                        if (L[p] >= lvl) if ki_up else (L[p] <= lvl):
-                            kih[r, p] = True
+                        kih[r, p] = kih[r, p] | ((L[p] >= lvl) if ki_up else (L[p] <= lvl))
                 if avg_mode > 0 and fx_m[r, g] > 0.5:
                     for p in range(M):
                         gsum[r, p] += L[p]
