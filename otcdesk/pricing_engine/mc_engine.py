@@ -31,8 +31,14 @@ Euler in log x on a grid of at most 1/``steps_per_year``); every scenario row bu
 increments (vega: parallel shift of the implied surface; theta: the surface read one day on). The Asian
 geometric control variate is a GBM identity and is not used there.
 
+Kernels: on the NumPy backend every pass without a scenario grid runs on the fused numba kernel (`mc_fused`:
+paths, events and statistics in one compiled loop, all cores, ziggurat normals on per-block streams), with
+every Greek row on full paths from the same normals; the vectorised kernel (`mc_core`, `mc_blocks`) is the
+reference and runs what the fused one does not (Sobol points, CuPy, scenario grids on compressed-path
+ladders, or ``mc_kernel="numpy"``). ``diagnostics.kernel`` says which ran and ``kernel_note`` why not fused.
+
 Configuration: `engines.EngineOptions` (``paths``, ``steps_per_year``, ``seed``, ``dtype``,
-``antithetic``, ``sobol``, ``backend``, ``greeks``, ``replicates``, ``chunk_elems`` and the bumps);
+``antithetic``, ``sobol``, ``backend``, ``mc_kernel``, ``greeks``, ``replicates``, ``chunk_elems`` and the bumps);
 the scenario rows are `mc_core.GREEK_SCENARIOS`.
 """
 from __future__ import annotations
