@@ -83,11 +83,16 @@ def fused_unusable(xp, cfg: EngineOptions, scenarios: bool = False) -> str | Non
     """Why this pass runs on the vectorised NumPy/CuPy kernel instead of the fused one (None: fused).
 
     ``engine_options.mc_kernel``: ``auto`` takes the fused kernel when it can and says why not otherwise;
-    ``fused`` refuses a request it cannot serve; ``numpy`` always takes the reference kernel."""
+    ``fused`` refuses a request it cannot serve (and compiles on first use); ``numpy`` always takes the reference
+    kernel."""
     if cfg.mc_kernel == "numpy":
         return "engine_options.mc_kernel is numpy"
     why = ("a scenario grid shares its paths with the base price on the compressed-path ladder of the vectorised "
            "kernel" if scenarios else mc_fused.unsupported(xp, cfg))
+    if why is None and cfg.mc_kernel == "auto" and not mc_fused.ready(cfg.dtype):
+        # a quote never waits for numba's compile (minutes on a loaded 2-core machine): the service warms the
+        # kernel in the background at start, and until then the reference kernel prices
+        why = "the fused kernel is not compiled in this process yet (the service compiles it in the background)"
     if why and cfg.mc_kernel == "fused":
         raise PricingError(f"the fused Monte Carlo kernel cannot price this: {why}", {"field": "engine_options.mc_kernel"})
     return why

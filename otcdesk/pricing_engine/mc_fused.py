@@ -59,6 +59,7 @@ except Exception as exc:  # pragma: no cover - depends on the install
     numba = None
     NUMBA_ERROR = f"numba is not importable ({type(exc).__name__}: {exc})"
 
+READY: set[str] = set()  # dtypes compiled in this process (by `warm_up` or an explicit fused run)
 CACHE = "off"  # where compiled code is kept: "disk" (numba's cache) or "memory" (this process only)
 # fast-math without nnan/ninf: reassociation and contraction only (sentinel levels are finite, ±1e30)
 _FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -589,6 +590,7 @@ def run_batch(terms: Sequence[mc_core.MCTerms], rows: Sequence[mc_core.Row], sha
         _kernel(*args)
         t_kernel = time.perf_counter() - t1
         new_sig = len(_kernel.signatures) > compiled
+        READY.add(str(np.dtype(dtype)))
     finally:
         numba.set_num_threads(prev)
     tot = out.sum(axis=0)  # (R, NSUM), block order: independent of the thread count
@@ -626,5 +628,11 @@ def warm_up(dtypes: Sequence[str] = ("float64", "float32")) -> dict:
         run_batch(terms, [mc_core.Row(0, 1.0, 0.2, 0.0, 0.0)], shape, cfg)
         run_batch(terms, [mc_core.Row(0, 1.0, 0.2, 0.0, 0.0)], shape, cfg, local_vols=[lambda x, t: 0.2 + 0 * x])
         out[dtype] = round(time.perf_counter() - t0, 3)
+        READY.add(str(np.dtype(dtype)))
     out["cache"] = CACHE
     return out
+
+
+def ready(dtype: str) -> bool:
+    """Whether the kernel for ``dtype`` is compiled in this process (a first call would not wait for numba)."""
+    return str(np.dtype(dtype)) in READY

@@ -145,8 +145,16 @@ def test_what_the_fused_kernel_cannot_do_falls_back_and_says_so():
         ENGINE.price(p, MODEL, VAL, EngineOptions(paths=2_000, greeks=False, sobol=True, mc_kernel="fused"))
     with pytest.raises(PricingError):
         EngineOptions(mc_kernel="cuda")
+    mc_fused.warm_up(("float64",))
     d = ENGINE.price(p, MODEL, VAL, EngineOptions(paths=2_000, greeks=False)).diagnostics
     assert d["kernel"] == "fused" and d["jit_cache"] in ("disk", "memory") and "kernel_note" not in d
+
+
+def test_auto_never_waits_for_a_compile(monkeypatch):
+    """Before the kernel is compiled in the process, `auto` prices on the reference kernel and says why."""
+    monkeypatch.setattr(mc_fused, "READY", set())
+    d = ENGINE.price(_spec("snowball_classic"), MODEL, VAL, EngineOptions(paths=2_000, greeks=False)).diagnostics
+    assert d["kernel"] == "numpy" and "not compiled" in d["kernel_note"]
 
 
 def test_warm_up_compiles_both_dtypes():
