@@ -1,28 +1,48 @@
-"""Monte Carlo path-steps per second: otcdesk `mc` vs QuantLib MCEuropeanEngine, same run.
+"""Monte Carlo path-steps per second on path-dependent products: otcdesk `mc` vs QuantLib, same run.
 
-Product: 1y ATM European call, S=100, vol 20%, r 3%, q 0, 252 time steps per path (the
-paths are generated on all 252 steps by both engines; the payoff reads the last one).
+Products (S=100, vol 20%, r 3%, q 0, price only):
 
-    .venv/bin/python benchmarks/bench_mc.py [--paths 1000000] [--ql-paths 20000]
+* a daily-monitored barrier: 1y up-and-out call, strike 100, barrier 120, no rebate, checked on
+  252 equally spaced steps. Reference: QuantLib ``MCBarrierEngine`` (pseudorandom, 252 time steps,
+  no Brownian-bridge correction, i.e. the same discrete monitoring), plain and antithetic;
+* a snowball (雪球): 12 months, monthly knock-out at 103% (coupon 15% p.a. accrued, paid at the
+  hit), daily knock-in at 75% on the XSHG trading days (243 steps), put at 100% after a knock-in.
+  QuantLib has no snowball engine; the reference is QuantLib's ``GaussianPathGenerator`` on the
+  same time grid with the payoff evaluated on each path in NumPy (its rate is also shown beside
+  ``MCBarrierEngine``'s, the all-C++ one, for a conservative ratio).
 
-Prints one line per engine/configuration, the ratio to QuantLib, and the component
-throughputs that bound ours (normal generation, the cumulative sum over time, the
-affine map to log-spot), i.e. what limits it further.
+Ours: the fused numba kernel (`mc_fused`, all cores) and the vectorised NumPy kernel (`mc_core`),
+float32 and float64, antithetic (the engine's default; a pair counts as two paths, as QuantLib's
+antithetic samples do). The JIT compile (or disk-cache load) happens in a warm-up outside the timing
+and is reported; ``--jit-cold`` measures a cold compile in a subprocess with an empty cache folder.
+The machine may be shared: ``--repeat N`` runs the whole table N times and prints the best and the
+median ratio to QuantLib (its rate measured in the same round).
+
+    .venv/bin/python benchmarks/bench_mc.py [--paths 1000000] [--numpy-paths 200000] [--ql-paths 20000]
+                                            [--repeat 3] [--jit-cold]
 """
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
+import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
 
-S0, K, VOL, R, Q, T, STEPS = 100.0, 100.0, 0.20, 0.03, 0.0, 1.0, 252
+S0, K, H, VOL, R, Q, T, STEPS = 100.0, 100.0, 120.0, 0.20, 0.03, 0.0, 1.0, 252
+VAL = dt.date(2026, 1, 5)
+SNOWBALL = {"structure": "snowball", "ko_pct": 103, "ki_pct": 75, "coupon_pct": 15, "tenor": "12M",
+            "start_date": VAL.isoformat(), "initial_price": S0}
 
 
-def quantlib_run(paths: int, antithetic: bool) -> tuple[float, float, float]:
+def _ql_process():
     import QuantLib as ql
 
-    today = ql.Date(5, 1, 2026)
+    today = ql.Date(VAL.day, VAL.month, VAL.year)
     ql.Settings.instance().evaluationDate = today
     dc = ql.Actual365Fixed()
     proc = ql.BlackScholesMertonProcess(
@@ -30,110 +50,161 @@ def quantlib_run(paths: int, antithetic: bool) -> tuple[float, float, float]:
         ql.YieldTermStructureHandle(ql.FlatForward(today, Q, dc)),
         ql.YieldTermStructureHandle(ql.FlatForward(today, R, dc)),
         ql.BlackVolTermStructureHandle(ql.BlackConstantVol(today, ql.NullCalendar(), VOL, dc)))
-    opt = ql.VanillaOption(ql.PlainVanillaPayoff(ql.Option.Call, K), ql.EuropeanExercise(today + 365))
-    eng = ql.MCEuropeanEngine(proc, "pseudorandom", timeSteps=STEPS, requiredSamples=paths, seed=42,
-                              antitheticVariate=antithetic)
-    opt.setPricingEngine(eng)
+    return ql, today, proc
+
+
+def ql_barrier(paths: int, antithetic: bool) -> tuple[float, float, float, int]:
+    """(price, stderr, seconds, path-steps) of QuantLib's MCBarrierEngine on the daily up-and-out call."""
+    ql, today, proc = _ql_process()
+    opt = ql.BarrierOption(ql.Barrier.UpOut, H, 0.0, ql.PlainVanillaPayoff(ql.Option.Call, K),
+                           ql.EuropeanExercise(today + 365))
+    opt.setPricingEngine(ql.MCBarrierEngine(proc, "pseudorandom", timeSteps=STEPS, brownianBridge=False,
+                                            antitheticVariate=antithetic, requiredSamples=paths, seed=42))
     t0 = time.perf_counter()
     npv = opt.NPV()
-    dt = time.perf_counter() - t0
-    return npv / S0, opt.errorEstimate() / S0, dt
+    sec = time.perf_counter() - t0
+    return npv / S0, opt.errorEstimate() / S0, sec, paths * (2 if antithetic else 1) * STEPS
 
 
-def ours_run(paths: int, dtype: str, antithetic: bool, seed: int = 42) -> tuple[float, float, float]:
-    from otcdesk.pricing_engine import mc_blocks, mc_core
-    from otcdesk.pricing_engine.blocks import Leg, ResolvedSchedule
+def _snowball_schedule():
+    from otcdesk.pricing_engine.models import MarketSpec
+    from otcdesk.pricing_engine.products import product_from_dict
+
+    model = MarketSpec(spot=S0, vol=VOL, rate=R, div=Q).to_model()
+    return product_from_dict(SNOWBALL).resolve(VAL, model)
+
+
+def ql_snowball(paths: int) -> tuple[float, float, float, int]:
+    """QuantLib's GaussianPathGenerator on the snowball's grid, the payoff in NumPy on the generated paths."""
+    ql, _, proc = _ql_process()
+    rs = _snowball_schedule()
+    ko, ki = rs.knock_outs[0], rs.knock_in
+    times = np.unique(np.round(np.concatenate([ko.times, ki.times, [rs.T]]), 10))
+    n = len(times)
+    rsg = ql.GaussianRandomSequenceGenerator(ql.UniformRandomSequenceGenerator(n, ql.UniformRandomGenerator(42)))
+    gen = ql.GaussianPathGenerator(proc, ql.TimeGrid(list(times)), rsg, False)
+    t0 = time.perf_counter()
+    x = np.empty((paths, n))
+    for i in range(paths):
+        path = gen.next().value()
+        x[i] = [path[j] for j in range(1, n + 1)]
+    x /= rs.initial_price
+    ko_idx = np.searchsorted(times, np.round(ko.times, 10))
+    ki_idx = np.searchsorted(times, np.round(ki.times, 10))
+    hit = x[:, ko_idx] >= np.asarray(ko.levels)
+    first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
+    ko_val = np.where(first >= 0, np.asarray(ko.rebates)[first] * np.exp(-R * np.asarray(ko.times)[first]), 0.0)
+    knocked_in = (x[:, ki_idx] <= ki.level).any(axis=1)
+    xT = x[:, -1]
+    final = np.where(knocked_in, sum(leg.payoff(xT) for leg in rs.legs_ki), sum(leg.payoff(xT) for leg in rs.legs))
+    y = np.where(first >= 0, ko_val, final * np.exp(-R * rs.T))
+    sec = time.perf_counter() - t0
+    return float(y.mean()), float(y.std() / np.sqrt(paths)), sec, paths * n
+
+
+def ours(product: str, kernel: str, paths: int, dtype: str, seed: int = 42) -> tuple[float, float, float, int, dict]:
+    """(price, stderr, seconds, path-steps, diagnostics) of our kernel on ``product`` (price only, one row)."""
+    from otcdesk.pricing_engine import mc_blocks, mc_core, mc_fused
+    from otcdesk.pricing_engine.blocks import KnockOut, Leg, ResolvedSchedule
     from otcdesk.pricing_engine.engines import EngineOptions
-    import datetime as dt
 
-    d = dt.date(2026, 1, 5)
-    rs = ResolvedSchedule(structure="vanilla", valuation_date=d, start_date=d, maturity_date=d + dt.timedelta(365),
-                          T=T, spot_x=1.0, initial_price=S0, legs=(Leg("call", K / S0, 1.0),))
-    cfg = EngineOptions(paths=paths, seed=seed, dtype=dtype, antithetic=antithetic)
+    cfg = EngineOptions(paths=paths, seed=seed, dtype=dtype, antithetic=True, greeks=False)
+    if product == "barrier":
+        grid = np.arange(1, STEPS + 1) * (T / STEPS)
+        rs = ResolvedSchedule(structure="barrier", valuation_date=VAL, start_date=VAL,
+                              maturity_date=VAL + dt.timedelta(365), T=T, spot_x=1.0, initial_price=S0,
+                              legs=(Leg("call", K / S0, 1.0),),
+                              knock_outs=(KnockOut("up", "discrete", tuple(grid), (H / S0,) * STEPS, (0.0,) * STEPS),))
+    else:
+        rs = _snowball_schedule()
+        grid = None
     shape = mc_blocks.shape_of(rs)
     terms = [mc_blocks.to_terms(rs, cfg)]
-    grid = np.arange(1, STEPS + 1) * (T / STEPS)
-    rows = [mc_core.Row(0, 1.0, VOL, R, Q)]
+    rows = [mc_core.Row(0, rs.spot_x, VOL, R, Q)]
+    n = len(mc_core.batch_grid(terms) if grid is None else grid)
     t0 = time.perf_counter()
-    price, err, _ = mc_core.run_batch(np, terms, rows, mc_blocks.make_kernel(shape), cfg, grid=grid)
-    return float(price[0]), float(err[0]), time.perf_counter() - t0
+    if kernel == "fused":
+        price, err, diag = mc_fused.run_batch(terms, rows, shape, cfg, grid=grid)
+    else:
+        price, err, diag = mc_core.run_batch(np, terms, rows, mc_blocks.make_kernel(shape), cfg, grid=grid)
+    return float(price[0]), float(err[0]), time.perf_counter() - t0, 2 * ((paths + 1) // 2) * n, diag
 
 
-def components(dtype: str = "float32") -> dict:
-    """Throughput (elements/s) of the pieces of one path block (252 x 16384)."""
-    from otcdesk.pricing_engine import mc_paths
+def jit_cold() -> float:
+    """Seconds for a cold compile of both dtypes, in a subprocess with an empty numba cache folder."""
+    import tempfile
 
-    n, m = STEPS, 16384
-    out = {}
-    reps = 5
-    t0 = time.perf_counter()
-    for i in range(reps):
-        z = mc_paths.normals(np, (n, m // 2), 1, i, dtype)
-    out["normals (Box-Muller, per path-step with antithetic)"] = reps * n * m / (time.perf_counter() - t0)
-    a = z.copy()
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        mc_paths.cumsum_time(np, a)
-    out["cumulative sum over time (per element)"] = reps * a.size / (time.perf_counter() - t0)
-    b = np.empty_like(a)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        np.multiply(a, a.dtype.type(0.2), out=b)
-        b += a.dtype.type(0.01)
-    out["affine map to log-spot (per element)"] = reps * a.size / (time.perf_counter() - t0)
-    bytes_per = np.dtype(dtype).itemsize
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        np.copyto(b, a)
-    out["memory copy (elements/s; bandwidth bound)"] = reps * a.size / (time.perf_counter() - t0)
-    out["_bytes_per_element"] = bytes_per
-    return out
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, NUMBA_CACHE_DIR=tmp)
+        code = ("import time; t0 = time.perf_counter(); from otcdesk.pricing_engine import mc_fused; "
+                "mc_fused.warm_up(); print(time.perf_counter() - t0)")
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        return float(out.stdout.strip().splitlines()[-1])
+
+
+def one_round(args) -> list[tuple]:
+    rows = []
+    for anti in (False, True):
+        p, e, s, ps = ql_barrier(args.ql_paths, anti)
+        rows.append(("barrier", f"QuantLib MCBarrierEngine{' antithetic' if anti else ''}", p, e, s, ps))
+    p, e, s, ps = ql_snowball(args.ql_paths // 2)
+    rows.append(("snowball", "QuantLib GaussianPathGenerator + NumPy payoff", p, e, s, ps))
+    for product in ("barrier", "snowball"):
+        for kernel, paths in (("fused", args.paths), ("numpy", args.numpy_paths)):
+            for dtype in ("float32", "float64"):
+                p, e, s, ps, _ = ours(product, kernel, paths, dtype)
+                rows.append((product, f"otcdesk mc {kernel} {dtype} antithetic", p, e, s, ps))
+    return rows
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--paths", type=int, default=1_000_000)
-    ap.add_argument("--ql-paths", type=int, default=20_000)
+    ap.add_argument("--paths", type=int, default=1_000_000, help="fused kernel paths")
+    ap.add_argument("--numpy-paths", type=int, default=200_000, help="NumPy kernel paths")
+    ap.add_argument("--ql-paths", type=int, default=20_000, help="QuantLib samples (the snowball takes half)")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--jit-cold", action="store_true", help="also time a cold JIT compile (a subprocess)")
     args = ap.parse_args(argv)
-    from otcdesk.pricing_engine.analytic_vanilla import bs_price
+    import numba
 
-    bs = bs_price("call", 1.0, K / S0, T, R, Q, VOL)
-    print(f"1y ATM call, {STEPS} steps; Black-Scholes {bs:.5f} (per unit notional)")
-    print(f"{'engine':46s} {'paths':>9s} {'price':>8s} {'stderr':>8s} {'z':>6s} {'seconds':>8s} {'M path-steps/s':>15s}")
-    rows = []
-    for anti in (False, True):
-        p, e, dt = quantlib_run(args.ql_paths, anti)
-        # with antithetic variates each QuantLib sample is a path and its mirror: 2 paths
-        rows.append((f"QuantLib MCEuropeanEngine{' antithetic' if anti else ''}", args.ql_paths * (2 if anti else 1),
-                     p, e, dt))
-    ours_run(20_000, "float32", True)  # warm-up (imports, first allocations)
-    for dtype, anti in (("float32", True), ("float32", False), ("float64", False)):
-        p, e, dt = ours_run(args.paths, dtype, anti)
-        rows.append((f"otcdesk mc numpy {dtype}{' antithetic' if anti else ''}", args.paths, p, e, dt))
-    rate = {}
-    for name, n, p, e, dt in rows:
-        rate[name] = n * STEPS / dt
-        print(f"{name:46s} {n:9d} {p:8.5f} {e:8.5f} {(p - bs) / e:6.2f} {dt:8.3f} {rate[name] / 1e6:15.1f}")
-    ql_plain = rate["QuantLib MCEuropeanEngine"]
-    ql_anti = rate["QuantLib MCEuropeanEngine antithetic"]
-    best = rate["otcdesk mc numpy float32 antithetic"]
-    print(f"speed-up: float32 antithetic vs QuantLib antithetic {best / ql_anti:.1f}x, "
-          f"vs QuantLib plain {best / ql_plain:.1f}x; "
-          f"float32 plain vs QuantLib plain {rate['otcdesk mc numpy float32'] / ql_plain:.1f}x; "
-          f"float64 plain vs QuantLib plain {rate['otcdesk mc numpy float64'] / ql_plain:.1f}x")
-    comp = components()
-    bpe = comp.pop("_bytes_per_element")
-    for k, v in comp.items():
-        print(f"  component: {k}: {v / 1e6:.0f} M/s")
-    slow = min(comp, key=comp.get)
-    print(f"limits: the slowest stage is {slow} at {comp[slow] / 1e6:.0f} M/s (Box-Muller: a log, a sqrt, a sin "
-          "and a cos per pair of normals, on one core: NumPy ufuncs are single-threaded); the other passes "
-          f"(cumulative sum, log-spot map, payoff) run near memory-copy speed ({comp['memory copy (elements/s; bandwidth bound)'] / 1e6:.0f} M/s, "
-          f"{bpe} bytes per float32 path-step written and read a few times), i.e. memory bandwidth; "
-          "beyond that: more cores (threads over path blocks) or a GPU via the same code on CuPy, or a fused "
-          "compiled kernel that never stores the path.")
-    print(f"error check: all estimates within 3 stderr of Black-Scholes: "
-          f"{all(abs(p - bs) <= 3 * e for _, _, p, e, _ in rows)}")
+    from otcdesk.pricing_engine import mc_fused
+
+    t0 = time.perf_counter()
+    warm = mc_fused.warm_up()
+    first = time.perf_counter() - t0
+    print(f"fused kernel: first call (compile or disk-cache load, both dtypes, flat + local vol) {first:.2f} s "
+          f"{warm}; numba {numba.__version__}, {numba.get_num_threads()} threads, {os.cpu_count()} cores, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    if args.jit_cold:
+        print(f"fused kernel: cold compile of both dtypes with an empty cache: {jit_cold():.1f} s")
+    ratios: dict[str, list[float]] = {}
+    for rnd in range(args.repeat):
+        rows = one_round(args)
+        print(f"\nround {rnd + 1}/{args.repeat} (load average {os.getloadavg()[0]:.1f})")
+        print(f"{'product':9s} {'engine':47s} {'price':>8s} {'stderr':>8s} {'seconds':>8s} {'M path-steps/s':>15s}")
+        rate = {}
+        for product, name, p, e, s, ps in rows:
+            rate[(product, name)] = ps / s
+            print(f"{product:9s} {name:47s} {p:8.5f} {e:8.5f} {s:8.3f} {ps / s / 1e6:15.1f}")
+        ql_bar = max(rate[("barrier", "QuantLib MCBarrierEngine")], rate[("barrier", "QuantLib MCBarrierEngine antithetic")])
+        ql_snow = rate[("snowball", "QuantLib GaussianPathGenerator + NumPy payoff")]
+        for product, ref in (("barrier", ql_bar), ("snowball", ql_snow)):
+            for kernel in ("fused", "numpy"):
+                for dtype in ("float32", "float64"):
+                    key = f"{product} {kernel} {dtype}"
+                    ratios.setdefault(key, []).append(rate[(product, f"otcdesk mc {kernel} {dtype} antithetic")] / ref)
+        for dtype in ("float32", "float64"):  # the snowball against the all-C++ barrier engine too
+            ratios.setdefault(f"snowball fused {dtype} vs QL MCBarrierEngine", []).append(
+                rate[("snowball", f"otcdesk mc fused {dtype} antithetic")] / ql_bar)
+        ok = {}
+        for product in ("barrier", "snowball"):
+            ref = [r for r in rows if r[0] == product and r[1].startswith("QuantLib")]
+            ok[product] = all(abs(r[2] - q[2]) <= 3 * np.hypot(r[3], q[3]) for r in rows if r[0] == product for q in ref)
+        print(f"error check: every estimate within 3 combined stderr of each QuantLib one: {ok}")
+    print(f"\nspeed-up over QuantLib in path-steps/s (QuantLib barrier: the better of plain and antithetic), "
+          f"{args.repeat} round(s): best / median")
+    for key, v in ratios.items():
+        print(f"  {key:45s} {max(v):7.1f}x / {statistics.median(v):7.1f}x")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -82,7 +83,10 @@ class Desk:
         return self.rate_limit.next_release_s()
 
     def warm_up(self) -> None:
-        """Load the parser's dictionaries, the calendar and the engines before the first client message."""
+        """Load the parser's dictionaries, the calendar and the engines before the first client message; compile the
+        fused Monte Carlo kernel (seconds cold, a disk-cache load after) in the background, so a path-dependent quote
+        arriving meanwhile waits for that one compile instead of starting its own."""
+        threading.Thread(target=_warm_mc_kernel, name="mc-kernel-warm-up", daemon=True).start()
         for req in self.parse("沪深300 1个月 平值看跌", None).get("requests", []):
             self.price(req)
 
@@ -92,6 +96,15 @@ class Desk:
         if self.risk is not None:
             self.risk.stop()
         self.tracing.shutdown()
+
+
+def _warm_mc_kernel() -> None:
+    from otcdesk.pricing_engine import mc_fused
+
+    try:
+        log.info("fused Monte Carlo kernel ready: %s", mc_fused.warm_up())
+    except Exception:  # logged, not fatal: a quote that needs the kernel then reports its own error
+        log.exception("fused Monte Carlo kernel warm-up failed")
 
 
 def build_desk(settings: Settings, engine: Engine, events: EventBus | None = None, *, llm: Any = None,

@@ -62,6 +62,7 @@ class EngineOptions:
     antithetic: bool = True
     sobol: bool = False
     backend: str = "numpy"  # MC array backend, chosen by the app ("numpy" | "cupy" | "auto")
+    mc_kernel: str = "auto"  # MC: "fused" (numba, mc_fused), "numpy" (the vectorised reference) or "auto" (fused if usable)
     replicates: int = 32  # Sobol: independent scramblings for the standard error
     chunk_elems: int = 8_000_000  # MC: rows * steps * paths held in memory at once
     spot_bump: float = 0.01  # MC: relative bump of x for delta
@@ -78,6 +79,9 @@ class EngineOptions:
             raise PricingError("engine_options.grid_points must be at least 50", {"field": "engine_options.grid_points"})
         if self.paths < 2:
             raise PricingError("engine_options.paths must be at least 2", {"field": "engine_options.paths"})
+        if self.mc_kernel not in ("auto", "fused", "numpy"):
+            raise PricingError(f"engine_options.mc_kernel must be auto, fused or numpy, got {self.mc_kernel!r}",
+                               {"field": "engine_options.mc_kernel", "value": self.mc_kernel})
         if self.dtype not in ("float32", "float64"):
             raise PricingError(f"engine_options.dtype must be float32 or float64, got {self.dtype!r}",
                                {"field": "engine_options.dtype", "value": self.dtype})

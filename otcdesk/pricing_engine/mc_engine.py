@@ -31,8 +31,14 @@ Euler in log x on a grid of at most 1/``steps_per_year``); every scenario row bu
 increments (vega: parallel shift of the implied surface; theta: the surface read one day on). The Asian
 geometric control variate is a GBM identity and is not used there.
 
+Kernels: on the NumPy backend every pass without a scenario grid runs on the fused numba kernel (`mc_fused`:
+paths, events and statistics in one compiled loop, all cores, ziggurat normals on per-block streams), with
+every Greek row on full paths from the same normals; the vectorised kernel (`mc_core`, `mc_blocks`) is the
+reference and runs what the fused one does not (Sobol points, CuPy, scenario grids on compressed-path
+ladders, or ``mc_kernel="numpy"``). ``diagnostics.kernel`` says which ran and ``kernel_note`` why not fused.
+
 Configuration: `engines.EngineOptions` (``paths``, ``steps_per_year``, ``seed``, ``dtype``,
-``antithetic``, ``sobol``, ``backend``, ``greeks``, ``replicates``, ``chunk_elems`` and the bumps);
+``antithetic``, ``sobol``, ``backend``, ``mc_kernel``, ``greeks``, ``replicates``, ``chunk_elems`` and the bumps);
 the scenario rows are `mc_core.GREEK_SCENARIOS`.
 """
 from __future__ import annotations
@@ -43,7 +49,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from otcdesk.pricing_engine import mc_blocks, mc_core, mc_paths
+from otcdesk.pricing_engine import mc_blocks, mc_core, mc_fused, mc_paths
 from otcdesk.pricing_engine.backend import backend_name, get_xp
 from otcdesk.pricing_engine.engines import (SURFACE_INPUTS, EngineOptions, refuse_unusable_inputs, register_engine,
                                             surface_time)
@@ -73,6 +79,25 @@ def _row_local_vol(model: GBMModel, row: mc_core.Row, rs, valuation_date):
     return lambda x, t: surf.local_vol(x * s0, t + off)
 
 
+def fused_unusable(xp, cfg: EngineOptions, scenarios: bool = False) -> str | None:
+    """Why this pass runs on the vectorised NumPy/CuPy kernel instead of the fused one (None: fused).
+
+    ``engine_options.mc_kernel``: ``auto`` takes the fused kernel when it can and says why not otherwise;
+    ``fused`` refuses a request it cannot serve (and compiles on first use); ``numpy`` always takes the reference
+    kernel."""
+    if cfg.mc_kernel == "numpy":
+        return "engine_options.mc_kernel is numpy"
+    why = ("a scenario grid shares its paths with the base price on the compressed-path ladder of the vectorised "
+           "kernel" if scenarios else mc_fused.unsupported(xp, cfg))
+    if why is None and cfg.mc_kernel == "auto" and not mc_fused.ready(cfg.dtype):
+        # a quote never waits for numba's compile (minutes on a loaded 2-core machine): the service warms the
+        # kernel in the background at start, and until then the reference kernel prices
+        why = "the fused kernel is not compiled in this process yet (the service compiles it in the background)"
+    if why and cfg.mc_kernel == "fused":
+        raise PricingError(f"the fused Monte Carlo kernel cannot price this: {why}", {"field": "engine_options.mc_kernel"})
+    return why
+
+
 def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineOptions, greeks: bool = True,
                 spot_shifts: Sequence[float] | None = None, vol_shifts: Sequence[float] | None = None,
                 fast_ladder: bool = True, valuation_date=None) -> tuple[list[BatchResult], float, float]:
@@ -93,14 +118,29 @@ def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineO
     local = any(m.surface is not None for m in models)
     if local and (spot_shifts is not None or vol_shifts is not None):
         raise PricingError("MC scenario grids on a vol surface are not implemented", {"field": "market.vol_surface"})
-    if shape.continuous or ctrl or local:  # full paths for every row (controls need the whole path too)
+    if local and not all(m.surface is not None for m in models):
+        raise PricingError("an MC batch prices all on surfaces or all flat", {"field": "market.vol_surface"})
+    why_not_fused = fused_unusable(xp, cfg, spot_shifts is not None or vol_shifts is not None)
+    if why_not_fused is None:  # one compiled pass, every scenario row on full paths from the same normals
         rows = []
         for c, (rs, m) in enumerate(zip(resolved, models)):
             rows += mc_core.greek_rows(c, rs.spot_x, m.vol, m.rate, m.div, cfg, greeks)
         lvs = None
         if local:
-            if not all(m.surface is not None for m in models):
-                raise PricingError("an MC batch prices all on surfaces or all flat", {"field": "market.vol_surface"})
+            lvs = [_row_local_vol(models[r.contract], r, resolved[r.contract], valuation_date) for r in rows]
+            ctrl = False
+        price, err, diag = mc_fused.run_batch(terms, rows, shape, cfg,
+                                              mc_blocks.make_control_means(shape) if ctrl else None, 1 if ctrl else 0,
+                                              local_vols=lvs)
+        nb = len(rows) // C
+        gvals = [price[nb * c: nb * c + nb] for c in range(C)]
+        gerr = [err[nb * c] for c in range(C)]
+    elif shape.continuous or ctrl or local:  # full paths for every row (controls need the whole path too)
+        rows = []
+        for c, (rs, m) in enumerate(zip(resolved, models)):
+            rows += mc_core.greek_rows(c, rs.spot_x, m.vol, m.rate, m.div, cfg, greeks)
+        lvs = None
+        if local:
             lvs = [_row_local_vol(models[r.contract], r, resolved[r.contract], valuation_date) for r in rows]
             ctrl = False
         price, err, diag = mc_core.run_batch(xp, terms, rows, kernel, cfg,
@@ -148,8 +188,12 @@ def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineO
     t2 = time.thread_time()
     grid = mc_core.batch_grid(terms)
     base_diag = mc_paths.describe(xp, cfg, len(grid))
-    base_diag.update({k: v for k, v in diag.items() if k in ("rows", "contracts", "compressed_paths", "steps")})
+    base_diag.update({k: v for k, v in diag.items() if k in ("rows", "contracts", "compressed_paths", "steps", "threads",
+                                                             "jit_cache", "compiled_now", "kernel_s")})
     base_diag["vol_model"] = "local_vol" if local else "flat"
+    base_diag["kernel"] = "numpy" if why_not_fused else "fused"
+    if why_not_fused:
+        base_diag["kernel_note"] = why_not_fused
     out = []
     for c, (rs, m) in enumerate(zip(resolved, models)):
         g = mc_core.greeks_from(gvals[c], rs.spot_x, m.vol, cfg) if greeks else {}
