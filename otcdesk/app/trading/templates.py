@@ -95,7 +95,7 @@ def check(doc: Any, replaceable: set[str] = frozenset()) -> tuple[Any, dict]:
     return t, price_defaults(t, market, vd, underlying=CHECK_UNDERLYING)
 
 
-def declare_row(structure: str, version: int, document: dict) -> None:
+def declare_row(structure: str, version: int | None, document: dict) -> None:
     """Declare one stored version to the pricer and, as the newest, to the parser."""
     from otcdesk.ner.structures import DECLARED, DeclaredStructure
     from otcdesk.pricing_engine.templates import Template, declare
@@ -176,8 +176,10 @@ class TemplateService:
 
     def _add(self, doc: Any, by: str, source: str, action: str) -> dict:
         self.sync()
-        with transaction(self.engine) as tx:
-            replaceable = tx.templates.structures()
+        from otcdesk.ner.structures import DECLARED
+
+        with transaction(self.engine) as tx:  # stored here, or declared from a stored version: not built-in
+            replaceable = tx.templates.structures() | {e.structure for e in DECLARED.entries() if e.version}
         t, engines = check(doc, replaceable)
         digest = sha256_of(doc)
         try:
@@ -226,4 +228,4 @@ def declare_for_command(settings) -> None:
         except TemplateError as exc:
             log.warning("template file %s refused: %s", path.name, exc)
             continue
-        declare_row(t.structure, 0, doc)
+        declare_row(t.structure, None, doc)
