@@ -7,6 +7,13 @@ STRUCTURE_CN = {
     "double_sharkfin": "双鲨", "snowball": "雪球", "phoenix": "凤凰", "asian": "亚式", "airbag": "安全气囊",
 }
 TYPE_CN = {"call": "看涨", "put": "看跌"}
+
+
+def structure_cn(structure: str) -> str:
+    """The Chinese name of a structure: built-in, or the first name of a structure template (`ner.structures`)."""
+    from otcdesk.ner.structures import display_name
+
+    return STRUCTURE_CN.get(structure) or display_name(structure) or structure
 FIELD_CN = {
     "underlying": "标的", "option_type": "看涨还是看跌", "tenor": "期限", "strike_pct": "行权价",
     "upper_strike_pct": "价差的第二个行权价", "barrier_pct": "敲出价", "ko_pct": "敲出价", "ki_pct": "敲入价",
@@ -28,7 +35,7 @@ def _fmt_notional(n) -> str:
 def describe_request(req: dict) -> str:
     """One-line Chinese description of a QuoteRequest: 000300.SH 沪深300 香草看跌 2W 行权100%."""
     structure = req.get("structure") or "vanilla"
-    name = STRUCTURE_CN.get(structure, structure) + TYPE_CN.get(req.get("option_type") or "", "")
+    name = structure_cn(structure) + TYPE_CN.get(req.get("option_type") or "", "")
     parts = [f"{req.get('underlying', '?')} {req.get('underlying_name', '')}".strip(), name, req.get("tenor") or "?"]
     if req.get("strike_pct") is not None:
         parts.append(f"行权{_fmt_pct(req['strike_pct'])}")
@@ -269,7 +276,7 @@ def draft_holdings(trades: list[dict]) -> str:
         return "您好，目前没有查到贵司的存续交易。"
     out = ["您好，贵司目前的存续交易："]
     for i, t in enumerate(trades, 1):
-        structure = STRUCTURE_CN.get(t.get("structure") or "", t.get("structure") or "")
+        structure = structure_cn(t.get("structure") or "")
         name = f"{t.get('underlying', '')} {t.get('underlying_name') or ''}".strip()
         out.append(f"{i}. {t['id']} {name} {structure} 名义本金{fmt_notional(t.get('notional'))} "
                    f"{STATUS_CN.get(t.get('status') or '', t.get('status') or '')}")

@@ -482,6 +482,24 @@ class SurveillanceAlert(SQLModel, table=True):
     version: int = 1
 
 
+class StructureTemplate(SQLModel, table=True):
+    """One version of a structure template (a structure declared as data, `pricing_engine.templates`): uploaded by
+    admin or read from the data directory's templates/ folder. Every version is kept: a priced product names the
+    version that priced it (`template_version`); the newest is the structure. `sha256` is that of the canonical JSON
+    of `document`."""
+
+    __tablename__ = "structure_template"
+    __table_args__ = (UniqueConstraint("structure", "version"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    structure: str = Field(index=True)
+    version: int
+    document: dict = Field(default_factory=dict, sa_column=Column(JSON))
+    sha256: str
+    source: str  # "upload" | "file:<name>"
+    uploaded_by: str
+    uploaded_at: datetime = Field(default_factory=utcnow)
+
+
 @event.listens_for(AuditLog, "before_update")
 @event.listens_for(AuditLog, "before_delete")
 @event.listens_for(AgreementEvidence, "before_update")

@@ -492,6 +492,6 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     r.add_post("/api/kb/unmask", kb_unmask)
     r.add_get("/api/audit/verify", audit_verify)
     register_all(r, demo=demo)
-    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals|apply|onboarding|kyc|surveillance}", page)
+    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals|apply|onboarding|kyc|surveillance|templates}", page)
     r.add_static("/static", STATIC)
     return app

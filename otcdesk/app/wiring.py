@@ -37,6 +37,7 @@ from otcdesk.app.trading.lifecycle import FixingService
 from otcdesk.app.trading.margins import MarginPolicy
 from otcdesk.app.trading.market_data import MarketDataService
 from otcdesk.app.trading.risk import RiskService
+from otcdesk.app.trading.templates import TemplateService
 from otcdesk.bots.base import Channel
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class Desk:
     risk: Any = None  # trading.risk.RiskService
     margins: Any = None  # trading.margins.MarginPolicy
     kyc: Any = None  # kyc.service.KycService
+    templates: Any = None  # trading.templates.TemplateService
     surveillance: Any = None  # surveillance.SurveillanceService
     metrics: Metrics = field(default_factory=Metrics)  # GET /metrics
     tracing: Tracing = field(default_factory=Tracing.off)
@@ -124,14 +126,16 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     tracing = tracing or Tracing.from_settings(settings)
     if llm is not None and hasattr(llm, "instrument"):
         llm.instrument(metrics, tracing)
-    parse = parse or message_parser(llm)
+    templates = TemplateService(engine, settings.data_dir / "templates")
+    templates.sync()
+    parse = _after(templates.sync, parse or message_parser(llm))  # templates stored by any process are known first
     margins = MarginPolicy(engine)
     clock = Clock(settings.now)
     market = MarketDataService(engine, clock, surfaces=VolSurfaceStore(settings.data_dir))
     risk = RiskService(engine, events, clock, market.latest, backend=settings.backend,
                        ray_address=settings.ray_address, worker_process=settings.risk_worker_process, metrics=metrics)
-    price = price or (lambda req: with_pretrade(  # the desk's quote on the newest market, checked against limits
-        quote_request(req, margins, snapshot=market.latest(), valuation_date=clock.today()), risk))
+    price = _after(templates.sync, price or (lambda req: with_pretrade(  # the desk's quote on the newest market,
+        quote_request(req, margins, snapshot=market.latest(), valuation_date=clock.today()), risk)))  # limits checked
     outbox = OutboxDispatcher(engine, events, metrics=metrics, tracing=tracing)
     opener = ReviewOpener(engine, events, settings.review_ttl_s, metrics=metrics)
     trading = trading or TradeService(engine, events, outbox, clock, four_eyes_notional=settings.four_eyes_notional,
@@ -166,8 +170,16 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                 opener=opener, clock=clock, margins=margins, market=market,
                 fixings=FixingService(engine, opener, clock, market,
                                       on_change=lambda tid: _trade_changed(trading, risk, tid)),
-                trades=trading, risk=risk, kyc=kyc, hub=hub,
+                trades=trading, risk=risk, kyc=kyc, hub=hub, templates=templates,
                 surveillance=SurveillanceService(engine, settings.surveillance_dir), metrics=metrics, tracing=tracing)
+
+
+def _after(first: Callable[[], Any], fn: Callable) -> Callable:
+    """`fn`, calling `first()` before each call."""
+    def call(*args, **kw):
+        first()
+        return fn(*args, **kw)
+    return call
 
 
 def build_kyc(settings: Settings, engine: Engine, clock: Clock, events: EventBus | None = None, *,
@@ -257,6 +269,7 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
     assistant = build_assistant(settings, engine, desk, hub, llm)
     if demo:
         log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
+    await asyncio.to_thread(desk.templates.load_folder)  # a refused file is logged with its reason
     await asyncio.to_thread(desk.warm_up)
     log.info("desk started: %s", await asyncio.to_thread(desk.runner.recover))
     if redelivered := await asyncio.to_thread(sim.redeliver):  # after recover: these are queued once, as new

@@ -614,11 +614,19 @@ _BOTH_LEGS = Pattern(r"{combination}", re.I)
 _STRANGLE = Pattern(r"{combination:strangle}", re.I)
 
 
+def structure_order(vocab: Vocabulary) -> list[tuple[str, Pattern]]:
+    """(structure, pattern) in precedence order: structures declared at run time (`structures`), longest name
+    first, before the built-in ones (`STRUCTURE_ORDER`)."""
+    declared = [v for v in vocab.values("structure") if v not in STRUCTURES]
+    declared.sort(key=lambda v: -max(len(x) for x in vocab.words("structure", v)))
+    return [(v, Pattern("{structure:%s}" % v, lower=True)) for v in declared] + list(STRUCTURES.items())
+
+
 def extract_words(w: Work, fr: Frame) -> None:
     t = w.text
     low = t.lower()
-    for st in STRUCTURE_ORDER:
-        if w.rx(STRUCTURES[st]).search(low):
+    for st, pattern in structure_order(w.vocab):
+        if w.rx(pattern).search(low):
             if st == "barrier" and "structure" in fr.scalars:
                 continue
             fr.scalars.setdefault("structure", st)
@@ -659,7 +667,7 @@ def extract_words(w: Work, fr: Frame) -> None:
 def structure_hint(text: str, vocab: Vocabulary) -> str | None:
     """The structure a text names, if any (precedence as in `STRUCTURE_ORDER`)."""
     low = text.lower()
-    for st in STRUCTURE_ORDER:
-        if vocab.rx(STRUCTURES[st]).search(low):
+    for st, pattern in structure_order(vocab):
+        if vocab.rx(pattern).search(low):
             return st
     return None

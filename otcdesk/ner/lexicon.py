@@ -64,12 +64,14 @@ class Corrector:
                 self.words.add(term)
         for alias in self.pool.chinese_aliases():
             self.words.add(alias)
-        for w in self.words:
-            self.tokenizer.add_word(w, freq=max(2000, self.general_freq.get(w, 0) * 2))
         # the words by every pinyin reading, and (the longer ones) by character for near misses
         self.by_pinyin: dict[tuple[str, ...], set[str]] = {}
         self.by_char: dict[str, set[str]] = {}
-        for w in self.words:
+        self._index(self.words)
+
+    def _index(self, words) -> None:
+        for w in words:
+            self.tokenizer.add_word(w, freq=max(2000, self.general_freq.get(w, 0) * 2))
             if not _CJK.fullmatch(w):
                 continue
             for var in pinyin_variants(w):
@@ -77,6 +79,13 @@ class Corrector:
             if len(w) >= 4:
                 for ch in set(w):
                     self.by_char.setdefault(ch, set()).add(w)
+
+    def add_words(self, words) -> None:
+        """Know more words (a structure declared at run time, `structures`): jieba cuts them whole, the corrector
+        leaves them alone and corrects near misses to them."""
+        new = [w for w in words if _CJK.search(w) and w not in self.words]
+        self.words.update(new)
+        self._index(new)
 
     def cut(self, text: str) -> list[str]:
         return list(self.tokenizer.cut(text, HMM=False))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from functools import lru_cache
 
 from .fields import (Frame, Work, extract_aliases, extract_codes, extract_notional, extract_shorthand, extract_strikes,
@@ -13,6 +14,7 @@ from .llm_fill import llm_complete
 from .normalize import normalize
 from .order_terms import OrderTerms, mask_references, read_order_terms
 from .pool import UnderlyingPool, default_pool
+from .structures import DECLARED, reading_of
 from .quote_request import ParseResult, clarification_for, finish_request, strike_from_moneyness
 from .vocabulary import Pattern, Vocabulary
 
@@ -47,13 +49,27 @@ class MessageParser:
     def __init__(self, pool: UnderlyingPool | None = None, corrector: Corrector | None = None, tagger=None):
         self.pool = pool or default_pool()
         self.corrector = corrector or default_corrector()
-        self.vocab: Vocabulary = self.corrector.vocabulary
+        self._base: Vocabulary = self.corrector.vocabulary
+        self._vocab, self._declared = self._base, 0
+        self._lock = threading.Lock()
         self.filler = set(self.vocab.words("filler"))
         self.cn_aliases = self.pool.chinese_aliases()
         latin = sorted(self.pool.latin_aliases(), key=len, reverse=True)
         latin = [a for a in latin if len(a) >= 3 or a in SAFE_LATIN_CODES]
         self.latin_rx = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(re.escape(a) for a in latin) + r")(?![A-Za-z0-9])", re.I)
         self.tagger = tagger
+
+    @property
+    def vocab(self) -> Vocabulary:
+        """The vocabulary with the structures declared so far (`structures.DECLARED`), rebuilt when that changes."""
+        if DECLARED.version != self._declared:
+            with self._lock:
+                seen = DECLARED.version
+                if seen != self._declared:
+                    terms = DECLARED.terms()
+                    self.corrector.add_words(t.term for t in terms)
+                    self._vocab, self._declared = self._base.extended(terms), seen
+        return self._vocab
 
     # ------------------------------------------------------------------ public
     def parse(self, text: str) -> ParseResult:
@@ -91,7 +107,7 @@ class MessageParser:
         own = structure_hint(seg, self.vocab)
         if own:
             fr.scalars["structure"] = own
-        structure = own or hint
+        structure = reading_of(own or hint)  # a declared structure is read like a built-in one
         extract_notional(w, fr)
         extract_terms(w, fr, structure)
         extract_strikes(w, fr, structure)

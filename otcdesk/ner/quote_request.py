@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .structures import DECLARED
+
 FIELD_ORDER = ["underlying", "underlying_name", "structure", "option_type", "tenor", "strike_pct", "upper_strike_pct",
                "strike_level", "barrier_pct", "lower_barrier_pct", "barrier_type", "rebate_pct", "participation_pct",
                "payout_pct", "ko_pct", "ki_pct", "ko_stepdown_pct", "coupon_pct", "coupon_barrier_pct",
@@ -63,6 +65,9 @@ def finish_request(req: dict) -> dict:
     assumed: list[str] = []
     missing: list[str] = []
     st = req.get("structure")
+    declared = DECLARED.get(st)
+    if declared is not None:
+        return _finish_declared(req, declared, asks, unknown)
     if not st:
         st = "vanilla"
         req["structure"] = st
@@ -128,6 +133,47 @@ def finish_request(req: dict) -> dict:
         if req.get(f) is None and f not in missing:
             missing.append(f)
     out = {k: req[k] for k in FIELD_ORDER if k in req and req[k] is not None}
+    out["missing"] = missing
+    out["assumed"] = assumed
+    if unknown:
+        out["unrecognized_underlying"] = unknown
+    return out
+
+
+IDENTITY_FIELDS = ("underlying", "underlying_name", "structure", "tenor")
+SOLVED_ASKS = {"coupon": "coupon_pct", "participation": "participation_pct"}  # what a client may ask to be solved
+
+
+def _finish_declared(req: dict, declared, asks: set, unknown: str | None) -> dict:
+    """The conventions of a structure declared by a template (`structures`): what the message says of the template's
+    parameters is kept, defaults fill the rest (→ assumed), a required one without a value is missing. A coupon or
+    participation the template has and the message does not give is what is quoted (solved), like a snowball's."""
+    out = {k: req[k] for k in IDENTITY_FIELDS if req.get(k) is not None}
+    assumed: list[str] = []
+    missing: list[str] = [] if "underlying" in out else ["underlying"]
+    if "tenor" not in out:
+        missing.append("tenor")
+    quote = "vol" if "vol" in asks else "price"
+    if quote == "price":
+        for ask, p in SOLVED_ASKS.items():
+            if p in declared.params and req.get(p) is None and (ask == "coupon" or ask in asks):
+                quote = ask
+                break
+    for p, spec in declared.params.items():
+        if req.get(p) is not None:
+            out[p] = req[p]
+        elif SOLVED_ASKS.get(quote) == p:
+            continue
+        elif "default" in spec:
+            out[p] = spec["default"]
+            assumed.append(p)
+        elif spec.get("required"):
+            missing.append(p)
+    for k in ("notional", "side"):
+        if req.get(k) is not None:
+            out[k] = req[k]
+    out.setdefault("side", "client_buys")
+    out["quote"] = quote
     out["missing"] = missing
     out["assumed"] = assumed
     if unknown:

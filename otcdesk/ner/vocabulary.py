@@ -85,7 +85,7 @@ class Vocabulary:
             raise ValueError(f"names that are both a term category and a cue: {sorted(clash)}")
         self._meaning: dict[str, dict[str, str]] = {}
         for t in self.terms:
-            self._meaning.setdefault(t.category, {}).setdefault(_key(t.term), t.value)
+            self._meaning.setdefault(t.category, {}).setdefault(word_key(t.term), t.value)
         self._compiled: dict[Pattern, re.Pattern] = {}
         self._cues: dict[str, re.Pattern] = {}
         self._words: dict[tuple, list[str]] = {}
@@ -100,6 +100,10 @@ class Vocabulary:
         for r in _rows(cues):
             phrases.setdefault(r["cue"], []).append(r["phrase"])
         return cls(rows, phrases)
+
+    def extended(self, terms: list[Term]) -> Vocabulary:
+        """This vocabulary with `terms` added after its own (the structures declared at run time: `structures`)."""
+        return Vocabulary(list(self.terms) + list(terms), self.cues)
 
     def lexicon(self) -> list[tuple[str, str, str]]:
         """(term, category, value) of the rows that jieba, the corrector and the CRF know, in table order."""
@@ -118,7 +122,7 @@ class Vocabulary:
 
     def meaning(self, category: str, word: str) -> str | None:
         """The value a matched word has in a category (case, spaces, hyphens and underscores ignored)."""
-        return self._meaning.get(category, {}).get(_key(word))
+        return self._meaning.get(category, {}).get(word_key(word))
 
     def rx(self, pattern: Pattern) -> re.Pattern:
         """The compiled regex of a template."""
@@ -163,8 +167,10 @@ class Vocabulary:
         return "(?:" + "|".join(_term_regex(t.lower() if lower else t) for t in terms) + ")"
 
 
-def _key(word: str) -> str:
+def word_key(word: str) -> str:
+    """How words compare: case, spaces, hyphens and underscores ignored."""
     return re.sub(r"[\s_-]+", "", word.lower())
+
 
 
 def _term_regex(term: str) -> str:

@@ -25,8 +25,10 @@ def _llm_client(args, settings):
 
 
 def handle(args, settings):
+    from otcdesk.app.trading.templates import declare_for_command
     from otcdesk.ner import parse_message
 
+    declare_for_command(settings)  # the names of the data directory's structure templates
     llm = _llm_client(args, settings)
     if args.jsonl:
         out = sys.stdout

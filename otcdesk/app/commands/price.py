@@ -23,6 +23,9 @@ def register(subparsers) -> None:
 
 
 def handle(args, settings) -> dict | None:
+    from otcdesk.app.trading.templates import declare_for_command
+
+    declare_for_command(settings)  # the data directory's structure templates
     if getattr(args, "jsonl", False):
         if args.request is not None:
             raise CommandError("--jsonl reads requests from stdin; give no JSON argument", None)

@@ -25,6 +25,7 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
 - `evidence.py`       EvidenceRepository: signed agreements (`kyc_agreement`) and their hash-chained evidence
                       (`agreement_evidence`); `verify_evidence`
 - `surveillance.py`   SurveillanceRepository: surveillance alerts and their triage state (`surveillance_alert`)
+- `templates.py`      TemplateRepository: every version of each structure template (`structure_template`)
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from otcdesk.app.repositories.reviews import ReviewRepository
 from otcdesk.app.repositories.risk import RiskRepository
 from otcdesk.app.repositories.sim import SimTranscriptRepository
 from otcdesk.app.repositories.surveillance import SurveillanceRepository
+from otcdesk.app.repositories.templates import TemplateRepository
 from otcdesk.app.repositories.trades import TradeRepository
 from otcdesk.app.repositories.users import UserRepository
 from otcdesk.app.repositories.vault import VaultRepository
@@ -75,6 +77,7 @@ class Repositories:
     kyc: KycRepository
     evidence: EvidenceRepository
     surveillance: SurveillanceRepository
+    templates: TemplateRepository
 
     @classmethod
     def on(cls, session: Session) -> "Repositories":
@@ -83,7 +86,7 @@ class Repositories:
                    AuditRepository(session), SimTranscriptRepository(session), VaultRepository(session),
                    TradeRepository(session), MarketRepository(session), RiskRepository(session),
                    MarginRepository(session), KycRepository(session), EvidenceRepository(session),
-                   SurveillanceRepository(session))
+                   SurveillanceRepository(session), TemplateRepository(session))
 
 
 @contextmanager
@@ -95,5 +98,5 @@ def transaction(engine: Engine) -> Iterator[Repositories]:
 
 __all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "EvidenceRepository",
            "InboundRepository", "KycRepository", "MarginRepository", "MarketRepository", "OutboxRepository", "Repositories", "ReviewRepository",
-           "RiskRepository", "SimTranscriptRepository", "SurveillanceRepository", "TradeRepository", "UserRepository", "VaultRepository",
+           "RiskRepository", "SimTranscriptRepository", "SurveillanceRepository", "TemplateRepository", "TradeRepository", "UserRepository", "VaultRepository",
            "transaction"]

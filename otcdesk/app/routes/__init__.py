@@ -7,6 +7,7 @@
 - `market.py`   POST /api/market/fixings, market history
 - `book.py`     GET /api/book, POST /api/risk/refresh, limits
 - `margins.py`  the quoting margin table (admin)
+- `templates.py` structure templates: upload (a new version), list, versions (admin)
 - `kyc.py`      KYC onboarding: invitations, the client's form and documents, reviews, report, agreement, groups
 - `assistant.py` POST /api/assistant/chat: the internal assistant's agent (any staff role; tools by role)
 - `surveillance.py` surveillance alerts, their triage and the control groups (compliance only)
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ("trades", "market", "book", "margins", "kyc", "assistant", "surveillance", "wecom", "metrics")
+MODULES = ("trades", "market", "book", "margins", "templates", "kyc", "assistant", "surveillance", "wecom", "metrics")
 
 
 def register_all(router, *, demo: bool) -> None:

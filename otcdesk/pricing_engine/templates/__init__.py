@@ -4,7 +4,7 @@ A template is a JSON file in this folder (registered at import) or any folder pa
 `register_templates`, or a document passed to `register_template`; each declares one structure in
 the one registry of structures (`pricing_engine.registry`), next to the built-in ones:
 
-    {"structure": "ki_put", "description": "...",
+    {"structure": "ki_put", "description": "...", "names": ["敲入看跌"],
      "params": {"strike_pct": {"default": 100, "min": 1, "max": 500},
                 "ki_pct": {"required": true, "min": 1, "max": 200}},
      "constraints": [{"less": ["ki_pct", "strike_pct"]}],
@@ -25,12 +25,18 @@ Registered blocks (BLOCKS):
 - coupon      {barrier_pct, coupon_pct (annualised, accrued between observations), memory}
 A templated product is priced by every engine that supports its blocks (FD and MC for all of them;
 analytic when every event is at maturity). Its `product` JSON is the template's `structure` plus
-the base schedule fields and the template's parameters.
+the base schedule fields and the template's parameters, and `template_version` when the template was declared
+with a version (an uploaded one): every version declared stays known (`template_version`), so a product priced or
+booked under version n is priced again under version n after version n+1 was declared; `get_structure` gives the
+newest. `names` are the words clients use for the structure (the parser's vocabulary, not read here).
+A request asking for a coupon (`quote: "coupon"`) without one leaves `coupon_pct` unset, whatever its default, so
+that `api.solve_field` solves it, as for a snowball. `validate.check_template` is the full check of a document from
+outside the code (an upload); `validate.price_defaults` prices its defaults with every engine that supports it.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Mapping
 
@@ -66,10 +72,12 @@ class Template:
     params: Mapping[str, Mapping[str, Any]]
     blocks: tuple[Mapping[str, Any], ...]
     constraints: tuple[Mapping[str, Any], ...] = ()
+    names: tuple[str, ...] = ()
+    version: int | None = None
     builtin: ClassVar[bool] = False
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Template":
+    def from_dict(cls, d: Mapping, version: int | None = None) -> "Template":
         name = d.get("structure")
         if not isinstance(name, str) or not name.isidentifier():
             raise _bad("structure must be an identifier", d.get("structure"))
@@ -95,12 +103,24 @@ class Template:
             raise _bad("at most one knock_in block")
         if sum(1 for b in blocks if b["block"] == "coupon") > 1:
             raise _bad("at most one coupon block")
-        return cls(name, str(d.get("description", "")), params, blocks, tuple(d.get("constraints") or ()))
+        names = tuple(str(n) for n in (d.get("names") or ()))
+        return cls(name, str(d.get("description", "")), params, blocks, tuple(d.get("constraints") or ()), names,
+                   version)
 
     def spec_from_dict(self, d: Mapping) -> "TemplateSpec":
+        wanted = coerce_field("template_version", "int", d.get("template_version"))
+        if wanted is not None and wanted != self.version:
+            other = _VERSIONS.get((self.structure, wanted))
+            if other is None:
+                raise PricingError(f"{self.structure} has no template version {wanted}",
+                                   {"field": "template_version", "value": wanted})
+            return other.spec_from_dict(d)
         kw = {k: coerce_field(k, t, d[k]) for k, t in field_types(ProductSpec).items() if d.get(k) is not None}
+        solving_coupon = d.get("quote") == "coupon" and d.get("coupon_pct") is None
         values: dict[str, Any] = {}
         for p, spec in self.params.items():
+            if p == "coupon_pct" and solving_coupon:
+                continue  # the coupon is what is asked: `api.solve_field` solves it
             v = d.get(p, spec.get("default"))
             if v is None:
                 if spec.get("required"):
@@ -125,7 +145,8 @@ class Template:
                     raise PricingError(f"{a} ({va}) must be {'below' if op == 'less' else 'at most'} {b} ({vb})",
                                        {"field": a, "value": va})
         kin = coerce_field("knocked_in", "bool", d.get("knocked_in")) or False
-        return TemplateSpec(template=self.structure, params=tuple(sorted(values.items())), knocked_in=kin, **kw)
+        return TemplateSpec(template=self.structure, params=tuple(sorted(values.items())), knocked_in=kin,
+                            template_version=self.version, definition=self, **kw)
 
 
 def _refs_ok(obj, params):
@@ -140,9 +161,28 @@ def _refs_ok(obj, params):
             _refs_ok(v, params)
 
 
-def register_template(d: Mapping) -> Template:
-    """Declare a structure from a template document (validated, never evaluated)."""
-    return register_structure(Template.from_dict(d))
+_VERSIONS: dict[tuple[str, int], Template] = {}  # every versioned template declared in this process
+
+
+def register_template(d: Mapping, version: int | None = None) -> Template:
+    """Declare a structure from a template document (validated, never evaluated); see `declare`."""
+    return declare(Template.from_dict(d, version))
+
+
+def declare(t: Template) -> Template:
+    """Declare a template: a versioned one is kept under its version and becomes the structure unless a newer
+    version of it is declared already."""
+    if t.version is not None:
+        _VERSIONS[(t.structure, t.version)] = t
+        current = get_structure(t.structure)
+        if isinstance(current, Template) and current.version is not None and current.version > t.version:
+            return t
+    return register_structure(t)
+
+
+def template_version(structure: str, version: int) -> Template | None:
+    """Version `version` of a declared template, or None."""
+    return _VERSIONS.get((structure, version))
 
 
 def register_templates(folder: str | Path) -> list[Template]:
@@ -152,6 +192,12 @@ def register_templates(folder: str | Path) -> list[Template]:
 
 
 def _tpl(spec: "TemplateSpec") -> Template:
+    if spec.definition is not None:
+        return spec.definition
+    if spec.template_version is not None:
+        t = _VERSIONS.get((spec.template, spec.template_version))
+        if t is not None:
+            return t
     t = get_structure(spec.template)
     if not isinstance(t, Template):
         raise PricingError(f"unknown structure {spec.template!r}", {"field": "structure"})
@@ -165,6 +211,8 @@ class TemplateSpec(ProductSpec):
     template: str = ""
     params: tuple[tuple[str, Any], ...] = ()
     knocked_in: bool = False
+    template_version: int | None = None
+    definition: Template | None = field(default=None, compare=False, repr=False)  # the template that built it
 
     @property
     def structure(self) -> str:  # the template's name is the structure discriminator
@@ -181,7 +229,7 @@ class TemplateSpec(ProductSpec):
         raise AttributeError(name)
 
     def __hash__(self):
-        return hash((self.template, self.params))
+        return hash((self.template, self.template_version, self.params))
 
     def replace(self, **changes):
         pnames = set(_tpl(self).params)
@@ -206,6 +254,8 @@ class TemplateSpec(ProductSpec):
         out.update(dict(self.params))
         if self.knocked_in:
             out["knocked_in"] = True
+        if self.template_version is not None:
+            out["template_version"] = self.template_version
         return out
 
     # --- what engines can do with it ---------------------------------------------------------

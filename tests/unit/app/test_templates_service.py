@@ -1,0 +1,99 @@
+"""TemplateService on SQLite and the local PostgreSQL: versions, audit, refusals, the data directory's folder, another
+process catching up; and `otcdesk template check`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from template_fixtures import capped_snowball
+from otcdesk.app.cli import main
+from otcdesk.app.repositories import transaction
+from otcdesk.app.trading.templates import TemplateService, sha256_of
+from otcdesk.ner.structures import DECLARED
+from otcdesk.pricing_engine.products import product_from_dict
+from otcdesk.pricing_engine.templates.validate import TemplateError
+
+
+def _audit(engine, action):
+    with transaction(engine) as tx:
+        return [(a.actor, a.detail) for a in tx.audit.entries(action=action)]
+
+
+def test_uploads_are_versioned_audited_and_declared(db_engine):
+    service = TemplateService(db_engine)
+    doc = capped_snowball("svc_capped", ["亏损封顶雪球", "托底雪球"])
+    v1 = service.upload(doc, "admin1")
+    assert (v1["structure"], v1["version"], v1["unchanged"]) == ("svc_capped", 1, False)
+    assert v1["sha256"] == sha256_of(doc) and set(v1["engines"]) == {"fd", "mc"}
+    assert service.upload(doc, "admin1")["unchanged"] is True  # the same document is no new version
+    doc2 = capped_snowball("svc_capped", ["亏损封顶雪球", "托底雪球", "限亏版雪球"])
+    doc2["params"]["floor_pct"]["default"] = 60
+    v2 = service.upload(doc2, "admin2")
+    assert v2["version"] == 2 and v2["names"] == ["亏损封顶雪球", "托底雪球", "限亏版雪球"]
+    assert [r["version"] for r in service.versions("svc_capped")] == [2, 1]
+    assert service.versions("svc_capped")[1]["document"] == doc
+    assert service.table() == [{**{k: v for k, v in v2.items() if k not in ("engines", "unchanged")}, "versions": 2}]
+    assert [(a, d["structure"], d["version"], d["sha256"], d["source"]) for a, d in _audit(db_engine, "template.uploaded")] \
+        == [("admin1", "svc_capped", 1, v1["sha256"], "upload"), ("admin2", "svc_capped", 2, v2["sha256"], "upload")]
+    assert DECLARED.get("svc_capped").names[-1] == "限亏版雪球" and DECLARED.get("svc_capped").version == 2
+    assert product_from_dict({"structure": "svc_capped", "tenor": "6M"}).floor_pct == 60
+
+
+def test_a_refused_upload_stores_nothing(db_engine):
+    service = TemplateService(db_engine)
+    for doc, field in ((capped_snowball("svc_bad", ["早利雪球"]), "names"),  # the built-in words' 早利雪球 is a snowball
+                       (capped_snowball("snowball", ["新雪球名"]), "structure"),
+                       (capped_snowball("svc_bad", ["球"]), "names"),
+                       ({**capped_snowball("svc_bad", ["新名字"]), "constraints": [{"less": ["ko_pct", "ki_pct"]}]},
+                        "constraints[0]")):
+        with pytest.raises(TemplateError) as exc:
+            service.upload(doc, "admin1")
+        assert field in exc.value.fields
+    assert service.table() == [] and _audit(db_engine, "template.uploaded") == []
+
+
+def test_the_folder_is_stored_at_start_and_another_process_catches_up(db_engine, tmp_path):
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps(capped_snowball("svc_folder", ["文件雪球"]), ensure_ascii=False),
+                                   encoding="utf-8")
+    (folder / "b.json").write_text("{not json", encoding="utf-8")
+    (folder / "c.json").write_text(json.dumps(capped_snowball("svc_folder2", ["文件雪球"]), ensure_ascii=False),
+                                   encoding="utf-8")
+    other = TemplateService(db_engine)  # another instance on the same database
+    out = TemplateService(db_engine, folder).load_folder()
+    assert out["loaded"] == [{"file": "a.json", "structure": "svc_folder", "version": 1}]
+    assert set(out["refused"]) == {"b.json", "c.json"} and "already means svc_folder" in out["refused"]["c.json"]
+    assert TemplateService(db_engine, folder).load_folder()["loaded"] == []  # unchanged files: no new version
+    assert [(a, d["source"]) for a, d in _audit(db_engine, "template.loaded")] == [("system", "file:a.json")]
+    DECLARED.withdraw("svc_folder")
+    assert other.sync() == 1 and DECLARED.get("svc_folder").version == 1
+    assert other.sync() == 0
+
+
+def _cli(capsys, *argv):
+    rc = main(list(argv))
+    [line] = capsys.readouterr().out.splitlines()
+    return rc, json.loads(line)
+
+
+def test_template_check_prints_the_contract_document(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OTCDESK_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(capped_snowball("cli_capped", ["命令行雪球"]), ensure_ascii=False), encoding="utf-8")
+    rc, out = _cli(capsys, "template", "check", str(good))
+    assert rc == 0 and list(out) == ["structure", "valid", "names", "engines"]
+    assert out["structure"] == "cli_capped" and out["valid"] is True and out["names"] == ["命令行雪球"]
+    assert set(out["engines"]) == {"fd", "mc"} and out["engines"]["fd"]["stderr"] is None
+    assert all(set(v) == {"price_pct", "stderr"} for v in out["engines"].values())
+    assert not (tmp_path / "var").exists()  # a check creates nothing
+    bad = tmp_path / "bad.json"
+    doc = capped_snowball("cli_bad", ["命令行坏雪球"])
+    doc["params"]["ki_pct"] = {"required": True}
+    bad.write_text(json.dumps(doc), encoding="utf-8")
+    rc, out = _cli(capsys, "template", "check", str(bad))
+    assert rc != 0 and set(out) == {"error", "detail"} and "params.ki_pct" in out["detail"]["fields"]
+    rc, out = _cli(capsys, "template", "check", str(tmp_path / "missing.json"))
+    assert rc != 0 and "no template file" in out["error"]
