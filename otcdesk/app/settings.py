@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     max_order_notional: float = 2_000_000_000.0  # an order notional above this is refused as absurd
     risk_refresh_s: float = 600.0  # the scheduled revaluation of the live book (0: no scheduled refresh)
     risk_worker_process: bool = True  # revalue the whole book in a low-priority worker process (trading/risk.py)
+    mc_warm_up: bool = True  # compile the fused Monte Carlo kernel in the background at start (the tests turn it off)
     leader_retry_s: float = 5.0  # several instances on PostgreSQL: how often a standby tries the leader's lock (app/leader.py)
     market_tick_s: float = 0.0  # demo mode: seconds between simulated market ticks (0: no ticking)
     cjk_font: str | None = None  # OTCDESK_CJK_FONT: a font file with Chinese glyphs for the trade confirmation PDF

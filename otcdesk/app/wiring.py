@@ -84,11 +84,12 @@ class Desk:
         self.runner.drain()
         return self.rate_limit.next_release_s()
 
-    def warm_up(self) -> None:
+    def warm_up(self, mc_kernel: bool = True) -> None:
         """Load the parser's dictionaries, the calendar and the engines before the first client message; compile the
-        fused Monte Carlo kernel (seconds cold, a disk-cache load after) in the background, so a path-dependent quote
-        arriving meanwhile waits for that one compile instead of starting its own."""
-        threading.Thread(target=_warm_mc_kernel, name="mc-kernel-warm-up", daemon=True).start()
+        fused Monte Carlo kernel (a minute cold, a disk-cache load after) in the background. Quotes never wait for
+        it: until it is compiled they price on the reference kernel (`mc_engine.fused_unusable`)."""
+        if mc_kernel:
+            threading.Thread(target=_warm_mc_kernel, name="mc-kernel-warm-up", daemon=True).start()
         for req in self.parse("沪深300 1个月 平值看跌", None).get("requests", []):
             self.price(req)
 
@@ -270,7 +271,7 @@ async def open_process(settings: Settings, events: EventBus, *, demo: bool) -> D
     if demo:
         log.info("demo knowledge base: %s", await asyncio.to_thread(hub.load_product_guide))
     await asyncio.to_thread(desk.templates.load_folder)  # a refused file is logged with its reason
-    await asyncio.to_thread(desk.warm_up)
+    await asyncio.to_thread(desk.warm_up, settings.mc_warm_up)
     log.info("desk started: %s", await asyncio.to_thread(desk.runner.recover))
     if redelivered := await asyncio.to_thread(sim.redeliver):  # after recover: these are queued once, as new
         log.warning("simulator: %d message(s) the group saw but the desk had not stored were delivered again",
