@@ -16,20 +16,15 @@ accounts masked.
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 from rapidfuzz import fuzz, process
 from sqlalchemy.engine import Engine
 
+from otcdesk.app.pii import mask_pii
 from otcdesk.app.repositories import transaction
 
-# ID numbers (18 or 15 digits), mobiles, and bank accounts (12 to 25 digits, grouped by spaces or dashes or not;
-# not the whole part of a decimal such as a notional)
-_PII = re.compile(r"(?<![0-9A-Za-z])(\d{6} ?\d{8} ?\d{3}[\dXx]|\d{15}|(?:\+?86[ -]?)?1[3-9]\d[ -]?\d{4}[ -]?\d{4}"
-                  r"|\d(?:[ -]?\d){11,24}(?!\.\d))(?![0-9A-Za-z])")
-MASK = "[已脱敏]"
 CN_TZ = timezone(timedelta(hours=8))
 STRUCTURE_CN = {"vanilla": "香草", "spread": "价差", "digital": "二元", "barrier": "障碍", "sharkfin": "鲨鱼鳍",
                 "double_sharkfin": "双鲨", "snowball": "雪球", "phoenix": "凤凰", "asian": "亚式", "airbag": "安全气囊"}
@@ -45,18 +40,6 @@ EXPOSURE_COLUMNS = [{"key": "underlying", "label": "标的"}, {"key": "trades", 
                     {"key": "pv_cny", "label": "PV"}, {"key": "delta_cny", "label": "Delta（1%）"},
                     {"key": "gamma_cny", "label": "Gamma（1%）"}, {"key": "vega_cny", "label": "Vega（1 vol）"},
                     {"key": "theta_cny", "label": "Theta（1 天）"}]
-
-
-def mask_pii(value: Any) -> Any:
-    """The value with ID numbers, mobiles and bank accounts in its strings replaced (recursively through lists and
-    dicts)."""
-    if isinstance(value, str):
-        return _PII.sub(MASK, value)
-    if isinstance(value, dict):
-        return {k: mask_pii(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask_pii(v) for v in value]
-    return value
 
 
 def audit_tool_call(engine: Engine) -> Callable[[str, str, str, dict, bool, str | None], None]:

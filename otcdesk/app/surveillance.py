@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from otcdesk.app.assistant_tools import mask_pii
+from otcdesk.app.pii import mask_pii
 from otcdesk.app.repositories import transaction
 from otcdesk.workflows.surveillance.triage import TriageError, allowed, fire
 
