@@ -26,7 +26,7 @@ fonts:
 
 # the demo's market ticks (a labelled simulated random walk) so the risk book visibly moves
 run: setup
-	OTCDESK_MARKET_TICK_S=$${OTCDESK_MARKET_TICK_S:-30} $(BIN)/otcdesk serve --demo --host $(HOST) --port $(PORT)
+	OTCDESK_LOG_FORMAT=$${OTCDESK_LOG_FORMAT:-text} OTCDESK_MARKET_TICK_S=$${OTCDESK_MARKET_TICK_S:-30} $(BIN)/otcdesk serve --demo --host $(HOST) --port $(PORT)
 
 test-setup: $(VENV)/.test
 	bash scripts/setup_test_env.sh

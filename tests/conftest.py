@@ -11,4 +11,4 @@ if _TESTS_DIR not in sys.path:
 # suite for the CPU); tests/unit/pricing_engine/test_mc_fused.py compiles and checks it.
 os.environ.setdefault("OTCDESK_MC_WARM_UP", "0")
 
-pytest_plugins = ["llm_fixture", "desk_fixtures"]
+pytest_plugins = ["llm_fixture", "desk_fixtures", "trace_fixtures"]

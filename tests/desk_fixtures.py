@@ -8,6 +8,7 @@ its own schema, dropped afterwards. Under CI=true an unreachable server fails th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -237,6 +238,15 @@ async def desk(desk_settings):
     running = await RunningDesk(desk_settings).start()
     yield running
     await running.stop()
+
+
+def log_message(line: str) -> str:
+    """The message of one line of the service's log: a JSON line's `message` (`app.logs`), a text line as it is."""
+    try:
+        doc = json.loads(line)
+    except ValueError:
+        return line
+    return doc.get("message", line) if isinstance(doc, dict) else line
 
 
 class ServeProcess:

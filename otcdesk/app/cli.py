@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
 from otcdesk.app.commands import CommandError, command_modules
+from otcdesk.app.logs import configure_logging
 from otcdesk.app.settings import load_settings
 
 
@@ -25,8 +25,7 @@ def emit(doc) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # per-connection chatter; app.migrations logs changes
+    configure_logging("text")  # logs go to stderr; stdout carries the command's one JSON document
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -35,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             emit({"error": "bad arguments", "detail": " ".join(argv or sys.argv[1:])})
         return int(exc.code or 0)
     settings = load_settings()
+    if settings.log_format:  # `serve` chooses its own default (json)
+        configure_logging(settings.log_format)
     try:
         result = args.handler(args, settings)
     except CommandError as exc:

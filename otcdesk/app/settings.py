@@ -76,13 +76,14 @@ class Settings(BaseSettings):
     wecom_bot_name: str = "询价机器人"  # OTCDESK_WECOM_BOT_NAME: the name clients @mention in a group
     # operations: /metrics behind a bearer token when set (open otherwise); OTLP traces when an endpoint is set
     metrics_token: str | None = None  # OTCDESK_METRICS_TOKEN
+    log_format: Literal["json", "text"] | None = None  # OTCDESK_LOG_FORMAT: unset: json for `serve`, text for commands
     otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     otel_service_name: str = Field(default="otcdesk", validation_alias="OTEL_SERVICE_NAME")
     ray_address: str | None = Field(default=None, validation_alias="RAY_ADDRESS")
     wechaty_puppet_service_token: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_TOKEN")
     wechaty_puppet_service_endpoint: str | None = Field(default=None, validation_alias="WECHATY_PUPPET_SERVICE_ENDPOINT")
 
-    @field_validator("cookie_secure", mode="before")
+    @field_validator("cookie_secure", "log_format", mode="before")
     @classmethod
     def _lower(cls, value):
         return value.strip().lower() if isinstance(value, str) else value

@@ -24,7 +24,7 @@ from otcdesk.app.desk.inbound import AuditReceived, InboundPipeline, RateLimit, 
 from otcdesk.app.desk.outbox import OutboxDispatcher
 from otcdesk.app.desk.ports import ConversationStore, OrderStore, kyc_lookup, message_parser
 from otcdesk.app.desk.reviews import ReviewOpener, ReviewService
-from otcdesk.app.desk.runner import DeskRunner
+from otcdesk.app.desk.runner import DeskRunner, thread_for
 from otcdesk.app.events import EventBus
 from otcdesk.app.market import market_for
 from otcdesk.app.metrics import CountInbound, Metrics
@@ -160,7 +160,9 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     rate_limit = RateLimit(engine, settings.inbound_rate_limit, settings.inbound_rate_window_s)
     inbound = InboundPipeline(engine, intake=[CountInbound(metrics), StoreFirst(), AuditReceived()],
                               middlewares=[rate_limit],
-                              handler=lambda event, data: runner.submit(data["inbound_id"]))
+                              handler=lambda event, data: runner.submit(data["inbound_id"]),
+                              log_ids=lambda event: runner.log_ids(thread_for(
+                                  {"channel": event.channel, "platform_msg_id": event.platform_msg_id})))
     reviews = ReviewService(engine, runner, events, refusal=getattr(trading, "refusal", None), metrics=metrics,
                             tracing=tracing)
     kyc = kyc or build_kyc(settings, engine, clock, events, demo=demo)

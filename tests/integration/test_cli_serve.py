@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from desk_fixtures import OTCDESK, ServeProcess
+from desk_fixtures import OTCDESK, ServeProcess, log_message
 
 
 def run_cli(args, tmp_path, stdin=""):
@@ -31,7 +31,7 @@ def test_serve_demo_prints_login_and_runs_the_flow(tmp_path):
     url = server.url
     try:
         lines = server.wait_for_log("DEMO simulator")
-        [trader_line] = [ln for ln in lines if ln.startswith("DEMO login: trader /")]
+        [trader_line] = [log_message(ln) for ln in lines if log_message(ln).startswith("DEMO login: trader /")]
         password = trader_line.split("/", 1)[1].strip()
         s = requests.Session()
         assert s.post(f"{url}/api/login", json={"username": "trader", "password": password}).status_code == 200

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from desk_fixtures import free_port
+from desk_fixtures import free_port, log_message
 
 REPO = Path(__file__).resolve().parents[2]
 GENERIC_NAMES = ("app", "agents", "bots", "knowledge", "pricing_engine", "ner")
@@ -96,7 +96,8 @@ def test_installed_service_serves_the_demo_with_its_package_data(installed, tmp_
             if not line:
                 break
             lines.append(line)
-        password = next(ln.split("/", 1)[1].strip() for ln in lines if ln.startswith("DEMO login: trader /"))
+        password = next(log_message(ln).split("/", 1)[1].strip() for ln in lines
+                        if log_message(ln).startswith("DEMO login: trader /"))
         s = requests.Session()
         assert s.post(f"{url}/api/login", json={"username": "trader", "password": password}).status_code == 200
         assert "<html" in s.get(f"{url}/console").text.lower()

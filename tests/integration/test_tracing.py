@@ -7,22 +7,7 @@ from desk_fixtures import close_desks, desk_on
 from otcdesk.app.settings import load_settings
 from otcdesk.app.tracing import Tracing, run_ids
 from otcdesk.bots.base import InboundMessage
-
-
-def tree(spans) -> list[str]:
-    """The spans as an indented outline, children in start order."""
-    by_parent: dict = {}
-    for s in spans:
-        by_parent.setdefault(s.parent.span_id if s.parent else None, []).append(s)
-    lines = []
-
-    def walk(parent, depth):
-        for s in sorted(by_parent.get(parent, []), key=lambda s: s.start_time):
-            lines.append("  " * depth + s.name)
-            walk(s.context.span_id, depth + 1)
-
-    walk(None, 0)
-    return lines
+from trace_fixtures import span_tree
 
 
 @pytest.fixture
@@ -50,8 +35,8 @@ async def test_spans_of_one_message_form_one_tree(traced_desk):
     assert (root.name, root.context.span_id) == ("desk.run", root_id)
     assert root.attributes["desk.review_id"] == item["id"] and root.attributes["desk.kind"] == "quote"
     assert all(s.parent.span_id == root_id for s in spans if s is not root)
-    outline = tree(spans)
-    print("\n".join(outline))
+    outline = span_tree(spans)
+    print("\n".join(span_tree(spans, attributes=True)))
     assert outline == ["desk.run", "  desk.understand", "  desk.check_kyc", "  desk.price", "  desk.draft",
                        "  desk.review", "  desk.review_wait", "  desk.review", "  desk.deliver", "  desk.send"]
     review, resumed = [s for s in spans if s.name == "desk.review"]

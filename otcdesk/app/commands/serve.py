@@ -1,8 +1,10 @@
-"""`otcdesk serve [--host] [--port] [--demo]`: run the desk service."""
+"""`otcdesk serve [--host] [--port] [--demo]`: run the desk service. Its logs are JSON lines on standard error
+(`app.logs`; `OTCDESK_LOG_FORMAT=text` for people), the start-up announcement included."""
 from __future__ import annotations
 
-import sys
+import logging
 
+log = logging.getLogger("otcdesk.serve")
 
 
 def register(sub) -> None:
@@ -16,20 +18,20 @@ def register(sub) -> None:
 def run(args, settings):
     from aiohttp import web
 
+    from otcdesk.app.logs import configure_logging
     from otcdesk.app.server import DEMO_LOGINS, create_app
 
+    configure_logging(settings.log_format or "json")
     app = create_app(settings, demo=args.demo)
     url = f"http://{args.host}:{args.port}"
 
     def announce(_aiohttp_banner: str) -> None:  # run_app calls this once the port is listening
-        err = sys.stderr
-        print(f"otcdesk serving on {url}/console  (data: {settings.data_dir.resolve()}, db: "
-              f"{'postgresql' if settings.is_postgres else 'sqlite'}, llm: {settings.llm_base_url or 'none'})",
-              file=err, flush=True)
+        log.info("otcdesk serving on %s/console  (data: %s, db: %s, llm: %s)", url, settings.data_dir.resolve(),
+                 "postgresql" if settings.is_postgres else "sqlite", settings.llm_base_url or "none")
         for user, password in app.get(DEMO_LOGINS, {}).items():
-            print(f"DEMO login: {user} / {password}", file=err, flush=True)
+            log.info("DEMO login: %s / %s", user, password)
         if args.demo:
-            print(f"DEMO simulator: {url}/sim  (group 'demo' is a KYC-approved sample institution)", file=err, flush=True)
+            log.info("DEMO simulator: %s/sim  (group 'demo' is a KYC-approved sample institution)", url)
 
     web.run_app(app, host=args.host, port=args.port, print=announce)
     return None

@@ -13,6 +13,7 @@ on later). Cross-cutting work (a canary allowlist; metrics, `app.metrics.CountIn
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -22,9 +23,11 @@ from typing import Any, Callable, Protocol, Sequence
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from otcdesk.app.logs import log_context
 from otcdesk.app.repositories import transaction
 from otcdesk.bots.base import InboundMessage
 
+log = logging.getLogger(__name__)
 Handler = Callable[[InboundMessage, dict], Any]
 
 
@@ -42,8 +45,11 @@ class InboundPipeline:
     """`handler` wrapped by the `intake` middlewares, then the others; the first of each is outermost."""
 
     def __init__(self, engine: Engine, intake: Sequence[Middleware], middlewares: Sequence[Middleware],
-                 handler: Handler):
+                 handler: Handler, log_ids: Callable[[InboundMessage], dict] = lambda event: {}):
+        """`log_ids(event)`: what the chain's log lines carry besides the message id (the run's thread and
+        trace)."""
         self.engine = engine
+        self.log_ids = log_ids
         self.intake, self.middlewares = list(intake), list(middlewares)
         after_intake = _wrap(self.middlewares, handler)
 
@@ -56,12 +62,16 @@ class InboundPipeline:
     def __call__(self, event: InboundMessage) -> dict:
         """Run the chain; returns its `data` (e.g. `{"inbound_id": 7, "new": True}`)."""
         data: dict = {}
-        with transaction(self.engine) as tx:
-            data["tx"] = tx
-            try:
-                self._chain(event, data)
-            finally:
-                data.pop("tx", None)
+        with log_context(message_id=event.platform_msg_id, **self.log_ids(event)):
+            with transaction(self.engine) as tx:
+                data["tx"] = tx
+                try:
+                    self._chain(event, data)
+                finally:
+                    data.pop("tx", None)
+            outcome = ("a redelivery, ignored" if data.get("new") is False else
+                       "stored, held back by the group's rate limit" if data.get("deferred") else "stored")
+            log.info("inbound message on %s: %s", event.channel, outcome, extra={"inbound_id": data.get("inbound_id")})
         return data
 
 

@@ -13,8 +13,9 @@ import logging
 
 from sqlalchemy.engine import Engine
 
-from otcdesk.app.desk.reviews import review_dict
+from otcdesk.app.desk.reviews import item_log_ids, review_dict
 from otcdesk.app.events import EventBus
+from otcdesk.app.logs import log_context
 from otcdesk.app.metrics import Metrics
 from otcdesk.app.tracing import Tracing
 from otcdesk.app.models import OutboxMessage, utcnow
@@ -44,6 +45,7 @@ class OutboxDispatcher:
             if not tx.outbox.enqueue_once(tx.reviews.get(review_id), text):
                 return
             tx.audit.record("desk-agent", "outbox.enqueue", f"review:{review_id}", {"text": text})
+        log.info("reply to review %s queued for sending", review_id, extra={"review_id": review_id})
         self.events.wake("outbox")
 
     async def dispatch(self) -> int:
@@ -52,36 +54,44 @@ class OutboxDispatcher:
             rows = tx.outbox.due()
         sent = 0
         for row in rows:
-            channel = self.channels.get(row.channel)
-            if channel is None:
-                log.error("no channel %s for outbox %s", row.channel, row.id)
-                continue
-            if row.status == "sending" and not getattr(channel, "idempotent", False):
-                self._mark_unconfirmed(row)
-                continue
-            with transaction(self.engine) as tx:
-                if not tx.outbox.claim(row):
-                    continue  # another dispatcher claimed it since it was read
-                thread_id = tx.reviews.get(row.review_id).thread_id
-            reply = Reply(channel=row.channel, chat_id=row.chat_id, text=row.text, mention_id=row.mention_id,
-                          mention_name=row.mention_name, idempotency_key=f"outbox-{row.id}")
+            with log_context(review_id=row.review_id):
+                sent += await self._dispatch_one(row)
+        return sent
+
+    async def _dispatch_one(self, row: OutboxMessage) -> int:
+        """Send one due row; 1 when it was sent now. Its log lines carry the review's and the message's ids."""
+        channel = self.channels.get(row.channel)
+        if channel is None:
+            log.error("no channel %s for outbox %s", row.channel, row.id)
+            return 0
+        if row.status == "sending" and not getattr(channel, "idempotent", False):
+            self._mark_unconfirmed(row)
+            return 0
+        with transaction(self.engine) as tx:
+            if not tx.outbox.claim(row):
+                return 0  # another dispatcher claimed it since it was read
+            item = tx.reviews.get(row.review_id)
+            thread_id, ids = item.thread_id, item_log_ids(tx, item, self.tracing)
+        reply = Reply(channel=row.channel, chat_id=row.chat_id, text=row.text, mention_id=row.mention_id,
+                      mention_name=row.mention_name, idempotency_key=f"outbox-{row.id}")
+        with log_context(**ids):
             try:
                 with self.tracing.send(thread_id, row.review_id, row.channel):
                     platform_id = await channel.send(reply)
             except Exception:
                 log.exception("sending outbox %s failed; will retry", row.id)
                 self.metrics.outbox_sends.labels(channel=row.channel, result="failed").inc()
-                continue
+                return 0
             self.metrics.outbox_sends.labels(channel=row.channel, result="sent").inc()
             with transaction(self.engine) as tx:
                 if not tx.outbox.mark_sent(row.id, platform_id, utcnow()):
-                    continue
+                    return 0
                 tx.reviews.mark_sent(row.review_id)
                 tx.audit.record("outbox", "outbox.sent", f"review:{row.review_id}",
                                 {"channel": row.channel, "chat_id": row.chat_id, "platform_msg_id": platform_id})
-            sent += 1
-            self._publish(row.review_id)
-        return sent
+            log.info("outbox %s sent through %s", row.id, row.channel)
+        self._publish(row.review_id)
+        return 1
 
     def _mark_unconfirmed(self, row: OutboxMessage) -> None:
         with transaction(self.engine) as tx:

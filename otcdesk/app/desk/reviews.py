@@ -9,6 +9,7 @@ message on a new thread, as a new pending item on today's market.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable
 from datetime import timedelta, timezone
@@ -17,8 +18,9 @@ from sqlalchemy.engine import Engine
 
 from otcdesk.agents.desk import ReviewDraft, quote_id_for
 from otcdesk.app.desk.ports import PARSE_CHARS
-from otcdesk.app.desk.runner import DIRECT_PREFIX, DeskRunner, is_direct
+from otcdesk.app.desk.runner import DIRECT_PREFIX, DeskRunner, is_direct, message_log_ids
 from otcdesk.app.events import EventBus
+from otcdesk.app.logs import bind_log, log_context
 from otcdesk.app.metrics import Metrics
 from otcdesk.app.tracing import Tracing
 from otcdesk.app.models import ReviewItem, utcnow
@@ -31,6 +33,7 @@ BOOKED_KINDS = frozenset({"order", "unwind"})  # approving these books or unwind
 # or a periodic review stops what was drafted before it); unwinds and notices stay possible
 KYC_GATED_KINDS = frozenset({"quote", "order"})
 DIRECT_TTL = timedelta(days=1)  # a notice waits a trading day for a trader, not a quote's minutes
+log = logging.getLogger(__name__)
 
 
 def review_dict(item: ReviewItem) -> dict:
@@ -87,6 +90,8 @@ class ReviewOpener:
                                        for ln in item.lines]})
             data = review_dict(item)
         self.metrics.review_opened.labels(kind=item.kind).inc()
+        log.info("review %s opened: kind %s, %d line(s)", review_id, item.kind, len(item.lines),
+                 extra={"review_id": review_id})
         if received_at is not None:
             self.metrics.review_latency.labels(kind=item.kind).observe(
                 max(0.0, (now - _aware(received_at)).total_seconds()))
@@ -112,6 +117,7 @@ class ReviewOpener:
             return False
         tx.audit.record(actor, "review.open", f"review:{review_id}", {"kind": kind, "ref_id": ref_id, "draft": draft})
         self.metrics.review_opened.labels(kind=kind).inc()
+        log.info("review %s opened: kind %s (a notice)", review_id, kind, extra={"review_id": review_id})
         self.events.publish("review", review_dict(item))  # published before commit: the console re-reads anyway
         return True
 
@@ -195,15 +201,22 @@ class ReviewService:
         with transaction(self.engine) as tx:
             tx.reviews.supersede(review_id, new_id)
             tx.audit.record(user, "review.reprice", f"review:{review_id}", {"new_review": new_id})
+        log.info("review %s repriced as %s by %s", review_id, new_id, user, extra={"review_id": review_id})
         return self.get(new_id)
 
     def _decide(self, review_id: str, action: str, user: str, *, reply: str | None = None,
                 reason: str | None = None) -> dict:
-        """Write the decision first (conditional update: one decision wins), then resume the graph."""
+        """Write the decision first (conditional update: one decision wins), then resume the graph. Its log lines
+        carry the review id, the message's ids and the run's trace."""
+        with log_context(review_id=review_id):
+            return self._decide_logged(review_id, action, user, reply=reply, reason=reason)
+
+    def _decide_logged(self, review_id: str, action: str, user: str, *, reply: str | None, reason: str | None) -> dict:
         now = utcnow()
         new_status = TRANSITIONS[action][1]
         with transaction(self.engine) as tx:
             item = _existing(tx, review_id)
+            bind_log(**item_log_ids(tx, item, self.tracing))
             if action == "approve" and item.kind in KYC_GATED_KINDS and (why := _kyc_refusal(tx, item)):
                 raise ReviewError("conflict", why)
             if action == "approve" and item.kind in BOOKED_KINDS and (why := self.refusal(review_id)):
@@ -223,6 +236,7 @@ class ReviewService:
                 tx.outbox.enqueue_once(item, final_reply)
                 tx.audit.record(user, "outbox.enqueue", f"review:{review_id}", {"text": final_reply})
         decision = "edited" if edited and action == "approve" else new_status
+        log.info("review %s %s by %s (kind %s)", review_id, decision, user, kind)
         self.metrics.review_decisions.labels(kind=kind, decision=decision).inc()
         self.tracing.review_wait(thread_id, review_id, kind, decision, _aware(opened_at), now)
         if is_direct(thread_id):
@@ -233,6 +247,14 @@ class ReviewService:
         data = self.get(review_id)
         self.events.publish("review", data)
         return data
+
+
+def item_log_ids(tx, item: ReviewItem, tracing: Tracing) -> dict:
+    """The ids log lines about a review item carry: the item, its message (when a client's message opened it), its
+    graph thread and that run's trace."""
+    message = tx.inbound.get(item.inbound_id) if item.inbound_id else None
+    return {"review_id": item.id, **(message_log_ids(message) if message else {}), "thread_id": item.thread_id,
+            **tracing.log_ids(item.thread_id)}
 
 
 def _kyc_refusal(tx, item: ReviewItem) -> str | None:

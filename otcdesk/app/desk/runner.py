@@ -5,7 +5,8 @@ trader's decision, re-runs a message on a new thread for a reprice, and after a 
 reviews and queues every stored message whose run did not finish. A run may ask for more: the threads of the
 other lines of a multi-line order (one order item each) are started, and the order items the client withdrew
 are resumed with the withdrawal, before the message counts as processed. Runs of one thread are serialised;
-`close` waits for runs in flight before it closes the checkpointer.
+`close` waits for runs in flight before it closes the checkpointer. Log lines of a run carry its message id, thread
+and trace (`log_ids`, `app.logs.log_context`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Any, Callable
 from langgraph.types import Command
 from sqlalchemy.engine import Engine
 
+from otcdesk.app.logs import log_context
 from otcdesk.app.repositories import transaction
 from otcdesk.workflows.review import RESUME_ACTION
 
@@ -98,24 +100,31 @@ class DeskRunner:
             inbound = tx.inbound.get(inbound_id)
         thread_id = thread_for(inbound)
         started = time.time()
-        with self._graph_run(thread_id):
+        with self._graph_run(thread_id), log_context(**message_log_ids(inbound), **self.log_ids(thread_id)):
             try:
                 state = self._advance(thread_id, inbound)
                 status, error = "processed", None
             except Exception as exc:
                 log.exception("desk graph failed on inbound %s", inbound_id)
                 state, status, error = {}, "failed", f"{type(exc).__name__}: {exc}"
+            review_id = state.get("review_id") or _review_of(thread_id, state)
             if self.tracing is not None:
                 self.tracing.finish_run(thread_id, started, {
                     "desk.inbound_id": inbound_id, "desk.channel": inbound["channel"], "desk.status": status,
                     "desk.intent": state.get("intent"), "desk.kind": state.get("kind"),
-                    "desk.review_id": state.get("review_id") or _review_of(thread_id, state), "desk.error": error})
+                    "desk.review_id": review_id, "desk.error": error})
+            log.info("desk run %s: intent %s, kind %s, review %s, %.0f ms", status, state.get("intent"),
+                     state.get("kind"), review_id, (time.time() - started) * 1000, extra={"review_id": review_id})
             self._follow_up(inbound, state)
             with transaction(self.engine) as tx:
                 if tx.inbound.finish(inbound_id, status, state.get("intent"), error):
                     tx.audit.record("desk-agent", f"inbound.{status}", f"inbound:{inbound_id}",
                                     {"intent": state.get("intent"), "kind": state.get("kind"), "error": error})
             return state
+
+    def log_ids(self, thread_id: str) -> dict:
+        """What a log line about the run on `thread_id` carries: the thread, and its trace when tracing is on."""
+        return {"thread_id": thread_id, **(self.tracing.log_ids(thread_id) if self.tracing is not None else {})}
 
     def _advance(self, thread_id: str, inbound: dict) -> dict:
         """Start the thread's run on `inbound`, or go on with one a crash cut off; one waiting for review is left
@@ -133,7 +142,7 @@ class DeskRunner:
         item per line, `more_threads`) and resume the order items the client withdrew (`withdrawn`). Both are
         idempotent, so a message processed again after a crash asks again harmlessly."""
         for thread_id in state.get("more_threads") or []:
-            with self._graph_run(thread_id):
+            with self._graph_run(thread_id), log_context(**self.log_ids(thread_id)):
                 try:
                     self._advance(thread_id, inbound)
                 except Exception:
@@ -146,13 +155,13 @@ class DeskRunner:
         with transaction(self.engine) as tx:
             inbound = tx.inbound.get(inbound_id)
         thread_id = thread_for(inbound, attempt)
-        with self._graph_run(thread_id):
+        with self._graph_run(thread_id), log_context(**message_log_ids(inbound), **self.log_ids(thread_id)):
             self.graph.invoke({"inbound": inbound}, _config(thread_id))
         return thread_id
 
     def resume(self, thread_id: str, decision: dict) -> None:
         """Resume a thread waiting for review with `decision` ({"action", "reply", "by"}); no-op once resumed."""
-        with self._graph_run(thread_id):
+        with self._graph_run(thread_id), log_context(**self.log_ids(thread_id)):
             if self.graph.get_state(_config(thread_id)).next:
                 self.graph.invoke(Command(resume=decision), _config(thread_id))
 
@@ -190,6 +199,12 @@ class DeskRunner:
     def _lock(self, thread_id: str) -> threading.Lock:
         with self._locks_guard:
             return self._thread_locks.setdefault(thread_id, threading.Lock())
+
+
+def message_log_ids(inbound: dict) -> dict:
+    """The ids naming a stored client message in log lines: the platform's message id (what the channel and the
+    simulator's API call it) and the stored row's."""
+    return {"message_id": inbound.get("platform_msg_id"), "inbound_id": inbound.get("id")}
 
 
 def _review_of(thread_id: str, state: dict) -> str | None:
