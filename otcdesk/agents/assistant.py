@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -71,6 +72,9 @@ class AssistantDeps:
     phrase: bool = True  # with an LLM: let it word a lead sentence (kept only when its numbers are the tools')
     llm_timeout_s: float = 30.0
     llm_tools: tuple[str, ...] | None = None  # the tools offered to the LLM (None: all); not a permission
+    # (tool, allowed, refusal) → a context manager around the call's run (refused calls: around nothing); the app's
+    # tracing makes each a span (`Tracing.tool_call`)
+    trace_tool: Callable[[str, bool, str | None], AbstractContextManager] = lambda tool, allowed, refusal: nullcontext()
 
 
 # ---------------------------------------------------------------- planning with an LLM
@@ -192,11 +196,13 @@ def _run(deps: AssistantDeps):
         out = []
         for item in state.get("results") or []:
             if not item["allowed"]:
-                out.append(item)
+                with deps.trace_tool(item["tool"], False, item.get("error")):
+                    out.append(item)
                 continue
             fn = getattr(deps.tools, BY_NAME[item["tool"]].method)
             try:
-                result = fn(**item["args"])
+                with deps.trace_tool(item["tool"], True, None):
+                    result = fn(**item["args"])
             except Exception as exc:  # a failing service must not lose the turn: say so
                 log.exception("assistant tool %s failed", item["tool"])
                 result = {"summary": f"{item['tool']} 执行失败：{type(exc).__name__}", "text": "该工具暂时不可用。",
@@ -260,14 +266,15 @@ def _lead(deps: AssistantDeps, message: str, facts: str) -> str | None:
     return text[:300]
 
 
-def build_assistant_graph(deps: AssistantDeps, checkpointer: Any):
-    """Compile the assistant graph; the checkpointer keeps each thread's state (SQLite or Postgres saver)."""
+def build_assistant_graph(deps: AssistantDeps, checkpointer: Any,
+                          wrap: Callable[[str, Callable], Callable] = lambda name, node: node):
+    """Compile the assistant graph; the checkpointer keeps each thread's state (SQLite or Postgres saver).
+    `wrap(name, node)` may wrap each node (the app's tracing does) and must keep its signature."""
     planner = LLMPlanner(deps.llm, deps.llm_timeout_s, deps.llm_tools) if deps.llm is not None else None
     g = StateGraph(State, input_schema=InputState)
-    g.add_node("plan", _plan(deps, planner))
-    g.add_node("authorize", _authorize(deps))
-    g.add_node("run", _run(deps))
-    g.add_node("answer", _answer(deps))
+    for name, node in (("plan", _plan(deps, planner)), ("authorize", _authorize(deps)), ("run", _run(deps)),
+                       ("answer", _answer(deps))):
+        g.add_node(name, wrap(name, node))
     g.add_edge(START, "plan")
     g.add_edge("plan", "authorize")
     g.add_edge("authorize", "run")

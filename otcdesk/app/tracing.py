@@ -14,6 +14,20 @@ whichever call or process makes it:
     ├── desk.deliver             queues the approved reply
     └── desk.send                the outbox delivering it through the channel (`send`)
 
+An assistant turn (one staff question) is one call, so it is a trace of ordinary nested spans:
+
+    assistant.turn               `assistant_turn`: the thread, the role, the planner used
+    ├── assistant.plan           one span per graph node (`step`)
+    │   └── llm.chat             the planner's LLM calls, if any
+    ├── assistant.authorize
+    ├── assistant.run
+    │   └── tool.<name>          one per proposed call (`tool_call`): allowed, or refused and why; not run if refused
+    └── assistant.answer
+        └── llm.chat             the phrasing call, if any
+
+LLM calls are spans of one kind wherever they happen (`llm_call`, made by `app.llm.LLMClient` once instrumented).
+Log lines name the trace they belong to (`app.logs`): the current span's, or the run's root (`log_ids`).
+
 `Tracing.from_settings` exports over OTLP/HTTP to `OTEL_EXPORTER_OTLP_ENDPOINT` (batched, off the request path)
 and is a no-op without it; tests pass their own exporter (`Tracing.to_exporter`, e.g. the SDK's in-memory one).
 Spans carry ids and kinds, never message text or client names.
@@ -113,6 +127,16 @@ class Tracing:
         root = SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(TraceFlags.SAMPLED))
         return trace.set_span_in_context(NonRecordingSpan(root))
 
+    def log_ids(self, thread_id: str) -> dict:
+        """The trace and root span ids of the desk run on `thread_id`, as log lines carry them ({} when off, or for
+        a notice, which has no run)."""
+        from otcdesk.app.desk.runner import is_direct
+
+        if not self.enabled or is_direct(thread_id):
+            return {}
+        trace_id, span_id = run_ids(thread_id)
+        return {"trace_id": format(trace_id, "032x"), "span_id": format(span_id, "016x")}
+
     def finish_run(self, thread_id: str, started: float, attributes: dict) -> None:
         """Emit the run's root span `desk.run` (started at `started`, a `time.time()`, ending now)."""
         if not self.enabled:
@@ -178,14 +202,55 @@ class Tracing:
 
         return None if is_direct(thread_id) else self.run_context(thread_id)  # a notice has no run: its own trace
 
+    # ---- an assistant turn -------------------------------------------------------------------------
+    @contextmanager
+    def assistant_turn(self, thread_id: str, role: str) -> Iterator[Any]:
+        """`assistant.turn`: the root of one staff question's trace, current while the graph runs."""
+        with self.tracer.start_as_current_span("assistant.turn", context=Context(), attributes={
+                "assistant.thread_id": thread_id, "assistant.role": role}, record_exception=False) as span:
+            yield span
+
+    def step(self, prefix: str) -> Callable[[str, Callable], Callable]:
+        """A graph's `wrap`: each node `fn` in a span `<prefix>.<name>` under the current span (the turn)."""
+        def wrap(name: str, fn: Callable) -> Callable:
+            if not self.enabled:
+                return fn
+
+            @functools.wraps(fn)
+            def traced(*args, **kwargs):
+                with self._span(f"{prefix}.{name}"):
+                    return fn(*args, **kwargs)
+
+            return traced
+
+        return wrap
+
+    def tool_call(self, tool: str, allowed: bool, refusal: str | None = None):
+        """`tool.<name>`: one assistant tool call, around its run when allowed; `assistant.refusal` (forbidden,
+        invalid) when it was not."""
+        return self._span(f"tool.{tool or 'unknown'}", {"gen_ai.operation.name": "execute_tool",
+                                                        "gen_ai.tool.name": tool, "assistant.allowed": allowed,
+                                                        "assistant.refusal": refusal})
+
+    @contextmanager
+    def _span(self, name: str, attributes: dict | None = None) -> Iterator[Any]:
+        """A span under the current one; a failure sets its status to the exception's class (its text may quote a
+        user or a model, so it is not recorded)."""
+        with self.tracer.start_as_current_span(name, attributes=_clean(attributes or {}), record_exception=False,
+                                               set_status_on_exception=False) as span:
+            try:
+                yield span
+            except Exception as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
+
     # ---- LLM calls ---------------------------------------------------------------------------------
     @contextmanager
     def llm_call(self, model: str, operation: str = "chat") -> Iterator["LLMSpan"]:
         """`llm.chat` under the current span (a graph node, or an assistant run); `LLMSpan.done` records usage."""
         started = time.perf_counter()
-        with self.tracer.start_as_current_span(f"llm.{operation}", attributes={
-                "gen_ai.system": "openai", "gen_ai.operation.name": operation,
-                "gen_ai.request.model": model}) as span:
+        with self._span(f"llm.{operation}", {"gen_ai.system": "openai", "gen_ai.operation.name": operation,
+                                             "gen_ai.request.model": model}) as span:
             call = LLMSpan(span, started)
             try:
                 yield call

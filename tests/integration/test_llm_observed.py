@@ -42,3 +42,4 @@ def test_a_failed_call_counts_as_a_fallback():
     assert metrics.registry.get_sample_value("otcdesk_llm_fallbacks_total", {"reason": "connection"}) == 1
     [call] = exporter.get_finished_spans()
     assert call.name == "llm.chat" and call.status.status_code.name == "ERROR"
+    assert call.status.description == "LLMConnectionError" and not call.events  # its text may quote a model reply
