@@ -334,6 +334,8 @@ class NameRecogniser:
             return None  # the span ends inside a word
         if c.next_i is not None and _institution_follows(c.ctx.toks, c.next_i):
             return None
+        if c.slen == 1 and c.text[0] in _GLUE_BEFORE and len(c.given) == 2 and self._common(c.given, 20):
+            return None  # 负责人和 + 合规总监: a conjunction before a word, not the surname 和 before a given name
         if not c.given:  # a bare surname only before a title: 王总, 张先生
             nxt, tok, prev = c.next_tok, c.tok, c.prev_tok
             if nxt is None or nxt.word not in _TITLES or tok is None or tok.end != c.end:

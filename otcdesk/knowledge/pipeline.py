@@ -39,7 +39,7 @@ _ANSWER_KINDS = [
     ("time", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|日期|多久|多长时间|几点|时限|时间|频率|多少天|几天|几个工作日")),
     ("quantity", re.compile(r"多少|几|多大|多高|多长|比例|金额|数量|规模|占比|比率|上限|下限|最多|最少|最低|最高")),
     ("place", re.compile(r"哪里|在哪|地址|位于|哪个城市|哪座城市|哪个省")),
-    ("phone", re.compile(r"电话|热线|传真")),
+    ("phone", re.compile(r"电话号码|联系电话|热线|传真号|(?:电话|传真)(?:是|号)?(?:多少|几号)|(?:打|拨)(?:哪个|什么)(?:电话|号)")),
     ("code", re.compile(r"代码|编号|号码|登记号|备案号|许可证号")),
     ("agent", re.compile(r"哪家|哪个(?:公司|机构|单位|部门)|哪些(?:公司|机构|单位|部门)|谁")),
 ]
@@ -57,6 +57,7 @@ _KIND_EVIDENCE = {
                         r"[\u4e00-\u9fff]{2,6}(?:证券|基金|期货)|人员|团队|小组|员工|客户|投资者|交易员|\[NAME_"),
 }
 _CN_NUM = "一二三四五六七八九十"
+_CODE = re.compile(r"[a-z0-9]+(?:[-_/][a-z0-9]+)+(?![a-z0-9])")
 _NUMERAL = r"(?:\d+(?:[.,]\d+)*|[一二两三四五六七八九十百千万亿]+|上[百千万亿]|数[十百千万亿]|几[十百千万])"
 # The unit a "how many/much" question names fixes what an answer must hold: 多少笔 → "300 笔", 多少钱 → "… 元"
 _MEASURE_ASKED = re.compile(r"(?:多少|几)\s*(个百分点|个点|[人名家笔项条次篇种类只户位款份套台张件倍岁点])")
@@ -69,7 +70,13 @@ _MEASURE_EVIDENCE = {
 }
 # "两家", "一只", "这套", "哪两项": a count or pointer frame around what is asked, not a thing the text names
 _COUNT_FRAME = re.compile(r"^[一二两三四五六七八九十几哪每这那某各多]+[个家只项条种位名笔套件份点部类批]$")  # not 次: "多久一次" is a frequency
-_NOUN_TAGS = ("n", "vn", "an", "j", "l", "eng", "nz", "nr", "ns", "nt", "x")
+_NOUN_TAGS = ("n", "vn", "an", "j", "eng", "nz", "nr", "ns", "nt", "x")  # not l/i: set phrases (逢年过节) say how
+# Words that name the KIND of thing asked ("期限是多久", "比例是多少"): an answer holding that kind states them
+_KIND_NOUNS = {
+    "time": frozenset("期限 时限 时间 日期 时候 时点 频率 频次 周期 多久 时长 截止时间".split()),
+    "day": frozenset("日期 时间 哪天 具体日期".split()),
+    "quantity": frozenset("金额 数额 比例 比率 幅度".split()),
+}
 
 
 # ---------------------------------------------------------------- the knowledge base's read state
@@ -97,6 +104,7 @@ class Snapshot:
         for cid in self.ids:
             self.doc_ids.setdefault(self.source[cid], []).append(cid)
         self.doc_text = {src: "\n".join(self.text[c] for c in ids) for src, ids in self.doc_ids.items()}
+        self.doc_intro = {src: self.text[ids[0]] for src, ids in self.doc_ids.items()}  # where a document says what it is
         self.doc_head = {src: (vocab.titles.get(src, "") + "\n" + " ".join(
             index.manifest.get(src, {}).get("keywords", [])[:12])).lower() for src in self.doc_ids}
         self.words = bm25s.BM25(k1=1.2, b=0.75)
@@ -134,9 +142,12 @@ class Snapshot:
         return d
 
     def identifies(self, concept: "Concept", source: str) -> bool:
-        """The concept names this document among the others (a code, a firm, a date only it holds)."""
+        """The concept names this document among the others: a name or a long code only it (or few documents)
+        holds. A short code ("P3" of a table, "RTO") names the document only where it introduces itself (its first
+        passage); deeper inside it is a field the answer must state."""
         words = (concept.term,) + concept.alts
-        hit = [w for w in words if w in self.doc_text.get(source, "")]
+        hit = [w for w in words if w in (self.doc_text if _CJK.search(w) or len(w) >= 5 else self.doc_intro).get(
+            source, "")]
         return bool(hit) and len(self.doc_ids) > 1 and min(self.doc_df(w) for w in hit) <= max(1, len(self.doc_ids) // 3)
 
     def idf(self, df: int) -> float:
@@ -163,6 +174,8 @@ class Concept:
     weight: float
     seen: bool  # the knowledge base uses the word or one of its alternatives
     reader: bool = False  # a word of the reader's asking the knowledge base never uses ("补上", "中午")
+    parts: tuple[str, ...] = ()  # an unseen compound the knowledge base states in its parts (电话录音 → 电话, 录音)
+    kind_word: bool = False  # names the kind of thing asked ("期限" of "期限是多久"): the answer's kind states it
 
 
 @dataclass(frozen=True)
@@ -194,13 +207,21 @@ class QuestionAnalyzer:
         terms = self._terms(text, snap.vocab)
         light = self._light_words(text, terms)
         concepts = []
+        kind_nouns = frozenset().union(*(_KIND_NOUNS.get(k, frozenset()) for k in kinds))
         for t in terms:
             alts = tuple(sorted(a for a in snap.vocab.alternatives(t) if a and a != t))
             df = snap.df(t)
             alt_df = max((snap.df(a) for a in alts), default=0)
             seen = df > 0 or alt_df > 0
+            parts = () if seen else compound_parts(t, snap)
+            if parts:
+                concepts.append(Concept(t, alts, max(snap.idf(snap.df(p)) for p in parts), True, parts=parts))
+                continue
             weight = snap.idf(df if df > 0 else alt_df)
             reader = not seen and not self._names_a_thing(t, snap)
+            if t in kind_nouns:
+                concepts.append(Concept(t, alts, weight * 0.5, seen, reader, kind_word=True))
+                continue
             if reader:
                 weight *= 0.15  # an unseen verb, adverb or time word of the reader ("省下", "改过", "早上")
             elif t in light:
@@ -236,7 +257,7 @@ class QuestionAnalyzer:
         import jieba.posseg as pseg
 
         flags = {w.lower(): f for w, f in pseg.cut(text)}
-        return {t for t in terms if flags.get(t, "n")[:1] in ("v", "d", "r", "u", "c", "p", "a", "z", "y")
+        return {t for t in terms if flags.get(t, "n")[:1] in ("v", "d", "r", "u", "c", "p", "a", "z", "y", "f")
                 and flags.get(t) not in ("vn", "an")}
 
     @staticmethod
@@ -250,6 +271,9 @@ class QuestionAnalyzer:
                 if text[i:j] in known:
                     best = j
                     break
+            code = _CODE.match(text, i) if (i == 0 or not text[i - 1].isalnum()) else None
+            if code and not best:
+                best = code.end()  # a code stays whole: "cd-2024-03", not "cd", "2024", "03"
             if best:
                 spans.append((i, best))
                 i = best
@@ -274,6 +298,23 @@ class QuestionAnalyzer:
                     continue
                 out.append(t)
         return list(dict.fromkeys(out))
+
+
+def compound_parts(term: str, snap: Snapshot) -> tuple[str, ...]:
+    """The words of a compound the knowledge base never writes whole but uses each part of (书面报告 → 书面, 报告;
+    软件著作权 → 软件, 著作权): a cover of the term by jieba's search cut, longest parts first, every part seen."""
+    if len(term) < 3 or not _CJK.search(term):
+        return ()
+    jb = jieba_mod()
+    subs = sorted({w for w in jb.cut_for_search(term) if 2 <= len(w) < len(term)}, key=len, reverse=True)
+    cover, i = [], 0
+    while i < len(term):
+        nxt = next((w for w in subs if term.startswith(w, i)), None)
+        if nxt is None:
+            return ()
+        cover.append(nxt)
+        i += len(nxt)
+    return tuple(cover) if len(cover) > 1 and all(snap.df(w) > 0 for w in cover) else ()
 
 
 def answer_kinds(question: str) -> tuple[str, ...]:
@@ -307,11 +348,12 @@ def asked_measure(question: str) -> str:
     return ""
 
 
-def has_measure(text: str, measure: str, question: str = "") -> bool:
-    """Whether `text` states a figure in the asked unit (one the question does not already give)."""
+def has_measure(text: str, measure: str, question: str = "", tables: bool = True) -> bool:
+    """Whether `text` states a figure in the asked unit (one the question does not already give); with `tables`,
+    a bare number in a table cell counts (its column header carries the unit)."""
     if not measure:
         return True
-    if re.search(r"\|\s*\d+(?:\.\d+)?\s*(?:\||$)", text, re.M):
+    if tables and re.search(r"\|\s*(?!(?:19|20)\d\d\s*(?:\||$))\d+(?:\.\d+)?\s*(?:\||$)", text, re.M):
         return True  # a bare number in a table cell: its column header carries the unit
     rx = _MEASURE_EVIDENCE.get(measure) or re.compile(_NUMERAL + r"\s*(?:余|多)?\s*个?[\u4e00-\u9fff]{0,4}?" + measure)
     return any(m.group(0) not in question for m in rx.finditer(text))
@@ -366,11 +408,15 @@ class HybridRetriever:
 # ---------------------------------------------------------------- stage 3: coverage reranking
 
 def match(concept: Concept, text: str) -> float:
-    """How well `text` states a concept: the word 1, an alternative 0.9, most of its character bigrams a part."""
+    """How well `text` states a concept: the word 1, an alternative 0.9, all its parts 0.85, most of its character
+    bigrams a part."""
     if concept.term in text:
         return 1.0
     if any(a in text for a in concept.alts):
         return 0.9
+    if concept.parts:
+        frac = sum(1 for p in concept.parts if p in text) / len(concept.parts)
+        return 0.85 if frac == 1 else 0.5 * frac
     t = concept.term
     if len(t) >= 3 and _CJK.search(t):
         grams = [t[i:i + 2] for i in range(len(t) - 1)]
@@ -378,6 +424,15 @@ def match(concept: Concept, text: str) -> float:
         if frac >= 0.5:
             return 0.7 * frac * frac
     return 0.0
+
+
+def qmatch(query: Query, concept: Concept, text: str) -> float:
+    """`match`, and a word naming the asked kind ("期限") stated by a text that holds that kind ("3个工作日内")."""
+    m = match(concept, text)
+    if concept.kind_word and m < 0.9 and has_kind(text, query.kinds, query.text) and has_measure(
+            text, query.measure, query.text, tables=False):
+        return 0.9
+    return m
 
 
 @dataclass
@@ -424,7 +479,7 @@ class CoverageReranker:
             text, src = snap.text[cid], snap.source[cid]
             matched, heading = {}, 0.0
             for c in query.concepts:
-                m = match(c, text)
+                m = qmatch(query, c, text)
                 if m < 1.0:
                     key = (c.term, src)
                     if key not in doc_cache:
@@ -439,6 +494,9 @@ class CoverageReranker:
 
 
 # ---------------------------------------------------------------- stage 4: extraction
+
+_FAQ_QUESTION = re.compile(r"^[*#\s]*(?:问\s*\d*\s*[：:]|Q\s*\d*\s*[：:.])?[^。！!；;]{4,60}[？?][*\s]*$", re.I)
+
 
 def units_of(body: str) -> list[tuple[str, str]]:
     """(unit, its sub-heading context) pairs: sentences and table rows of a passage."""
@@ -460,6 +518,8 @@ def units_of(body: str) -> list[tuple[str, str]]:
         h = _heading_level(s)
         if h is not None:
             current = h[1].lower()
+        elif _FAQ_QUESTION.match(s):
+            current = s.strip("*# ").lower()  # an FAQ's question is the context of the answer lines below it
         pieces = split_sentences(line)
         if len(re.findall(r"(?:^|\s)[（(]\d{1,2}[)）]\s*\S", line)) >= 2:  # "(1) 名称: …  (2) 类型: …" on one line
             pieces = [x.strip() for p in pieces for x in re.split(r"\s+(?=[（(]\d{1,2}[)）]\s*\S)", p) if x.strip()]
@@ -489,7 +549,8 @@ class SentenceExtractor:
             ul = squash_cjk_spaces(u.lower())
             m_lab = re.match(r"^([^：:，。,]{1,12})[：:](.*)$", ul, re.S)
             label, value = (m_lab.group(1), m_lab.group(2)) if m_lab else ("", ul)
-            local = {c.term: max(match(c, ul), 0.8 * match(c, ctx), 0.9 * match(c, heading)) for c in query.concepts}
+            local = {c.term: max(qmatch(query, c, ul), 0.8 * match(c, ctx), 0.9 * match(c, heading))
+                     for c in query.concepts}
             score = sum(weights[t] * m for t, m in local.items()) / wtotal
             cover = sum(c.weight * max(local[c.term], credit[c.term]) for c in query.concepts) / total
             lab = label.strip(" *#")
@@ -526,7 +587,7 @@ class SentenceExtractor:
         if fields:
             ptext = snap.text[ev.chunk_id]
             ul = squash_cjk_spaces(units[best_i][0].lower())
-            ev.field_coverage = sum(c.weight * max(match(c, ul), 0.8 * match(c, ptext)) for c in fields) / (
+            ev.field_coverage = sum(c.weight * max(qmatch(query, c, ul), 0.8 * match(c, ptext)) for c in fields) / (
                 sum(c.weight for c in fields) or 1.0)
         picked = {best_i}
         if len(scored) > 1 and scored[1][0] >= max(0.05, 0.75 * best_s) and abs(scored[1][2] - best_i) == 1 \
@@ -557,7 +618,7 @@ class Answerability:
             return 0.0  # nothing extracted, an empty form field, or only masked personal data
         s = 0.25 * ev.coverage + 0.35 * ev.unit_coverage + 0.4 * ev.field_coverage
         if query.kinds and not has_kind(ev.answer, query.kinds, query.text):
-            s *= 0.75
+            s *= 0.7
         elif not has_measure(ev.answer, query.measure, query.text):
             s *= 0.7  # a figure, but not in the asked unit: "多少人" answered by "四类风险"
         if ev.unit_score < 0:

@@ -194,3 +194,11 @@ def test_recall_floors_on_the_synthetic_set(split, non_pii):
     assert all(res["precision"][k] >= 0.99 for k in ("id_card", "mobile", "landline", "bank_card", "email"))
     assert res["precision"]["person"] >= 0.97
     assert res["fp_rate"] <= 0.02, res["fp_examples"]
+
+
+def test_a_conjunction_before_a_word_is_not_a_surname():
+    """和 is a surname, but 负责人和合规总监 joins two roles: 合规 is a word, not a given name."""
+    from otcdesk.knowledge.masking import PiiMasker
+
+    out = PiiMasker().mask("经部门负责人和合规总监双人审批，由张伟总监签字。").text
+    assert "和合规总监" in out and "张伟" not in out
