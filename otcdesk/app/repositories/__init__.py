@@ -25,6 +25,8 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
 - `evidence.py`       EvidenceRepository: signed agreements (`kyc_agreement`) and their hash-chained evidence
                       (`agreement_evidence`); `verify_evidence`
 - `surveillance.py`   SurveillanceRepository: surveillance alerts and their triage state (`surveillance_alert`)
+- `canary.py`         CanaryRepository: the canary allowlist of chat groups (`canary_group`) and its switch
+                      (`desk_switch`)
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from sqlmodel import Session
 
 from otcdesk.app.db import unit_of_work
 from otcdesk.app.repositories.audit import AuditRepository
+from otcdesk.app.repositories.canary import CanaryRepository
 from otcdesk.app.repositories.clients import ClientRepository
 from otcdesk.app.repositories.conversations import ConversationRepository
 from otcdesk.app.repositories.evidence import EvidenceRepository
@@ -75,6 +78,7 @@ class Repositories:
     kyc: KycRepository
     evidence: EvidenceRepository
     surveillance: SurveillanceRepository
+    canary: CanaryRepository
 
     @classmethod
     def on(cls, session: Session) -> "Repositories":
@@ -83,7 +87,7 @@ class Repositories:
                    AuditRepository(session), SimTranscriptRepository(session), VaultRepository(session),
                    TradeRepository(session), MarketRepository(session), RiskRepository(session),
                    MarginRepository(session), KycRepository(session), EvidenceRepository(session),
-                   SurveillanceRepository(session))
+                   SurveillanceRepository(session), CanaryRepository(session))
 
 
 @contextmanager
@@ -93,7 +97,7 @@ def transaction(engine: Engine) -> Iterator[Repositories]:
         yield Repositories.on(session)
 
 
-__all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "EvidenceRepository",
+__all__ = ["AuditRepository", "CanaryRepository", "ClientRepository", "ConversationRepository", "EvidenceRepository",
            "InboundRepository", "KycRepository", "MarginRepository", "MarketRepository", "OutboxRepository", "Repositories", "ReviewRepository",
            "RiskRepository", "SimTranscriptRepository", "SurveillanceRepository", "TradeRepository", "UserRepository", "VaultRepository",
            "transaction"]
