@@ -8,6 +8,8 @@ happens counts it:
 | ---------------------------------------- | ------------------- | -------------------------------------------- |
 | `otcdesk_inbound_messages_total`         | channel             | inbound pipeline (`CountInbound`), new only   |
 | `otcdesk_inbound_duplicates_total`       | channel             | the same, platform redeliveries (dropped)     |
+| `otcdesk_inbound_held_total`             | channel             | `CanaryAllowlist`: stored, no drafts (canary) |
+| `otcdesk_channel_connected`              | channel             | gauge, 1 while connected (`ChannelHealth`)    |
 | `otcdesk_review_items_opened_total`      | kind                | `ReviewOpener`                                |
 | `otcdesk_review_decisions_total`         | kind, decision      | `ReviewService` (approved, edited, rejected, expired) |
 | `otcdesk_message_to_review_seconds`      | kind                | `ReviewOpener`: message stored → item opened  |
@@ -21,7 +23,7 @@ happens counts it:
 """
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0, 34.0, 60.0, 120.0)
 RISK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
@@ -37,6 +39,10 @@ class Metrics:
                                ["channel"], registry=r)
         self.inbound_duplicates = Counter("otcdesk_inbound_duplicates",
                                           "Platform redeliveries of a stored message, dropped", ["channel"], registry=r)
+        self.inbound_held = Counter("otcdesk_inbound_held", "Stored messages of groups outside the canary allowlist",
+                                    ["channel"], registry=r)
+        self.channel_connected = Gauge("otcdesk_channel_connected", "1 while the channel is connected, else 0",
+                                       ["channel"], registry=r)
         self.review_opened = Counter("otcdesk_review_items_opened", "Review items put before a trader", ["kind"],
                                      registry=r)
         self.review_decisions = Counter("otcdesk_review_decisions", "Review items decided",

@@ -68,7 +68,7 @@ class InboundMessageRow(SQLModel, table=True):
     mentions_bot: bool = False
     platform_msg_id: str
     received_at: datetime = Field(default_factory=utcnow)
-    status: str = "received"  # received → processed | failed
+    status: str = "received"  # received → processed | failed; held: outside the canary allowlist, no run
     intent: Optional[str] = None
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
 

@@ -415,7 +415,7 @@ async def _desk_context(app: web.Application):
     if refresh_s > 0:  # the risk book's scheduled revaluation, on APScheduler's thread (never this loop)
         await asyncio.to_thread(process.desk.risk.start, refresh_s)
     if process.wechat is not None:  # only once the desk can take its messages
-        tasks.append(asyncio.create_task(process.wechat.bot.start()))
+        tasks.append(asyncio.create_task(process.wechat.run()))  # reconnects with back-off
         log.info("wechaty channel starting (endpoint %s)",
                  app[SETTINGS].wechaty_puppet_service_endpoint or "looked up by token")
     yield
@@ -472,6 +472,6 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     r.add_post("/api/kb/unmask", kb_unmask)
     r.add_get("/api/audit/verify", audit_verify)
     register_all(r, demo=demo)
-    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals|apply|onboarding|kyc|surveillance}", page)
+    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals|apply|onboarding|kyc|surveillance|channels}", page)
     r.add_static("/static", STATIC)
     return app
