@@ -58,6 +58,7 @@ class ChannelHealth:
         self._lock = threading.Lock()
         self._state = {"channel": channel, "connected": connected, "since": _now(), "last_message_at": None,
                        "last_error": None, "last_error_at": None, "retry_in_s": None, "reconnects": 0}
+        self._was_up = connected  # a later `up` is a reconnect
         self.on_change: Callable[[bool], None] = lambda connected: None
 
     @property
@@ -69,7 +70,8 @@ class ChannelHealth:
             was = self._state["connected"]
             if not was:
                 self._state.update(connected=True, since=_now(), retry_in_s=None)
-                self._state["reconnects"] += 1
+                self._state["reconnects"] += 1 if self._was_up else 0
+                self._was_up = True
         if not was:
             self.on_change(True)
 
