@@ -5,7 +5,7 @@ only the groups on the allowlist go on to the desk runner; a message of any othe
 audited (the inbound pipeline's intake), marked `held` and audited `inbound.held`, and gets no review item and no
 reply. `CanaryAllowlist` (the last intake middleware) reads the switch and the list from the database for every
 message, in the message's own unit of work, so a flip takes effect at once on every service instance (two
-indexed lookups: `benchmarks/canary_lookup.py` measures them).
+indexed lookups: `benchmarks/bench_canary_lookup.py` measures them).
 
 The admin edits both in the console (`routes/channels.py`); `CanaryPolicy` validates the input and audits each
 change (`canary.mode`, `canary.group_in`, `canary.group_out`: who, which group) in the change's transaction.
