@@ -8,6 +8,8 @@ happens counts it:
 | ---------------------------------------- | ------------------- | -------------------------------------------- |
 | `otcdesk_inbound_messages_total`         | channel             | inbound pipeline (`CountInbound`), new only   |
 | `otcdesk_inbound_duplicates_total`       | channel             | the same, platform redeliveries (dropped)     |
+| `otcdesk_inbound_held_total`             | channel             | `CanaryAllowlist`: stored, no drafts (canary) |
+| `otcdesk_channel_connected`              | channel             | gauge, 1 while connected (`ChannelHealth`)    |
 | `otcdesk_review_items_opened_total`      | kind                | `ReviewOpener`                                |
 | `otcdesk_review_decisions_total`         | kind, decision      | `ReviewService` (approved, edited, rejected, expired) |
 | `otcdesk_message_to_review_seconds`      | kind                | `ReviewOpener`: message stored → item opened  |
@@ -38,6 +40,10 @@ class Metrics:
                                ["channel"], registry=r)
         self.inbound_duplicates = Counter("otcdesk_inbound_duplicates",
                                           "Platform redeliveries of a stored message, dropped", ["channel"], registry=r)
+        self.inbound_held = Counter("otcdesk_inbound_held", "Stored messages of groups outside the canary allowlist",
+                                    ["channel"], registry=r)
+        self.channel_connected = Gauge("otcdesk_channel_connected", "1 while the channel is connected, else 0",
+                                       ["channel"], registry=r)
         self.review_opened = Counter("otcdesk_review_items_opened", "Review items put before a trader", ["kind"],
                                      registry=r)
         self.review_decisions = Counter("otcdesk_review_decisions", "Review items decided",

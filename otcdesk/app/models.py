@@ -68,7 +68,7 @@ class InboundMessageRow(SQLModel, table=True):
     mentions_bot: bool = False
     platform_msg_id: str
     received_at: datetime = Field(default_factory=utcnow)
-    status: str = "received"  # received → processed | failed
+    status: str = "received"  # received → processed | failed; held: outside the canary allowlist, no run
     intent: Optional[str] = None
     error: Optional[str] = Field(default=None, sa_column=Column(Text))
 
@@ -498,6 +498,30 @@ class StructureTemplate(SQLModel, table=True):
     source: str  # "upload" | "file:<name>"
     uploaded_by: str
     uploaded_at: datetime = Field(default_factory=utcnow)
+
+
+class CanaryGroup(SQLModel, table=True):
+    """A chat group in the canary allowlist (灰度群): while the `canary` switch is on, only these groups' messages go
+    on to the desk runner; the others are stored and audited, and get no drafts. Admin edits, audited."""
+
+    __tablename__ = "canary_group"
+    __table_args__ = (UniqueConstraint("channel", "group_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    channel: str  # sim | wechat | wecom
+    group_id: str
+    added_by: str
+    added_at: datetime = Field(default_factory=utcnow)
+
+
+class DeskSwitch(SQLModel, table=True):
+    """A desk-wide switch the admin flips in the console, read where it applies (every instance sees a flip at
+    once). No row means off: `canary` off lets every group through, as before canary mode existed."""
+
+    __tablename__ = "desk_switch"
+    name: str = Field(primary_key=True)
+    enabled: bool = False
+    updated_by: str
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 @event.listens_for(AuditLog, "before_update")

@@ -434,7 +434,7 @@ async def _desk_context(app: web.Application):
     if app[DEMO] and app[SETTINGS].market_tick_s > 0:
         tasks.append(asyncio.create_task(_market_worker(app)))
     if process.wechat is not None:  # only once the desk can take its messages
-        tasks.append(asyncio.create_task(process.wechat.bot.start()))
+        tasks.append(asyncio.create_task(process.wechat.run()))  # reconnects with back-off
         log.info("wechaty channel starting (endpoint %s)",
                  app[SETTINGS].wechaty_puppet_service_endpoint or "looked up by token")
     yield
@@ -492,6 +492,7 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     r.add_post("/api/kb/unmask", kb_unmask)
     r.add_get("/api/audit/verify", audit_verify)
     register_all(r, demo=demo)
-    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals|apply|onboarding|kyc|surveillance|templates}", page)
+    r.add_get("/{page:login|console|sim|assistant|audit|trades|book|approvals|apply|onboarding|kyc|surveillance|templates|"
+              "channels}", page)
     r.add_static("/static", STATIC)
     return app

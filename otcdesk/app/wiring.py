@@ -20,6 +20,7 @@ from otcdesk.agents.desk import DeskDeps, OrderPolicy, build_desk_graph
 from otcdesk.app.checkpoints import make_checkpointer
 from otcdesk.app.clock import Clock
 from otcdesk.app.db import init_db, make_engine
+from otcdesk.app.desk.canary import CanaryAllowlist, CanaryPolicy
 from otcdesk.app.desk.inbound import AuditReceived, InboundPipeline, RateLimit, StoreFirst
 from otcdesk.app.desk.outbox import OutboxDispatcher
 from otcdesk.app.desk.ports import ConversationStore, OrderStore, kyc_lookup, message_parser
@@ -71,11 +72,20 @@ class Desk:
     metrics: Metrics = field(default_factory=Metrics)  # GET /metrics
     tracing: Tracing = field(default_factory=Tracing.off)
     hub: Any = None  # app.assistant.KnowledgeHub (the client knowledge base is `settings.client_kb`)
+    canary: Any = None  # desk.canary.CanaryPolicy: the canary allowlist the inbound pipeline reads
 
     def connect(self, channel: Channel) -> Channel:
-        """Send approved replies of `channel.name` through `channel` (which delivers into `self.inbound`)."""
+        """Send approved replies of `channel.name` through `channel` (which delivers into `self.inbound`); its
+        connected state feeds the `otcdesk_channel_connected` gauge."""
         self.outbox.register(channel)
+        gauge = self.metrics.channel_connected.labels(channel=channel.name)
+        channel.health.on_change = lambda connected: gauge.set(1 if connected else 0)
+        gauge.set(1 if channel.health.connected else 0)
         return channel
+
+    def channel_health(self) -> list[dict]:
+        """Each connected channel's health (`bots.base.ChannelHealth.snapshot`), by name."""
+        return [self.outbox.channels[name].health.snapshot() for name in sorted(self.outbox.channels)]
 
     def run_inbound(self) -> float | None:
         """One pass of the inbound worker: hand on the messages the rate limit now lets through, then run every
@@ -158,7 +168,8 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
     runner = DeskRunner(engine, build_desk_graph(deps, checkpointer, wrap=tracing.node), close_checkpointer,
                         wake=lambda: events.wake("inbound"), tracing=tracing)
     rate_limit = RateLimit(engine, settings.inbound_rate_limit, settings.inbound_rate_window_s)
-    inbound = InboundPipeline(engine, intake=[CountInbound(metrics), StoreFirst(), AuditReceived()],
+    inbound = InboundPipeline(engine, intake=[CountInbound(metrics), StoreFirst(), AuditReceived(),
+                                              CanaryAllowlist(metrics)],
                               middlewares=[rate_limit],
                               handler=lambda event, data: runner.submit(data["inbound_id"]),
                               log_ids=lambda event: runner.log_ids(thread_for(
@@ -173,7 +184,7 @@ def build_desk(settings: Settings, engine: Engine, events: EventBus | None = Non
                 opener=opener, clock=clock, margins=margins, market=market,
                 fixings=FixingService(engine, opener, clock, market,
                                       on_change=lambda tid: _trade_changed(trading, risk, tid)),
-                trades=trading, risk=risk, kyc=kyc, hub=hub, templates=templates,
+                trades=trading, risk=risk, kyc=kyc, hub=hub, templates=templates, canary=CanaryPolicy(engine),
                 surveillance=SurveillanceService(engine, settings.surveillance_dir), metrics=metrics, tracing=tracing)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Callable, Protocol
 
-from otcdesk.bots.base import InboundMessage, Reply, mention_text, normalise_text
+from otcdesk.bots.base import ChannelHealth, InboundMessage, Reply, mention_text, normalise_text
 
 BOT_NAME = "询价机器人"
 
@@ -37,6 +37,7 @@ class SimulatorChannel:
     def __init__(self, transcript: SimTranscript, deliver: Callable[[InboundMessage], object]):
         self.transcript = transcript
         self.deliver = deliver
+        self.health = ChannelHealth(self.name, connected=True)  # in-process: up while the service is
 
     def post(self, group: str, sender: str, text: str) -> str:
         """A client speaks in a group: the platform records it, then delivers it to the desk."""
@@ -54,6 +55,7 @@ class SimulatorChannel:
 
     def _deliver(self, group: str, message_id: str, sender: str, text: str) -> None:
         clean = normalise_text(text)
+        self.health.received()
         self.deliver(InboundMessage(channel=self.name, chat_id=group, sender_id=sender, sender_name=sender,
                                     text=clean, platform_msg_id=message_id, mentions_bot=f"@{BOT_NAME}" in clean))
 

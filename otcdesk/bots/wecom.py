@@ -25,7 +25,7 @@ import aiohttp
 import xmltodict
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from otcdesk.bots.base import InboundMessage, Reply, mention_text, normalise_text
+from otcdesk.bots.base import ChannelHealth, InboundMessage, Reply, describe, mention_text, normalise_text
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,8 @@ class WeComChannel:
         self.max_attempts, self.backoff_s, self.max_backoff_s = max_attempts, backoff_s, max_backoff_s
         self.token = AccessToken(self._fetch_token)
         self._session: aiohttp.ClientSession | None = None
+        # the platform calls us; "connected" is whether our last call to its API went through (or none failed yet)
+        self.health = ChannelHealth(self.name, connected=True)
 
     # ---- inbound ------------------------------------------------------------------------------------
     def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
@@ -136,7 +138,10 @@ class WeComChannel:
             fields = xmltodict.parse(plain)["xml"]
         except Exception as exc:
             raise WeComBadRequest(f"decrypted message is not XML ({type(exc).__name__})") from exc
-        return self.to_inbound(fields)
+        inbound = self.to_inbound(fields)
+        if inbound is not None:
+            self.health.received()
+        return inbound
 
     def to_inbound(self, fields: dict) -> InboundMessage | None:
         """A decrypted message (an app message, or a group robot's: `From`/`ChatId`/`Text`) as an `InboundMessage`."""
@@ -162,7 +167,21 @@ class WeComChannel:
 
     # ---- outbound -----------------------------------------------------------------------------------
     async def send(self, reply: Reply) -> str:
-        """Post the reply (in parts when longer than the text limit); returns the platform's message ids."""
+        """Post the reply (in parts when longer than the text limit); returns the platform's message ids. An API out of
+        reach marks the channel down (with the error) until a call goes through again; a refusal is its last error."""
+        try:
+            ids = await self._send(reply)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:  # the API is out of reach
+            self.health.down(describe(exc))
+            raise
+        except WeComApiError as exc:  # reached, but refused this reply
+            self.health.up()
+            self.health.failed(describe(exc))
+            raise
+        self.health.up()
+        return ids
+
+    async def _send(self, reply: Reply) -> str:
         direct = reply.chat_id.startswith("user:")
         text = reply.text if direct or not reply.mention_name else mention_text(reply.mention_name) + reply.text
         ids = []

@@ -4,12 +4,13 @@ Middleware in the aiogram sense: each is called as `middleware(handler, event, d
 (and when) to call `handler(event, data)`, the rest of the chain. The event is the channel's
 `InboundMessage`; `data` collects what the steps learn (`inbound_id`, `new`, `deferred`). The desk's chain:
 
-    intake: CountInbound → StoreFirst → AuditReceived  |commit|  RateLimit → hand to the runner (`DeskRunner.submit`)
+    intake: CountInbound → StoreFirst → AuditReceived → CanaryAllowlist  |commit|  RateLimit → hand to the runner
+            (`DeskRunner.submit`)
 
 The intake middlewares write through `data["tx"]`, the message's one unit of work, so a stored message is
 never unaudited; it commits before the other middlewares run (they may hold the message back and hand it
-on later). Cross-cutting work (a canary allowlist; metrics, `app.metrics.CountInbound`) is one more middleware in
-`wiring.build_desk`.
+on later). Cross-cutting work (the canary allowlist, `desk.canary.CanaryAllowlist`; metrics,
+`app.metrics.CountInbound`) is one more middleware in `wiring.build_desk`.
 """
 from __future__ import annotations
 

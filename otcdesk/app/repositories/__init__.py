@@ -26,6 +26,8 @@ row commit together. `transaction(engine)` opens a unit of work and hands out al
                       (`agreement_evidence`); `verify_evidence`
 - `surveillance.py`   SurveillanceRepository: surveillance alerts and their triage state (`surveillance_alert`)
 - `templates.py`      TemplateRepository: every version of each structure template (`structure_template`)
+- `canary.py`         CanaryRepository: the canary allowlist of chat groups (`canary_group`) and its switch
+                      (`desk_switch`)
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ from sqlmodel import Session
 
 from otcdesk.app.db import unit_of_work
 from otcdesk.app.repositories.audit import AuditRepository
+from otcdesk.app.repositories.canary import CanaryRepository
 from otcdesk.app.repositories.clients import ClientRepository
 from otcdesk.app.repositories.conversations import ConversationRepository
 from otcdesk.app.repositories.evidence import EvidenceRepository
@@ -78,6 +81,7 @@ class Repositories:
     evidence: EvidenceRepository
     surveillance: SurveillanceRepository
     templates: TemplateRepository
+    canary: CanaryRepository
 
     @classmethod
     def on(cls, session: Session) -> "Repositories":
@@ -86,7 +90,8 @@ class Repositories:
                    AuditRepository(session), SimTranscriptRepository(session), VaultRepository(session),
                    TradeRepository(session), MarketRepository(session), RiskRepository(session),
                    MarginRepository(session), KycRepository(session), EvidenceRepository(session),
-                   SurveillanceRepository(session), TemplateRepository(session))
+                   SurveillanceRepository(session), TemplateRepository(session),
+                   CanaryRepository(session))
 
 
 @contextmanager
@@ -96,7 +101,7 @@ def transaction(engine: Engine) -> Iterator[Repositories]:
         yield Repositories.on(session)
 
 
-__all__ = ["AuditRepository", "ClientRepository", "ConversationRepository", "EvidenceRepository",
+__all__ = ["AuditRepository", "CanaryRepository", "ClientRepository", "ConversationRepository", "EvidenceRepository",
            "InboundRepository", "KycRepository", "MarginRepository", "MarketRepository", "OutboxRepository", "Repositories", "ReviewRepository",
            "RiskRepository", "SimTranscriptRepository", "SurveillanceRepository", "TemplateRepository", "TradeRepository", "UserRepository", "VaultRepository",
            "transaction"]

@@ -12,13 +12,15 @@
 - `assistant.py` POST /api/assistant/chat: the internal assistant's agent (any staff role; tools by role)
 - `surveillance.py` surveillance alerts, their triage and the control groups (compliance only)
 - `wecom.py`    GET|POST /wecom/callback: the WeCom (企业微信) callback URL (the platform, not a browser)
+- `channels.py` GET /api/channels (each channel's health), the canary allowlist (admin edits)
 - `metrics.py`  GET /metrics: Prometheus exposition (bearer token when OTCDESK_METRICS_TOKEN is set)
 """
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("trades", "market", "book", "margins", "templates", "kyc", "assistant", "surveillance", "wecom", "metrics")
+MODULES = ("trades", "market", "book", "margins", "templates", "kyc", "assistant", "surveillance", "wecom", "channels",
+           "metrics")
 
 
 def register_all(router, *, demo: bool) -> None:

@@ -1,13 +1,13 @@
 """Structure templates: every version of each template uploaded or read from the data directory.
 
 Revision ID: 0008
-Revises: 0006 (the lead rebases this on 0007 at merge)
+Revises: 0007
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
