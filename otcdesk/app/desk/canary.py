@@ -22,8 +22,8 @@ from otcdesk.app.repositories import transaction
 from otcdesk.bots.base import InboundMessage
 
 CHANNELS = ("sim", "wechat", "wecom")  # the channel adapters' names (`bots.*.name`)
-GROUP_ID = re.compile(r"[A-Za-z0-9@._:\-]{1,128}")  # room ids (…@chatroom), WeCom ChatIds, simulated group names
-GROUP_ID_RULE = "1-128 characters: letters, digits and @ . _ : -"
+GROUP_ID = re.compile(r"[A-Za-z0-9@._:\-\u4e00-\u9fff（）()]{1,128}")  # room ids (…@chatroom), WeCom ChatIds, group names
+GROUP_ID_RULE = "1-128 characters: letters, digits, Chinese characters, brackets and @ . _ : -"
 
 
 class CanaryError(ValueError):

@@ -99,7 +99,7 @@ def test_every_change_is_audited_once_with_who_and_which_group(db_engine):
     ("sim", "", True, {"group_id"}),
     ("sim", "x" * 129, True, {"group_id"}),
     ("sim", "<script>", True, {"group_id"}),
-    ("sim", "群一", True, {"group_id"}),
+    ("sim", "群\n一", True, {"group_id"}),
     ("sim", "a b", True, {"group_id"}),
     ("sim", 12, True, {"group_id"}),
     (None, None, True, {"channel", "group_id"}),
@@ -119,6 +119,12 @@ def test_the_longest_well_formed_group_id_is_taken(db_engine):
     group = "a" * 120 + "@chatroom"[:8]
     assert len(group) == 128
     assert CanaryPolicy(db_engine).set_group("wecom", group, True, "admin1")["groups"][0]["group_id"] == group
+
+
+def test_a_chinese_group_name_is_a_well_formed_group_id(db_engine):
+    """Simulated and WeCom groups are often named in Chinese (私募客户群（一）)."""
+    state = CanaryPolicy(db_engine).set_group("sim", "私募客户群（一）", True, "admin1")
+    assert [g["group_id"] for g in state["groups"]] == ["私募客户群（一）"]
 
 
 def test_desk_with_canary_on_drafts_only_for_allowlisted_groups(make_desk_core):
