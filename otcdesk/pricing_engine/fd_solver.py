@@ -154,20 +154,27 @@ def _grid(res: ResolvedSchedule, sigma: float, n: int) -> np.ndarray:
 
 
 def _time_grid(res: ResolvedSchedule, time_steps: int | None) -> np.ndarray:
+    """0, every event time, and equal steps of at most dt_max between consecutive events (vectorised)."""
     T = res.T
-    events = res.event_times()
     dt_max = min(1.0 / 365.0, T / 100.0) if not time_steps else T / time_steps  # >= 100 steps for short terms
-    pts = [0.0]
-    for t in events:
-        if t <= pts[-1] + 1e-12:
-            continue
-        gap = t - pts[-1]
-        k = max(1, int(math.ceil(gap / dt_max - 1e-9)))
-        pts.extend(pts[-1] + gap * (np.arange(1, k + 1) / k))
-        pts[-1] = t
-    if pts[-1] < T - 1e-12:
-        pts.append(T)
-    return np.asarray(pts)
+    kept, last = [], 0.0
+    for t in res.event_times().tolist():
+        if t > last + 1e-12:
+            kept.append(t)
+            last = t
+    if not kept:
+        return np.array([0.0, T]) if T > 1e-12 else np.array([0.0])
+    ends = np.asarray(kept)
+    starts = np.concatenate(([0.0], ends[:-1]))
+    gaps = ends - starts
+    k = np.maximum(1, np.ceil(gaps / dt_max - 1e-9)).astype(np.int64)
+    last_idx = np.cumsum(k) - 1
+    which = np.repeat(np.arange(len(k)), k)
+    j = np.arange(1, len(which) + 1) - (last_idx - k + 1)[which]
+    pts = starts[which] + gaps[which] * (j / k[which])
+    pts[last_idx] = ends
+    tail = [T] if kept[-1] < T - 1e-12 else []
+    return np.concatenate(([0.0], pts, tail))
 
 
 def _cell_avg_payoff(legs, z: np.ndarray, dz: float) -> np.ndarray:
@@ -179,106 +186,144 @@ def _cell_avg_payoff(legs, z: np.ndarray, dz: float) -> np.ndarray:
     return acc / len(offs)
 
 
-class _Stepper:
-    """Factorised (I − θΔL) per (Δ, θ), with Dirichlet first/last rows."""
+class _Factor:
+    """(I − cL) with the Dirichlet rows eliminated (their couplings go to the right-hand side), factorised once.
 
-    def __init__(self, n: int, dz: float, sigma: float, r: float, q: float):
+    Symmetric case (`rs` not None): D⁻¹(I − cL)D is symmetric positive definite for the diagonal scaling D of
+    `_Operator`, so LAPACK's dpttrf/dpttrs (LDLᵀ: no pivoting, no division in the solve's recurrences) is used;
+    right-hand sides are scaled by D⁻¹ (`rs`) and solutions by D. Otherwise dgttrf/dgttrs (`rs` is None).
+    `M` maps the six edge values V[:, (0, 1, 2, n−3, n−2, n−1)] of a TR-BDF2 step to what its boundaries add."""
+
+    __slots__ = ("kl", "kh", "rs", "solve", "a_rs", "b_rs", "M")
+
+    def __init__(self, op: "_Operator", c: float):
+        n = op.n
+        dd = np.ones(n)
+        dd[1:-1] = 1.0 - c * op.di
+        self.rs = None
+        if op.D is not None:
+            e = np.zeros(n - 1)
+            e[1:-1] = -c * op.off
+            d_, e_, info = _pttrf(dd, e)
+            if info == 0:
+                self.rs = op.Dinv
+                self.solve = lambda R: _pttrs(d_, e_, R.T, overwrite_b=1)
+        if self.rs is None:
+            dl = np.zeros(n - 1)
+            du = np.zeros(n - 1)
+            dl[1:-1] = -c * op.lo[1:]
+            du[1:-1] = -c * op.up[:-1]
+            dl_, d_, du_, du2, ipiv, info = lapack.dgttrf(dl, dd, du)
+            if info != 0:
+                raise PricingError("FD matrix is singular")
+            self.solve = lambda R: lapack.dgttrs(dl_, d_, du_, du2, ipiv, R.T, overwrite_b=1)
+        rs = self.rs if self.rs is not None else np.ones(n)
+        # row 1's coupling to node 0 and row n−2's to node n−1, moved to the (scaled) right-hand side
+        self.kl, self.kh = c * op.lo[0] * rs[1], c * op.up[-1] * rs[-2]
+        self.a_rs, self.b_rs = _ALPHA * rs, _BETA * rs
+        u0, u5 = np.eye(6)[0], np.eye(6)[5]
+        wl, wh = op.wl, op.wh
+        self.M = np.column_stack([_ALPHA * self.kl * 0.5 * (wl + u0), _ALPHA * self.kh * 0.5 * (wh + u5),
+                                  self.kl * wl, self.kh * wh, wl, wh])
+
+
+_pttrf, _pttrs = lapack.dpttrf, lapack.dpttrs
+_G = 2.0 - math.sqrt(2.0)  # TR-BDF2's γ
+_ALPHA = 2.0 / (_G * (2.0 - _G))
+_BETA = -(1.0 + (1.0 - _G) ** 2) / (_G * (2.0 - _G))
+
+
+class _Operator:
+    """Interior rows of L = ½σ²∂zz + (r − q − ½σ²)∂z − r on the grid (`lo`, `di`, `up`, one entry per interior node),
+    with the factorisations of (I − cL) it has needed, one per distinct c (equal steps share one).
+
+    L is tridiagonal with lo[i+1]·up[i] > 0 (the usual case: diffusion dominates drift on the grid), so the diagonal
+    D with D[i+1]/D[i] = √(lo[i+1]/up[i]) makes D⁻¹LD symmetric; `D` is None when that fails (then LU).
+    Boundaries: a Dirichlet side (`lo_fixed`/`hi_fixed`, a continuous barrier) takes the value given per step,
+    otherwise the value extrapolated linearly from the previous time level (`wl`/`wh`: weights on the edge values)."""
+
+    def __init__(self, n: int, lo, di, up, lo_fixed: bool = False, hi_fixed: bool = False):
+        m = n - 2
+        self.n = n
+        self.lo, self.di, self.up = (np.broadcast_to(np.asarray(a, dtype=float), (m,)) for a in (lo, di, up))
+        self.edge = np.array([0, 1, 2, n - 3, n - 2, n - 1])
+        self.wl = np.zeros(6) if lo_fixed else np.array([0.0, 2.0, -1.0, 0.0, 0.0, 0.0])
+        self.wh = np.zeros(6) if hi_fixed else np.array([0.0, 0.0, 0.0, -1.0, 2.0, 0.0])
+        self.D = self.Dinv = None
+        self._f: dict[int, _Factor] = {}
+        lo1, up0 = self.lo[1:], self.up[:-1]
+        if np.all(lo1 > 0) and np.all(up0 > 0):
+            logd = np.concatenate(([0.0], np.cumsum(0.5 * (np.log(lo1) - np.log(up0)))))
+            logd -= 0.5 * (logd.max() + logd.min())
+            if np.abs(logd).max() < 300.0:
+                D = np.ones(n)
+                D[1:-1] = np.exp(logd)
+                self.D, self.Dinv = D, 1.0 / D
+                self.off = np.sqrt(lo1 * up0)
+
+    @classmethod
+    def black_scholes(cls, n: int, dz: float, sigma, r: float, q: float, **sides) -> "_Operator":
         a = 0.5 * sigma * sigma / (dz * dz)
         mu = (r - q - 0.5 * sigma * sigma) / (2 * dz)
-        self.lo, self.di, self.up = a - mu, -2 * a - r, a + mu
-        self.n = n
-        self._cache: dict[tuple[float, float], tuple] = {}
+        return cls(n, a - mu, -2 * a - r, a + mu, **sides)
 
-    def factor(self, d: float, theta: float):
-        key = (int(d * 1e13 + 0.5), theta)  # equal steps share one factorisation
-        f = self._cache.get(key)
+    def factor(self, c: float) -> _Factor:
+        key = int(c * 1e13 + 0.5)  # equal steps share one factorisation
+        f = self._f.get(key)
         if f is None:
-            n, c = self.n, theta * d
-            dl = np.full(n - 1, -c * self.lo)
-            dd = np.full(n, 1.0 - c * self.di)
-            du = np.full(n - 1, -c * self.up)
-            dd[0] = dd[-1] = 1.0
-            du[0] = 0.0
-            dl[-1] = 0.0
-            dl_, d_, du_, du2, ipiv, info = lapack.dgttrf(dl, dd, du)
-            if info != 0:
-                raise PricingError("FD matrix is singular")
-            f = (dl_, d_, du_, du2, ipiv)
-            self._cache[key] = f
+            f = self._f[key] = _Factor(self, c)
         return f
 
-    def step_trbdf2(self, V: np.ndarray, d: float, bc_lo, bc_hi, bcm_lo, bcm_hi) -> np.ndarray:
-        """TR-BDF2 (L-stable, second order): trapezoidal to γd, then BDF2 to d."""
-        g = 2.0 - math.sqrt(2.0)
-        U = self.step_cn(V, g * d, bcm_lo, bcm_hi)
-        W = (U.T - (1 - g) ** 2 * V.T) * (1.0 / (g * (2 - g)))  # (ncol, n), C-contiguous
-        W[:, 0], W[:, -1] = bc_lo, bc_hi
-        dl, dd, du, du2, ipiv = self.factor((1 - g) / (2 - g) * d, 1.0)
-        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, W.T, overwrite_b=1)
-        return x
+    def boundary(self, V: np.ndarray, cl: float, ch: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boundary values (one per column) for the next time level: Dirichlet values or extrapolation from V."""
+        E = V[:, self.edge]
+        return E @ self.wl + cl, E @ self.wh + ch
 
-    def step(self, V: np.ndarray, d: float, theta: float, bc_lo: np.ndarray, bc_hi: np.ndarray) -> np.ndarray:
-        """One θ-step. V is (n, ncol) column-major; work on its transpose so stencils are contiguous."""
-        c = (1.0 - theta) * d
-        Vt = V.T
-        W = Vt.copy()  # (ncol, n) C-contiguous == (n, ncol) Fortran for LAPACK
-        if c:
-            W[:, 1:-1] += (c * self.lo) * Vt[:, :-2] + (c * self.di) * Vt[:, 1:-1] + (c * self.up) * Vt[:, 2:]
-        W[:, 0] = bc_lo
-        W[:, -1] = bc_hi
-        dl, dd, du, du2, ipiv = self.factor(d, theta)
-        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, W.T, overwrite_b=1)
-        return x
+    # ---- steps: V is (ncol, n), C-contiguous (each state a contiguous row); they return a new array ------------
+    def step(self, V: np.ndarray, d: float, theta: float, bl, bh) -> np.ndarray:
+        """One θ-step of length d from V, boundary values bl/bh (one per column) at the new time."""
+        f = self.factor(theta * d)
+        if theta < 1.0:
+            ce = (1.0 - theta) * d
+            R = V.copy()
+            R[:, 1:-1] += (ce * self.lo) * V[:, :-2] + (ce * self.di) * V[:, 1:-1] + (ce * self.up) * V[:, 2:]
+            if f.rs is not None:
+                R *= f.rs
+        else:
+            R = V * f.rs if f.rs is not None else V.copy()
+        R[:, 1] += f.kl * bl
+        R[:, -2] += f.kh * bh
+        f.solve(R)
+        if f.rs is not None:
+            R *= self.D
+        R[:, 0] = bl
+        R[:, -1] = bh
+        return R
 
-    def step_cn(self, V: np.ndarray, d: float, bc_lo, bc_hi) -> np.ndarray:
-        """Crank–Nicolson without the explicit stencil: with A = I − (d/2)L, (I + (d/2)L) = 2I − A, so
-        U = A⁻¹(2I − A)V = 2A⁻¹V − V; the boundary rows of A are identity rows, and feeding
-        (bc + V)/2 there makes U take the boundary value bc."""
-        W = V.T.copy()
-        W[:, 0] = 0.5 * (bc_lo + W[:, 0])
-        W[:, -1] = 0.5 * (bc_hi + W[:, -1])
-        dl, dd, du, du2, ipiv = self.factor(d, 0.5)
-        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, W.T, overwrite_b=1)
-        x *= 2.0
-        x -= V
-        return x
-
-
-class _LVStepper(_Stepper):
-    """`_Stepper` with node-dependent coefficients from σ(x, t), reset for each time step (`at`)."""
-
-    def __init__(self, n: int, dz: float, x: np.ndarray, local_vol, r: float, q: float):
-        self.n, self.dz, self.x_in, self.lv, self.r, self.q = n, dz, x[1:-1], local_vol, r, q
-        self._cache = {}
-        self._t = None
-
-    def at(self, t: float) -> None:
-        if t == self._t:
-            return
-        self._t = t
-        sig = np.asarray(self.lv(self.x_in, t), dtype=float)
-        a = 0.5 * sig * sig / (self.dz * self.dz)
-        mu = (self.r - self.q - 0.5 * sig * sig) / (2 * self.dz)
-        self.lo, self.di, self.up = a - mu, -2 * a - self.r, a + mu  # interior rows (n − 2,)
-        self._cache = {}
-
-    def factor(self, d: float, theta: float):
-        key = (int(d * 1e13 + 0.5), theta)
-        f = self._cache.get(key)
-        if f is None:
-            n, c = self.n, theta * d
-            dl = np.zeros(n - 1)
-            dd = np.ones(n)
-            du = np.zeros(n - 1)
-            dl[:-1] = -c * self.lo
-            dd[1:-1] = 1.0 - c * self.di
-            du[1:] = -c * self.up
-            dl_, d_, du_, du2, ipiv, info = lapack.dgttrf(dl, dd, du)
-            if info != 0:
-                raise PricingError("FD matrix is singular")
-            f = (dl_, d_, du_, du2, ipiv)
-            self._cache[key] = f
-        return f
+    def step_trbdf2(self, V: np.ndarray, d: float, cl: float = 0.0, ch: float = 0.0, clm: float = 0.0,
+                    chm: float = 0.0) -> np.ndarray:
+        """TR-BDF2 (L-stable, second order): trapezoidal to γd, then BDF2 to d. γ = 2 − √2 makes both stages'
+        matrices A = I − (γd/2)L: one factorisation. With Y = A⁻¹Ṽ the trapezoidal stage is U = 2Y − V (Ṽ: V with
+        (bc_m + V)/2 on the boundary rows, so U takes the value bc_m there) and the BDF2 right-hand side
+        (U − (1 − γ)²V)/(γ(2 − γ)) is αY + βV. cl/ch (clm/chm): Dirichlet values at the new (intermediate) time;
+        everything the boundaries contribute is one small product with the edge values of V."""
+        f = self.factor(_G * d * 0.5)
+        C = V[:, self.edge] @ f.M
+        if cl or ch or clm or chm:
+            C += (_ALPHA * f.kl * 0.5 * clm, _ALPHA * f.kh * 0.5 * chm, f.kl * cl, f.kh * ch, cl, ch)
+        R = V * f.a_rs
+        R[:, 1] += C[:, 0]
+        R[:, -2] += C[:, 1]
+        f.solve(R)
+        R += V * f.b_rs
+        R[:, 1] += C[:, 2]
+        R[:, -2] += C[:, 3]
+        f.solve(R)
+        if f.rs is not None:
+            R *= self.D
+        R[:, 0] = C[:, 4]
+        R[:, -1] = C[:, 5]
+        return R
 
 
 SCHEME = "trbdf2"  # "cn" | "trbdf2" | "implicit": TR-BDF2 damps the daily knock-in jumps that CN rings on
@@ -320,7 +365,13 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     dz = z[1] - z[0]
     x = np.exp(z)
     tgrid = _time_grid(res, time_steps)
-    stepper = _Stepper(n, dz, sigma, r, q) if local_vol is None else _LVStepper(n, dz, x, local_vol, r, q)
+    cont_kos = [ko for ko in res.knock_outs if ko.monitoring == "continuous"]
+    sides = {"lo_fixed": any(ko.direction == "down" for ko in cont_kos),
+             "hi_fixed": any(ko.direction == "up" for ko in cont_kos)}
+    if local_vol is None:  # time-homogeneous: one operator, one factorisation per distinct step size
+        op = _Operator.black_scholes(n, dz, sigma, r, q, **sides)
+    else:  # σ(x, t) at each step's mid time: an operator (and its factorisations) per step
+        x_in = x[1:-1]
 
     # ---- states -------------------------------------------------------------------------
     ki = res.knock_in
@@ -334,50 +385,55 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     def col(k, u):
         return k * n_mem + u
 
-    # ---- terminal values ----------------------------------------------------------------
+    # ---- terminal values: V[col] is one state's values on the grid ----------------------------
     pay_nki = _cell_avg_payoff(res.legs, z, dz)
     pay_ki = _cell_avg_payoff(res.legs_ki, z, dz) if res.legs_ki is not None else pay_nki
     if ki is not None and ki.monitoring == "maturity" and not res.knocked_in:
         hit = (x <= ki.level) if ki.direction == "down" else (x >= ki.level)
         pay_nki = np.where(hit, pay_ki, pay_nki)
-    V = np.empty((n, ncol), order="F")
+    V = np.empty((ncol, n))
     for k in range(n_ki):
-        base = pay_ki if (res.knocked_in or k == 1) else pay_nki
-        for u in range(n_mem):
-            V[:, col(k, u)] = base
+        V[k * n_mem:(k + 1) * n_mem] = pay_ki if (res.knocked_in or k == 1) else pay_nki
 
     # ---- event lookup ------------------------------------------------------------------
     def idx_map(times):  # keys rounded exactly as the time grid's (np.round), so lookups cannot miss
         return {k: i for i, k in enumerate(np.round(np.asarray(times, dtype=float), 10).tolist())}
 
+    def as_slice(mask: np.ndarray):  # x is increasing: a level's mask is a prefix or a suffix of the grid
+        k = int(mask.sum())
+        if k == 0 or mask[:k].all():
+            return slice(0, k)
+        if mask[n - k:].all():
+            return slice(n - k, n)
+        return mask
+
     ko_maps = [(ko, idx_map(ko.times)) for ko in res.knock_outs if ko.monitoring == "discrete"]
     ki_map = idx_map(ki.times) if two_states else {}
     cp_map = idx_map(strip.times) if strip is not None else {}
-    cont_kos = [ko for ko in res.knock_outs if ko.monitoring == "continuous"]
     ko_keys = set().union(*[set(m) for _, m in ko_maps]) if ko_maps else set()
-    ki_hit = ((x <= ki.level) if ki.direction == "down" else (x >= ki.level)) if two_states else None
+    ki_hit = as_slice((x <= ki.level) if ki.direction == "down" else (x >= ki.level)) if two_states else None
     past_amounts = tuple(getattr(strip, "past_amounts", ()) or ()) if strip is not None else ()
 
-    def cont_bc(t: float, direction: str) -> float | None:
+    def cont_bc(t: float, direction: str) -> float:
         for ko in cont_kos:
             if ko.direction == direction:
                 rb = ko.rebate
                 return rb * math.exp(-r * (T - t)) if ko.rebate_at == "maturity" else rb
-        return None
+        return 0.0
 
     def apply_events(V: np.ndarray, t: float, key: float) -> tuple[np.ndarray, bool]:
+        """V is this solve's own array: changed in place where it can be (vectorised masks, no per-node work)."""
         jump = False
         # forward order at one date: coupon, knock-out, knock-in. Backward: build V_pre from V_post.
-        post = V
-        # knock-in (only affects the not-knocked-in column)
+        # knock-in (only affects the not-knocked-in columns)
         if two_states and key in ki_map:
-            post = post.copy(order="F")
-            for u in range(n_mem):
-                post[ki_hit, col(0, u)] = post[ki_hit, col(1, u)]
+            V[:n_mem, ki_hit] = V[n_mem:, ki_hit]
         if key not in ko_keys and key not in cp_map:
-            return post, False
+            return V, False
+        post = V
         ko_mask = np.zeros(n, dtype=bool)
         ko_val = np.zeros(n)
+        hits = []
         for ko, m in ko_maps:
             if key in m:
                 i = m[key]
@@ -385,67 +441,68 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
                 if ko.rebate_at == "maturity":
                     rb *= math.exp(-r * (T - t))
                 hit = (x >= lvl) if ko.direction == "up" else (x <= lvl)
+                hits.append((hit, rb))
                 ko_val = np.where(hit & ~ko_mask, rb, ko_val)
                 ko_mask |= hit
                 jump = True
-        if ko_mask.any() or (key in cp_map):
-            pre = np.where(ko_mask[:, None], ko_val[:, None], post)
-        else:
-            pre = post
-        if strip is not None and key in cp_map:
-            jump = True
-            i = cp_map[key]
-            amounts_all = list(past_amounts) + list(strip.amounts)
-            i_all = len(past_amounts) + i
-            paid = x >= strip.barriers[i]
-            newV = np.empty_like(pre)
-            for k in range(n_ki):
-                for u in range(n_mem):
-                    if mem:
-                        lo_i = max(0, i_all - u)
-                        amt = sum(amounts_all[lo_i:i_all + 1]) if i_all - u >= 0 else sum(amounts_all[:i_all + 1])
-                        cont_paid = np.where(ko_mask, ko_val, post[:, col(k, 0)])
-                        cont_miss = np.where(ko_mask, ko_val, post[:, col(k, min(u + 1, n_mem - 1))])
-                    else:
-                        amt = strip.amounts[i]
-                        cont_paid = cont_miss = pre[:, col(k, u)]
-                    newV[:, col(k, u)] = np.where(paid, amt + cont_paid, cont_miss)
-            pre = newV
-        return pre, jump
+        if strip is None or key not in cp_map:
+            if len(hits) == 1:  # one knock-out level: its side of the grid takes the rebate
+                V[:, as_slice(hits[0][0])] = hits[0][1]
+                return V, jump
+            return np.where(ko_mask[None, :], ko_val[None, :], V), jump
+        pre = np.where(ko_mask[None, :], ko_val[None, :], post)
+        jump = True
+        i = cp_map[key]
+        amounts_all = list(past_amounts) + list(strip.amounts)
+        i_all = len(past_amounts) + i
+        paid = x >= strip.barriers[i]
+        newV = np.empty_like(pre)
+        for k in range(n_ki):
+            for u in range(n_mem):
+                if mem:
+                    lo_i = max(0, i_all - u)
+                    amt = sum(amounts_all[lo_i:i_all + 1]) if i_all - u >= 0 else sum(amounts_all[:i_all + 1])
+                    cont_paid = np.where(ko_mask, ko_val, post[col(k, 0)])
+                    cont_miss = np.where(ko_mask, ko_val, post[col(k, min(u + 1, n_mem - 1))])
+                else:
+                    amt = strip.amounts[i]
+                    cont_paid = cont_miss = pre[col(k, u)]
+                newV[col(k, u)] = np.where(paid, amt + cont_paid, cont_miss)
+        return newV, jump
 
     tkeys = np.round(tgrid, 10).tolist()
     V, jump = apply_events(V, T, tkeys[-1])
+    fixed = bool(cont_kos)
     rannacher = 2  # after the payoff
     steps = 0
-    for j in range(len(tgrid) - 1, 0, -1):
-        t1, t0 = tgrid[j], tgrid[j - 1]
+    tl = tgrid.tolist()
+    for j in range(len(tl) - 1, 0, -1):
+        t1, t0 = tl[j], tl[j - 1]
         d = t1 - t0
         if local_vol is not None:
-            stepper.at(0.5 * (t0 + t1))
-        lo_b = cont_bc(t0, "down")
-        hi_b = cont_bc(t0, "up")
-        bl = np.full(ncol, lo_b) if lo_b is not None else 2 * V[1] - V[2]
-        bh = np.full(ncol, hi_b) if hi_b is not None else 2 * V[-2] - V[-3]
+            op = _Operator.black_scholes(n, dz, np.asarray(local_vol(x_in, 0.5 * (t0 + t1)), dtype=float), r, q,
+                                         **sides)
+        cl = cont_bc(t0, "down") if fixed else 0.0
+        ch = cont_bc(t0, "up") if fixed else 0.0
         if rannacher:
-            tm = t0 + 0.5 * d
-            blm = np.full(ncol, cont_bc(tm, "down")) if lo_b is not None else bl
-            bhm = np.full(ncol, cont_bc(tm, "up")) if hi_b is not None else bh
-            V = stepper.step(V, 0.5 * d, 1.0, blm, bhm)
-            V = stepper.step(V, 0.5 * d, 1.0, bl, bh)
+            bl, bh = op.boundary(V, cl, ch)
+            blm, bhm = op.boundary(V, cont_bc(t0 + 0.5 * d, "down"), cont_bc(t0 + 0.5 * d, "up")) if fixed else (bl, bh)
+            V = op.step(V, 0.5 * d, 1.0, blm, bhm)
+            V = op.step(V, 0.5 * d, 1.0, bl, bh)
             rannacher -= 1
         elif SCHEME == "trbdf2":
-            tm = t1 - (2.0 - math.sqrt(2.0)) * d
-            blm = np.full(ncol, cont_bc(tm, "down")) if lo_b is not None else bl
-            bhm = np.full(ncol, cont_bc(tm, "up")) if hi_b is not None else bh
-            V = stepper.step_trbdf2(V, d, bl, bh, blm, bhm)
-        elif SCHEME == "implicit":
-            V = stepper.step(V, d, 1.0, bl, bh)
+            if fixed:
+                tm = t1 - _G * d
+                V = op.step_trbdf2(V, d, cl, ch, cont_bc(tm, "down"), cont_bc(tm, "up"))
+            else:
+                V = op.step_trbdf2(V, d)
         else:
-            V = stepper.step(V, d, 0.5, bl, bh)
+            bl, bh = op.boundary(V, cl, ch)
+            V = op.step(V, d, 1.0 if SCHEME == "implicit" else 0.5, bl, bh)
         steps += 1
         if t0 > 1e-12:
             V, jump = apply_events(V, t0, tkeys[j - 1])
             if jump:
                 rannacher = max(rannacher, 1)
     start_col = col(1 if (two_states and res.knocked_in) else 0, min(res.unpaid_coupons, n_mem - 1) if mem else 0)
-    return FDSolution(z, V[:, start_col].copy(), res.spot_x, steps, n)
+    return FDSolution(z, V[start_col].copy(), res.spot_x, steps, n)
