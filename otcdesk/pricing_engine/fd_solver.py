@@ -187,47 +187,63 @@ def _cell_avg_payoff(legs, z: np.ndarray, dz: float) -> np.ndarray:
 
 
 class _Factor:
-    """(I − cL) with the Dirichlet rows eliminated (their couplings go to the right-hand side), factorised once.
+    """(I − cL) factorised once, in the unknowns D⁻¹V of its `_Operator` (V̂ below).
 
-    Symmetric case (`rs` not None): D⁻¹(I − cL)D is symmetric positive definite for the diagonal scaling D of
-    `_Operator`, so LAPACK's dpttrf/dpttrs (LDLᵀ: no pivoting, no division in the solve's recurrences) is used;
-    right-hand sides are scaled by D⁻¹ (`rs`) and solutions by D. Otherwise dgttrf/dgttrs (`rs` is None).
-    `M` maps the six edge values V[:, (0, 1, 2, n−3, n−2, n−1)] of a TR-BDF2 step to what its boundaries add."""
+    Symmetric case (`sym`): D⁻¹(I − cL)D is symmetric positive definite, so LAPACK's dpttrf/dpttrs (LDLᵀ: no
+    pivoting, no division in the solve's recurrences) is used. Its boundary rows become penalty rows
+    P·v̂₀ + s·v̂₁ = P·value (s the symmetric partner of row 1's coupling to node 0, P = 1e16 × the largest diagonal),
+    so v̂₀ = value to 1e-16 relative while row 1 keeps its exact coupling. Otherwise (LU, dgttrf/dgttrs, D = 1) the
+    boundary rows are identity rows. Either way a boundary value b enters as the right-hand side `pb`·b.
+    `M`/`Mt` map the six edge values V̂[:, (0, 1, 2, n−3, n−2, n−1)] to what a TR-BDF2 / θ step puts on the
+    boundary rows (linear extrapolation, or nothing on a Dirichlet side, whose value is added)."""
 
-    __slots__ = ("kl", "kh", "rs", "solve", "a_rs", "b_rs", "M")
+    __slots__ = ("sym", "pb", "solve", "M")
 
     def __init__(self, op: "_Operator", c: float):
         n = op.n
         dd = np.ones(n)
         dd[1:-1] = 1.0 - c * op.di
-        self.rs = None
-        if op.D is not None:
-            e = np.zeros(n - 1)
+        self.sym = False
+        if op.sym:
+            P = 1e16 * float(np.abs(dd).max())
+            dd[0] = dd[-1] = P
+            e = np.empty(n - 1)
             e[1:-1] = -c * op.off
+            e[0] = -c * op.lo[0] * op.D[0] / op.D[1]
+            e[-1] = -c * op.up[-1] * op.D[-1] / op.D[-2]
             d_, e_, info = _pttrf(dd, e)
             if info == 0:
-                self.rs = op.Dinv
+                self.sym, self.pb = True, P
                 self.solve = lambda R: _pttrs(d_, e_, R.T, overwrite_b=1)
-        if self.rs is None:
+            dd[0] = dd[-1] = 1.0
+        if not self.sym:
+            if op.sym:
+                raise PricingError("FD matrix is not positive definite")
             dl = np.zeros(n - 1)
             du = np.zeros(n - 1)
-            dl[1:-1] = -c * op.lo[1:]
-            du[1:-1] = -c * op.up[:-1]
+            dl[:-1] = -c * op.lo
+            du[1:] = -c * op.up
             dl_, d_, du_, du2, ipiv, info = lapack.dgttrf(dl, dd, du)
             if info != 0:
                 raise PricingError("FD matrix is singular")
+            self.pb = 1.0
             self.solve = lambda R: lapack.dgttrs(dl_, d_, du_, du2, ipiv, R.T, overwrite_b=1)
-        rs = self.rs if self.rs is not None else np.ones(n)
-        # row 1's coupling to node 0 and row n−2's to node n−1, moved to the (scaled) right-hand side
-        self.kl, self.kh = c * op.lo[0] * rs[1], c * op.up[-1] * rs[-2]
-        self.a_rs, self.b_rs = _ALPHA * rs, _BETA * rs
-        u0, u5 = np.eye(6)[0], np.eye(6)[5]
-        wl, wh = op.wl, op.wh
-        self.M = np.column_stack([_ALPHA * self.kl * 0.5 * (wl + u0), _ALPHA * self.kh * 0.5 * (wh + u5),
-                                  self.kl * wl, self.kh * wh, wl, wh])
+        # TR-BDF2: [trapezoidal stage's rows 0, n−1 (α·(bc + v)/2, see step_trbdf2), BDF2 stage's rows 0, n−1]
+        M = np.empty((6, 4))
+        M[:, 2], M[:, 3] = op.wl, op.wh
+        M[:, 0] = M[:, 2] + _U0
+        M[:, 1] = M[:, 3] + _U5
+        M[:, :2] *= 0.5 * _ALPHA
+        M *= self.pb
+        self.M = M
 
 
 _pttrf, _pttrs = lapack.dpttrf, lapack.dpttrs
+_U0, _U5 = np.eye(6)[0], np.eye(6)[5]
+
+
+def _edge(n: int) -> np.ndarray:
+    return np.array([0, 1, 2, n - 3, n - 2, n - 1])
 _G = 2.0 - math.sqrt(2.0)  # TR-BDF2's γ
 _ALPHA = 2.0 / (_G * (2.0 - _G))
 _BETA = -(1.0 + (1.0 - _G) ** 2) / (_G * (2.0 - _G))
@@ -237,29 +253,37 @@ class _Operator:
     """Interior rows of L = ½σ²∂zz + (r − q − ½σ²)∂z − r on the grid (`lo`, `di`, `up`, one entry per interior node),
     with the factorisations of (I − cL) it has needed, one per distinct c (equal steps share one).
 
-    L is tridiagonal with lo[i+1]·up[i] > 0 (the usual case: diffusion dominates drift on the grid), so the diagonal
-    D with D[i+1]/D[i] = √(lo[i+1]/up[i]) makes D⁻¹LD symmetric; `D` is None when that fails (then LU).
+    Steps work on V̂ = D⁻¹V (the caller keeps its values so scaled): L is tridiagonal with lo[i+1]·up[i] > 0 (the
+    usual case: diffusion dominates drift on the grid), and D with D[i+1]/D[i] = √(lo[i+1]/up[i]) makes D⁻¹LD
+    symmetric (`sym`); D = 1 and LU when that fails. D[0] = D[1], D[n−1] = D[n−2].
     Boundaries: a Dirichlet side (`lo_fixed`/`hi_fixed`, a continuous barrier) takes the value given per step,
     otherwise the value extrapolated linearly from the previous time level (`wl`/`wh`: weights on the edge values)."""
 
     def __init__(self, n: int, lo, di, up, lo_fixed: bool = False, hi_fixed: bool = False):
         m = n - 2
         self.n = n
-        self.lo, self.di, self.up = (np.broadcast_to(np.asarray(a, dtype=float), (m,)) for a in (lo, di, up))
-        self.edge = np.array([0, 1, 2, n - 3, n - 2, n - 1])
-        self.wl = np.zeros(6) if lo_fixed else np.array([0.0, 2.0, -1.0, 0.0, 0.0, 0.0])
-        self.wh = np.zeros(6) if hi_fixed else np.array([0.0, 0.0, 0.0, -1.0, 2.0, 0.0])
+        self.lo, self.di, self.up = (a if np.ndim(a) else np.full(m, float(a)) for a in (lo, di, up))
+        self.edge = _edge(n)
         self.D = self.Dinv = None
+        self.sym = False
         self._f: dict[int, _Factor] = {}
         lo1, up0 = self.lo[1:], self.up[:-1]
-        if np.all(lo1 > 0) and np.all(up0 > 0):
-            logd = np.concatenate(([0.0], np.cumsum(0.5 * (np.log(lo1) - np.log(up0)))))
+        if self.lo.min() > 0 and self.up.min() > 0:
+            logd = np.empty(m)
+            logd[0] = 0.0
+            np.cumsum(np.log(lo1 / up0), out=logd[1:])
+            logd *= 0.5
             logd -= 0.5 * (logd.max() + logd.min())
             if np.abs(logd).max() < 300.0:
-                D = np.ones(n)
-                D[1:-1] = np.exp(logd)
-                self.D, self.Dinv = D, 1.0 / D
+                D = np.empty(n)
+                np.exp(logd, out=D[1:-1])
+                D[0], D[-1] = D[1], D[-2]
+                self.D, self.Dinv, self.sym = D, 1.0 / D, True
                 self.off = np.sqrt(lo1 * up0)
+        D = self.D if self.sym else np.ones(n)
+        # boundary value = edge values (of V̂) · w (+ the Dirichlet value); in V: 2v₁ − v₂ at the low end
+        self.wl = np.zeros(6) if lo_fixed else np.array([0.0, 2.0 * D[1], -D[2], 0.0, 0.0, 0.0]) / D[0]
+        self.wh = np.zeros(6) if hi_fixed else np.array([0.0, 0.0, 0.0, -D[-3], 2.0 * D[-2], 0.0]) / D[-1]
 
     @classmethod
     def black_scholes(cls, n: int, dz: float, sigma, r: float, q: float, **sides) -> "_Operator":
@@ -274,55 +298,63 @@ class _Operator:
             f = self._f[key] = _Factor(self, c)
         return f
 
-    def boundary(self, V: np.ndarray, cl: float, ch: float) -> tuple[np.ndarray, np.ndarray]:
-        """Boundary values (one per column) for the next time level: Dirichlet values or extrapolation from V."""
-        E = V[:, self.edge]
-        return E @ self.wl + cl, E @ self.wh + ch
+    def scale(self, V: np.ndarray) -> np.ndarray:
+        """V → V̂ = D⁻¹V (a new array)."""
+        return V * self.Dinv if self.sym else V.copy()
 
-    # ---- steps: V is (ncol, n), C-contiguous (each state a contiguous row); they return a new array ------------
-    def step(self, V: np.ndarray, d: float, theta: float, bl, bh) -> np.ndarray:
-        """One θ-step of length d from V, boundary values bl/bh (one per column) at the new time."""
+    def unscale(self, W: np.ndarray) -> np.ndarray:
+        """V̂ → V (a new array)."""
+        return W * self.D if self.sym else W.copy()
+
+    def boundary(self, W: np.ndarray, cl: float, ch: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boundary values of V̂ (one per column) for the next time level: Dirichlet values or extrapolation."""
+        E = W.take(self.edge, axis=1)
+        return np.dot(E, self.wl) + cl / self._d0(), np.dot(E, self.wh) + ch / self._dn()
+
+    def _d0(self) -> float:
+        return self.D[0] if self.sym else 1.0
+
+    def _dn(self) -> float:
+        return self.D[-1] if self.sym else 1.0
+
+    # ---- steps on V̂, (ncol, n) C-contiguous (each state a contiguous row); they return a new array --------------
+    def step(self, W: np.ndarray, d: float, theta: float, bl, bh) -> np.ndarray:
+        """One θ-step of length d, boundary values bl/bh (of V̂, one per column) at the new time."""
         f = self.factor(theta * d)
         if theta < 1.0:
             ce = (1.0 - theta) * d
+            V = self.unscale(W)
             R = V.copy()
             R[:, 1:-1] += (ce * self.lo) * V[:, :-2] + (ce * self.di) * V[:, 1:-1] + (ce * self.up) * V[:, 2:]
-            if f.rs is not None:
-                R *= f.rs
+            if self.sym:
+                R *= self.Dinv
         else:
-            R = V * f.rs if f.rs is not None else V.copy()
-        R[:, 1] += f.kl * bl
-        R[:, -2] += f.kh * bh
+            R = W.copy()
+        R[:, 0] = f.pb * bl
+        R[:, -1] = f.pb * bh
         f.solve(R)
-        if f.rs is not None:
-            R *= self.D
-        R[:, 0] = bl
-        R[:, -1] = bh
         return R
 
-    def step_trbdf2(self, V: np.ndarray, d: float, cl: float = 0.0, ch: float = 0.0, clm: float = 0.0,
+    def step_trbdf2(self, W: np.ndarray, d: float, cl: float = 0.0, ch: float = 0.0, clm: float = 0.0,
                     chm: float = 0.0) -> np.ndarray:
         """TR-BDF2 (L-stable, second order): trapezoidal to γd, then BDF2 to d. γ = 2 − √2 makes both stages'
         matrices A = I − (γd/2)L: one factorisation. With Y = A⁻¹Ṽ the trapezoidal stage is U = 2Y − V (Ṽ: V with
         (bc_m + V)/2 on the boundary rows, so U takes the value bc_m there) and the BDF2 right-hand side
         (U − (1 − γ)²V)/(γ(2 − γ)) is αY + βV. cl/ch (clm/chm): Dirichlet values at the new (intermediate) time;
-        everything the boundaries contribute is one small product with the edge values of V."""
+        what the boundaries contribute is one small product with the edge values."""
         f = self.factor(_G * d * 0.5)
-        C = V[:, self.edge] @ f.M
+        C = np.dot(W.take(self.edge, axis=1), f.M)
         if cl or ch or clm or chm:
-            C += (_ALPHA * f.kl * 0.5 * clm, _ALPHA * f.kh * 0.5 * chm, f.kl * cl, f.kh * ch, cl, ch)
-        R = V * f.a_rs
-        R[:, 1] += C[:, 0]
-        R[:, -2] += C[:, 1]
+            C += f.pb * np.array([_ALPHA * 0.5 * clm / self._d0(), _ALPHA * 0.5 * chm / self._dn(),
+                                  cl / self._d0(), ch / self._dn()])
+        R = W * _ALPHA
+        R[:, 0] = C[:, 0]
+        R[:, -1] = C[:, 1]
         f.solve(R)
-        R += V * f.b_rs
-        R[:, 1] += C[:, 2]
-        R[:, -2] += C[:, 3]
+        R += W * _BETA
+        R[:, 0] = C[:, 2]
+        R[:, -1] = C[:, 3]
         f.solve(R)
-        if f.rs is not None:
-            R *= self.D
-        R[:, 0] = C[:, 4]
-        R[:, -1] = C[:, 5]
         return R
 
 
@@ -371,7 +403,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     if local_vol is None:  # time-homogeneous: one operator, one factorisation per distinct step size
         op = _Operator.black_scholes(n, dz, sigma, r, q, **sides)
     else:  # σ(x, t) at each step's mid time: an operator (and its factorisations) per step
-        x_in = x[1:-1]
+        x_in, op = x[1:-1], None
 
     # ---- states -------------------------------------------------------------------------
     ki = res.knock_in
@@ -421,13 +453,16 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
                 return rb * math.exp(-r * (T - t)) if ko.rebate_at == "maturity" else rb
         return 0.0
 
-    def apply_events(V: np.ndarray, t: float, key: float) -> tuple[np.ndarray, bool]:
-        """V is this solve's own array: changed in place where it can be (vectorised masks, no per-node work)."""
-        jump = False
-        # forward order at one date: coupon, knock-out, knock-in. Backward: build V_pre from V_post.
-        # knock-in (only affects the not-knocked-in columns)
+    def knock_in(V: np.ndarray, key: float) -> None:
+        """The not-knocked-in columns take the knocked-in values where the level is hit (in place; the same on V
+        and on V̂ = D⁻¹V, whose columns share one scaling)."""
         if two_states and key in ki_map:
             V[:n_mem, ki_hit] = V[n_mem:, ki_hit]
+
+    def apply_events(V: np.ndarray, t: float, key: float) -> tuple[np.ndarray, bool]:
+        """Knock-out and coupon observations at t, after `knock_in` (forward order at one date: coupon, knock-out,
+        knock-in; backward: V_pre from V_post). V is this solve's own array: changed in place where it can be."""
+        jump = False
         if key not in ko_keys and key not in cp_map:
             return V, False
         post = V
@@ -471,38 +506,47 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
         return newV, jump
 
     tkeys = np.round(tgrid, 10).tolist()
+    knock_in(V, tkeys[-1])
     V, jump = apply_events(V, T, tkeys[-1])
     fixed = bool(cont_kos)
     rannacher = 2  # after the payoff
     steps = 0
     tl = tgrid.tolist()
+    W = op.scale(V) if local_vol is None else None  # the steps' unknowns V̂ = D⁻¹V
     for j in range(len(tl) - 1, 0, -1):
         t1, t0 = tl[j], tl[j - 1]
         d = t1 - t0
-        if local_vol is not None:
+        if local_vol is not None:  # new coefficients: V̂ moves to the new operator's scaling
+            V = V if W is None else op.unscale(W)
             op = _Operator.black_scholes(n, dz, np.asarray(local_vol(x_in, 0.5 * (t0 + t1)), dtype=float), r, q,
                                          **sides)
+            W = op.scale(V)
         cl = cont_bc(t0, "down") if fixed else 0.0
         ch = cont_bc(t0, "up") if fixed else 0.0
         if rannacher:
-            bl, bh = op.boundary(V, cl, ch)
-            blm, bhm = op.boundary(V, cont_bc(t0 + 0.5 * d, "down"), cont_bc(t0 + 0.5 * d, "up")) if fixed else (bl, bh)
-            V = op.step(V, 0.5 * d, 1.0, blm, bhm)
-            V = op.step(V, 0.5 * d, 1.0, bl, bh)
+            bl, bh = op.boundary(W, cl, ch)
+            blm, bhm = op.boundary(W, cont_bc(t0 + 0.5 * d, "down"), cont_bc(t0 + 0.5 * d, "up")) if fixed else (bl, bh)
+            W = op.step(W, 0.5 * d, 1.0, blm, bhm)
+            W = op.step(W, 0.5 * d, 1.0, bl, bh)
             rannacher -= 1
         elif SCHEME == "trbdf2":
             if fixed:
                 tm = t1 - _G * d
-                V = op.step_trbdf2(V, d, cl, ch, cont_bc(tm, "down"), cont_bc(tm, "up"))
+                W = op.step_trbdf2(W, d, cl, ch, cont_bc(tm, "down"), cont_bc(tm, "up"))
             else:
-                V = op.step_trbdf2(V, d)
+                W = op.step_trbdf2(W, d)
         else:
-            bl, bh = op.boundary(V, cl, ch)
-            V = op.step(V, d, 1.0 if SCHEME == "implicit" else 0.5, bl, bh)
+            bl, bh = op.boundary(W, cl, ch)
+            W = op.step(W, d, 1.0 if SCHEME == "implicit" else 0.5, bl, bh)
         steps += 1
         if t0 > 1e-12:
-            V, jump = apply_events(V, t0, tkeys[j - 1])
-            if jump:
-                rannacher = max(rannacher, 1)
+            key = tkeys[j - 1]
+            knock_in(W, key)
+            if key in ko_keys or key in cp_map:
+                V, jump = apply_events(op.unscale(W), t0, key)
+                W = op.scale(V)
+                if jump:
+                    rannacher = max(rannacher, 1)
+    V = op.unscale(W) if W is not None else V
     start_col = col(1 if (two_states and res.knocked_in) else 0, min(res.unpaid_coupons, n_mem - 1) if mem else 0)
     return FDSolution(z, V[start_col].copy(), res.spot_x, steps, n)
