@@ -46,18 +46,21 @@ class FDSolution:
     steps: int
     nodes: int
 
-    def _interp(self, arr: np.ndarray, z0: float) -> float:
+    def _interp(self, arr: np.ndarray, z0):
+        """Cubic Lagrange interpolation of `arr` (values on the nodes) at z0 (a float or an array)."""
         z = self.z
-        i = int(np.clip(np.searchsorted(z, z0) - 2, 0, len(z) - 4))
-        zz, vv = z[i:i + 4], arr[i:i + 4]
+        zq = np.asarray(z0, dtype=float)
+        i = np.clip(np.searchsorted(z, zq) - 2, 0, len(z) - 4)
+        zz = z[i[..., None] + np.arange(4)]
+        vv = arr[i[..., None] + np.arange(4)]
         out = 0.0
-        for j in range(4):  # cubic Lagrange
+        for j in range(4):
             w = 1.0
             for k in range(4):
                 if k != j:
-                    w *= (z0 - zz[k]) / (zz[j] - zz[k])
-            out += w * vv[j]
-        return float(out)
+                    w = w * (zq - zz[..., k]) / (zz[..., j] - zz[..., k])
+            out = out + w * vv[..., j]
+        return float(out) if np.ndim(out) == 0 else out
 
     def value_at(self, x: float) -> float:
         z0 = math.log(x)
@@ -377,7 +380,7 @@ def solve(res: ResolvedSchedule, model, grid_points: int = 800, time_steps: int 
         s1 = _solve(plain, model, grid_points, time_steps, local_vol)
         s2 = _solve(outpart, model, grid_points, time_steps, local_vol)
         # common grid: interpolate s1 onto s2's nodes (s2 is truncated at the barrier)
-        v1 = np.array([s1._interp(s1.values, zz) for zz in s2.z])
+        v1 = s1._interp(s1.values, s2.z)
         return FDSolution(s2.z, v1 + s2.values, res.spot_x, s1.steps + s2.steps, len(s2.z))
     return _solve(res, model, grid_points, time_steps, local_vol)
 
