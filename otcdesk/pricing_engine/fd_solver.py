@@ -10,16 +10,22 @@ PDE in z = ln x (x = S / initial_price), backward in time:
 - Crank–Nicolson (as TR-BDF2: a trapezoidal stage plus a BDF2 stage, second order and L-stable, so the
   daily knock-in projections do not ring), with Rannacher start-up (two implicit half steps) after maturity and after each
   knock-out / coupon observation, where the solution is discontinuous.
-- Knock-in: two coupled value columns, not-knocked-in and knocked-in, solved together (one LAPACK
-  tridiagonal factorisation, several right-hand sides); at a knock-in observation the not-knocked-in
-  column takes the knocked-in value where x <= level. Phoenix memory coupons add one column per
+- Knock-in: two coupled value columns, not-knocked-in and knocked-in, stepped together (one factorisation,
+  one solve with several right-hand sides); at a knock-in observation the not-knocked-in
+  column takes the knocked-in value where x <= level (one slice copy). Phoenix memory coupons add one column per
   number of unpaid coupons. A continuously monitored knock-in (barrier options) is priced by in–out
   parity: V = V(knocked-in payoff) + V(KO at the barrier of [payoff − knocked-in payoff]).
 - Far boundaries: Dirichlet values extrapolated linearly (in z) from the previous time level.
+- Linear algebra (`_Operator`): with a diagonal D (D[i+1]/D[i] = √(lower[i+1]/upper[i])) the matrices
+  I − cL become symmetric positive definite, so each is factorised once (LDLᵀ, LAPACK dpttrf) and solved by dpttrs,
+  whose recurrences have no division; the steps run on D⁻¹V, and boundary rows are penalty rows, so a step is a few
+  whole-array operations and two LAPACK calls. Flat vol: one operator, one factorisation per distinct step size (the
+  12-month daily snowball needs two: the day, and the Rannacher half day). When D does not exist (drift beating diffusion on a coarse grid) LU (dgttrf/dgttrs).
 
 - Local volatility (`local_vol(x, t)`, from a vol surface): the coefficients vary by node and by step, taken at
-  each step's mid time; the same schemes with one factorisation per step (`_LVStepper`). The grid's width
-  uses the model's reference vol.
+  each step's mid time; the same schemes with a new operator per step (its D, and one factorisation per distinct
+  step size within the step: one for TR-BDF2, one for the Rannacher half steps). Evaluating σ(x, t) dominates that
+  cost. The grid's width uses the model's reference vol.
 
 `solve(res, model, grid_points, time_steps, local_vol=None)` returns an `FDSolution` with the grid, the value
 columns at the valuation date, price, grid delta/gamma (in x) and an interpolator for a spot ladder.
