@@ -20,7 +20,8 @@ PDE in z = ln x (x = S / initial_price), backward in time:
   I − cL become symmetric positive definite, so each is factorised once (LDLᵀ, LAPACK dpttrf) and solved by dpttrs,
   whose recurrences have no division; the steps run on D⁻¹V, and boundary rows are penalty rows, so a step is a few
   whole-array operations and two LAPACK calls. Flat vol: one operator, one factorisation per distinct step size (the
-  12-month daily snowball needs two: the day, and the Rannacher half day). When D does not exist (drift beating diffusion on a coarse grid) LU (dgttrf/dgttrs).
+  12-month daily snowball needs two: the day, and the Rannacher half day). When D does not exist (drift beating
+  diffusion on a coarse grid) LU (dgttrf/dgttrs).
 
 - Local volatility (`local_vol(x, t)`, from a vol surface): the coefficients vary by node and by step, taken at
   each step's mid time; the same schemes with a new operator per step (its D, and one factorisation per distinct
