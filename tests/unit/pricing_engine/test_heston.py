@@ -1,6 +1,6 @@
 """Heston Monte Carlo (`pricing_engine.heston`) against QuantLib: a European call against AnalyticHestonEngine within
 3 standard errors (QE and full-truncation Euler), a down-and-out call against FdHestonBarrierEngine within 3 standard
-errors plus 2e-3 (continuous barrier monitored on a fine grid with the BGK shift at the average vol; stated in the
+errors plus 5e-4 (continuous barrier monitored on a fine grid with the BGK shift at the average vol; stated in the
 module), and a snowball with vanishing vol-of-variance against the GBM FD engine within 3 standard errors."""
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_down_and_out_call_vs_quantlib_fd_heston_barrier():
     opt.setPricingEngine(ql.FdHestonBarrierEngine(ql.HestonModel(proc), 200, 200, 100))
     ref = opt.NPV() / 100.0
     r = price_mc(spec, H, VD, EngineOptions(paths=100_000, steps_per_year=1000, seed=5, greeks=False))
-    assert abs(r.price - ref) < 3 * r.stderr + 2e-3, (r.price, ref, r.stderr)
+    assert abs(r.price - ref) < 3 * r.stderr + 5e-4, (r.price, ref, r.stderr)  # measured: 1.1 standard errors
     vanilla = price_mc(product_from_dict({"structure": "vanilla", "option_type": "call", "strike_pct": 100,
                                           "start_date": VD.isoformat(), "tenor": "6M", "initial_price": 100.0}),
                        H, VD, EngineOptions(paths=100_000, steps_per_year=1000, seed=5, greeks=False))
