@@ -8,7 +8,8 @@ of one calendar day plus every observation date), ladder (x levels, default 0.80
 
 `linear_in` serves solvers (a fair coupon or participation): the FD map from payoff amounts (leg weights, knock-out
 rebates, coupon amounts) to grid values is linear, so when the resolved schedule depends on the solved field only
-through those amounts, affinely (checked on a third value), two solves give the value for every value of the field.
+through those amounts, affinely (checked on a third value), the values at two values of the field (one pass with
+both sets of columns, `fd_solver.solve_many`) give the value at every value of the field.
 """
 from __future__ import annotations
 
@@ -45,23 +46,17 @@ class FDEngine:
     def solve(self, product, model, valuation_date, options: EngineOptions) -> fd_solver.FDSolution:
         return self._solve_resolved(product.resolve(valuation_date, model), model, valuation_date, options)
 
-    def _solve_resolved(self, res, model, valuation_date, options: EngineOptions,
-                        lv_cache: dict | None = None) -> fd_solver.FDSolution:
-        """`lv_cache`: σ(x, t) arrays kept by (t, grid) for solves on the same grid (they are most of a local-vol
-        solve's time)."""
-        lv = None
+    def _local_vol(self, res, model, valuation_date):
+        """σ(x, t) for the solver (x relative to the initial price, t from the valuation date), None for flat vol."""
         surf = model.surface
-        if surf is not None:
-            off, s0 = surface_time(model, valuation_date), res.initial_price
-            lv = lambda x, t: surf.local_vol(x * s0, t + off)  # noqa: E731
-            if lv_cache is not None:
-                def lv(x, t, _lv=lv):
-                    key = (t, len(x), float(x[0]), float(x[-1]))
-                    got = lv_cache.get(key)
-                    if got is None:
-                        got = lv_cache[key] = _lv(x, t)
-                    return got
-        return fd_solver.solve(res, model, options.grid_points, options.time_steps, lv)
+        if surf is None:
+            return None
+        off, s0 = surface_time(model, valuation_date), res.initial_price
+        return lambda x, t: surf.local_vol(x * s0, t + off)
+
+    def _solve_resolved(self, res, model, valuation_date, options: EngineOptions) -> fd_solver.FDSolution:
+        return fd_solver.solve(res, model, options.grid_points, options.time_steps,
+                               self._local_vol(res, model, valuation_date))
 
     def price(self, product, model, valuation_date, options: EngineOptions | None = None) -> PricingResult:
         options = options or EngineOptions()
@@ -104,8 +99,8 @@ class FDEngine:
         if not _affine(*res, 2.0):
             return None
         t0 = time.perf_counter()
-        cache: dict = {}  # same grid, same steps: the second solve reuses the first's local vols
-        sa, sb = (self._solve_resolved(r, model, vd, options, cache) for r in res[:2])
+        sa, sb = fd_solver.solve_many(res[:2], model, options.grid_points, options.time_steps,
+                                      self._local_vol(res[0], model, vd))  # one pass, two sets of columns
         elapsed = time.perf_counter() - t0
 
         def at(v: float):

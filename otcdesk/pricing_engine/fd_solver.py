@@ -345,18 +345,18 @@ class _Operator:
         f.solve(R)
         return R
 
-    def step_trbdf2(self, W: np.ndarray, d: float, cl: float = 0.0, ch: float = 0.0, clm: float = 0.0,
-                    chm: float = 0.0) -> np.ndarray:
+    def step_trbdf2(self, W: np.ndarray, d: float, fixed: np.ndarray | None = None) -> np.ndarray:
         """TR-BDF2 (L-stable, second order): trapezoidal to γd, then BDF2 to d. γ = 2 − √2 makes both stages'
         matrices A = I − (γd/2)L: one factorisation. With Y = A⁻¹Ṽ the trapezoidal stage is U = 2Y − V (Ṽ: V with
         (bc_m + V)/2 on the boundary rows, so U takes the value bc_m there) and the BDF2 right-hand side
-        (U − (1 − γ)²V)/(γ(2 − γ)) is αY + βV. cl/ch (clm/chm): Dirichlet values at the new (intermediate) time;
-        what the boundaries contribute is one small product with the edge values."""
+        (U − (1 − γ)²V)/(γ(2 − γ)) is αY + βV. `fixed`: Dirichlet values of V (ncol, 4): low and high side at the
+        intermediate time, then at the new time (zeros on a side that is not Dirichlet); what the boundaries
+        contribute is one small product with the edge values."""
         f = self.factor(_G * d * 0.5)
         C = np.dot(W.take(self.edge, axis=1), f.M)
-        if cl or ch or clm or chm:
-            C += f.pb * np.array([_ALPHA * 0.5 * clm / self._d0(), _ALPHA * 0.5 * chm / self._dn(),
-                                  cl / self._d0(), ch / self._dn()])
+        if fixed is not None:
+            C += fixed * (f.pb * np.array([_ALPHA * 0.5 / self._d0(), _ALPHA * 0.5 / self._dn(),
+                                           1.0 / self._d0(), 1.0 / self._dn()]))
         R = W * _ALPHA
         R[:, 0] = C[:, 0]
         R[:, -1] = C[:, 1]
@@ -384,12 +384,23 @@ def solve(res: ResolvedSchedule, model, grid_points: int = 800, time_steps: int 
         plain = _replace(res, legs=legs_ki, legs_ki=None, knock_in=None)
         ko = KnockOut(ki.direction, "continuous", (), (ki.level,), (0.0,), "hit")
         outpart = _replace(res, legs=tuple(res.legs) + neg, legs_ki=None, knock_in=None, knock_outs=(ko,))
-        s1 = _solve(plain, model, grid_points, time_steps, local_vol)
-        s2 = _solve(outpart, model, grid_points, time_steps, local_vol)
+        s1 = _solve((plain,), model, grid_points, time_steps, local_vol)[0]
+        s2 = _solve((outpart,), model, grid_points, time_steps, local_vol)[0]
         # common grid: interpolate s1 onto s2's nodes (s2 is truncated at the barrier)
         v1 = s1._interp(s1.values, s2.z)
         return FDSolution(s2.z, v1 + s2.values, res.spot_x, s1.steps + s2.steps, len(s2.z))
-    return _solve(res, model, grid_points, time_steps, local_vol)
+    return _solve((res,), model, grid_points, time_steps, local_vol)[0]
+
+
+def solve_many(group, model, grid_points: int = 800, time_steps: int | None = None,
+               local_vol=None) -> list[FDSolution]:
+    """`solve` for schedules that differ only in their amounts (leg weights, knock-out rebates, coupon amounts; the
+    same grid, dates, levels and states), in one pass: their value columns side by side, one solve per step."""
+    res = group[0]
+    ki = res.knock_in
+    if len(group) == 1 or (ki is not None and ki.monitoring == "continuous" and not res.knocked_in):
+        return [solve(r, model, grid_points, time_steps, local_vol) for r in group]
+    return _solve(tuple(group), model, grid_points, time_steps, local_vol)
 
 
 def _replace(res, **kw):
@@ -397,7 +408,11 @@ def _replace(res, **kw):
     return replace(res, **kw)
 
 
-def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | None, local_vol=None) -> FDSolution:
+def _solve(group: tuple[ResolvedSchedule, ...], model, grid_points: int, time_steps: int | None,
+           local_vol=None) -> list[FDSolution]:
+    """One pass for `group` (schedules equal but for their amounts, see `solve_many`): its first member gives the
+    grid, dates, levels and states; each member its own payoff, rebates and coupon amounts."""
+    res, G = group[0], len(group)
     if res.fixing_times or res.averaging:
         raise UnsupportedProductError("FD does not price Asian (path-average) payoffs")
     sigma, r, q = model.vol, model.rate, model.div
@@ -422,20 +437,24 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     mem = strip is not None and strip.memory
     n_mem = (res.unpaid_coupons + len(strip.times) + 1) if mem else 1
     n_ki = 2 if two_states else 1
-    ncol = n_ki * n_mem
+    ncol_g = n_ki * n_mem  # columns of one member of the group
+    ncol = G * ncol_g
 
     def col(k, u):
         return k * n_mem + u
 
     # ---- terminal values: V[col] is one state's values on the grid ----------------------------
-    pay_nki = _cell_avg_payoff(res.legs, z, dz)
-    pay_ki = _cell_avg_payoff(res.legs_ki, z, dz) if res.legs_ki is not None else pay_nki
     if ki is not None and ki.monitoring == "maturity" and not res.knocked_in:
-        hit = (x <= ki.level) if ki.direction == "down" else (x >= ki.level)
-        pay_nki = np.where(hit, pay_ki, pay_nki)
-    V = np.empty((ncol, n))
-    for k in range(n_ki):
-        V[k * n_mem:(k + 1) * n_mem] = pay_ki if (res.knocked_in or k == 1) else pay_nki
+        ki_mat_hit = (x <= ki.level) if ki.direction == "down" else (x >= ki.level)
+    V = np.empty((G, n_ki, n_mem, n))
+    for g, rg in enumerate(group):
+        pay_nki = _cell_avg_payoff(rg.legs, z, dz)
+        pay_ki = _cell_avg_payoff(rg.legs_ki, z, dz) if rg.legs_ki is not None else pay_nki
+        if ki is not None and ki.monitoring == "maturity" and not res.knocked_in:
+            pay_nki = np.where(ki_mat_hit, pay_ki, pay_nki)
+        for k in range(n_ki):
+            V[g, k] = pay_ki if (res.knocked_in or k == 1) else pay_nki
+    V = V.reshape(ncol, n)
 
     # ---- event lookup ------------------------------------------------------------------
     def idx_map(times):  # keys rounded exactly as the time grid's (np.round), so lookups cannot miss
@@ -449,40 +468,50 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
             return slice(n - k, n)
         return mask
 
-    ko_maps = [(ko, idx_map(ko.times)) for ko in res.knock_outs if ko.monitoring == "discrete"]
+    ko_maps = [(j, ko, idx_map(ko.times)) for j, ko in enumerate(res.knock_outs) if ko.monitoring == "discrete"]
     ki_map = idx_map(ki.times) if two_states else {}
     cp_map = idx_map(strip.times) if strip is not None else {}
-    ko_keys = set().union(*[set(m) for _, m in ko_maps]) if ko_maps else set()
+    ko_keys = set().union(*[set(m) for _, _, m in ko_maps]) if ko_maps else set()
     ki_hit = as_slice((x <= ki.level) if ki.direction == "down" else (x >= ki.level)) if two_states else None
-    past_amounts = tuple(getattr(strip, "past_amounts", ()) or ()) if strip is not None else ()
 
-    def cont_bc(t: float, direction: str) -> float:
-        for ko in cont_kos:
-            if ko.direction == direction:
-                rb = ko.rebate
-                return rb * math.exp(-r * (T - t)) if ko.rebate_at == "maturity" else rb
-        return 0.0
+    def cont_bc(t: float, direction: str) -> np.ndarray:
+        """The Dirichlet value on that side at t, per column (each member's own rebate)."""
+        out = np.zeros(ncol)
+        for j, ko in enumerate(res.knock_outs):
+            if ko.monitoring == "continuous" and ko.direction == direction:
+                df = math.exp(-r * (T - t)) if ko.rebate_at == "maturity" else 1.0
+                out[:] = np.repeat([rg.knock_outs[j].rebate * df for rg in group], ncol_g)
+                break
+        return out
 
     def knock_in(V: np.ndarray, key: float) -> None:
         """The not-knocked-in columns take the knocked-in values where the level is hit (in place; the same on V
         and on V̂ = D⁻¹V, whose columns share one scaling)."""
         if two_states and key in ki_map:
-            V[:n_mem, ki_hit] = V[n_mem:, ki_hit]
+            V4 = V.reshape(G, n_ki, n_mem, n)
+            V4[:, 0, :, ki_hit] = V4[:, 1, :, ki_hit]
 
     def apply_events(V: np.ndarray, t: float, key: float) -> tuple[np.ndarray, bool]:
         """Knock-out and coupon observations at t, after `knock_in` (forward order at one date: coupon, knock-out,
-        knock-in; backward: V_pre from V_post). V is this solve's own array: changed in place where it can be."""
-        jump = False
+        knock-in; backward: V_pre from V_post), member by member. V is this solve's own array."""
         if key not in ko_keys and key not in cp_map:
             return V, False
+        parts = [member_events(V[g * ncol_g:(g + 1) * ncol_g], t, key, rg) for g, rg in enumerate(group)]
+        return (parts[0][0] if G == 1 else np.concatenate([p[0] for p in parts])), parts[0][1]
+
+    def member_events(V: np.ndarray, t: float, key: float, rg: ResolvedSchedule) -> tuple[np.ndarray, bool]:
+        jump = False
         post = V
         ko_mask = np.zeros(n, dtype=bool)
         ko_val = np.zeros(n)
         hits = []
-        for ko, m in ko_maps:
+        cps = rg.coupons
+        past_amounts = tuple(getattr(cps, "past_amounts", ()) or ()) if cps is not None else ()
+        for j, ko, m in ko_maps:
             if key in m:
                 i = m[key]
-                lvl, rb = ko.levels[i], (ko.rebates[i] if ko.rebates else 0.0)
+                rebates = rg.knock_outs[j].rebates
+                lvl, rb = ko.levels[i], (rebates[i] if rebates else 0.0)
                 if ko.rebate_at == "maturity":
                     rb *= math.exp(-r * (T - t))
                 hit = (x >= lvl) if ko.direction == "up" else (x <= lvl)
@@ -498,7 +527,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
         pre = np.where(ko_mask[None, :], ko_val[None, :], post)
         jump = True
         i = cp_map[key]
-        amounts_all = list(past_amounts) + list(strip.amounts)
+        amounts_all = list(past_amounts) + list(cps.amounts)
         i_all = len(past_amounts) + i
         paid = x >= strip.barriers[i]
         newV = np.empty_like(pre)
@@ -510,7 +539,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
                     cont_paid = np.where(ko_mask, ko_val, post[col(k, 0)])
                     cont_miss = np.where(ko_mask, ko_val, post[col(k, min(u + 1, n_mem - 1))])
                 else:
-                    amt = strip.amounts[i]
+                    amt = cps.amounts[i]
                     cont_paid = cont_miss = pre[col(k, u)]
                 newV[col(k, u)] = np.where(paid, amt + cont_paid, cont_miss)
         return newV, jump
@@ -531,7 +560,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
             op = _Operator.black_scholes(n, dz, np.asarray(local_vol(x_in, 0.5 * (t0 + t1)), dtype=float), r, q,
                                          **sides)
             W = op.scale(V)
-        cl = cont_bc(t0, "down") if fixed else 0.0
+        cl = cont_bc(t0, "down") if fixed else 0.0  # Dirichlet values at t0 (arrays: one per column)
         ch = cont_bc(t0, "up") if fixed else 0.0
         if rannacher:
             bl, bh = op.boundary(W, cl, ch)
@@ -542,7 +571,7 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
         elif SCHEME == "trbdf2":
             if fixed:
                 tm = t1 - _G * d
-                W = op.step_trbdf2(W, d, cl, ch, cont_bc(tm, "down"), cont_bc(tm, "up"))
+                W = op.step_trbdf2(W, d, np.column_stack([cont_bc(tm, "down"), cont_bc(tm, "up"), cl, ch]))
             else:
                 W = op.step_trbdf2(W, d)
         else:
@@ -559,4 +588,4 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
                     rannacher = max(rannacher, 1)
     V = op.unscale(W) if W is not None else V
     start_col = col(1 if (two_states and res.knocked_in) else 0, min(res.unpaid_coupons, n_mem - 1) if mem else 0)
-    return FDSolution(z, V[start_col].copy(), res.spot_x, steps, n)
+    return [FDSolution(z, V[g * ncol_g + start_col].copy(), res.spot_x, steps, n) for g in range(G)]

@@ -173,3 +173,22 @@ def test_affine_check_reads_amounts_only():
     assert not _affine(ko((1.03, 1.03), (0.1, 0.2)), ko((1.03, 1.03), (0.2, 0.4)), ko((1.03, 1.03), (0.3, 0.7)), 2.0)
     # a level that moves with the solved field: the price is not affine in it
     assert not _affine(ko((1.03, 1.03), (0.1, 0.2)), ko((1.04, 1.03), (0.2, 0.4)), ko((1.05, 1.03), (0.3, 0.6)), 2.0)
+
+
+@pytest.mark.parametrize("product,field,values", [
+    (SB, "coupon_pct", (5.0, 15.0, 40.0)),
+    ({**PH, "memory": True}, "coupon_pct", (6.0, 12.0)),  # memory coupon columns, the general event path
+    ({"structure": "sharkfin", "option_type": "call", "strike_pct": 100, "barrier_pct": 120, "rebate_pct": 2,
+      "start_date": VD, "tenor": "6M"}, "rebate_pct", (2.0, 5.0)),  # continuous barrier: per-column Dirichlet values
+    ({**SB, "knocked_in": True}, "coupon_pct", (10.0, 20.0)),
+])
+def test_one_pass_for_several_amounts_equals_separate_solves(product, field, values):
+    vd = dt.date.fromisoformat(VD)
+    model = GBMModel(100.0, 0.22, 0.025, 0.0)
+    p = product_from_dict({**product, "initial_price": 100.0})
+    group = [p.replace(**{field: v}).resolve(vd, model) for v in values]
+    together = fd_solver.solve_many(group, model, 400)
+    for res, sol in zip(group, together):
+        alone = fd_solver.solve(res, model, 400)
+        assert np.abs(sol.values - alone.values).max() < 1e-13
+    assert len({round(s.price, 8) for s in together}) == len(values)  # the amounts did differ
