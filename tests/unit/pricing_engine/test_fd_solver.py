@@ -179,7 +179,7 @@ def test_affine_check_reads_amounts_only():
     (SB, "coupon_pct", (5.0, 15.0, 40.0)),
     ({**PH, "memory": True}, "coupon_pct", (6.0, 12.0)),  # memory coupon columns, the general event path
     ({"structure": "sharkfin", "option_type": "call", "strike_pct": 100, "barrier_pct": 120, "rebate_pct": 2,
-      "start_date": VD, "tenor": "6M"}, "rebate_pct", (2.0, 5.0)),  # continuous barrier: per-column Dirichlet values
+      "barrier_monitoring": "continuous", "start_date": VD, "tenor": "6M"}, "rebate_pct", (2.0, 5.0)),  # continuous barrier: per-column Dirichlet values
     ({**SB, "knocked_in": True}, "coupon_pct", (10.0, 20.0)),
 ])
 def test_one_pass_for_several_amounts_equals_separate_solves(product, field, values):
