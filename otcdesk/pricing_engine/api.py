@@ -98,7 +98,18 @@ def price(doc: Mapping[str, Any]) -> dict:
             seen[(p, m)] = r = eng.price(p, m, v, quick)
             return sign * r.price
 
-        value, product, model = solve_for(field, product, model, vd, signed, target)
+        def linear(p, f, a, b):  # an engine that knows its price is affine in f (FD: coupons, participation)
+            at = eng.linear_in(f, p, model, vd, quick, a, b) if hasattr(eng, "linear_in") else None
+            if at is None:
+                return None
+
+            def g(v):
+                pv, r = at(v)
+                seen[(pv, model)] = r
+                return sign * r.price
+            return g
+
+        value, product, model = solve_for(field, product, model, vd, signed, target, linear)
         solved[field] = value
         if not eng.supports(product):  # e.g. a solved strike changed what the engine can do
             eng = select_engine(product, kind, model)

@@ -10,16 +10,23 @@ PDE in z = ln x (x = S / initial_price), backward in time:
 - Crank–Nicolson (as TR-BDF2: a trapezoidal stage plus a BDF2 stage, second order and L-stable, so the
   daily knock-in projections do not ring), with Rannacher start-up (two implicit half steps) after maturity and after each
   knock-out / coupon observation, where the solution is discontinuous.
-- Knock-in: two coupled value columns, not-knocked-in and knocked-in, solved together (one LAPACK
-  tridiagonal factorisation, several right-hand sides); at a knock-in observation the not-knocked-in
-  column takes the knocked-in value where x <= level. Phoenix memory coupons add one column per
+- Knock-in: two coupled value columns, not-knocked-in and knocked-in, stepped together (one factorisation,
+  one solve with several right-hand sides); at a knock-in observation the not-knocked-in
+  column takes the knocked-in value where x <= level (one slice copy). Phoenix memory coupons add one column per
   number of unpaid coupons. A continuously monitored knock-in (barrier options) is priced by in–out
   parity: V = V(knocked-in payoff) + V(KO at the barrier of [payoff − knocked-in payoff]).
 - Far boundaries: Dirichlet values extrapolated linearly (in z) from the previous time level.
+- Linear algebra (`_Operator`): with a diagonal D (D[i+1]/D[i] = √(lower[i+1]/upper[i])) the matrices
+  I − cL become symmetric positive definite, so each is factorised once (LDLᵀ, LAPACK dpttrf) and solved by dpttrs,
+  whose recurrences have no division; the steps run on D⁻¹V, and boundary rows are penalty rows, so a step is a few
+  whole-array operations and two LAPACK calls. Flat vol: one operator, one factorisation per distinct step size (the
+  12-month daily snowball needs two: the day, and the Rannacher half day). When D does not exist (drift beating
+  diffusion on a coarse grid) LU (dgttrf/dgttrs).
 
 - Local volatility (`local_vol(x, t)`, from a vol surface): the coefficients vary by node and by step, taken at
-  each step's mid time; the same schemes with one factorisation per step (`_LVStepper`). The grid's width
-  uses the model's reference vol.
+  each step's mid time; the same schemes with a new operator per step (its D, and one factorisation per distinct
+  step size within the step: one for TR-BDF2, one for the Rannacher half steps). Evaluating σ(x, t) dominates that
+  cost. The grid's width uses the model's reference vol.
 
 `solve(res, model, grid_points, time_steps, local_vol=None)` returns an `FDSolution` with the grid, the value
 columns at the valuation date, price, grid delta/gamma (in x) and an interpolator for a spot ladder.
@@ -46,18 +53,21 @@ class FDSolution:
     steps: int
     nodes: int
 
-    def _interp(self, arr: np.ndarray, z0: float) -> float:
+    def _interp(self, arr: np.ndarray, z0):
+        """Cubic Lagrange interpolation of `arr` (values on the nodes) at z0 (a float or an array)."""
         z = self.z
-        i = int(np.clip(np.searchsorted(z, z0) - 2, 0, len(z) - 4))
-        zz, vv = z[i:i + 4], arr[i:i + 4]
+        zq = np.asarray(z0, dtype=float)
+        i = np.clip(np.searchsorted(z, zq) - 2, 0, len(z) - 4)
+        zz = z[i[..., None] + np.arange(4)]
+        vv = arr[i[..., None] + np.arange(4)]
         out = 0.0
-        for j in range(4):  # cubic Lagrange
+        for j in range(4):
             w = 1.0
             for k in range(4):
                 if k != j:
-                    w *= (z0 - zz[k]) / (zz[j] - zz[k])
-            out += w * vv[j]
-        return float(out)
+                    w = w * (zq - zz[..., k]) / (zz[..., j] - zz[..., k])
+            out = out + w * vv[..., j]
+        return float(out) if np.ndim(out) == 0 else out
 
     def value_at(self, x: float) -> float:
         z0 = math.log(x)
@@ -154,20 +164,27 @@ def _grid(res: ResolvedSchedule, sigma: float, n: int) -> np.ndarray:
 
 
 def _time_grid(res: ResolvedSchedule, time_steps: int | None) -> np.ndarray:
+    """0, every event time, and equal steps of at most dt_max between consecutive events (vectorised)."""
     T = res.T
-    events = res.event_times()
     dt_max = min(1.0 / 365.0, T / 100.0) if not time_steps else T / time_steps  # >= 100 steps for short terms
-    pts = [0.0]
-    for t in events:
-        if t <= pts[-1] + 1e-12:
-            continue
-        gap = t - pts[-1]
-        k = max(1, int(math.ceil(gap / dt_max - 1e-9)))
-        pts.extend(pts[-1] + gap * (np.arange(1, k + 1) / k))
-        pts[-1] = t
-    if pts[-1] < T - 1e-12:
-        pts.append(T)
-    return np.asarray(pts)
+    kept, last = [], 0.0
+    for t in res.event_times().tolist():
+        if t > last + 1e-12:
+            kept.append(t)
+            last = t
+    if not kept:
+        return np.array([0.0, T]) if T > 1e-12 else np.array([0.0])
+    ends = np.asarray(kept)
+    starts = np.concatenate(([0.0], ends[:-1]))
+    gaps = ends - starts
+    k = np.maximum(1, np.ceil(gaps / dt_max - 1e-9)).astype(np.int64)
+    last_idx = np.cumsum(k) - 1
+    which = np.repeat(np.arange(len(k)), k)
+    j = np.arange(1, len(which) + 1) - (last_idx - k + 1)[which]
+    pts = starts[which] + gaps[which] * (j / k[which])
+    pts[last_idx] = ends
+    tail = [T] if kept[-1] < T - 1e-12 else []
+    return np.concatenate(([0.0], pts, tail))
 
 
 def _cell_avg_payoff(legs, z: np.ndarray, dz: float) -> np.ndarray:
@@ -179,106 +196,176 @@ def _cell_avg_payoff(legs, z: np.ndarray, dz: float) -> np.ndarray:
     return acc / len(offs)
 
 
-class _Stepper:
-    """Factorised (I − θΔL) per (Δ, θ), with Dirichlet first/last rows."""
+class _Factor:
+    """(I − cL) factorised once, in the unknowns D⁻¹V of its `_Operator` (V̂ below).
 
-    def __init__(self, n: int, dz: float, sigma: float, r: float, q: float):
+    Symmetric case (`sym`): D⁻¹(I − cL)D is symmetric positive definite, so LAPACK's dpttrf/dpttrs (LDLᵀ: no
+    pivoting, no division in the solve's recurrences) is used. Its boundary rows become penalty rows
+    P·v̂₀ + s·v̂₁ = P·value (s the symmetric partner of row 1's coupling to node 0, P = 1e16 × the largest diagonal),
+    so v̂₀ = value to 1e-16 relative while row 1 keeps its exact coupling. Otherwise (LU, dgttrf/dgttrs, D = 1) the
+    boundary rows are identity rows. Either way a boundary value b enters as the right-hand side `pb`·b.
+    `M`/`Mt` map the six edge values V̂[:, (0, 1, 2, n−3, n−2, n−1)] to what a TR-BDF2 / θ step puts on the
+    boundary rows (linear extrapolation, or nothing on a Dirichlet side, whose value is added)."""
+
+    __slots__ = ("sym", "pb", "solve", "M")
+
+    def __init__(self, op: "_Operator", c: float):
+        n = op.n
+        dd = np.ones(n)
+        dd[1:-1] = 1.0 - c * op.di
+        self.sym = False
+        if op.sym:
+            P = 1e16 * float(np.abs(dd).max())
+            dd[0] = dd[-1] = P
+            e = np.empty(n - 1)
+            e[1:-1] = -c * op.off
+            e[0] = -c * op.lo[0] * op.D[0] / op.D[1]
+            e[-1] = -c * op.up[-1] * op.D[-1] / op.D[-2]
+            d_, e_, info = _pttrf(dd, e)
+            if info == 0:
+                self.sym, self.pb = True, P
+                self.solve = lambda R: _pttrs(d_, e_, R.T, overwrite_b=1)
+            dd[0] = dd[-1] = 1.0
+        if not self.sym:
+            if op.sym:
+                raise PricingError("FD matrix is not positive definite")
+            dl = np.zeros(n - 1)
+            du = np.zeros(n - 1)
+            dl[:-1] = -c * op.lo
+            du[1:] = -c * op.up
+            dl_, d_, du_, du2, ipiv, info = lapack.dgttrf(dl, dd, du)
+            if info != 0:
+                raise PricingError("FD matrix is singular")
+            self.pb = 1.0
+            self.solve = lambda R: lapack.dgttrs(dl_, d_, du_, du2, ipiv, R.T, overwrite_b=1)
+        # TR-BDF2: [trapezoidal stage's rows 0, n−1 (α·(bc + v)/2, see step_trbdf2), BDF2 stage's rows 0, n−1]
+        M = np.empty((6, 4))
+        M[:, 2], M[:, 3] = op.wl, op.wh
+        M[:, 0] = M[:, 2] + _U0
+        M[:, 1] = M[:, 3] + _U5
+        M[:, :2] *= 0.5 * _ALPHA
+        M *= self.pb
+        self.M = M
+
+
+_pttrf, _pttrs = lapack.dpttrf, lapack.dpttrs
+_U0, _U5 = np.eye(6)[0], np.eye(6)[5]
+
+
+def _edge(n: int) -> np.ndarray:
+    return np.array([0, 1, 2, n - 3, n - 2, n - 1])
+_G = 2.0 - math.sqrt(2.0)  # TR-BDF2's γ
+_ALPHA = 2.0 / (_G * (2.0 - _G))
+_BETA = -(1.0 + (1.0 - _G) ** 2) / (_G * (2.0 - _G))
+
+
+class _Operator:
+    """Interior rows of L = ½σ²∂zz + (r − q − ½σ²)∂z − r on the grid (`lo`, `di`, `up`, one entry per interior node),
+    with the factorisations of (I − cL) it has needed, one per distinct c (equal steps share one).
+
+    Steps work on V̂ = D⁻¹V (the caller keeps its values so scaled): L is tridiagonal with lo[i+1]·up[i] > 0 (the
+    usual case: diffusion dominates drift on the grid), and D with D[i+1]/D[i] = √(lo[i+1]/up[i]) makes D⁻¹LD
+    symmetric (`sym`); D = 1 and LU when that fails. D[0] = D[1], D[n−1] = D[n−2].
+    Boundaries: a Dirichlet side (`lo_fixed`/`hi_fixed`, a continuous barrier) takes the value given per step,
+    otherwise the value extrapolated linearly from the previous time level (`wl`/`wh`: weights on the edge values)."""
+
+    def __init__(self, n: int, lo, di, up, lo_fixed: bool = False, hi_fixed: bool = False):
+        m = n - 2
+        self.n = n
+        self.lo, self.di, self.up = (a if np.ndim(a) else np.full(m, float(a)) for a in (lo, di, up))
+        self.edge = _edge(n)
+        self.D = self.Dinv = None
+        self.sym = False
+        self._f: dict[int, _Factor] = {}
+        lo1, up0 = self.lo[1:], self.up[:-1]
+        if self.lo.min() > 0 and self.up.min() > 0:
+            logd = np.empty(m)
+            logd[0] = 0.0
+            np.cumsum(np.log(lo1 / up0), out=logd[1:])
+            logd *= 0.5
+            logd -= 0.5 * (logd.max() + logd.min())
+            if np.abs(logd).max() < 300.0:
+                D = np.empty(n)
+                np.exp(logd, out=D[1:-1])
+                D[0], D[-1] = D[1], D[-2]
+                self.D, self.Dinv, self.sym = D, 1.0 / D, True
+                self.off = np.sqrt(lo1 * up0)
+        D = self.D if self.sym else np.ones(n)
+        # boundary value = edge values (of V̂) · w (+ the Dirichlet value); in V: 2v₁ − v₂ at the low end
+        self.wl = np.zeros(6) if lo_fixed else np.array([0.0, 2.0 * D[1], -D[2], 0.0, 0.0, 0.0]) / D[0]
+        self.wh = np.zeros(6) if hi_fixed else np.array([0.0, 0.0, 0.0, -D[-3], 2.0 * D[-2], 0.0]) / D[-1]
+
+    @classmethod
+    def black_scholes(cls, n: int, dz: float, sigma, r: float, q: float, **sides) -> "_Operator":
         a = 0.5 * sigma * sigma / (dz * dz)
         mu = (r - q - 0.5 * sigma * sigma) / (2 * dz)
-        self.lo, self.di, self.up = a - mu, -2 * a - r, a + mu
-        self.n = n
-        self._cache: dict[tuple[float, float], tuple] = {}
+        return cls(n, a - mu, -2 * a - r, a + mu, **sides)
 
-    def factor(self, d: float, theta: float):
-        key = (int(d * 1e13 + 0.5), theta)  # equal steps share one factorisation
-        f = self._cache.get(key)
+    def factor(self, c: float) -> _Factor:
+        key = int(c * 1e13 + 0.5)  # equal steps share one factorisation
+        f = self._f.get(key)
         if f is None:
-            n, c = self.n, theta * d
-            dl = np.full(n - 1, -c * self.lo)
-            dd = np.full(n, 1.0 - c * self.di)
-            du = np.full(n - 1, -c * self.up)
-            dd[0] = dd[-1] = 1.0
-            du[0] = 0.0
-            dl[-1] = 0.0
-            dl_, d_, du_, du2, ipiv, info = lapack.dgttrf(dl, dd, du)
-            if info != 0:
-                raise PricingError("FD matrix is singular")
-            f = (dl_, d_, du_, du2, ipiv)
-            self._cache[key] = f
+            f = self._f[key] = _Factor(self, c)
         return f
 
-    def step_trbdf2(self, V: np.ndarray, d: float, bc_lo, bc_hi, bcm_lo, bcm_hi) -> np.ndarray:
-        """TR-BDF2 (L-stable, second order): trapezoidal to γd, then BDF2 to d."""
-        g = 2.0 - math.sqrt(2.0)
-        U = self.step_cn(V, g * d, bcm_lo, bcm_hi)
-        W = (U.T - (1 - g) ** 2 * V.T) * (1.0 / (g * (2 - g)))  # (ncol, n), C-contiguous
-        W[:, 0], W[:, -1] = bc_lo, bc_hi
-        dl, dd, du, du2, ipiv = self.factor((1 - g) / (2 - g) * d, 1.0)
-        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, W.T, overwrite_b=1)
-        return x
+    def scale(self, V: np.ndarray) -> np.ndarray:
+        """V → V̂ = D⁻¹V (a new array)."""
+        return V * self.Dinv if self.sym else V.copy()
 
-    def step(self, V: np.ndarray, d: float, theta: float, bc_lo: np.ndarray, bc_hi: np.ndarray) -> np.ndarray:
-        """One θ-step. V is (n, ncol) column-major; work on its transpose so stencils are contiguous."""
-        c = (1.0 - theta) * d
-        Vt = V.T
-        W = Vt.copy()  # (ncol, n) C-contiguous == (n, ncol) Fortran for LAPACK
-        if c:
-            W[:, 1:-1] += (c * self.lo) * Vt[:, :-2] + (c * self.di) * Vt[:, 1:-1] + (c * self.up) * Vt[:, 2:]
-        W[:, 0] = bc_lo
-        W[:, -1] = bc_hi
-        dl, dd, du, du2, ipiv = self.factor(d, theta)
-        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, W.T, overwrite_b=1)
-        return x
+    def unscale(self, W: np.ndarray) -> np.ndarray:
+        """V̂ → V (a new array)."""
+        return W * self.D if self.sym else W.copy()
 
-    def step_cn(self, V: np.ndarray, d: float, bc_lo, bc_hi) -> np.ndarray:
-        """Crank–Nicolson without the explicit stencil: with A = I − (d/2)L, (I + (d/2)L) = 2I − A, so
-        U = A⁻¹(2I − A)V = 2A⁻¹V − V; the boundary rows of A are identity rows, and feeding
-        (bc + V)/2 there makes U take the boundary value bc."""
-        W = V.T.copy()
-        W[:, 0] = 0.5 * (bc_lo + W[:, 0])
-        W[:, -1] = 0.5 * (bc_hi + W[:, -1])
-        dl, dd, du, du2, ipiv = self.factor(d, 0.5)
-        x, info = lapack.dgttrs(dl, dd, du, du2, ipiv, W.T, overwrite_b=1)
-        x *= 2.0
-        x -= V
-        return x
+    def boundary(self, W: np.ndarray, cl: float, ch: float) -> tuple[np.ndarray, np.ndarray]:
+        """Boundary values of V̂ (one per column) for the next time level: Dirichlet values or extrapolation."""
+        E = W.take(self.edge, axis=1)
+        return np.dot(E, self.wl) + cl / self._d0(), np.dot(E, self.wh) + ch / self._dn()
 
+    def _d0(self) -> float:
+        return self.D[0] if self.sym else 1.0
 
-class _LVStepper(_Stepper):
-    """`_Stepper` with node-dependent coefficients from σ(x, t), reset for each time step (`at`)."""
+    def _dn(self) -> float:
+        return self.D[-1] if self.sym else 1.0
 
-    def __init__(self, n: int, dz: float, x: np.ndarray, local_vol, r: float, q: float):
-        self.n, self.dz, self.x_in, self.lv, self.r, self.q = n, dz, x[1:-1], local_vol, r, q
-        self._cache = {}
-        self._t = None
+    # ---- steps on V̂, (ncol, n) C-contiguous (each state a contiguous row); they return a new array --------------
+    def step(self, W: np.ndarray, d: float, theta: float, bl, bh) -> np.ndarray:
+        """One θ-step of length d, boundary values bl/bh (of V̂, one per column) at the new time."""
+        f = self.factor(theta * d)
+        if theta < 1.0:
+            ce = (1.0 - theta) * d
+            V = self.unscale(W)
+            R = V.copy()
+            R[:, 1:-1] += (ce * self.lo) * V[:, :-2] + (ce * self.di) * V[:, 1:-1] + (ce * self.up) * V[:, 2:]
+            if self.sym:
+                R *= self.Dinv
+        else:
+            R = W.copy()
+        R[:, 0] = f.pb * bl
+        R[:, -1] = f.pb * bh
+        f.solve(R)
+        return R
 
-    def at(self, t: float) -> None:
-        if t == self._t:
-            return
-        self._t = t
-        sig = np.asarray(self.lv(self.x_in, t), dtype=float)
-        a = 0.5 * sig * sig / (self.dz * self.dz)
-        mu = (self.r - self.q - 0.5 * sig * sig) / (2 * self.dz)
-        self.lo, self.di, self.up = a - mu, -2 * a - self.r, a + mu  # interior rows (n − 2,)
-        self._cache = {}
-
-    def factor(self, d: float, theta: float):
-        key = (int(d * 1e13 + 0.5), theta)
-        f = self._cache.get(key)
-        if f is None:
-            n, c = self.n, theta * d
-            dl = np.zeros(n - 1)
-            dd = np.ones(n)
-            du = np.zeros(n - 1)
-            dl[:-1] = -c * self.lo
-            dd[1:-1] = 1.0 - c * self.di
-            du[1:] = -c * self.up
-            dl_, d_, du_, du2, ipiv, info = lapack.dgttrf(dl, dd, du)
-            if info != 0:
-                raise PricingError("FD matrix is singular")
-            f = (dl_, d_, du_, du2, ipiv)
-            self._cache[key] = f
-        return f
+    def step_trbdf2(self, W: np.ndarray, d: float, fixed: np.ndarray | None = None) -> np.ndarray:
+        """TR-BDF2 (L-stable, second order): trapezoidal to γd, then BDF2 to d. γ = 2 − √2 makes both stages'
+        matrices A = I − (γd/2)L: one factorisation. With Y = A⁻¹Ṽ the trapezoidal stage is U = 2Y − V (Ṽ: V with
+        (bc_m + V)/2 on the boundary rows, so U takes the value bc_m there) and the BDF2 right-hand side
+        (U − (1 − γ)²V)/(γ(2 − γ)) is αY + βV. `fixed`: Dirichlet values of V (ncol, 4): low and high side at the
+        intermediate time, then at the new time (zeros on a side that is not Dirichlet); what the boundaries
+        contribute is one small product with the edge values."""
+        f = self.factor(_G * d * 0.5)
+        C = np.dot(W.take(self.edge, axis=1), f.M)
+        if fixed is not None:
+            C += fixed * (f.pb * np.array([_ALPHA * 0.5 / self._d0(), _ALPHA * 0.5 / self._dn(),
+                                           1.0 / self._d0(), 1.0 / self._dn()]))
+        R = W * _ALPHA
+        R[:, 0] = C[:, 0]
+        R[:, -1] = C[:, 1]
+        f.solve(R)
+        R += W * _BETA
+        R[:, 0] = C[:, 2]
+        R[:, -1] = C[:, 3]
+        f.solve(R)
+        return R
 
 
 SCHEME = "trbdf2"  # "cn" | "trbdf2" | "implicit": TR-BDF2 damps the daily knock-in jumps that CN rings on
@@ -297,12 +384,23 @@ def solve(res: ResolvedSchedule, model, grid_points: int = 800, time_steps: int 
         plain = _replace(res, legs=legs_ki, legs_ki=None, knock_in=None)
         ko = KnockOut(ki.direction, "continuous", (), (ki.level,), (0.0,), "hit")
         outpart = _replace(res, legs=tuple(res.legs) + neg, legs_ki=None, knock_in=None, knock_outs=(ko,))
-        s1 = _solve(plain, model, grid_points, time_steps, local_vol)
-        s2 = _solve(outpart, model, grid_points, time_steps, local_vol)
+        s1 = _solve((plain,), model, grid_points, time_steps, local_vol)[0]
+        s2 = _solve((outpart,), model, grid_points, time_steps, local_vol)[0]
         # common grid: interpolate s1 onto s2's nodes (s2 is truncated at the barrier)
-        v1 = np.array([s1._interp(s1.values, zz) for zz in s2.z])
+        v1 = s1._interp(s1.values, s2.z)
         return FDSolution(s2.z, v1 + s2.values, res.spot_x, s1.steps + s2.steps, len(s2.z))
-    return _solve(res, model, grid_points, time_steps, local_vol)
+    return _solve((res,), model, grid_points, time_steps, local_vol)[0]
+
+
+def solve_many(group, model, grid_points: int = 800, time_steps: int | None = None,
+               local_vol=None) -> list[FDSolution]:
+    """`solve` for schedules that differ only in their amounts (leg weights, knock-out rebates, coupon amounts; the
+    same grid, dates, levels and states), in one pass: their value columns side by side, one solve per step."""
+    res = group[0]
+    ki = res.knock_in
+    if len(group) == 1 or (ki is not None and ki.monitoring == "continuous" and not res.knocked_in):
+        return [solve(r, model, grid_points, time_steps, local_vol) for r in group]
+    return _solve(tuple(group), model, grid_points, time_steps, local_vol)
 
 
 def _replace(res, **kw):
@@ -310,7 +408,11 @@ def _replace(res, **kw):
     return replace(res, **kw)
 
 
-def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | None, local_vol=None) -> FDSolution:
+def _solve(group: tuple[ResolvedSchedule, ...], model, grid_points: int, time_steps: int | None,
+           local_vol=None) -> list[FDSolution]:
+    """One pass for `group` (schedules equal but for their amounts, see `solve_many`): its first member gives the
+    grid, dates, levels and states; each member its own payoff, rebates and coupon amounts."""
+    res, G = group[0], len(group)
     if res.fixing_times or res.averaging:
         raise UnsupportedProductError("FD does not price Asian (path-average) payoffs")
     sigma, r, q = model.vol, model.rate, model.div
@@ -320,7 +422,13 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     dz = z[1] - z[0]
     x = np.exp(z)
     tgrid = _time_grid(res, time_steps)
-    stepper = _Stepper(n, dz, sigma, r, q) if local_vol is None else _LVStepper(n, dz, x, local_vol, r, q)
+    cont_kos = [ko for ko in res.knock_outs if ko.monitoring == "continuous"]
+    sides = {"lo_fixed": any(ko.direction == "down" for ko in cont_kos),
+             "hi_fixed": any(ko.direction == "up" for ko in cont_kos)}
+    if local_vol is None:  # time-homogeneous: one operator, one factorisation per distinct step size
+        op = _Operator.black_scholes(n, dz, sigma, r, q, **sides)
+    else:  # σ(x, t) at each step's mid time: an operator (and its factorisations) per step
+        x_in, op = x[1:-1], None
 
     # ---- states -------------------------------------------------------------------------
     ki = res.knock_in
@@ -329,123 +437,155 @@ def _solve(res: ResolvedSchedule, model, grid_points: int, time_steps: int | Non
     mem = strip is not None and strip.memory
     n_mem = (res.unpaid_coupons + len(strip.times) + 1) if mem else 1
     n_ki = 2 if two_states else 1
-    ncol = n_ki * n_mem
+    ncol_g = n_ki * n_mem  # columns of one member of the group
+    ncol = G * ncol_g
 
     def col(k, u):
         return k * n_mem + u
 
-    # ---- terminal values ----------------------------------------------------------------
-    pay_nki = _cell_avg_payoff(res.legs, z, dz)
-    pay_ki = _cell_avg_payoff(res.legs_ki, z, dz) if res.legs_ki is not None else pay_nki
+    # ---- terminal values: V[col] is one state's values on the grid ----------------------------
     if ki is not None and ki.monitoring == "maturity" and not res.knocked_in:
-        hit = (x <= ki.level) if ki.direction == "down" else (x >= ki.level)
-        pay_nki = np.where(hit, pay_ki, pay_nki)
-    V = np.empty((n, ncol), order="F")
-    for k in range(n_ki):
-        base = pay_ki if (res.knocked_in or k == 1) else pay_nki
-        for u in range(n_mem):
-            V[:, col(k, u)] = base
+        ki_mat_hit = (x <= ki.level) if ki.direction == "down" else (x >= ki.level)
+    V = np.empty((G, n_ki, n_mem, n))
+    for g, rg in enumerate(group):
+        pay_nki = _cell_avg_payoff(rg.legs, z, dz)
+        pay_ki = _cell_avg_payoff(rg.legs_ki, z, dz) if rg.legs_ki is not None else pay_nki
+        if ki is not None and ki.monitoring == "maturity" and not res.knocked_in:
+            pay_nki = np.where(ki_mat_hit, pay_ki, pay_nki)
+        for k in range(n_ki):
+            V[g, k] = pay_ki if (res.knocked_in or k == 1) else pay_nki
+    V = V.reshape(ncol, n)
 
     # ---- event lookup ------------------------------------------------------------------
     def idx_map(times):  # keys rounded exactly as the time grid's (np.round), so lookups cannot miss
         return {k: i for i, k in enumerate(np.round(np.asarray(times, dtype=float), 10).tolist())}
 
-    ko_maps = [(ko, idx_map(ko.times)) for ko in res.knock_outs if ko.monitoring == "discrete"]
+    def as_slice(mask: np.ndarray):  # x is increasing: a level's mask is a prefix or a suffix of the grid
+        k = int(mask.sum())
+        if k == 0 or mask[:k].all():
+            return slice(0, k)
+        if mask[n - k:].all():
+            return slice(n - k, n)
+        return mask
+
+    ko_maps = [(j, ko, idx_map(ko.times)) for j, ko in enumerate(res.knock_outs) if ko.monitoring == "discrete"]
     ki_map = idx_map(ki.times) if two_states else {}
     cp_map = idx_map(strip.times) if strip is not None else {}
-    cont_kos = [ko for ko in res.knock_outs if ko.monitoring == "continuous"]
-    ko_keys = set().union(*[set(m) for _, m in ko_maps]) if ko_maps else set()
-    ki_hit = ((x <= ki.level) if ki.direction == "down" else (x >= ki.level)) if two_states else None
-    past_amounts = tuple(getattr(strip, "past_amounts", ()) or ()) if strip is not None else ()
+    ko_keys = set().union(*[set(m) for _, _, m in ko_maps]) if ko_maps else set()
+    ki_hit = as_slice((x <= ki.level) if ki.direction == "down" else (x >= ki.level)) if two_states else None
 
-    def cont_bc(t: float, direction: str) -> float | None:
-        for ko in cont_kos:
-            if ko.direction == direction:
-                rb = ko.rebate
-                return rb * math.exp(-r * (T - t)) if ko.rebate_at == "maturity" else rb
-        return None
+    def cont_bc(t: float, direction: str) -> np.ndarray:
+        """The Dirichlet value on that side at t, per column (each member's own rebate)."""
+        out = np.zeros(ncol)
+        for j, ko in enumerate(res.knock_outs):
+            if ko.monitoring == "continuous" and ko.direction == direction:
+                df = math.exp(-r * (T - t)) if ko.rebate_at == "maturity" else 1.0
+                out[:] = np.repeat([rg.knock_outs[j].rebate * df for rg in group], ncol_g)
+                break
+        return out
+
+    def knock_in(V: np.ndarray, key: float) -> None:
+        """The not-knocked-in columns take the knocked-in values where the level is hit (in place; the same on V
+        and on V̂ = D⁻¹V, whose columns share one scaling)."""
+        if two_states and key in ki_map:
+            V4 = V.reshape(G, n_ki, n_mem, n)
+            V4[:, 0, :, ki_hit] = V4[:, 1, :, ki_hit]
 
     def apply_events(V: np.ndarray, t: float, key: float) -> tuple[np.ndarray, bool]:
-        jump = False
-        # forward order at one date: coupon, knock-out, knock-in. Backward: build V_pre from V_post.
-        post = V
-        # knock-in (only affects the not-knocked-in column)
-        if two_states and key in ki_map:
-            post = post.copy(order="F")
-            for u in range(n_mem):
-                post[ki_hit, col(0, u)] = post[ki_hit, col(1, u)]
+        """Knock-out and coupon observations at t, after `knock_in` (forward order at one date: coupon, knock-out,
+        knock-in; backward: V_pre from V_post), member by member. V is this solve's own array."""
         if key not in ko_keys and key not in cp_map:
-            return post, False
+            return V, False
+        parts = [member_events(V[g * ncol_g:(g + 1) * ncol_g], t, key, rg) for g, rg in enumerate(group)]
+        return (parts[0][0] if G == 1 else np.concatenate([p[0] for p in parts])), parts[0][1]
+
+    def member_events(V: np.ndarray, t: float, key: float, rg: ResolvedSchedule) -> tuple[np.ndarray, bool]:
+        jump = False
+        post = V
         ko_mask = np.zeros(n, dtype=bool)
         ko_val = np.zeros(n)
-        for ko, m in ko_maps:
+        hits = []
+        cps = rg.coupons
+        past_amounts = tuple(getattr(cps, "past_amounts", ()) or ()) if cps is not None else ()
+        for j, ko, m in ko_maps:
             if key in m:
                 i = m[key]
-                lvl, rb = ko.levels[i], (ko.rebates[i] if ko.rebates else 0.0)
+                rebates = rg.knock_outs[j].rebates
+                lvl, rb = ko.levels[i], (rebates[i] if rebates else 0.0)
                 if ko.rebate_at == "maturity":
                     rb *= math.exp(-r * (T - t))
                 hit = (x >= lvl) if ko.direction == "up" else (x <= lvl)
+                hits.append((hit, rb))
                 ko_val = np.where(hit & ~ko_mask, rb, ko_val)
                 ko_mask |= hit
                 jump = True
-        if ko_mask.any() or (key in cp_map):
-            pre = np.where(ko_mask[:, None], ko_val[:, None], post)
-        else:
-            pre = post
-        if strip is not None and key in cp_map:
-            jump = True
-            i = cp_map[key]
-            amounts_all = list(past_amounts) + list(strip.amounts)
-            i_all = len(past_amounts) + i
-            paid = x >= strip.barriers[i]
-            newV = np.empty_like(pre)
-            for k in range(n_ki):
-                for u in range(n_mem):
-                    if mem:
-                        lo_i = max(0, i_all - u)
-                        amt = sum(amounts_all[lo_i:i_all + 1]) if i_all - u >= 0 else sum(amounts_all[:i_all + 1])
-                        cont_paid = np.where(ko_mask, ko_val, post[:, col(k, 0)])
-                        cont_miss = np.where(ko_mask, ko_val, post[:, col(k, min(u + 1, n_mem - 1))])
-                    else:
-                        amt = strip.amounts[i]
-                        cont_paid = cont_miss = pre[:, col(k, u)]
-                    newV[:, col(k, u)] = np.where(paid, amt + cont_paid, cont_miss)
-            pre = newV
-        return pre, jump
+        if strip is None or key not in cp_map:
+            if len(hits) == 1:  # one knock-out level: its side of the grid takes the rebate
+                V[:, as_slice(hits[0][0])] = hits[0][1]
+                return V, jump
+            return np.where(ko_mask[None, :], ko_val[None, :], V), jump
+        pre = np.where(ko_mask[None, :], ko_val[None, :], post)
+        jump = True
+        i = cp_map[key]
+        amounts_all = list(past_amounts) + list(cps.amounts)
+        i_all = len(past_amounts) + i
+        paid = x >= strip.barriers[i]
+        newV = np.empty_like(pre)
+        for k in range(n_ki):
+            for u in range(n_mem):
+                if mem:
+                    lo_i = max(0, i_all - u)
+                    amt = sum(amounts_all[lo_i:i_all + 1]) if i_all - u >= 0 else sum(amounts_all[:i_all + 1])
+                    cont_paid = np.where(ko_mask, ko_val, post[col(k, 0)])
+                    cont_miss = np.where(ko_mask, ko_val, post[col(k, min(u + 1, n_mem - 1))])
+                else:
+                    amt = cps.amounts[i]
+                    cont_paid = cont_miss = pre[col(k, u)]
+                newV[col(k, u)] = np.where(paid, amt + cont_paid, cont_miss)
+        return newV, jump
 
     tkeys = np.round(tgrid, 10).tolist()
+    knock_in(V, tkeys[-1])
     V, jump = apply_events(V, T, tkeys[-1])
+    fixed = bool(cont_kos)
     rannacher = 2  # after the payoff
     steps = 0
-    for j in range(len(tgrid) - 1, 0, -1):
-        t1, t0 = tgrid[j], tgrid[j - 1]
+    tl = tgrid.tolist()
+    W = op.scale(V) if local_vol is None else None  # the steps' unknowns V̂ = D⁻¹V
+    for j in range(len(tl) - 1, 0, -1):
+        t1, t0 = tl[j], tl[j - 1]
         d = t1 - t0
-        if local_vol is not None:
-            stepper.at(0.5 * (t0 + t1))
-        lo_b = cont_bc(t0, "down")
-        hi_b = cont_bc(t0, "up")
-        bl = np.full(ncol, lo_b) if lo_b is not None else 2 * V[1] - V[2]
-        bh = np.full(ncol, hi_b) if hi_b is not None else 2 * V[-2] - V[-3]
+        if local_vol is not None:  # new coefficients: V̂ moves to the new operator's scaling
+            V = V if W is None else op.unscale(W)
+            op = _Operator.black_scholes(n, dz, np.asarray(local_vol(x_in, 0.5 * (t0 + t1)), dtype=float), r, q,
+                                         **sides)
+            W = op.scale(V)
+        cl = cont_bc(t0, "down") if fixed else 0.0  # Dirichlet values at t0 (arrays: one per column)
+        ch = cont_bc(t0, "up") if fixed else 0.0
         if rannacher:
-            tm = t0 + 0.5 * d
-            blm = np.full(ncol, cont_bc(tm, "down")) if lo_b is not None else bl
-            bhm = np.full(ncol, cont_bc(tm, "up")) if hi_b is not None else bh
-            V = stepper.step(V, 0.5 * d, 1.0, blm, bhm)
-            V = stepper.step(V, 0.5 * d, 1.0, bl, bh)
+            bl, bh = op.boundary(W, cl, ch)
+            blm, bhm = op.boundary(W, cont_bc(t0 + 0.5 * d, "down"), cont_bc(t0 + 0.5 * d, "up")) if fixed else (bl, bh)
+            W = op.step(W, 0.5 * d, 1.0, blm, bhm)
+            W = op.step(W, 0.5 * d, 1.0, bl, bh)
             rannacher -= 1
         elif SCHEME == "trbdf2":
-            tm = t1 - (2.0 - math.sqrt(2.0)) * d
-            blm = np.full(ncol, cont_bc(tm, "down")) if lo_b is not None else bl
-            bhm = np.full(ncol, cont_bc(tm, "up")) if hi_b is not None else bh
-            V = stepper.step_trbdf2(V, d, bl, bh, blm, bhm)
-        elif SCHEME == "implicit":
-            V = stepper.step(V, d, 1.0, bl, bh)
+            if fixed:
+                tm = t1 - _G * d
+                W = op.step_trbdf2(W, d, np.column_stack([cont_bc(tm, "down"), cont_bc(tm, "up"), cl, ch]))
+            else:
+                W = op.step_trbdf2(W, d)
         else:
-            V = stepper.step(V, d, 0.5, bl, bh)
+            bl, bh = op.boundary(W, cl, ch)
+            W = op.step(W, d, 1.0 if SCHEME == "implicit" else 0.5, bl, bh)
         steps += 1
         if t0 > 1e-12:
-            V, jump = apply_events(V, t0, tkeys[j - 1])
-            if jump:
-                rannacher = max(rannacher, 1)
+            key = tkeys[j - 1]
+            knock_in(W, key)
+            if key in ko_keys or key in cp_map:
+                V, jump = apply_events(op.unscale(W), t0, key)
+                W = op.scale(V)
+                if jump:
+                    rannacher = max(rannacher, 1)
+    V = op.unscale(W) if W is not None else V
     start_col = col(1 if (two_states and res.knocked_in) else 0, min(res.unpaid_coupons, n_mem - 1) if mem else 0)
-    return FDSolution(z, V[:, start_col].copy(), res.spot_x, steps, n)
+    return [FDSolution(z, V[g * ncol_g + start_col].copy(), res.spot_x, steps, n) for g in range(G)]

@@ -3,6 +3,9 @@
 Robust scheme: search outward from a starting bracket for a sign change of price(v) − target
 (doubling the step, within hard limits), then `scipy.optimize.brentq`. No root in range → NoSolutionError
 (a PricingError) saying which prices the range can reach.
+
+Affine prices (a coupon or a participation under an engine that can tell, e.g. `FDEngine.linear_in`): the caller
+passes `linear`, the price is known at every value from two evaluations, and the root is read off the line.
 """
 from __future__ import annotations
 
@@ -74,10 +77,28 @@ def solve_scalar(f: Callable[[float], float], target: float, start_lo: float, st
     return brentq(g, lo, hi, xtol=xtol, rtol=1e-12, maxiter=100)
 
 
-def solve_for(field: str, product, model, valuation_date, price_fn: Callable, target: float):
+def solve_affine(f: Callable[[float], float], target: float, a: float, b: float, hard_lo: float, hard_hi: float,
+                 name: str = "value") -> float:
+    """Root of f(v) = target when f is affine: from f(a) and f(b), within [hard_lo, hard_hi]."""
+    fa, fb = f(a), f(b)
+    slope = (fb - fa) / (b - a)
+    v = a + (target - fa) / slope if slope != 0.0 else float("nan")
+    if not hard_lo <= v <= hard_hi:
+        ends = sorted((fa + (hard_lo - a) * slope, fa + (hard_hi - a) * slope))
+        raise NoSolutionError(
+            f"no {name} in [{hard_lo}, {hard_hi}] gives the target price: reachable prices are about "
+            f"{ends[0]:.6g} .. {ends[1]:.6g} against a target of {target:.6g}",
+            {"field": name, "target": target, "range": [hard_lo, hard_hi], "reachable": ends})
+    return v
+
+
+def solve_for(field: str, product, model, valuation_date, price_fn: Callable, target: float,
+              linear: Callable | None = None):
     """Find `field` such that price_fn(product', model') == target; returns (value, product', model').
 
     price_fn(product, model, valuation_date) -> float is the signed price (side applied).
+    linear(product, field, a, b) -> (v -> signed price) or None: an engine's affine price in `field` (two
+    evaluations, see `FDEngine.linear_in`); when it answers, the root is exact from those two.
     """
     if field not in SOLVE_RANGES:
         raise PricingError(f"solve_for must be one of {SOLVABLE}, got {field!r}", {"field": "solve_for", "value": field})
@@ -94,8 +115,13 @@ def solve_for(field: str, product, model, valuation_date, price_fn: Callable, ta
     cur = getattr(product, field, None)
     if field == "coupon_pct" and cur is None:
         product = product.replace(coupon_pct=0.0)
-    f = lambda v: price_fn(product.replace(**{field: v}), model, valuation_date)  # noqa: E731
     if field == "strike_pct":
         hhi = max(hhi, hi)
+    g = linear(product, field, 0.5 * (lo + hi), hi) if linear is not None and field != "strike_pct" else None
+    if g is not None:
+        v = solve_affine(g, target, 0.5 * (lo + hi), hi, hlo, hhi, field)
+        g(v)  # the price at the answer (a combination of the two solves, no third)
+        return v, product.replace(**{field: v}), model
+    f = lambda v: price_fn(product.replace(**{field: v}), model, valuation_date)  # noqa: E731
     v = solve_scalar(f, target, lo, hi, hlo, hhi, field)
     return v, product.replace(**{field: v}), model
