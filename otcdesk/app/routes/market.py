@@ -15,7 +15,10 @@ import datetime as dt
 from aiohttp import web
 
 from otcdesk.app.clock import CN_TZ
+from typing import Any
+
 from otcdesk.app.http_security import json_error
+from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
 from otcdesk.app.server import DESK, USER, read_json, require
 from otcdesk.app.trading.lifecycle import FixingError
 from otcdesk.app.trading.market_data import CODE
@@ -23,6 +26,39 @@ from otcdesk.app.trading.market_data import CODE
 MAX_HISTORY = 5000
 
 
+class FixingSpec(RequestModel):
+    model_config = {"extra": "forbid"}
+    date: str = Field(description="ISO date, not after today")
+    closes: dict[str, float] = Field(description="official close per underlying code")
+
+
+class FixingEvent(ResponseModel):
+    trade_id: str
+    type: str = Field(description="knocked_out, knocked_in, matured, coupon, ...")
+    date: str
+    cash_cny: float | None
+
+
+class FixingResult(ResponseModel):
+    date: str
+    events: list[FixingEvent]
+    ignored: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    trades_observed: int
+
+
+class HistoryQuery(RequestModel):
+    underlying: str = Field(description="a code like 000905.SH")
+    limit: int = Field(500, ge=1, le=MAX_HISTORY)
+    since: str | None = Field(None, description="ISO date or time (China time when naive)")
+
+
+class History(ResponseModel):
+    underlying: str
+    ticks: list[dict[str, Any]]
+
+
+@api("Official closes in: lifecycle events out", body=FixingSpec, answer=FixingResult, errors={409: "differs from the stored close"})
 @require("risk")
 async def post_fixings(request: web.Request) -> web.Response:
     body = await read_json(request)
@@ -38,11 +74,13 @@ async def post_fixings(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+@api("The newest market snapshot", answer=dict[str, Any])
 @require("trader", "risk")
 async def snapshot(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(request.app[DESK].market.latest))
 
 
+@api("Tick history of one underlying, oldest first", query=HistoryQuery, answer=History, errors={400: "bad query"})
 @require("trader", "risk")
 async def history(request: web.Request) -> web.Response:
     q = request.query
