@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -45,9 +45,11 @@ class ApiError(BaseModel):
 
 
 class RequestModel(BaseModel):
-    """Base of request bodies: types are checked as sent (no "12" for 12); fields not named are allowed."""
+    """Base of request bodies: types are checked as sent (no "12" for 12); fields not named are allowed.
+    `reasons` may give the refusal's text per field (`"closes"`, or `"closes.*"` for any key or item in it)."""
 
     model_config = ConfigDict(strict=True, extra="allow")
+    reasons: ClassVar[dict[str, str]] = {}
 
 
 class ResponseModel(BaseModel):
@@ -92,6 +94,17 @@ def _loc(error: dict) -> str:
     return ".".join(str(p) for p in error["loc"]) or "body"
 
 
+def _reason(model: type[BaseModel], error: dict) -> str:
+    """The refusal's text for the first error: the model's own reason for that field, or pydantic's."""
+    loc = _loc(error)
+    if error["type"] == "extra_forbidden":
+        return f"unknown field {loc!r}"
+    reasons = getattr(model, "reasons", {})
+    head = str(error["loc"][0]) if error["loc"] else ""
+    reason = reasons.get(loc) or (reasons.get(f"{head}.*") if len(error["loc"]) > 1 else None) or reasons.get(head)
+    return reason or f"{loc}: {error['msg']}"
+
+
 def invalid_body(op: Operation, body: Any) -> web.HTTPException | None:
     """None when `body` fits `op.body`; else the refusal to raise, naming each field and its reason."""
     if op.body is None:
@@ -100,9 +113,10 @@ def invalid_body(op: Operation, body: Any) -> web.HTTPException | None:
         op.body.model_validate(body)
         return None
     except ValidationError as exc:
-        fields = {_loc(e): e["msg"] for e in exc.errors(include_url=False)}
-    first = next(iter(fields.items()))
-    refusal = {"error": f"{first[0]}: {first[1]}", "detail": {"code": "invalid", "fields": fields}, "fields": fields}
+        errors = exc.errors(include_url=False)
+    fields = {_loc(e): e["msg"] for e in errors}
+    refusal = {"error": _reason(op.body, errors[0]), "detail": {"code": "invalid", "fields": fields},
+               "fields": fields}
     return _REFUSALS[op.invalid_status](text=json.dumps(refusal, ensure_ascii=False), content_type=JSON)
 
 
@@ -211,13 +225,13 @@ def _operation(method: str, path: str, handler, schemas: _Schemas, enums: dict) 
     return out
 
 
-def build_spec(app: web.Application, *, path_enums: dict[str, list[str]] | None = None) -> dict:
+def build_spec(app: web.Application) -> dict:
     """The OpenAPI 3.1 document of `app`'s routes. Raises ValueError when a route has no `@api`."""
     missing = missing_operations(app.router)
     if missing:
         raise ValueError("routes without an OpenAPI description (@api): " + "; ".join(missing))
     schemas, paths = _Schemas(), {}
-    enums = path_enums or _path_enums(app.router)
+    enums = _path_enums(app.router)
     for method, path, handler in documented_routes(app.router):
         paths.setdefault(path, {})[method] = _operation(method, path, handler, schemas, enums)
     return {

@@ -115,7 +115,8 @@ def too_many(exc: LoginThrottled | LoginBusy, error: str) -> web.Response:
 
 
 # ---- auth ---------------------------------------------------------------------------------
-@api("Log in: a session cookie", body=LoginSpec, answer=LoginResult, invalid_status=400, errors={401: "wrong username or password", 429: "throttled (Retry-After)"})
+@api("Log in: a session cookie", body=LoginSpec, answer=LoginResult, invalid_status=400,
+     errors={401: "wrong username or password", 429: "throttled (Retry-After)"})
 async def login(request: web.Request) -> web.Response:
     """Throttled per username and client address; 429 with Retry-After while either must wait or the
     password pool is full."""
@@ -174,7 +175,8 @@ async def unlock(request: web.Request) -> web.Response:
 
 
 # ---- review queue -------------------------------------------------------------------------
-@api("A page of the review queue, newest first (X-Total-Count, Link rel=next)", query=ReviewQuery, answer=list[ReviewItem], errors={400: "bad limit or before"})
+@api("A page of the review queue, newest first (X-Total-Count, Link rel=next)", query=ReviewQuery,
+     answer=list[ReviewItem], errors={400: "bad limit or before"})
 @require("trader")
 async def list_reviews(request: web.Request) -> web.Response:
     """A page of the queue, newest first: `?status=&limit=&before=<id of the previous page's last item>`.
@@ -216,19 +218,22 @@ async def _decision(request: web.Request, action: str) -> web.Response:
     return web.json_response(item)
 
 
-@api("Approve a review item (optionally with an edited reply)", body=ApproveSpec, answer=ReviewItem, invalid_status=400, errors={404: "no such item", 409: "decided or expired"})
+@api("Approve a review item (optionally with an edited reply)", body=ApproveSpec, answer=ReviewItem,
+     invalid_status=400, errors={404: "no such item", 409: "decided or expired"})
 @require("trader")
 async def approve(request):
     return await _decision(request, "approve")
 
 
-@api("Reject a review item", body=RejectSpec, answer=ReviewItem, invalid_status=400, errors={404: "no such item", 409: "decided or expired"})
+@api("Reject a review item", body=RejectSpec, answer=ReviewItem, invalid_status=400, errors={404: "no such item",
+     409: "decided or expired"})
 @require("trader")
 async def reject(request):
     return await _decision(request, "reject")
 
 
-@api("Reprice a review item on the current market", answer=ReviewItem, errors={404: "no such item", 409: "decided or expired"})
+@api("Reprice a review item on the current market", answer=ReviewItem, errors={404: "no such item",
+     409: "decided or expired"})
 @require("trader")
 async def reprice(request):
     return await _decision(request, "reprice")
@@ -252,7 +257,8 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 # ---- simulator ----------------------------------------------------------------------------
-@api("Demo mode: a client speaks in a simulated group", body=SimMessageSpec, answer=SimPosted, invalid_status=400, errors={413: "text too long"})
+@api("Demo mode: a client speaks in a simulated group", body=SimMessageSpec, answer=SimPosted, invalid_status=400,
+     errors={413: "text too long"})
 async def sim_post(request: web.Request) -> web.Response:
     body = await read_json(request)
     sender, text = body.get("sender"), body.get("text")
@@ -273,7 +279,8 @@ async def sim_get(request: web.Request) -> web.Response:
 
 
 # ---- knowledge (internal assistant) -------------------------------------------------------
-@api("Create a knowledge base (audited)", body=KbCreateSpec, answer=KbCreated, status=201, invalid_status=400, errors={409: "exists"})
+@api("Create a knowledge base (audited)", body=KbCreateSpec, answer=KbCreated, status=201, invalid_status=400,
+     errors={409: "exists"})
 @require("admin")
 async def kb_create(request: web.Request) -> web.Response:
     """`{"name"}` → 201 `{"kb", "created": true}` (audited); 409 when it exists. Staff only ask existing ones."""
@@ -289,7 +296,8 @@ async def kb_create(request: web.Request) -> web.Response:
     return web.json_response({"kb": name, "created": True}, status=201)
 
 
-@api("Ask a knowledge base", body=KbAskSpec, answer=KbAnswer, invalid_status=400, errors={404: "no such knowledge base"})
+@api("Ask a knowledge base", body=KbAskSpec, answer=KbAnswer, invalid_status=400,
+     errors={404: "no such knowledge base"})
 @require(*STAFF_ROLES)
 async def kb_ask(request: web.Request) -> web.Response:
     body = await read_json(request)
@@ -318,7 +326,8 @@ async def kb_passage(request: web.Request) -> web.Response:
     return web.json_response(passage) if passage else json_error(404, "no such passage")
 
 
-@api("Personal data of a passage in clear (compliance, admin; audited)", body=KbUnmaskSpec, answer=Unmasked, invalid_status=400)
+@api("Personal data of a passage in clear (compliance, admin; audited)", body=KbUnmaskSpec, answer=Unmasked,
+     invalid_status=400)
 @require(*STAFF_ROLES)
 async def kb_unmask(request: web.Request) -> web.Response:
     """Compliance and admin see masked personal data of a passage; every attempt is audited."""
@@ -350,7 +359,8 @@ async def audit_verify(request: web.Request) -> web.Response:
 PUBLIC_PAGES = frozenset({"login", "apply"})  # `apply`: the invited client's form, its token in the link's fragment
 
 
-@api("A console page (HTML); a page behind login redirects to /login", content="text/html", error_content="text/plain", errors={302: "to /login", 404: "the simulator outside demo mode"})
+@api("A console page (HTML); a page behind login redirects to /login", content="text/html",
+     error_content="text/plain", errors={302: "to /login", 404: "the simulator outside demo mode"})
 async def page(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("page") or "console"
     if name == "sim" and not request.app[DEMO]:

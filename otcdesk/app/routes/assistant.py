@@ -40,7 +40,8 @@ class ChatAnswer(ResponseModel):
 def register(router, *, demo: bool) -> None:
     from otcdesk.app.server import ASSISTANT, STAFF_ROLES, USER, read_json, require
 
-    @api("One turn with the internal assistant (tools by role)", body=ChatSpec, answer=ChatAnswer, errors={403: "another user's thread", 404: "unknown thread"})
+    @api("One turn with the internal assistant (tools by role)", body=ChatSpec, answer=ChatAnswer,
+         errors={403: "another user's thread", 404: "unknown thread"})
     @require(*STAFF_ROLES)
     async def chat(request: web.Request) -> web.Response:
         body = await read_json(request)

@@ -101,7 +101,8 @@ def register(router, *, demo: bool) -> None:
         summary = await asyncio.to_thread(request.app[DESK].risk.refresh, request[USER].username)
         return web.json_response(summary)
 
-    @api("The snapshot history, newest first", query=SnapshotsQuery, answer=list[dict[str, Any]], errors={400: "bad limit"})
+    @api("The snapshot history, newest first", query=SnapshotsQuery, answer=list[dict[str, Any]],
+         errors={400: "bad limit"})
     @require(*BOOK_READERS)
     async def snapshots(request: web.Request) -> web.Response:
         try:

@@ -267,7 +267,8 @@ def register(router, *, demo: bool) -> None:
         body = await read_json(request)
         return await call(kyc(request).client_view, body.get("token"))
 
-    @api("Upload one document (base64)", body=DocumentSpec, answer=KycDocument, auth=TOKEN, errors={413: "too large", 415: "not PDF, PNG or JPEG"})
+    @api("Upload one document (base64)", body=DocumentSpec, answer=KycDocument, auth=TOKEN, errors={413: "too large",
+         415: "not PDF, PNG or JPEG"})
     async def upload(request: web.Request) -> web.Response:
         body = await read_json(request)
         return await call(kyc(request).upload_document, body.get("token"), body.get("kind"), body.get("filename"),
@@ -283,7 +284,8 @@ def register(router, *, demo: bool) -> None:
         body = await read_json(request)
         return await call(kyc(request).sign, request.match_info["id"], body.get("token"), body.get("accepted_sha256"))
 
-    @api("The agreement PDF (the unsigned draft while signing)", content=PDF, auth="staff session, or the token in header X-Invitation-Token")
+    @api("The agreement PDF (the unsigned draft while signing)", content=PDF,
+         auth="staff session, or the token in header X-Invitation-Token")
     async def agreement(request: web.Request) -> web.Response:
         aid, user = request.match_info["id"], request[USER]
         token = request.headers.get(TOKEN_HEADER)
@@ -363,7 +365,8 @@ def register(router, *, demo: bool) -> None:
     async def report_pdf(request: web.Request) -> web.Response:
         return await _report(request, "pdf")
 
-    @api("An uploaded document (audited)", content=(PDF, "image/png", "image/jpeg"), description="served with the type it was uploaded as")
+    @api("An uploaded document (audited)", content=(PDF, "image/png", "image/jpeg"),
+         description="served with the type it was uploaded as")
     @require("compliance", "admin")
     async def document(request: web.Request) -> web.Response:
         try:

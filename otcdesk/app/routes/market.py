@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Annotated, Any, ClassVar
 
 from aiohttp import web
+from pydantic import ConfigDict
 
 from otcdesk.app.clock import CN_TZ
-from typing import Any
-
 from otcdesk.app.http_security import json_error
 from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
 from otcdesk.app.server import DESK, USER, read_json, require
@@ -27,9 +27,16 @@ MAX_HISTORY = 5000
 
 
 class FixingSpec(RequestModel):
-    model_config = {"extra": "forbid"}
-    date: str = Field(description="ISO date, not after today")
-    closes: dict[str, float] = Field(description="official close per underlying code")
+    """The shape; `FixingService.check` then refuses a future date, an unknown underlying, a non-trading day."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    reasons: ClassVar[dict[str, str]] = {
+        "date": "date is not an ISO date (YYYY-MM-DD)",
+        "closes": "closes must be a non-empty object {underlying: close}",
+        "closes.*": "bad close(s): each must be a positive finite number"}
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO date, not after today")
+    closes: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        min_length=1, description="official close per underlying code")
 
 
 class FixingEvent(ResponseModel):
@@ -58,13 +65,11 @@ class History(ResponseModel):
     ticks: list[dict[str, Any]]
 
 
-@api("Official closes in: lifecycle events out", body=FixingSpec, answer=FixingResult, errors={409: "differs from the stored close"})
+@api("Official closes in: lifecycle events out", body=FixingSpec, answer=FixingResult,
+     errors={409: "differs from the stored close"})
 @require("risk")
 async def post_fixings(request: web.Request) -> web.Response:
     body = await read_json(request)
-    unknown = sorted(set(body) - {"date", "closes"})
-    if unknown:
-        return json_error(422, f"unknown field(s) {unknown}; the body is {{\"date\", \"closes\"}}", {"fields": unknown})
     user = request[USER]
     try:
         result = await asyncio.to_thread(request.app[DESK].fixings.apply, body.get("date"), body.get("closes"),

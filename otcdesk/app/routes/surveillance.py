@@ -102,7 +102,8 @@ def register(router, *, demo: bool) -> None:
     def service(request: web.Request):
         return request.app[DESK].surveillance
 
-    @api("Surveillance alerts (no evidence), with counts", query=AlertsQuery, answer=AlertPage, errors={400: "bad filter or limit"})
+    @api("Surveillance alerts (no evidence), with counts", query=AlertsQuery, answer=AlertPage,
+         errors={400: "bad filter or limit"})
     @require(*ROLES)
     async def list_alerts(request: web.Request) -> web.Response:
         q = request.query
@@ -138,7 +139,8 @@ def register(router, *, demo: bool) -> None:
         except SurveillanceError as exc:
             return json_error(503, str(exc))
 
-    @api("Triage an alert (audited)", body=TriageSpec, answer=AlertDetail, errors={404: "no such alert", 409: "state or version moved"})
+    @api("Triage an alert (audited)", body=TriageSpec, answer=AlertDetail, errors={404: "no such alert",
+         409: "state or version moved"})
     @require(*ROLES)
     async def triage(request: web.Request) -> web.Response:
         aid = request.match_info["id"]

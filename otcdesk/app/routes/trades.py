@@ -100,7 +100,8 @@ def register(router, *, demo: bool) -> None:
         except LifecycleError as exc:
             return _error(exc, tid)
 
-    @api("The second (four-eyes) approval", answer=Trade, errors={403: "the booker may not approve", 404: "no such trade", 409: "not pending"})
+    @api("The second (four-eyes) approval", answer=Trade, errors={403: "the booker may not approve",
+         404: "no such trade", 409: "not pending"})
     @require("risk")
     async def approve_trade(request: web.Request) -> web.Response:
         tid, user = request.match_info["id"], request[USER]
@@ -110,7 +111,8 @@ def register(router, *, demo: bool) -> None:
             return _error(exc, tid)
         return web.json_response(trade)
 
-    @api("The trade confirmation (交易确认书) PDF", content="application/pdf", errors={404: "no such trade", 503: "cannot be generated"})
+    @api("The trade confirmation (交易确认书) PDF", content="application/pdf", errors={404: "no such trade",
+         503: "cannot be generated"})
     @require(*READERS)
     async def confirmation(request: web.Request) -> web.Response:
         tid, user = request.match_info["id"], request[USER]
