@@ -311,6 +311,3 @@ def _as_root(schema: dict) -> dict:
     """A schema whose `#/components/...` references resolve against the spec (the spec is its root)."""
     return {"allOf": [schema]}
 
-
-__all__ = ["api", "Operation", "ApiError", "RequestModel", "ResponseModel", "Field", "build_spec", "spec_of",
-           "openapi_json", "invalid_body", "documented_routes", "missing_operations", "answer_problems", "SPEC"]
