@@ -24,6 +24,7 @@ def test_every_route_is_described(app):
     missing = openapi.missing_operations(app.router)
     assert not missing, "routes without @api(...) beside their handler: " + "; ".join(missing)
     spec = openapi.build_spec(app)
+    assert "x-undescribed" not in spec
     routes = list(openapi.documented_routes(app.router))
     for method, path, _ in routes:
         assert method in spec["paths"].get(path, {}), (method, path)
