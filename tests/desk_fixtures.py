@@ -2,6 +2,9 @@
 (`make_desk_core`, `desk_core`), a real desk server in the test's process (`desk`) and `otcdesk serve` as an
 operator runs it, in a process of its own (`ServeProcess`).
 
+Every answer of a `RunningDesk` is checked against the app's own OpenAPI description (`answers_checked`): an
+answer whose status, media type or JSON body the description does not allow fails the test when the server stops.
+
 PostgreSQL: `OTCDESK_TEST_PG_URL` (default `postgresql+psycopg://127.0.0.1:5432/test`, trust auth). Each test gets
 its own schema, dropped afterwards. Under CI=true an unreachable server fails the test instead of skipping it.
 """
@@ -25,6 +28,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from otcdesk.app import openapi
 from otcdesk.app.auth import upsert_user
 from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.demo import seed_demo
@@ -147,15 +151,48 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def answers_checked(problems: list[str]):
+    """A middleware (innermost) that appends to `problems` what is wrong with each answer of a described route
+    against the app's OpenAPI description: a status it does not list, another media type, a JSON body that does
+    not validate. Files and event streams are checked by the coverage test only (their bodies are streamed)."""
+
+    def check(request: web.Request, resp) -> None:
+        route = request.match_info.route
+        if route.resource is None or isinstance(route.resource, web.StaticResource) or route.method == "HEAD":
+            return
+        path = openapi.path_of(route.resource)
+        if openapi.operation_of(route.handler) is None:
+            problems.append(f"{route.method} {path}: route has no @api description")
+            return
+        if not isinstance(resp, web.Response) or not isinstance(resp.body, (bytes, type(None))):
+            return
+        problems.extend(openapi.answer_problems(openapi.spec_of(request.app), route.method, path, resp.status,
+                                                resp.content_type, resp.body or b""))
+
+    @web.middleware
+    async def middleware(request: web.Request, handler):
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            check(request, exc)
+            raise
+        check(request, resp)
+        return resp
+
+    return middleware
+
+
 @dataclass
 class RunningDesk:
-    """A real otcdesk server on 127.0.0.1:<port>, restartable on the same data."""
+    """A real otcdesk server on 127.0.0.1:<port>, restartable on the same data; its answers are checked against
+    its OpenAPI description (`answers_checked`), the problems raised when it stops."""
 
     settings: object
     demo: bool = True
     port: int = field(default_factory=free_port)
     runner: web.AppRunner | None = None
     app: web.Application | None = None
+    answer_problems: list = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -165,6 +202,7 @@ class RunningDesk:
         from otcdesk.app.server import create_app
 
         self.app = create_app(self.settings, demo=self.demo)
+        self.app.middlewares.append(answers_checked(self.answer_problems))
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -174,6 +212,9 @@ class RunningDesk:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        if self.answer_problems:
+            found, self.answer_problems[:] = list(self.answer_problems), []
+            raise AssertionError("answers that the OpenAPI description does not allow:\n" + "\n".join(found))
 
     async def restart(self) -> None:
         await self.stop()

@@ -14,16 +14,21 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial, wraps
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from otcdesk.app import http_security
+from otcdesk.app import http_security, openapi
+from otcdesk.app.api_models import AuditChain, ApproveSpec, Health, KbAnswer, KbAskSpec, KbCreated, KbCreateSpec, \
+    KbUnmaskSpec, LoginResult, LoginSpec, Lockout, Me, Ok, RejectSpec, ReviewItem, ReviewQuery, SimMessage, \
+    SimMessageSpec, SimPosted, UnlockSpec, Unmasked
 from otcdesk.app.assistant import UnknownKnowledgeBase
 from otcdesk.app.auth import AuthError, authenticate, close_session, open_session, session_user
 from otcdesk.app.desk.reviews import MAX_PAGE
 from otcdesk.app.events import EventBus, readable_kinds
 from otcdesk.app.http_security import JSON_BODY, json_error
 from otcdesk.app.leader import Leadership
+from otcdesk.app.openapi import api
 from otcdesk.app.logins import KINDS, LoginBusy, LoginGuard, LoginThrottle, LoginThrottled, ThrottlePolicy, \
     retry_after_header
 from otcdesk.app.roles import ROLES
@@ -70,7 +75,8 @@ def _on_sessions(app: web.Application, fn, *args):
 
 
 def require(*roles: str):
-    """401 without a session; 403 when the user's role is not one of `roles`."""
+    """401 without a session; 403 when the user's role is not one of `roles` (kept as `handler.roles` for the
+    OpenAPI description)."""
 
     def deco(handler):
         @wraps(handler)
@@ -82,18 +88,25 @@ def require(*roles: str):
                 return json_error(403, f"role {user.role} may not do this", {"allowed": list(roles)})
             return await handler(request)
 
+        wrapper.roles = roles
         return wrapper
 
     return deco
 
 
 async def read_json(request: web.Request) -> dict:
-    """The request's JSON object, parsed and checked at the edge (`http_security.checked_input`)."""
+    """The request's JSON object, parsed and checked at the edge (`http_security.checked_input`), then validated
+    with the `body` model its handler declares (`@api`), the same model the OpenAPI description shows."""
     if JSON_BODY not in request:
-        raise web.HTTPBadRequest(text='{"error": "body must be JSON"}', content_type="application/json")
+        raise web.HTTPBadRequest(text='{"error": "body must be JSON", "detail": null}', content_type="application/json")
     body = request[JSON_BODY]
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object"}', content_type="application/json")
+        raise web.HTTPBadRequest(text='{"error": "body must be a JSON object", "detail": null}',
+                                 content_type="application/json")
+    op = openapi.operation_of(request.match_info.handler)
+    refusal = openapi.invalid_body(op, body) if op is not None else None
+    if refusal is not None:
+        raise refusal
     return body
 
 
@@ -104,6 +117,8 @@ def too_many(exc: LoginThrottled | LoginBusy, error: str) -> web.Response:
 
 
 # ---- auth ---------------------------------------------------------------------------------
+@api("Log in: a session cookie", body=LoginSpec, answer=LoginResult, invalid_status=400,
+     errors={401: "wrong username or password", 429: "throttled (Retry-After)"})
 async def login(request: web.Request) -> web.Response:
     """Throttled per username and client address; 429 with Retry-After while either must wait or the
     password pool is full."""
@@ -126,6 +141,7 @@ async def login(request: web.Request) -> web.Response:
     return resp
 
 
+@api("Log out: the session ends", answer=Ok)
 async def logout(request: web.Request) -> web.Response:
     await _on_sessions(request.app, close_session, request.app[DESK].engine, request.cookies.get(COOKIE))
     resp = web.json_response({"ok": True})
@@ -133,6 +149,7 @@ async def logout(request: web.Request) -> web.Response:
     return resp
 
 
+@api("Who is logged in", answer=Me)
 @require()
 async def me(request: web.Request) -> web.Response:
     user = request[USER]
@@ -140,12 +157,14 @@ async def me(request: web.Request) -> web.Response:
 
 
 # ---- admin --------------------------------------------------------------------------------
+@api("Locked usernames and addresses", answer=list[Lockout])
 @require("admin")
 async def list_lockouts(request: web.Request) -> web.Response:
     """Usernames and client addresses locked after failed logins, soonest unlocked first."""
     return web.json_response(request.app[LOGINS].throttle.lockouts())
 
 
+@api("Lift a lockout (audited)", body=UnlockSpec, answer=Lockout, invalid_status=400, errors={404: "not locked"})
 @require("admin")
 async def unlock(request: web.Request) -> web.Response:
     """`{"kind": "user" | "address", "key"}` → the lockout lifted (audited); 404 when that key is not locked."""
@@ -158,6 +177,8 @@ async def unlock(request: web.Request) -> web.Response:
 
 
 # ---- review queue -------------------------------------------------------------------------
+@api("A page of the review queue, newest first (X-Total-Count, Link rel=next)", query=ReviewQuery,
+     answer=list[ReviewItem], errors={400: "bad limit or before"})
 @require("trader")
 async def list_reviews(request: web.Request) -> web.Response:
     """A page of the queue, newest first: `?status=&limit=&before=<id of the previous page's last item>`.
@@ -199,21 +220,28 @@ async def _decision(request: web.Request, action: str) -> web.Response:
     return web.json_response(item)
 
 
+@api("Approve a review item (optionally with an edited reply)", body=ApproveSpec, answer=ReviewItem,
+     invalid_status=400, errors={404: "no such item", 409: "decided or expired"})
 @require("trader")
 async def approve(request):
     return await _decision(request, "approve")
 
 
+@api("Reject a review item", body=RejectSpec, answer=ReviewItem, invalid_status=400, errors={404: "no such item",
+     409: "decided or expired"})
 @require("trader")
 async def reject(request):
     return await _decision(request, "reject")
 
 
+@api("Reprice a review item on the current market", answer=ReviewItem, errors={404: "no such item",
+     409: "decided or expired"})
 @require("trader")
 async def reprice(request):
     return await _decision(request, "reprice")
 
 
+@api("Server-sent events of the kinds the role may read", content="text/event-stream")
 @require(*STAFF_ROLES)
 async def events(request: web.Request) -> web.StreamResponse:
     """Server-sent events of the kinds the user's role may read (`events.EVENT_READERS`)."""
@@ -231,6 +259,8 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 # ---- simulator ----------------------------------------------------------------------------
+@api("Demo mode: a client speaks in a simulated group", body=SimMessageSpec, answer=SimPosted, invalid_status=400,
+     errors={413: "text too long"})
 async def sim_post(request: web.Request) -> web.Response:
     body = await read_json(request)
     sender, text = body.get("sender"), body.get("text")
@@ -245,11 +275,14 @@ async def sim_post(request: web.Request) -> web.Response:
     return web.json_response({"message_id": message_id})
 
 
+@api("Demo mode: the group's transcript, oldest first", answer=list[SimMessage])
 async def sim_get(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(request.app[SIM].transcript.messages, request.match_info["group"]))
 
 
 # ---- knowledge (internal assistant) -------------------------------------------------------
+@api("Create a knowledge base (audited)", body=KbCreateSpec, answer=KbCreated, status=201, invalid_status=400,
+     errors={409: "exists"})
 @require("admin")
 async def kb_create(request: web.Request) -> web.Response:
     """`{"name"}` → 201 `{"kb", "created": true}` (audited); 409 when it exists. Staff only ask existing ones."""
@@ -265,6 +298,8 @@ async def kb_create(request: web.Request) -> web.Response:
     return web.json_response({"kb": name, "created": True}, status=201)
 
 
+@api("Ask a knowledge base", body=KbAskSpec, answer=KbAnswer, invalid_status=400,
+     errors={404: "no such knowledge base"})
 @require(*STAFF_ROLES)
 async def kb_ask(request: web.Request) -> web.Response:
     body = await read_json(request)
@@ -280,6 +315,7 @@ async def kb_ask(request: web.Request) -> web.Response:
     return web.json_response(answer)
 
 
+@api("One passage of a knowledge base", answer=dict[str, Any], errors={404: "no such passage"})
 @require(*STAFF_ROLES)
 async def kb_passage(request: web.Request) -> web.Response:
     try:
@@ -292,6 +328,8 @@ async def kb_passage(request: web.Request) -> web.Response:
     return web.json_response(passage) if passage else json_error(404, "no such passage")
 
 
+@api("Personal data of a passage in clear (compliance, admin; audited)", body=KbUnmaskSpec, answer=Unmasked,
+     invalid_status=400)
 @require(*STAFF_ROLES)
 async def kb_unmask(request: web.Request) -> web.Response:
     """Compliance and admin see masked personal data of a passage; every attempt is audited."""
@@ -310,6 +348,7 @@ async def kb_unmask(request: web.Request) -> web.Response:
 
 
 # ---- audit log ----------------------------------------------------------------------------
+@api("The audit chain's state", answer=AuditChain)
 @require("compliance", "admin")
 async def audit_verify(request: web.Request) -> web.Response:
     """The audit chain's state, the document `otcdesk audit verify` prints."""
@@ -322,6 +361,8 @@ async def audit_verify(request: web.Request) -> web.Response:
 PUBLIC_PAGES = frozenset({"login", "apply"})  # `apply`: the invited client's form, its token in the link's fragment
 
 
+@api("A console page (HTML); a page behind login redirects to /login", content="text/html",
+     error_content="text/plain", errors={302: "to /login", 404: "the simulator outside demo mode"})
 async def page(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("page") or "console"
     if name == "sim" and not request.app[DEMO]:
@@ -331,10 +372,12 @@ async def page(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(STATIC / f"{name}.html")
 
 
+@api("Redirect to the console", status=302, content="")
 async def root(request: web.Request) -> web.Response:
     raise web.HTTPFound("/console")
 
 
+@api("Liveness", answer=Health)
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"ok": True, "demo": request.app[DEMO]})
 
@@ -468,11 +511,13 @@ def create_app(settings: Settings, *, demo: bool = False) -> web.Application:
     app.on_response_prepare.append(http_security.response_headers)
     app[SETTINGS] = settings
     app[DEMO] = demo
+    app[openapi.SPEC] = {}
     app.cleanup_ctx.append(_desk_context)
     app.on_shutdown.append(_end_event_streams)
     r = app.router
     r.add_get("/", root)
     r.add_get("/api/health", health)
+    r.add_get("/api/openapi.json", openapi.openapi_json)
     r.add_post("/api/login", login)
     r.add_post("/api/logout", logout)
     r.add_get("/api/me", me)

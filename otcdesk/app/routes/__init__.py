@@ -1,7 +1,9 @@
 """HTTP routes of the desk after the quote, one module per domain; each has `register(router, *, demo)`.
 
 `server.create_app` calls `register_all`. Route modules import `require`, `read_json` and the app keys from
-`app.server` (they are imported only once the server module is loaded).
+`app.server` (they are imported only once the server module is loaded). Every handler also carries
+`@api("summary", body=Model, answer=Model)` (`app.openapi`): its part of GET /api/openapi.json, and the model
+`read_json` validates its body with; tests/integration/test_openapi.py names a route without one.
 
 - `trades.py`   GET /api/trades, GET /api/trades/{id}, POST /api/trades/{id}/approve, the confirmation PDF
 - `market.py`   POST /api/market/fixings, market history

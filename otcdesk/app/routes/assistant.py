@@ -12,12 +12,36 @@ import asyncio
 from aiohttp import web
 
 from otcdesk.app.assistant_chat import MAX_MESSAGE, THREAD_ID, ThreadForbidden, UnknownThread
+from typing import Any
+
 from otcdesk.app.http_security import json_error
+from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
+
+
+class ChatSpec(RequestModel):
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE)
+    thread_id: str | None = Field(None, pattern=THREAD_ID.pattern, description="one the assistant gave this user")
+
+
+class ToolCall(ResponseModel):
+    tool: str
+    args: dict[str, Any]
+    allowed: bool
+    summary: str | None
+
+
+class ChatAnswer(ResponseModel):
+    reply: str
+    thread_id: str
+    tool_calls: list[ToolCall]
+    citations: list[dict[str, Any]]
 
 
 def register(router, *, demo: bool) -> None:
     from otcdesk.app.server import ASSISTANT, STAFF_ROLES, USER, read_json, require
 
+    @api("One turn with the internal assistant (tools by role)", body=ChatSpec, answer=ChatAnswer,
+         errors={403: "another user's thread", 404: "unknown thread"})
     @require(*STAFF_ROLES)
     async def chat(request: web.Request) -> web.Response:
         body = await read_json(request)

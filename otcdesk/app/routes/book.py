@@ -11,17 +11,80 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 
 from otcdesk.app.http_security import json_error
+from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
 
 BOOK_READERS = ("trader", "risk")
+
+
+class Exposure(ResponseModel):
+    """From the desk's side: delta per +1% of the underlying, gamma the change of delta for a further +1%, vega per
+    +1 vol point, theta per calendar day (CNY)."""
+
+    pv_cny: float
+    delta_cny: float
+    gamma_cny: float
+    vega_cny: float
+    theta_cny: float
+
+
+class UnderlyingExposure(Exposure):
+    underlying: str
+    trades: int
+
+
+class Scenario(ResponseModel):
+    spot_shifts_pct: list[float]
+    vol_shifts: list[float]
+    pnl_cny: list[list[float]]
+
+
+class LimitCheck(ResponseModel):
+    underlying: str
+    measure: str
+    value: float
+    limit: float
+    breached: bool
+
+
+class Book(ResponseModel):
+    snapshot_id: int | str
+    as_of: str
+    live_trades: int
+    totals: Exposure
+    by_underlying: list[UnderlyingExposure]
+    scenario: Scenario
+    limits: list[LimitCheck]
+
+
+class SnapshotSummary(ResponseModel):
+    snapshot_id: int | str | None
+    as_of: str | None
+    live_trades: int
+    elapsed_s: float | None
+    scenario_points: int
+
+
+class SnapshotsQuery(RequestModel):
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class Limit(ResponseModel):
+    underlying: str = Field(description='"*": the default')
+    measure: str
+    limit: float
+    updated_by: str | None
+    updated_at: str
 
 
 def register(router, *, demo: bool) -> None:
     from otcdesk.app.server import DESK, USER, require
 
+    @api("The book of the latest risk snapshot", answer=Book, errors={404: "no snapshot yet"})
     @require(*BOOK_READERS)
     async def get_book(request: web.Request) -> web.Response:
         risk = request.app[DESK].risk
@@ -32,11 +95,14 @@ def register(router, *, demo: bool) -> None:
                               {"live_trades": live})
         return web.json_response(book)
 
+    @api("Revalue the live book now (audited)", answer=SnapshotSummary)
     @require("risk")
     async def refresh(request: web.Request) -> web.Response:
         summary = await asyncio.to_thread(request.app[DESK].risk.refresh, request[USER].username)
         return web.json_response(summary)
 
+    @api("The snapshot history, newest first", query=SnapshotsQuery, answer=list[dict[str, Any]],
+         errors={400: "bad limit"})
     @require(*BOOK_READERS)
     async def snapshots(request: web.Request) -> web.Response:
         try:
@@ -48,6 +114,7 @@ def register(router, *, demo: bool) -> None:
         history = await asyncio.to_thread(request.app[DESK].risk.history, limit)
         return web.json_response([{**h, "as_of": h["as_of"].isoformat()} for h in history])
 
+    @api("The configured limits per underlying", answer=list[Limit])
     @require(*BOOK_READERS)
     async def limits(request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(request.app[DESK].risk.limits))

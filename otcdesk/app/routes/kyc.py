@@ -27,18 +27,186 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from typing import Any, Literal
 from urllib.parse import quote
 
 from aiohttp import web
+from pydantic import model_validator
 
 from otcdesk.app.http_security import request_scheme
 from otcdesk.app.kyc.service import HTTP_STATUS
-from otcdesk.workflows.kyc import KycError
+from otcdesk.app.kyc.validation import FIELDS
+from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
+from otcdesk.workflows.kyc import DECISIONS, STATES, KycError
 
 STAFF = ("sales", "compliance", "risk", "admin")
 REPORT_READERS = ("compliance", "risk", "admin")  # the report carries screening and identifiers in clear
 TOKEN_HEADER = "X-Invitation-Token"
 MAX_LIMIT = 500
+State = Literal[STATES]  # type: ignore[valid-type]
+Awaiting = Literal["client", "sales", "compliance", "risk"] | None
+TOKEN = "the invitation token (absent or refused: 401)"
+PDF = "application/pdf"
+
+
+# ---- request bodies: types here; the service checks the values and names every bad field (422 `fields`) ----------
+class InvitationSpec(RequestModel):
+    institution_name: str
+    contact_name: str
+    contact_mobile: str
+
+
+class TokenSpec(RequestModel):
+    """A body whose credential is the invitation token: without one, the service answers 401 before any other
+    field is looked at, so only a body with a token is validated here."""
+
+    token: str = Field(description=TOKEN)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _credential_first(cls, data: Any, handler):
+        if isinstance(data, dict) and not isinstance(data.get("token"), str):
+            return cls.model_construct()
+        return handler(data)
+
+
+class DocumentSpec(TokenSpec):
+    kind: str = Field(description="business_licence, authorisation_letter, id_copy")
+    filename: str
+    content_type: str = Field(description="application/pdf, image/png or image/jpeg")
+    data_base64: str
+
+
+class ApplySpec(TokenSpec):
+    institution: dict[str, Any] = Field(description=f"the form: {', '.join(FIELDS)}; each checked (uscc by its "
+                                                    "GB 32100 check character, the ID number by GB 11643)")
+    document_ids: list[str] | None = None
+
+
+class SignSpec(TokenSpec):
+    accepted_sha256: str | None = Field(None, description="the draft agreement's hash the client read")
+
+
+class DecisionSpec(RequestModel):
+    decision: Literal[tuple(DECISIONS)]  # type: ignore[valid-type]
+    comment: str | None = None
+    limits: dict[str, Any] | None = Field(None, description="risk's approval: client limits (positive numbers)")
+
+
+class TransitionSpec(RequestModel):
+    trigger: Literal["suspend", "reinstate", "reopen", "withdraw"]
+    comment: str | None = None
+
+
+class GroupSpec(RequestModel):
+    group: str
+    channel: str | None = Field(None, description="wechat (default), wecom, sim")
+
+
+# ---- answers --------------------------------------------------------------------------------------------------
+class InvitationLink(ResponseModel):
+    invitation_id: str
+    token: str = Field(description="shown this once")
+    url: str
+    expires_at: str
+
+
+class Invitation(ResponseModel):
+    invitation_id: str
+    institution_name: str
+    contact_name: str
+    contact_mobile: str = Field(description="masked")
+    created_by: str
+    created_at: str
+    expires_at: str
+    revoked_at: str | None
+    application_id: str | None
+    application_state: State | None
+    status: Literal["active", "expired", "revoked", "used"]
+
+
+class KycDocument(ResponseModel):
+    document_id: str
+    kind: str
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    uploaded_at: str
+
+
+class HistoryStep(ResponseModel):
+    from_: str | None = Field(alias="from")
+    to: str
+    by: str | None
+    role: str | None
+    at: str
+    comment: str | None
+
+
+class Agreement(ResponseModel):
+    signed: bool
+    sha256: str | None
+    signed_at: str | None = None
+
+
+class ClientApplication(ResponseModel):
+    """The client's own application: no screening."""
+
+    id: str
+    institution_id: int | None
+    institution: dict[str, Any]
+    state: State
+    awaiting_role: Awaiting
+    history: list[HistoryStep]
+    agreement: Agreement
+
+
+class Blacklist(ResponseModel):
+    hit: bool | None
+    method: str | None
+
+
+class Screening(ResponseModel):
+    blacklist: Blacklist
+    negative_news: list[Any]
+
+
+class Application(ClientApplication):
+    """CONTRACTS `Application` (staff): identifiers the role does not decide on are masked; `view` is what the
+    role decides."""
+
+    screening: Screening
+    allowed_triggers: list[str]
+    version: int
+    view: dict[str, Any] | None = None
+
+
+class PipelineEntry(ResponseModel):
+    id: str
+    institution_id: int | None
+    institution_name: str | None
+    state: State
+    awaiting_role: Awaiting
+    since: str
+    waiting_s: float
+
+
+class ClientView(ResponseModel):
+    invitation: dict[str, Any]
+    application: ClientApplication | None
+    state: str
+    awaiting_role: Awaiting
+    documents: list[KycDocument]
+    required_documents: list[dict[str, str]]
+    can_submit: bool
+    can_sign: bool
+    agreement: dict[str, Any]
+
+
+class PipelineQuery(RequestModel):
+    state: State | None = None
+    limit: int = Field(500, ge=1, le=500)
 
 
 def _error(exc: KycError, **extra) -> web.Response:
@@ -71,42 +239,53 @@ def register(router, *, demo: bool) -> None:
         return f"{request_scheme(request, request.app[SETTINGS])}://{request.host}"
 
     # ---- invitations (sales) ---------------------------------------------------------------------------------
+    @api("Invite an institution (the token is shown once)", body=InvitationSpec, answer=InvitationLink)
     @require("sales")
     async def invite(request: web.Request) -> web.Response:
         body = await read_json(request)
         return await call(kyc(request).invite, body.get("institution_name"), body.get("contact_name"),
                           body.get("contact_mobile"), request[USER].username, origin(request))
 
+    @api("The invitations, newest first", answer=list[Invitation])
     @require("sales", "admin")
     async def invitations(request: web.Request) -> web.Response:
         return await call(kyc(request).invitations)
 
+    @api("Revoke an invitation's token", answer=Invitation)
     @require("sales", "admin")
     async def revoke(request: web.Request) -> web.Response:
         return await call(kyc(request).revoke, request.match_info["id"], request[USER].username)
 
+    @api("A fresh token for an invitation (the old one dies)", answer=InvitationLink)
     @require("sales", "admin")
     async def reissue(request: web.Request) -> web.Response:
         return await call(kyc(request).reissue, request.match_info["id"], request[USER].username, origin(request))
 
     # ---- the token's holder (no login) ------------------------------------------------------------------------
+    @api("The token holder's view", body=TokenSpec, answer=ClientView, auth=TOKEN)
     async def me(request: web.Request) -> web.Response:
         body = await read_json(request)
         return await call(kyc(request).client_view, body.get("token"))
 
+    @api("Upload one document (base64)", body=DocumentSpec, answer=KycDocument, auth=TOKEN, errors={413: "too large",
+         415: "not PDF, PNG or JPEG"})
     async def upload(request: web.Request) -> web.Response:
         body = await read_json(request)
         return await call(kyc(request).upload_document, body.get("token"), body.get("kind"), body.get("filename"),
                           body.get("content_type"), body.get("data_base64"))
 
+    @api("Submit or resubmit the form", body=ApplySpec, answer=ClientApplication, auth=TOKEN)
     async def apply(request: web.Request) -> web.Response:
         body = await read_json(request)
         return await call(kyc(request).apply, body.get("token"), body.get("institution"), body.get("document_ids"))
 
+    @api("Sign the master agreement", body=SignSpec, answer=ClientApplication, auth=TOKEN)
     async def sign(request: web.Request) -> web.Response:
         body = await read_json(request)
         return await call(kyc(request).sign, request.match_info["id"], body.get("token"), body.get("accepted_sha256"))
 
+    @api("The agreement PDF (the unsigned draft while signing)", content=PDF,
+         auth="staff session, or the token in header X-Invitation-Token")
     async def agreement(request: web.Request) -> web.Response:
         aid, user = request.match_info["id"], request[USER]
         token = request.headers.get(TOKEN_HEADER)
@@ -129,6 +308,7 @@ def register(router, *, demo: bool) -> None:
             "X-Agreement-Status": kind}))
 
     # ---- staff -----------------------------------------------------------------------------------------------
+    @api("The applications pipeline", query=PipelineQuery, answer=list[PipelineEntry])
     @require(*STAFF)
     async def pipeline(request: web.Request) -> web.Response:
         try:
@@ -139,22 +319,26 @@ def register(router, *, demo: bool) -> None:
             return _error(KycError("invalid", f"limit must be an integer from 1 to {MAX_LIMIT}"))
         return await call(kyc(request).applications, request.query.get("state") or None, limit)
 
+    @api("One application with the caller role's view", answer=Application)
     @require(*STAFF)
     async def get_application(request: web.Request) -> web.Response:
         return await call(kyc(request).get, request.match_info["id"], request[USER].role)
 
+    @api("The awaited role's decision", body=DecisionSpec, answer=Application)
     @require(*STAFF)
     async def decision(request: web.Request) -> web.Response:
         body, user = await read_json(request), request[USER]
         return await call(kyc(request).decide, request.match_info["id"], body.get("decision"), body.get("comment"),
                           user.username, user.role, body.get("limits"))
 
+    @api("Suspend, reinstate, reopen or withdraw", body=TransitionSpec, answer=Application)
     @require(*STAFF)
     async def transition(request: web.Request) -> web.Response:
         body, user = await read_json(request), request[USER]
         return await call(kyc(request).transition, request.match_info["id"], body.get("trigger"),
                           body.get("comment"), user.username, user.role)
 
+    @api("Screen again (blacklist, negative news)", answer=Application)
     @require("compliance")
     async def screen(request: web.Request) -> web.Response:
         return await call(kyc(request).rescreen, request.match_info["id"], request[USER].username)
@@ -171,14 +355,18 @@ def register(router, *, demo: bool) -> None:
         return _no_store(web.Response(body=data, content_type=content_type,
                                       charset="utf-8" if fmt == "html" else None, headers=headers))
 
+    @api("The due-diligence report (HTML)", content="text/html")
     @require(*REPORT_READERS)
     async def report_html(request: web.Request) -> web.Response:
         return await _report(request, "html")
 
+    @api("The due-diligence report (PDF)", content=PDF)
     @require(*REPORT_READERS)
     async def report_pdf(request: web.Request) -> web.Response:
         return await _report(request, "pdf")
 
+    @api("An uploaded document (audited)", content=(PDF, "image/png", "image/jpeg"),
+         description="served with the type it was uploaded as")
     @require("compliance", "admin")
     async def document(request: web.Request) -> web.Response:
         try:
@@ -190,6 +378,7 @@ def register(router, *, demo: bool) -> None:
             "Content-Disposition": f"attachment; filename*=UTF-8''{quote(doc.filename)}",
             "X-Content-SHA256": doc.sha256}))
 
+    @api("Bind a chat group to an approved institution", body=GroupSpec, answer=dict[str, Any])
     @require("sales")
     async def bind_group(request: web.Request) -> web.Response:
         body = await read_json(request)

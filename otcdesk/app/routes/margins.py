@@ -12,7 +12,27 @@ from __future__ import annotations
 
 import asyncio
 
+from typing import Any
+
 from aiohttp import web
+
+from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
+
+
+class MarginRow(ResponseModel):
+    structure: str = Field(description='a structure or "*"')
+    max_tenor_days: int
+    margin_pct: float
+    unwind_margin_pct: float
+    updated_by: str | None
+    updated_at: str | None
+
+
+class MarginChangeSpec(RequestModel):
+    """`{"rows": [row, ...]}`, or one row's fields at the top level; the service checks each row (422 naming the
+    row and its fields)."""
+
+    rows: list[dict[str, Any]] | None = None
 
 
 def register(router, *, demo: bool) -> None:
@@ -20,6 +40,7 @@ def register(router, *, demo: bool) -> None:
     from otcdesk.app.server import DESK, USER, read_json, require
     from otcdesk.app.trading.margins import MarginError
 
+    @api("The quoting margin table", answer=list[MarginRow])
     @require("admin", "trader", "risk")
     async def list_margins(request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(request.app[DESK].margins.table))
@@ -34,10 +55,12 @@ def register(router, *, demo: bool) -> None:
             return json_error(422, exc.message, exc.detail)
         return web.json_response(table)
 
+    @api("Upsert or delete margin rows (audited)", body=MarginChangeSpec, answer=list[MarginRow])
     @require("admin")
     async def edit_margins(request: web.Request) -> web.Response:
         return await _change(request, replace=False)
 
+    @api("Replace the whole margin table (audited)", body=MarginChangeSpec, answer=list[MarginRow])
     @require("admin")
     async def replace_margins(request: web.Request) -> web.Response:
         return await _change(request, replace=True)

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Annotated, Any, ClassVar
 
 from aiohttp import web
+from pydantic import ConfigDict
 
 from otcdesk.app.clock import CN_TZ
 from otcdesk.app.http_security import json_error
+from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
 from otcdesk.app.server import DESK, USER, read_json, require
 from otcdesk.app.trading.lifecycle import FixingError
 from otcdesk.app.trading.market_data import CODE
@@ -23,12 +26,50 @@ from otcdesk.app.trading.market_data import CODE
 MAX_HISTORY = 5000
 
 
+class FixingSpec(RequestModel):
+    """The shape; `FixingService.check` then refuses a future date, an unknown underlying, a non-trading day."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    reasons: ClassVar[dict[str, str]] = {
+        "date": "date is not an ISO date (YYYY-MM-DD)",
+        "closes": "closes must be a non-empty object {underlying: close}",
+        "closes.*": "bad close(s): each must be a positive finite number"}
+    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO date, not after today")
+    closes: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        min_length=1, description="official close per underlying code")
+
+
+class FixingEvent(ResponseModel):
+    trade_id: str
+    type: str = Field(description="knocked_out, knocked_in, matured, coupon, ...")
+    date: str
+    cash_cny: float | None
+
+
+class FixingResult(ResponseModel):
+    date: str
+    events: list[FixingEvent]
+    ignored: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+    trades_observed: int
+
+
+class HistoryQuery(RequestModel):
+    underlying: str = Field(description="a code like 000905.SH")
+    limit: int = Field(500, ge=1, le=MAX_HISTORY)
+    since: str | None = Field(None, description="ISO date or time (China time when naive)")
+
+
+class History(ResponseModel):
+    underlying: str
+    ticks: list[dict[str, Any]]
+
+
+@api("Official closes in: lifecycle events out", body=FixingSpec, answer=FixingResult,
+     errors={409: "differs from the stored close"})
 @require("risk")
 async def post_fixings(request: web.Request) -> web.Response:
     body = await read_json(request)
-    unknown = sorted(set(body) - {"date", "closes"})
-    if unknown:
-        return json_error(422, f"unknown field(s) {unknown}; the body is {{\"date\", \"closes\"}}", {"fields": unknown})
     user = request[USER]
     try:
         result = await asyncio.to_thread(request.app[DESK].fixings.apply, body.get("date"), body.get("closes"),
@@ -38,11 +79,13 @@ async def post_fixings(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
+@api("The newest market snapshot", answer=dict[str, Any])
 @require("trader", "risk")
 async def snapshot(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(request.app[DESK].market.latest))
 
 
+@api("Tick history of one underlying, oldest first", query=HistoryQuery, answer=History, errors={400: "bad query"})
 @require("trader", "risk")
 async def history(request: web.Request) -> web.Response:
     q = request.query

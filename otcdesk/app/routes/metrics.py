@@ -10,11 +10,15 @@ import hmac
 
 from aiohttp import web
 
+from otcdesk.app.openapi import api
+
 
 def register(router, *, demo: bool) -> None:
     from otcdesk.app.metrics import CONTENT_TYPE
     from otcdesk.app.server import DESK, SETTINGS
 
+    @api("Prometheus text exposition", content="text/plain", error_content="text/plain",
+         auth="open, or Authorization: Bearer OTCDESK_METRICS_TOKEN when set", errors={401: "bearer token required"})
     async def metrics(request: web.Request) -> web.Response:
         token = request.app[SETTINGS].metrics_token
         if token:

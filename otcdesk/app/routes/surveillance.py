@@ -15,11 +15,76 @@ import asyncio
 
 from aiohttp import web
 
+from typing import Any, Literal
+
 from otcdesk.app.http_security import json_error
+from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
 from otcdesk.app.surveillance import TYPES, SurveillanceError
 from otcdesk.workflows.surveillance.triage import STATES, TriageError
 
 ROLES = ("compliance",)
+AlertType = Literal[TYPES]  # type: ignore[valid-type]
+AlertStatus = Literal[STATES]  # type: ignore[valid-type]
+
+
+class AlertsQuery(RequestModel):
+    type: AlertType | None = None
+    status: AlertStatus | None = None
+    account: str | None = None
+    limit: int = Field(200, ge=1, le=1000)
+
+
+class Alert(ResponseModel):
+    """An alert in a list: its evidence left out."""
+
+    id: str
+    type: AlertType
+    accounts: list[str]
+    score: float
+    status: AlertStatus
+    instrument: str | None
+    orders: int
+    trades: int
+    first_seen_at: str
+    last_seen_at: str
+    version: int
+
+
+class AlertPage(ResponseModel):
+    alerts: list[Alert]
+    total: int = Field(description="alerts matching the filters")
+    counts: dict[str, dict[str, int]] = Field(description="type → status → n, all alerts")
+    last_run: str | None
+
+
+class AlertDetail(Alert):
+    order_ids: list[str]
+    trade_ids: list[str]
+    evidence: dict[str, Any] = Field(description="masked identifiers only")
+    note: str | None
+    allowed: list[str] = Field(description="the triage actions the alert's state allows")
+    steps: list[dict[str, Any]]
+    timeline: list[dict[str, Any]]
+
+
+class RunResult(ResponseModel):
+    found: int
+    new: int
+    seen_again: int
+    by_type: dict[str, int]
+    total: int
+    as_of: str
+
+
+class TriageSpec(RequestModel):
+    action: str
+    note: str | None = None
+    version: int = Field(description="the alert's version as last read")
+
+
+class ControlGroups(ResponseModel):
+    groups: list[dict[str, Any]]
+
 ERROR_STATUS = {"not_found": 404, "conflict": 409, "invalid": 422}
 MAX_LIMIT = 1000
 
@@ -37,6 +102,8 @@ def register(router, *, demo: bool) -> None:
     def service(request: web.Request):
         return request.app[DESK].surveillance
 
+    @api("Surveillance alerts (no evidence), with counts", query=AlertsQuery, answer=AlertPage,
+         errors={400: "bad filter or limit"})
     @require(*ROLES)
     async def list_alerts(request: web.Request) -> web.Response:
         q = request.query
@@ -55,6 +122,7 @@ def register(router, *, demo: bool) -> None:
                                         limit=limit)
         return web.json_response(found)
 
+    @api("One alert with its evidence, timeline and triage steps", answer=AlertDetail, errors={404: "no such alert"})
     @require(*ROLES)
     async def get_alert(request: web.Request) -> web.Response:
         aid = request.match_info["id"]
@@ -63,6 +131,7 @@ def register(router, *, demo: bool) -> None:
         except TriageError as exc:
             return _error(exc, aid)
 
+    @api("Run the detectors now (audited)", answer=RunResult, errors={503: "source unreadable"})
     @require(*ROLES)
     async def run(request: web.Request) -> web.Response:
         try:
@@ -70,6 +139,8 @@ def register(router, *, demo: bool) -> None:
         except SurveillanceError as exc:
             return json_error(503, str(exc))
 
+    @api("Triage an alert (audited)", body=TriageSpec, answer=AlertDetail, errors={404: "no such alert",
+         409: "state or version moved"})
     @require(*ROLES)
     async def triage(request: web.Request) -> web.Response:
         aid = request.match_info["id"]
@@ -84,6 +155,7 @@ def register(router, *, demo: bool) -> None:
             return _error(exc, aid)
         return web.json_response(alert)
 
+    @api("Actual-control groups, strongest first", answer=ControlGroups)
     @require(*ROLES)
     async def control_groups(request: web.Request) -> web.Response:
         return web.json_response(await asyncio.to_thread(service(request).control_groups))

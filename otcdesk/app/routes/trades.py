@@ -14,13 +14,53 @@ import asyncio
 
 from aiohttp import web
 
+from typing import Any, Literal
+
 from otcdesk.app.http_security import json_error
+from otcdesk.app.openapi import Field, RequestModel, ResponseModel, api
 from otcdesk.app.trading.confirmation import ConfirmationError
 from otcdesk.workflows.trade import STATES, LifecycleError
 
 READERS = ("trader", "risk", "compliance")
 ERROR_STATUS = {"not_found": 404, "forbidden": 403, "conflict": 409, "invalid": 422}
 MAX_LIMIT = 500
+TradeStatus = Literal[STATES]  # type: ignore[valid-type]
+
+
+class Approval(ResponseModel):
+    user: str
+    role: str | None
+    at: str
+
+
+class TradeEvent(ResponseModel):
+    type: str
+    date: str
+    detail: dict[str, Any] | None
+
+
+class Trade(ResponseModel):
+    """CONTRACTS `Trade`: the product with dates, initial price and coupon fixed at booking."""
+
+    id: str
+    status: TradeStatus
+    institution: str | None
+    group: str | None
+    client: str | None
+    quote_id: str | None
+    product: dict[str, Any]
+    notional: float
+    price_pct: float
+    premium_cny: float
+    booked_by: str
+    booked_at: str
+    approvals: list[Approval]
+    events: list[TradeEvent]
+
+
+class TradesQuery(RequestModel):
+    status: TradeStatus | None = None
+    limit: int = Field(MAX_LIMIT, ge=1, le=MAX_LIMIT)
 
 
 def _error(exc: LifecycleError, trade_id: str | None = None) -> web.Response:
@@ -33,6 +73,7 @@ def _error(exc: LifecycleError, trade_id: str | None = None) -> web.Response:
 def register(router, *, demo: bool) -> None:
     from otcdesk.app.server import DESK, USER, require
 
+    @api("Booked trades, newest first", query=TradesQuery, answer=list[Trade], errors={400: "bad status or limit"})
     @require(*READERS)
     async def list_trades(request: web.Request) -> web.Response:
         status = request.query.get("status") or None
@@ -50,6 +91,7 @@ def register(router, *, demo: bool) -> None:
             return _error(exc)
         return web.json_response(trades)
 
+    @api("One trade", answer=Trade, errors={404: "no such trade"})
     @require(*READERS)
     async def get_trade(request: web.Request) -> web.Response:
         tid = request.match_info["id"]
@@ -58,6 +100,8 @@ def register(router, *, demo: bool) -> None:
         except LifecycleError as exc:
             return _error(exc, tid)
 
+    @api("The second (four-eyes) approval", answer=Trade, errors={403: "the booker may not approve",
+         404: "no such trade", 409: "not pending"})
     @require("risk")
     async def approve_trade(request: web.Request) -> web.Response:
         tid, user = request.match_info["id"], request[USER]
@@ -67,6 +111,8 @@ def register(router, *, demo: bool) -> None:
             return _error(exc, tid)
         return web.json_response(trade)
 
+    @api("The trade confirmation (交易确认书) PDF", content="application/pdf", errors={404: "no such trade",
+         503: "cannot be generated"})
     @require(*READERS)
     async def confirmation(request: web.Request) -> web.Response:
         tid, user = request.match_info["id"], request[USER]

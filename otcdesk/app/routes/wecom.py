@@ -15,6 +15,23 @@ import asyncio
 
 from aiohttp import web
 
+from otcdesk.app.openapi import RequestModel, api
+
+SIGNED = "the platform's msg_signature over timestamp, nonce and the payload (403 when it does not check out)"
+
+
+class VerifyQuery(RequestModel):
+    msg_signature: str
+    timestamp: str
+    nonce: str
+    echostr: str
+
+
+class CallbackQuery(RequestModel):
+    msg_signature: str
+    timestamp: str
+    nonce: str
+
 MAX_BODY = 64 * 1024  # a text message is at most a few KB encrypted
 
 
@@ -41,6 +58,8 @@ def register(router, *, demo: bool) -> None:
         await asyncio.to_thread(audit)
         return web.Response(status=403, text="signature check failed")
 
+    @api("WeCom URL verification: the decrypted echostr", query=VerifyQuery, content="text/plain",
+         error_content="text/plain", auth=SIGNED, errors={403: "signature", 404: "WeCom not configured"})
     async def verify(request: web.Request) -> web.Response:
         channel, q = channel_of(request), request.query
         try:
@@ -50,6 +69,9 @@ def register(router, *, demo: bool) -> None:
             return await refused(request, "verify", exc)
         return web.Response(text=echo)
 
+    @api("A WeCom encrypted XML message (acknowledged empty)", query=CallbackQuery, content="text/plain",
+         body_content="application/xml", error_content="text/plain", auth=SIGNED,
+         errors={400: "malformed", 403: "signature", 404: "WeCom not configured", 413: "too large"})
     async def callback(request: web.Request) -> web.Response:
         channel, q = channel_of(request), request.query
         if (request.content_length or 0) > MAX_BODY:
