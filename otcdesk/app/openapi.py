@@ -10,6 +10,7 @@ A handler declares what it accepts and answers with `@api(...)`, one line beside
             422, `{"error", "detail": {"code": "invalid", "fields": {field: reason}}, "fields"}`), so the spec
             and the validation cannot drift;
 - `answer`  the success body: a model or any type pydantic can describe (`list[Trade]`, `dict[str, Any]`);
+            `status` its status (200), `also` other success statuses with the same body;
 - `query`   a model whose fields are the query parameters; path parameters come from the route itself;
 - `content` the answer's media type(s) when it is not JSON (a PDF, HTML, Prometheus text); `error_content`
             that of refusals when they are not the API's JSON `{"error", "detail"}`;
@@ -64,6 +65,7 @@ class Operation:
     body: type[BaseModel] | None = None
     answer: Any = None
     status: int = 200
+    also: tuple[int, ...] = ()  # other success statuses with the same answer (201 created / 200 unchanged)
     query: type[BaseModel] | None = None
     content: str | tuple[str, ...] = JSON
     auth: str | None = None
@@ -208,6 +210,8 @@ def _operation(method: str, path: str, handler, schemas: _Schemas, enums: dict) 
         medias = (op.content,) if isinstance(op.content, str) else op.content
         answer["content"] = {m: {"schema": {"type": "string", "contentMediaType": m}} for m in medias}
     responses: dict = {str(op.status): answer}
+    for status in op.also:
+        responses[str(status)] = answer
     if op.body is not None:
         responses[str(op.invalid_status)] = {"description": "the body does not fit the schema", **error}
     if roles is not None:
