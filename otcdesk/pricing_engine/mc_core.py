@@ -113,6 +113,17 @@ def batch_grid(terms: Sequence[MCTerms]) -> np.ndarray:
     return grid
 
 
+def grid_index(grid: np.ndarray, times) -> np.ndarray:
+    """Columns of ``times`` on ``grid``, both rounded to 1e-10 years as `batch_grid` does; a time off the grid
+    is an error (a caller's unrounded grid once shifted half the daily dates by a column, losing 80 of 252)."""
+    g = np.round(np.asarray(grid, dtype=np.float64), 10)
+    t = np.round(np.asarray(times, dtype=np.float64), 10)
+    idx = np.searchsorted(g, t)
+    if np.any(idx >= len(g)) or np.any(g[np.minimum(idx, len(g) - 1)] != t):
+        raise ValueError("an MC event time is not on the batch grid")
+    return idx
+
+
 def _stack_params(terms: Sequence[MCTerms], grid: np.ndarray):
     names_s = sorted({k for t in terms for k in t.scalars})
     names_r = sorted({k for t in terms for k in t.series})
@@ -123,10 +134,10 @@ def _stack_params(terms: Sequence[MCTerms], grid: np.ndarray):
         a = np.full((len(terms), len(grid)), fill, dtype=np.float64)
         for i, t in enumerate(terms):
             if k in t.series:
-                idx = np.searchsorted(grid, np.round(np.asarray(t.times, dtype=np.float64), 10))
+                idx = grid_index(grid, t.times)
                 a[i, idx] = np.asarray(t.series[k], dtype=np.float64)
         ser[k] = a
-    mat = np.searchsorted(grid, np.round(np.array([t.maturity for t in terms]), 10))
+    mat = grid_index(grid, [t.maturity for t in terms])
     return s, ser, mat
 
 
