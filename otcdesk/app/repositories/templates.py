@@ -28,8 +28,8 @@ class TemplateRepository:
         return list(self.session.exec(select(StructureTemplate).where(StructureTemplate.id > after_id)
                                       .order_by(StructureTemplate.id)))
 
-    def last_id(self) -> int:
-        return self.session.exec(select(func.max(StructureTemplate.id))).one() or 0
+    def count(self) -> int:
+        return self.session.exec(select(func.count(StructureTemplate.id))).one() or 0
 
     def versions(self, structure: str) -> list[StructureTemplate]:
         """The versions of one structure, newest first."""

@@ -11,7 +11,7 @@ parameter has a default). A refusal is a `TemplateError` with the reason per fie
 Versions: each accepted document of a structure is the next version of it in `structure_template` (the same document
 as the newest again is no new version); every version is declared to the pricer (`templates.declare`: a product that
 names its `template_version` is priced by that version), the newest to the parser too (`ner.structures.DECLARED`).
-Every process catches up with the table before it parses or prices (`sync`, one `max(id)` query when nothing is new),
+Every process catches up with the table before it parses or prices (`sync`, one `count(*)` query when nothing is new),
 so an upload on one instance is understood by the next message on every instance, no restart.
 
 Audit: `template.uploaded` (by the admin) and `template.loaded` (from a file, by `system`), each with structure,
@@ -110,24 +110,27 @@ class TemplateService:
     def __init__(self, engine: Engine, folder: Path | None = None):
         self.engine = engine
         self.folder = folder
-        self._seen = 0
+        self._seen: set[int] = set()  # the ids of the rows declared
         self._lock = threading.Lock()
 
     # ---- reading ----------------------------------------------------------------------------
     def sync(self) -> int:
-        """Declare the versions stored since the last call (by any process); returns how many."""
+        """Declare the versions stored since the last call (by any process); returns how many. Rows are never
+        deleted, so a count equal to the rows declared means nothing is new; ids are not a high-water mark (on
+        PostgreSQL a lower id may commit after a higher one, when two instances store at once)."""
         with transaction(self.engine) as tx:
-            if tx.templates.last_id() <= self._seen:
+            if tx.templates.count() == len(self._seen):
                 return 0
         with self._lock:
             with transaction(self.engine) as tx:
-                rows = [(r.id, r.structure, r.version, r.document) for r in tx.templates.since(self._seen)]
+                rows = [(r.id, r.structure, r.version, r.document) for r in tx.templates.since(0)
+                        if r.id not in self._seen]
             for rid, structure, version, document in rows:
                 try:
                     declare_row(structure, version, document)
                 except Exception:  # a stored version that no longer declares must not stop the others
                     log.exception("stored template %s v%s could not be declared", structure, version)
-                self._seen = max(self._seen, rid)
+                self._seen.add(rid)
             return len(rows)
 
     def table(self) -> list[dict]:

@@ -97,3 +97,27 @@ def test_template_check_prints_the_contract_document(tmp_path, monkeypatch, caps
     assert rc != 0 and set(out) == {"error", "detail"} and "params.ki_pct" in out["detail"]["fields"]
     rc, out = _cli(capsys, "template", "check", str(tmp_path / "missing.json"))
     assert rc != 0 and "no template file" in out["error"]
+
+
+def test_a_version_committed_after_a_newer_id_is_still_declared(pg_schema_url, tmp_path):
+    """PostgreSQL hands out ids at insert, not at commit: an upload that commits after a later-numbered one (two
+    instances at once) must still be declared by every process, not skipped by a high-water mark."""
+    from otcdesk.app.db import init_db, make_engine
+    from otcdesk.app.settings import load_settings
+
+    engine = make_engine(load_settings(data_dir=tmp_path, DATABASE_URL=pg_schema_url).db_url)
+    init_db(engine)
+    late, early = capped_snowball("svc_late", ["迟到雪球"]), capped_snowball("svc_early", ["先到雪球"])
+    reader = TemplateService(engine)
+    try:
+        with transaction(engine) as slow:  # instance A: its row has the lower id but commits last
+            slow.templates.add("svc_late", late, sha256_of(late), "upload", "admin1")
+            with transaction(engine) as tx:  # instance B commits a higher id first
+                tx.templates.add("svc_early", early, sha256_of(early), "upload", "admin2")
+            assert reader.sync() == 1 and DECLARED.get("svc_early") is not None
+        assert reader.sync() == 1 and DECLARED.get("svc_late") is not None
+        assert reader.sync() == 0
+    finally:
+        DECLARED.withdraw("svc_late")
+        DECLARED.withdraw("svc_early")
+        engine.dispose()
