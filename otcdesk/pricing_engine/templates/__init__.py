@@ -57,6 +57,7 @@ _BLOCK_KEYS = {
     "coupon": {"block", "barrier_pct", "coupon_pct", "memory"},
 }
 _LEG_KINDS = (*LEG_KINDS, "accrued_cash")
+_LEG_KEYS = {"kind", "strike_pct", "weight", "weight_pct", "sign"}  # a key not read would be ignored: refused
 
 
 def _bad(msg, detail=None):
@@ -98,6 +99,8 @@ class Template:
             for leg in b.get("legs", ()):
                 if leg.get("kind") not in _LEG_KINDS:
                     raise _bad(f"unknown leg kind {leg.get('kind')!r}", leg)
+                if set(leg) - _LEG_KEYS:
+                    raise _bad(f"a {leg['kind']} leg has unknown keys {sorted(set(leg) - _LEG_KEYS)}", leg)
             _refs_ok(b, params)
         if sum(1 for b in blocks if b["block"] == "knock_in") > 1:
             raise _bad("at most one knock_in block")

@@ -66,6 +66,8 @@ REFUSALS = [
      "unknown leg kind"),
     ("undeclared reference", _with(blocks=[{"block": "knock_in", "direction": "down", "level_pct": "$os"}]), "blocks",
      "undeclared parameter"),
+    ("misspelt leg key", _with(blocks=[{"block": "payoff", "legs": [{"kind": "put", "strike_pct": 100, "wieght": -1}]}]),
+     "blocks", "unknown keys"),  # else the leg's weight is 0: a payoff silently different from the one written
     ("unknown block key", _with(blocks=[{"block": "knock_in", "level_pct": 70, "eval": "x"}]), "blocks",
      "unknown keys"),
     ("too many blocks", _with(blocks=[{"block": "payoff", "legs": []}] * 21), "blocks", "at most 20"),
