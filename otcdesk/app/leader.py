@@ -43,8 +43,11 @@ class Leadership:
         self.leading = False
         self.key: int | None = None
         # a connection of its own (never pooled, so the lock cannot leak to other work), quick to give up
-        self._engine = create_engine(db_url, poolclass=NullPool, connect_args={"connect_timeout": 5}) \
-            if db_url else None
+        # TCP keepalives and a statement timeout: a silently dropped network fails the liveness check in seconds
+        # instead of hanging it while a standby takes the lock
+        self._engine = create_engine(db_url, poolclass=NullPool, connect_args={
+            "connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+            "keepalives_count": 3}) if db_url else None
         self._conn: Connection | None = None
 
     @classmethod
@@ -68,6 +71,7 @@ class Leadership:
         try:
             if self._conn is None:
                 self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                self._conn.execute(text("SET statement_timeout = 5000"))  # not in the URL's options: they name the schema
                 self.key = lock_key(self._conn.execute(text("SELECT current_schema()")).scalar_one())
             got = self._conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar_one()
         except Exception as exc:

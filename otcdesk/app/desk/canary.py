@@ -60,10 +60,13 @@ class CanaryPolicy:
         """Canary mode on (only allowlisted groups get drafts) or off (every group does); audited when it changes."""
         if not isinstance(enabled, bool):
             raise CanaryError("enabled must be true or false", {"enabled": "true or false"})
-        with transaction(self.engine) as tx:
-            if tx.canary.mode()["enabled"] != enabled:
-                before, after = tx.canary.set_mode(enabled, actor)
-                tx.audit.record(actor, "canary.mode", "canary", {"before": before["enabled"], "after": enabled})
+        try:
+            with transaction(self.engine) as tx:
+                if tx.canary.mode()["enabled"] != enabled:
+                    before, after = tx.canary.set_mode(enabled, actor)
+                    tx.audit.record(actor, "canary.mode", "canary", {"before": before["enabled"], "after": enabled})
+        except IntegrityError:  # the first switch row, inserted by another admin at the same moment: theirs stands
+            pass
         return self.state()
 
     def set_group(self, channel: Any, group_id: Any, admitted: Any, actor: str) -> dict:

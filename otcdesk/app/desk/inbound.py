@@ -71,6 +71,7 @@ class InboundPipeline:
                 finally:
                     data.pop("tx", None)
             outcome = ("a redelivery, ignored" if data.get("new") is False else
+                       "stored, held (the group is outside the canary allowlist)" if data.get("held") else
                        "stored, held back by the group's rate limit" if data.get("deferred") else "stored")
             log.info("inbound message on %s: %s", event.channel, outcome, extra={"inbound_id": data.get("inbound_id")})
         return data

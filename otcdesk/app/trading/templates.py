@@ -154,6 +154,10 @@ class TemplateService:
         """Check and store `doc` as the next version of its structure (audited `template.uploaded`), declare it;
         returns the version row with `engines` (the defaults' prices) and `unchanged` (the same document as the
         newest: no new version). Raises TemplateError, TemplateConflict."""
+        from otcdesk.pricing_engine.templates.validate import TemplateError
+
+        if len(json.dumps(doc, ensure_ascii=False).encode()) > MAX_TEMPLATE_BYTES:  # whatever the request's framing
+            raise TemplateError(f"a template is at most {MAX_TEMPLATE_BYTES} bytes", {"template": "too large"})
         return self._add(doc, by, "upload", "template.uploaded")
 
     def load_folder(self) -> dict:

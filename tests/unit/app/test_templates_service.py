@@ -121,3 +121,12 @@ def test_a_version_committed_after_a_newer_id_is_still_declared(pg_schema_url, t
         DECLARED.withdraw("svc_late")
         DECLARED.withdraw("svc_early")
         engine.dispose()
+
+
+def test_an_oversized_template_is_refused_whatever_the_request_framing(db_engine):
+    """The 64 KiB bound holds on the parsed document too (a chunked upload carries no Content-Length)."""
+    from otcdesk.app.trading.templates import MAX_TEMPLATE_BYTES
+
+    with pytest.raises(TemplateError) as err:
+        TemplateService(db_engine).upload({**capped_snowball(), "description": "x" * MAX_TEMPLATE_BYTES}, "admin1")
+    assert err.value.fields == {"template": "too large"}
