@@ -70,6 +70,9 @@ _MEASURE_EVIDENCE = {
 }
 # "两家", "一只", "这套", "哪两项": a count or pointer frame around what is asked, not a thing the text names
 _COUNT_FRAME = re.compile(r"^[一二两三四五六七八九十几哪每这那某各多]+[个家只项条种位名笔套件份点部类批]$")  # not 次: "多久一次" is a frequency
+# An organisation named in full: a name and a legal or institutional suffix
+_ORG = re.compile(r"([\u4e00-\u9fff]{2,12}?)(?:股份有限公司|有限责任公司|有限公司|证券公司|证券|银行|交易所|集团|基金公司|"
+                  r"期货公司|保险公司|信托公司|研究院|事务所)")
 _NOUN_TAGS = ("n", "vn", "an", "j", "eng", "nz", "nr", "ns", "nt", "x")  # not l/i: set phrases (逢年过节) say how
 # Words that name the KIND of thing asked ("期限是多久", "比例是多少"): an answer holding that kind states them
 _KIND_NOUNS = {
@@ -289,8 +292,15 @@ class QuestionAnalyzer:
         pieces.append(text[last:])
         jb = jieba_mod()
         for piece in pieces:
-            for tok in jb.cut(piece):
+            singles: list[str] = []  # a run of lone characters jieba could not join ("年", "假" of 年假) is one word
+            for tok in list(jb.cut(piece)) + [""]:
                 t = tok.strip().lower()
+                if len(t) == 1 and _CJK.match(t) and t not in STOPWORDS and t not in FUNCTION_WORDS:
+                    singles.append(t)
+                    continue
+                if len(singles) >= 2:
+                    out.append("".join(singles))
+                singles = []
                 if not t or _PUNCT.match(t) or t in STOPWORDS or t in FUNCTION_WORDS or _QUESTION_WORD.match(t) \
                         or _COUNT_FRAME.match(t):
                     continue
@@ -315,6 +325,17 @@ def compound_parts(term: str, snap: Snapshot) -> tuple[str, ...]:
         cover.append(nxt)
         i += len(nxt)
     return tuple(cover) if len(cover) > 1 and all(snap.df(w) > 0 for w in cover) else ()
+
+
+def other_organisation(question: str, answer: str) -> bool:
+    """The question names a firm in full and the answer's sentence is about another: it opens with that firm's
+    name (compared by the first two characters, which short names keep: 某某证券 → 某某). Other firms the sentence
+    merely mentions (its shareholders, its partners) do not count."""
+    asked = {m.group(1)[:2] for m in _ORG.finditer(question)}
+    opening = re.sub(r"^[\W\d_a-z]*", "", answer.lower())
+    opening = re.sub(r"^[^：:，。]{0,12}[：:]\s*", "", opening)  # a field label ("单位简介：")
+    subject = _ORG.match(opening)
+    return bool(asked) and subject is not None and subject.group(1)[:2] not in asked
 
 
 def answer_kinds(question: str) -> tuple[str, ...]:
@@ -623,6 +644,8 @@ class Answerability:
             s *= 0.7  # a figure, but not in the asked unit: "多少人" answered by "四类风险"
         if ev.unit_score < 0:
             s *= 0.8
+        if other_organisation(query.text, ev.answer):
+            s *= 0.6  # asked about one firm, the sentence is about another ("X的注册资本" answered by Y's)
         return round(max(0.0, min(1.0, s)), 4)
 
 

@@ -224,3 +224,18 @@ def test_pipeline_stages_are_replaceable():
     assert [type(s).__name__ for s in (p.analyzer, p.retriever, p.reranker, p.extractor, p.answerability)] == [
         "QuestionAnalyzer", "HybridRetriever", "CoverageReranker", "SentenceExtractor", "Answerability"]
     assert p.judge is None and p.generator is None
+
+
+def test_lone_characters_jieba_leaves_are_one_word(kb):
+    """年假 cut as 年 + 假 stays one concept: a thing the knowledge base does not hold, so the question is refused."""
+    q = QuestionAnalyzer().analyze("年假怎么在系统里申请？", kb.snapshot())
+    assert "年假" in q.terms
+    assert kb.ask("年假怎么在系统里申请？")["refused"]
+
+
+def test_a_sentence_about_another_firm_does_not_answer():
+    from otcdesk.knowledge.pipeline import other_organisation
+
+    assert other_organisation("甲乙证券股份有限公司的注册资本是多少？", "丙丁证券股份有限公司成立于1995年，注册资本50亿元。")
+    assert not other_organisation("甲乙证券的注册资本是多少？", "甲乙证券股份有限公司成立于1995年，注册资本56亿元。")
+    assert not other_organisation("甲乙证券的注册资本是多少？", "公司注册资本56亿元，主要股东有某某集团有限公司。")
