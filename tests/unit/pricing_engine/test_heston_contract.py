@@ -59,7 +59,8 @@ def test_cli_mc_european_call_vs_quantlib_analytic_heston(tmp_path):
     assert d["pv"] == pytest.approx(d["price"] * 1_000_000)
     diag = d["diagnostics"]
     assert diag["vol_model"] == "heston" and diag["scheme"] == "qe" and diag["paths"] == 200_000
-    assert diag["feller"] == {"satisfied": False, "two_kappa_theta": pytest.approx(0.15), "xi_squared": pytest.approx(0.36)}
+    assert diag["feller"] == {"satisfied": False, "two_kappa_theta": pytest.approx(0.15),
+                              "xi_squared": pytest.approx(0.36)}
     assert d["greeks"] is None and "not computed under Heston" in diag["greeks_note"]
     assert d["vol_used"]["vol_model"] == "heston" and d["vol_used"]["heston"] == HESTON
     assert d["market"]["heston"] == HESTON and "vol" not in d["market"]  # echoed as given
@@ -122,7 +123,8 @@ def test_what_heston_mc_cannot_honour_is_refused():
     with pytest.raises(PricingError) as ei:
         price(_req(engine="mc", solve_for="vol", target_price_pct=8.0))
     assert ei.value.detail["field"] == "solve_for" and "market.heston" in ei.value.message
-    for opts, field in (({"sobol": True}, "engine_options.sobol"), ({"mc_kernel": "fused"}, "engine_options.mc_kernel")):
+    for opts, field in (({"sobol": True}, "engine_options.sobol"),
+                        ({"mc_kernel": "fused"}, "engine_options.mc_kernel")):
         with pytest.raises(PricingError) as ei:
             price(_req(engine="mc", engine_options={"paths": 1000, **opts}))
         assert ei.value.detail["field"] == field
