@@ -13,6 +13,7 @@ app/agents/bots/workflows. What lives where:
 - `blocks`         `ResolvedSchedule`: what a spec resolves to for the engines (legs, knock-outs, knock-in, coupons)
 - `schedule`       exchange calendars, tenors, observation dates, ACT/365
 - `models`         `MarketSpec` (the `market` object: inputs vs informational keys), `GBMModel`
+- `heston`         `HestonModel` (`market.heston`) and its QE Monte Carlo, priced by the `mc` engine only
 - `engines`        the engine interface and registry (`select_engine`), `EngineOptions` (the one engine
                    configuration, MC included), `refuse_unusable_inputs` (a market input an engine cannot use)
 - `analytic_vanilla`, `analytic_barrier`, `analytic_asian`   closed-form engines (`analytic`)

@@ -7,6 +7,8 @@ plus echo fields (product, market, valuation_date). Bad input raises PricingErro
 With `market.vol_surface` (CONTRACTS.md) the surface is fitted against the valuation date (`surface.VolSurface`;
 a malformed or calendar-arbitrageable one is refused with the reason), and the output gains `vol_used` (surface
 name, vol model, implied vol at the strike and at the knock-in level) and `diagnostics.vol_model`/`surface`.
+With `market.heston` (an addition) the mc engine prices Heston paths (`diagnostics.vol_model = "heston"`, `scheme`,
+`feller`); it computes no Greeks, so `greeks` is null and `diagnostics.greeks_note` says why.
 What is solved for is decided by `solve_field` alone: `solve_for`, or for a QuoteRequest with
 `quote: "coupon"` and no `coupon_pct`, its coupon (target `target_price_pct`, default 0). The desk's
 quoting (`otcdesk.app.quoting`) passes the QuoteRequest as it is and relies on that rule.
@@ -89,6 +91,9 @@ def price(doc: Mapping[str, Any]) -> dict:
     if field == "vol" and model.surface is not None:
         raise PricingError("solve_for vol solves a flat vol: with market.vol_surface give market.vol instead",
                            {"field": "solve_for", "value": "vol"})
+    if field == "vol" and "heston" in model.inputs():
+        raise PricingError("solve_for vol solves a flat vol: under market.heston there is none; give market.vol "
+                           "instead", {"field": "solve_for", "value": "vol"})
     if field:
         target = _target(doc)
         quick = replace(options, greeks=False, ladder=None)
@@ -136,7 +141,7 @@ def price(doc: Mapping[str, Any]) -> dict:
         "price_pct": float(res.price) * 100.0,
         "pv": float(res.price) * notional if notional is not None else None,
         "stderr": None if res.stderr is None else float(res.stderr),
-        "greeks": greeks,
+        "greeks": None if not greeks and "greeks_note" in diagnostics else greeks,
         "engine": res.engine or eng.name,
         "solved": solved,
         "vol_used": used,

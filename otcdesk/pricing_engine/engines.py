@@ -20,7 +20,8 @@ package are imported on first use, so a new engine module only has to call `regi
 `auto` also skips engines that cannot use its inputs and, on a vol surface, the closed forms that would only read
 one implied vol (`surface_use == "implied_at_strike"`: barriers, geometric Asians), so a path-dependent product
 on a surface goes to the local-vol FD or MC engine; asked for by name, those closed forms price at the implied vol
-at the strike and say so (`diagnostics.vol_model`).
+at the strike and say so (`diagnostics.vol_model`). A Heston model (`market.heston`) carries the input `heston`,
+which only the mc engine declares: `auto` picks mc, analytic and fd refuse it by name.
 """
 from __future__ import annotations
 
@@ -162,8 +163,12 @@ def surface_time(model, valuation_date) -> float:
 
 def vol_used(product, model, valuation_date, vol_model: str) -> dict:
     """What volatility priced the product: `{"vol_model", "surface", "vol", "vol_at_strike", "vol_at_knock_in",
-    "strike_pct", "knock_in_pct", "expiry_years"}` (vols None where the product has no such level)."""
+    "strike_pct", "knock_in_pct", "expiry_years"}` (vols None where the product has no such level; under Heston
+    all None, with `heston` (the parameters) and `feller` (whether 2κθ ≥ ξ²))."""
     surf = getattr(model, "surface", None)
+    if "heston" in model.inputs():  # no one vol priced it: the variance is a process
+        return {"vol_model": "heston", "surface": None, "vol": None, "vol_at_strike": None, "vol_at_knock_in": None,
+                "heston": model.params(), "feller": model.feller()["satisfied"]}
     if surf is None:
         return {"vol_model": "flat", "surface": None, "vol": model.vol, "vol_at_strike": model.vol,
                 "vol_at_knock_in": model.vol if _has_ki(product, model, valuation_date) else None}

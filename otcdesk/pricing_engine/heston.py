@@ -13,8 +13,10 @@ average vol over the contract's life (the kernel's shift is per contract, not pe
 daily-or-finer grid keeps small); an arithmetic Asian is priced without the geometric control variate (its mean is a
 GBM formula); Greeks are not computed.
 
-Not reachable from `otcdesk price` yet: the contract's `market` has no Heston parameters and the mc engine no model
-switch (proposal: `market.heston = {v0, kappa, theta, xi, rho}`, used by `engine: mc`, refused by analytic and fd).
+From `otcdesk price`: `market.heston = {v0, kappa, theta, xi, rho}` (an addition to the contract, validated by
+`models.heston_params`) makes `MarketSpec.to_model` return a `HestonModel`; its `inputs()` name `heston`, which only
+the mc engine declares (`mc_engine.MCEngine` then calls `price_mc` with the QE scheme); analytic and fd refuse it
+with the reason (`engines.refuse_unusable_inputs`), and `auto` picks mc.
 """
 from __future__ import annotations
 
@@ -57,6 +59,29 @@ class HestonModel:
                 raise PricingError(f"heston {name} must be a positive number", {"field": name, "value": v})
         if not -1.0 < self.rho < 1.0:
             raise PricingError("heston rho must lie strictly between -1 and 1", {"field": "rho", "value": self.rho})
+
+    vol_surface = None  # the model interface engines read (`engines.refuse_unusable_inputs`): never a surface
+
+    def inputs(self) -> frozenset[str]:
+        """The market inputs this model carries (no flat `vol`: see `models.MarketSpec`)."""
+        return frozenset({"spot", "rate", "div", "heston"})
+
+    @property
+    def surface(self):
+        return None
+
+    @property
+    def vol(self) -> float:
+        """Today's instantaneous vol √v0."""
+        return math.sqrt(self.v0)
+
+    def params(self) -> dict:
+        return {"v0": self.v0, "kappa": self.kappa, "theta": self.theta, "xi": self.xi, "rho": self.rho}
+
+    def feller(self) -> dict:
+        """The Feller condition 2κθ ≥ ξ² (the variance never reaches 0 when it holds); reported, not required."""
+        lhs, rhs = 2.0 * self.kappa * self.theta, self.xi * self.xi
+        return {"satisfied": lhs >= rhs, "two_kappa_theta": lhs, "xi_squared": rhs}
 
     def gbm(self) -> GBMModel:
         """The GBM with vol √v0 (what dates and levels are resolved against: spot, rate, div)."""
@@ -164,5 +189,5 @@ def price_mc(product, model: HestonModel, valuation_date, options: EngineOptions
     mean = s_y / done
     stderr = math.sqrt(max(s_yy / done - mean * mean, 0.0) / done)
     diag = {"paths": done, "steps": len(fine), "model": "heston", "scheme": scheme, "vol_model": "heston",
-            "elapsed_s": time.perf_counter() - t0}
+            "heston": model.params(), "feller": model.feller(), "elapsed_s": time.perf_counter() - t0}
     return PricingResult(mean, stderr, {}, "mc", diag)

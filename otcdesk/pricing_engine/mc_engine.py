@@ -37,6 +37,11 @@ every Greek row on full paths from the same normals; the vectorised kernel (`mc_
 reference and runs what the fused one does not (Sobol points, CuPy, scenario grids on compressed-path
 ladders, or ``mc_kernel="numpy"``). ``diagnostics.kernel`` says which ran and ``kernel_note`` why not fused.
 
+Heston (`market.heston`, a `heston.HestonModel`): each such contract is priced by `heston.price_mc` (QE paths
+of the variance and log spot, `paths` plain paths, the same block kernel), one contract at a time. Greeks are not
+computed there: `greeks` is empty and `diagnostics.greeks_note` says why (the api prints `greeks: null`);
+``sobol`` and ``mc_kernel="fused"`` are refused, and the paths are not antithetic (``diagnostics.antithetic``).
+
 Configuration: `engines.EngineOptions` (``paths``, ``steps_per_year``, ``seed``, ``dtype``,
 ``antithetic``, ``sobol``, ``backend``, ``mc_kernel``, ``greeks``, ``replicates``, ``chunk_elems`` and the bumps);
 the scenario rows are `mc_core.GREEK_SCENARIOS`.
@@ -49,7 +54,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from otcdesk.pricing_engine import mc_blocks, mc_core, mc_fused, mc_paths
+from otcdesk.pricing_engine import heston, mc_blocks, mc_core, mc_fused, mc_paths
 from otcdesk.pricing_engine.backend import backend_name, get_xp
 from otcdesk.pricing_engine.engines import (SURFACE_INPUTS, EngineOptions, refuse_unusable_inputs, register_engine,
                                             surface_time)
@@ -57,6 +62,9 @@ from otcdesk.pricing_engine.errors import PricingError
 from otcdesk.pricing_engine.greeks import freeze
 from otcdesk.pricing_engine.models import GBMModel
 from otcdesk.pricing_engine.results import PricingResult
+
+HESTON_GREEKS_NOTE = ("Greeks are not computed under Heston (a bump-and-revalue pass per Greek would cost 9 more "
+                      "Heston Monte Carlo runs); price with market.vol or market.vol_surface for Greeks")
 
 
 @dataclass
@@ -221,7 +229,7 @@ class MCEngine:
     """Monte Carlo engine over building blocks (registered as ``mc``): every product that resolves."""
 
     name = "mc"
-    market_inputs = SURFACE_INPUTS
+    market_inputs = SURFACE_INPUTS | {"heston"}
     surface_use = "local_vol"
 
     def supports(self, product) -> bool:
@@ -244,11 +252,35 @@ class MCEngine:
         for rs in resolved:
             if not rs.T > 0:
                 raise PricingError("maturity is not after the valuation date", {"field": "maturity_date"})
-        res = price_resolved(xp, resolved, models, options, bool(options.greeks), valuation_date)
-        elapsed = time.perf_counter() - t0
-        return [PricingResult(price=r.price, stderr=r.stderr, greeks=r.greeks, engine="mc",
-                              diagnostics=dict(r.diagnostics, elapsed_s=elapsed, backend=backend_name(xp)))
-                for r in res]
+        hes = [i for i, m in enumerate(models) if isinstance(m, heston.HestonModel)]
+        out: list[PricingResult | None] = [None] * len(models)
+        for i in hes:
+            out[i] = _price_heston(xp, products[i], models[i], valuation_date, options)
+        rest = [i for i in range(len(models)) if out[i] is None]
+        if rest:
+            res = price_resolved(xp, [resolved[i] for i in rest], [models[i] for i in rest], options,
+                                 bool(options.greeks), valuation_date)
+            elapsed = time.perf_counter() - t0
+            for i, r in zip(rest, res):
+                out[i] = PricingResult(price=r.price, stderr=r.stderr, greeks=r.greeks, engine="mc",
+                                       diagnostics=dict(r.diagnostics, elapsed_s=elapsed, backend=backend_name(xp)))
+        return out  # type: ignore[return-value]
+
+
+def _price_heston(xp, product, model: heston.HestonModel, valuation_date, options: EngineOptions) -> PricingResult:
+    """One contract under Heston (`heston.price_mc`, QE), refusing the options it cannot honour."""
+    if options.sobol:
+        raise PricingError("Heston Monte Carlo draws pseudo-random paths: engine_options.sobol is not supported",
+                           {"field": "engine_options.sobol", "value": True})
+    if options.mc_kernel == "fused":
+        raise PricingError("the fused Monte Carlo kernel cannot price this: it has no Heston paths "
+                           "(the vectorised kernel prices Heston)", {"field": "engine_options.mc_kernel"})
+    r = heston.price_mc(product, model, valuation_date, options, "qe", xp)
+    diag = dict(r.diagnostics, kernel="numpy", antithetic=False, sobol=False, dtype="float64",
+                backend=backend_name(xp))
+    if options.greeks:
+        diag["greeks_note"] = HESTON_GREEKS_NOTE
+    return PricingResult(price=r.price, stderr=r.stderr, greeks={}, engine="mc", diagnostics=diag)
 
 
 ENGINE = register_engine(MCEngine())
