@@ -263,15 +263,21 @@ async def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):
         await asyncio.sleep(interval)
 
 
-@pytest.fixture
-def desk_settings(tmp_path):
-    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None)
+def settings_with_users(tmp_path, users: dict[str, tuple[str, str]], **overrides):
+    """SQLite settings in `tmp_path` (no DATABASE_URL) with the database made and `users` (role → (name,
+    password)) in it."""
+    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None, **overrides)
     engine = make_engine(settings.db_url)
     init_db(engine)
-    upsert_user(engine, *TRADER, role="trader")
-    upsert_user(engine, "risk1", "risk-password-1", role="risk")
+    for role, (user, password) in users.items():
+        upsert_user(engine, user, password, role=role)
     engine.dispose()
     return settings
+
+
+@pytest.fixture
+def desk_settings(tmp_path):
+    return settings_with_users(tmp_path, {"trader": TRADER, "risk": ("risk1", "risk-password-1")})
 
 
 @pytest.fixture

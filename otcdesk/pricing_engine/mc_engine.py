@@ -106,6 +106,17 @@ def fused_unusable(xp, cfg: EngineOptions, scenarios: bool = False) -> str | Non
     return why
 
 
+def _full_path_rows(resolved, models, cfg: EngineOptions, greeks: bool, local: bool, ctrl: bool, valuation_date):
+    """Every contract's Greek scenario rows, each row's local vol on a surface (no control variate there: it is a
+    GBM identity); returns (rows, local vols or None, ctrl)."""
+    rows = []
+    for c, (rs, m) in enumerate(zip(resolved, models)):
+        rows += mc_core.greek_rows(c, rs.spot_x, m.vol, m.rate, m.div, cfg, greeks)
+    if not local:
+        return rows, None, ctrl
+    return rows, [_row_local_vol(models[r.contract], r, resolved[r.contract], valuation_date) for r in rows], False
+
+
 def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineOptions, greeks: bool = True,
                 spot_shifts: Sequence[float] | None = None, vol_shifts: Sequence[float] | None = None,
                 fast_ladder: bool = True, valuation_date=None) -> tuple[list[BatchResult], float, float]:
@@ -130,13 +141,7 @@ def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineO
         raise PricingError("an MC batch prices all on surfaces or all flat", {"field": "market.vol_surface"})
     why_not_fused = fused_unusable(xp, cfg, spot_shifts is not None or vol_shifts is not None)
     if why_not_fused is None:  # one compiled pass, every scenario row on full paths from the same normals
-        rows = []
-        for c, (rs, m) in enumerate(zip(resolved, models)):
-            rows += mc_core.greek_rows(c, rs.spot_x, m.vol, m.rate, m.div, cfg, greeks)
-        lvs = None
-        if local:
-            lvs = [_row_local_vol(models[r.contract], r, resolved[r.contract], valuation_date) for r in rows]
-            ctrl = False
+        rows, lvs, ctrl = _full_path_rows(resolved, models, cfg, greeks, local, ctrl, valuation_date)
         price, err, diag = mc_fused.run_batch(terms, rows, shape, cfg,
                                               mc_blocks.make_control_means(shape) if ctrl else None, 1 if ctrl else 0,
                                               local_vols=lvs)
@@ -144,13 +149,7 @@ def price_group(xp, resolved: Sequence, models: Sequence[GBMModel], cfg: EngineO
         gvals = [price[nb * c: nb * c + nb] for c in range(C)]
         gerr = [err[nb * c] for c in range(C)]
     elif shape.continuous or ctrl or local:  # full paths for every row (controls need the whole path too)
-        rows = []
-        for c, (rs, m) in enumerate(zip(resolved, models)):
-            rows += mc_core.greek_rows(c, rs.spot_x, m.vol, m.rate, m.div, cfg, greeks)
-        lvs = None
-        if local:
-            lvs = [_row_local_vol(models[r.contract], r, resolved[r.contract], valuation_date) for r in rows]
-            ctrl = False
+        rows, lvs, ctrl = _full_path_rows(resolved, models, cfg, greeks, local, ctrl, valuation_date)
         price, err, diag = mc_core.run_batch(xp, terms, rows, kernel, cfg,
                                              mc_blocks.make_control_means(shape) if ctrl else None, 1 if ctrl else 0,
                                              local_vols=lvs)

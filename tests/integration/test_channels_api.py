@@ -5,12 +5,10 @@ import asyncio
 
 import pytest
 
-from desk_fixtures import RunningDesk, wait_for
-from otcdesk.app.auth import upsert_user
-from otcdesk.app.db import init_db, make_engine
+from desk_fixtures import RunningDesk, settings_with_users, wait_for
+from otcdesk.app.db import make_engine
 from otcdesk.app.repositories import transaction
 from otcdesk.app.server import DESK
-from otcdesk.app.settings import load_settings
 
 USERS = {"admin": ("admin1", "admin-password-1"), "trader": ("trader1", "trader-password-1"),
          "compliance": ("compliance1", "compliance-password-1")}
@@ -18,12 +16,7 @@ USERS = {"admin": ("admin1", "admin-password-1"), "trader": ("trader1", "trader-
 
 @pytest.fixture
 async def server(tmp_path):
-    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None)
-    engine = make_engine(settings.db_url)
-    init_db(engine)
-    for role, (user, password) in USERS.items():
-        upsert_user(engine, user, password, role=role)
-    engine.dispose()
+    settings = settings_with_users(tmp_path, USERS)
     running = await RunningDesk(settings, demo=True).start()
     yield running
     await running.stop()

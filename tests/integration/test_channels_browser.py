@@ -8,25 +8,17 @@ import asyncio
 import pytest
 from playwright.async_api import expect
 
-from desk_fixtures import TRADER, RunningDesk
+from desk_fixtures import TRADER, RunningDesk, settings_with_users
 from desk_fixtures import logged_in_page as logged_in
-from otcdesk.app.auth import upsert_user
-from otcdesk.app.db import init_db, make_engine
 from otcdesk.app.repositories import transaction
 from otcdesk.app.server import DESK, SIM
-from otcdesk.app.settings import load_settings
 
 ADMIN = ("admin1", "admin-password-1")
 
 
 @pytest.fixture
 async def desk(tmp_path):
-    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None, risk_refresh_s=0)
-    engine = make_engine(settings.db_url)
-    init_db(engine)
-    upsert_user(engine, *TRADER, role="trader")
-    upsert_user(engine, *ADMIN, role="admin")
-    engine.dispose()
+    settings = settings_with_users(tmp_path, {"trader": TRADER, "admin": ADMIN}, risk_refresh_s=0)
     running = await RunningDesk(settings, demo=False).start()
     yield running
     await running.stop()

@@ -5,10 +5,9 @@ import json
 
 import pytest
 
-from desk_fixtures import RunningDesk, wait_for
+from desk_fixtures import RunningDesk, settings_with_users, wait_for
 from template_fixtures import capped_snowball
-from otcdesk.app.auth import upsert_user
-from otcdesk.app.db import init_db, make_engine
+from otcdesk.app.db import make_engine
 from otcdesk.app.repositories import transaction
 from otcdesk.app.trading.templates import MAX_TEMPLATE_BYTES
 
@@ -20,14 +19,7 @@ TEMPLATE = capped_snowball("capped_loss_snowball", ["限亏雪球", "封底雪�
 
 @pytest.fixture
 async def server(tmp_path):
-    from otcdesk.app.settings import load_settings
-
-    settings = load_settings(data_dir=tmp_path, DATABASE_URL=None, risk_refresh_s=0)
-    engine = make_engine(settings.db_url)
-    init_db(engine)
-    for role, (user, password) in USERS.items():
-        upsert_user(engine, user, password, role=role)
-    engine.dispose()
+    settings = settings_with_users(tmp_path, USERS, risk_refresh_s=0)
     running = await RunningDesk(settings, demo=True).start()
     yield running
     await running.stop()
