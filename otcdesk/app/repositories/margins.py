@@ -43,6 +43,13 @@ class MarginRepository:
         self.session.flush()
         return before, margin_row(row)
 
+    def insert(self, structure: str, max_tenor_days: int, margin_pct: float, unwind_margin_pct: float,
+               by: str) -> None:
+        """Add a new row; a row of the same bucket raises IntegrityError (a concurrent seed loses, no update)."""
+        self.session.add(QuoteMargin(structure=structure, max_tenor_days=max_tenor_days, margin_pct=float(margin_pct),
+                                     unwind_margin_pct=float(unwind_margin_pct), updated_by=by, updated_at=utcnow()))
+        self.session.flush()
+
     def delete(self, structure: str, max_tenor_days: int) -> dict | None:
         """Remove that row; returns what it held (None when there was none)."""
         row = self.get(structure, max_tenor_days)

@@ -171,8 +171,8 @@ class MarginPolicy:
             with transaction(self.engine) as tx:
                 if tx.margins.count():
                     return 0
-                for r in rows:
-                    tx.margins.put(r.structure, r.max_tenor_days, r.margin_pct, r.unwind_margin_pct, "system")
+                for r in rows:  # plain inserts: a seeder that read an empty table too late fails on the unique key
+                    tx.margins.insert(r.structure, r.max_tenor_days, r.margin_pct, r.unwind_margin_pct, "system")
                 tx.audit.record("system", "margins.seeded", SUBJECT,
                                 {"source": self.seed_path.name, "rows": [asdict(r) for r in rows]})
         except IntegrityError:  # another process seeded it at the same moment
