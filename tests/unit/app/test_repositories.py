@@ -171,8 +171,7 @@ def test_outbox_row_is_enqueued_once_claimed_and_sent_once(db_engine):
         first, second = tx.outbox.due()
         assert (first.review_id, first.text, first.mention_id, first.status) == ("Q1", "reply 1", "a", "pending")
         assert not tx.outbox.mark_sent(first.id, "p1", utcnow())  # only a claimed row can be marked sent
-        tx.outbox.claim(first.id)
-        tx.outbox.claim(second.id)
+        assert tx.outbox.claim(first) and tx.outbox.claim(second)
     with transaction(db_engine) as tx:
         assert tx.outbox.mark_sent(first.id, "p1", utcnow())
         assert not tx.outbox.mark_sent(first.id, "p1", utcnow())

@@ -14,6 +14,11 @@ PARAMS = {"ko_pct": {"default": 103}, "ki_pct": {"default": 75}, "coupon_pct": {
 
 @pytest.fixture
 def declared():
+    """Declare structures for one test, on a table cleared of what earlier tests' services declared in this process
+    (the table is process-wide); those come back afterwards."""
+    earlier = DECLARED.entries()
+    for entry in earlier:
+        DECLARED.withdraw(entry.structure)
     added = []
 
     def declare(structure, names, params=PARAMS, version=1):
@@ -23,6 +28,8 @@ def declared():
     yield declare
     for s in added:
         DECLARED.withdraw(s)
+    for entry in earlier:
+        DECLARED.declare(entry)
 
 
 def _one(text):
