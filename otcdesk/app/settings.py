@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     embed_base_url: str | None = None
     embed_model: str = "bge-m3"
     client_kb: str = "default"  # the client-facing knowledge base the desk answers group questions from
+    kb_word_vectors: bool = False  # general Chinese word vectors in matching (the `semantic` extra; measured, not better)
     backend: str = "auto"
     review_ttl_s: float = 120.0
     inbound_rate_limit: int = 60  # messages per chat group per window handed to the desk; more wait (0: no limit)

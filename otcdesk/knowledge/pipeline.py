@@ -1,9 +1,11 @@
 """Answering as a pipeline of small stages (llama-index habit: retriever → postprocessors → synthesizer).
 
-    QuestionAnalyzer   question → `Query` (concepts with their alternative words and weights, answer kinds)
+    QuestionAnalyzer   question → `Query` (concepts with their alternative words and weights, answer kinds; with
+                       word vectors on, the knowledge base's words near each concept in meaning)
     HybridRetriever    BM25 over jieba words + BM25 over character bigrams (+ dense vectors), fused by rank
     CoverageReranker   every candidate passage scored by how much of the question's meaning it covers
-    SentenceExtractor  the sentence(s) or table row(s) of the passage that answer
+    SentenceExtractor  the sentence(s) or table row(s) of the passage that answer; a sentence for each asked part
+                       of a compound question
     Answerability      ONE calibrated score: coverage of the passage and of the answer unit, answer kind present
     LLMJudge           optional: the local LLM says whether a borderline passage answers the question
     GroundedGenerator  optional: the LLM rewrites the answer from the cited passages; kept only if grounded
@@ -23,11 +25,13 @@ import numpy as np
 from otcdesk.knowledge.index import KBIndex
 from otcdesk.knowledge.masking import TOKEN_RE
 from otcdesk.knowledge.protocols import Embedder, LLMClient
+from otcdesk.knowledge.semantic import WordVectors
 from otcdesk.knowledge.text import FUNCTION_WORDS, STOPWORDS, jieba_mod, split_sentences, squash_cjk_spaces, tokenize
 from otcdesk.knowledge.vocabulary import Vocabulary, english_to_chinese
 
 REFUSAL = "知识库中没有找到能回答这个问题的依据，无法回答。"
 DEFAULT_THRESHOLD = 0.75  # swept over in-sample, dev-kbgen and both fresh-b1 sets (tests/data/README.md): plateau 0.65-0.80, refusing side
+SEMANTIC_THRESHOLD = 0.80  # with word vectors near words raise coverage; swept over the fresh batches of rounds 1-4
 RRF_K = 60
 SCAN_ALL = 4000  # up to this many chunks every passage is scored; above it, the retriever's candidates
 
@@ -35,6 +39,7 @@ _QUESTION_WORD = re.compile(r"^(?:哪|几|多少|什么|怎|如何|是否|为何
 _PUNCT = re.compile(r"^[\W_]+$", re.U)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _ANSWER_KINDS = [
+    ("clock", re.compile(r"几点|几时几分|什么时间点|哪个时间点|什么时点")),
     ("day", re.compile(r"哪一?天|几号|哪一?日|几月几[日号]|具体日期")),
     ("time", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|日期|多久|多长时间|几点|时限|时间|频率|多少天|几天|几个工作日")),
     ("quantity", re.compile(r"多少|几|多大|多高|多长|比例|金额|数量|规模|占比|比率|上限|下限|最多|最少|最低|最高")),
@@ -44,6 +49,8 @@ _ANSWER_KINDS = [
     ("agent", re.compile(r"哪家|哪个(?:公司|机构|单位|部门)|哪些(?:公司|机构|单位|部门)|谁")),
 ]
 _KIND_EVIDENCE = {
+    "clock": re.compile(r"\d{1,2}\s*[:：]\s*\d{2}|(?<![\d.])\d{1,2}\s*[点时](?![\d.]*\s*[%％])|[上下中]午\s*\d|[早晚]上\s*\d|"
+                        r"凌晨\s*\d|全天|24\s*小时|7\s*[×x*]\s*24"),
     "day": re.compile(r"\d{1,2}\s*[日号]|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|当天|次日|T\+\d"),
     "time": re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d+\s*日|\d+\s*个?\s*(?:天|工作日|交易日|小时|分钟|秒|周|月|年)|当天|次日|"
                        r"T\+\d|\d{1,2}:\d{2}|[一二两三四五六七八九十]+个?(?:天|工作日|交易日|周|月|年|小时)|[秒分]级|每[日天周月年]|"
@@ -61,8 +68,10 @@ _CODE = re.compile(r"[a-z0-9]+(?:[-_/][a-z0-9]+)+(?![a-z0-9])")
 _NUMERAL = r"(?:\d+(?:[.,]\d+)*|[一二两三四五六七八九十百千万亿]+|上[百千万亿]|数[十百千万亿]|几[十百千万])"
 # The unit a "how many/much" question names fixes what an answer must hold: 多少笔 → "300 笔", 多少钱 → "… 元"
 _MEASURE_ASKED = re.compile(r"(?:多少|几)\s*(个百分点|个点|[人名家笔项条次篇种类只户位款份套台张件倍岁点])")
+_HOW_MANY_NOT_WHEN = r"(?:多少|几)(?![点天号月年日周]|个(?:工作日|交易日|月|小时|星期)|小时|分钟)"  # 几点, 几天: a time
 _MONEY_ASKED = re.compile(r"多少钱|花了多少|花费多少|罚多少|多少万|多少元|(?:资金|金额|费用|预算|补贴|手续费|违约金|投资额)"
-                          r"[^，。？?]{0,6}(?:多少|几)|(?:多少|几)[^，。？?]{0,4}(?:资金|金额|费用|预算|补贴|手续费|违约金)")
+                          r"[^，。？?]{0,6}" + _HOW_MANY_NOT_WHEN + r"|" + _HOW_MANY_NOT_WHEN
+                          + r"[^，。？?]{0,4}(?:资金|金额|费用|预算|补贴|手续费|违约金)")
 _PERCENT_ASKED = re.compile(r"百分之几|百分比|占比|比例[^，。？?]{0,4}(?:多少|几)|率[^，。？?]{0,8}(?:多少|几)")
 _MEASURE_EVIDENCE = {
     "money": re.compile(_NUMERAL + r"\s*(?:余|多)?\s*(?:万|亿|千|百)?\s*(?:元|块)|" + _NUMERAL + r"\s*(?:万|亿)(?:美元|港元|人民币)"),
@@ -76,6 +85,7 @@ _ORG = re.compile(r"([\u4e00-\u9fff]{2,12}?)(?:股份有限公司|有限责任�
 _NOUN_TAGS = ("n", "vn", "an", "j", "eng", "nz", "nr", "ns", "nt", "x")  # not l/i: set phrases (逢年过节) say how
 # Words that name the KIND of thing asked ("期限是多久", "比例是多少"): an answer holding that kind states them
 _KIND_NOUNS = {
+    "clock": frozenset("时间 时点 截止时间 时间点 几点".split()),
     "time": frozenset("期限 时限 时间 日期 时候 时点 频率 频次 周期 多久 时长 截止时间".split()),
     "day": frozenset("日期 时间 哪天 具体日期".split()),
     "quantity": frozenset("金额 数额 比例 比率 幅度".split()),
@@ -89,7 +99,7 @@ class Snapshot:
     document's text and head (title + keywords), BM25 over words and over character bigrams, vectors, the
     learned vocabulary. Ingestion builds a new snapshot and swaps it in; readers keep the one they started with."""
 
-    def __init__(self, index: KBIndex, vocab: Vocabulary):
+    def __init__(self, index: KBIndex, vocab: Vocabulary, vectors: WordVectors | None = None):
         import bm25s
         import logging
 
@@ -120,6 +130,9 @@ class Snapshot:
         self.vectors = None if index.vectors is None else np.array(index.vectors, copy=True)
         self._df: dict[str, int] = {}
         self._df_lock = threading.Lock()
+        self.word_vectors = vectors
+        self.wordset = vectors.subset(w for toks in index.tokens.values() for w in toks
+                                      if len(w) >= 2 and _CJK.search(w)) if vectors is not None else None
 
     @property
     def n(self) -> int:
@@ -179,6 +192,7 @@ class Concept:
     reader: bool = False  # a word of the reader's asking the knowledge base never uses ("补上", "中午")
     parts: tuple[str, ...] = ()  # an unseen compound the knowledge base states in its parts (电话录音 → 电话, 录音)
     kind_word: bool = False  # names the kind of thing asked ("期限" of "期限是多久"): the answer's kind states it
+    near: tuple[tuple[str, float], ...] = ()  # the knowledge base's words near in meaning (拿主意 → 定夺), with similarity
 
 
 @dataclass(frozen=True)
@@ -215,6 +229,9 @@ class QuestionAnalyzer:
             alts = tuple(sorted(a for a in snap.vocab.alternatives(t) if a and a != t))
             df = snap.df(t)
             alt_df = max((snap.df(a) for a in alts), default=0)
+            near = near_words(t, alts, snap)
+            if near and not (df or alt_df):
+                alt_df = snap.df(near[0][0])  # the reader's word for what the documents say another way
             seen = df > 0 or alt_df > 0
             parts = () if seen else compound_parts(t, snap)
             if parts:
@@ -223,7 +240,7 @@ class QuestionAnalyzer:
             weight = snap.idf(df if df > 0 else alt_df)
             reader = not seen and not self._names_a_thing(t, snap)
             if t in kind_nouns:
-                concepts.append(Concept(t, alts, weight * 0.5, seen, reader, kind_word=True))
+                concepts.append(Concept(t, alts, weight * 0.5, seen, reader, kind_word=True, near=near))
                 continue
             if reader:
                 weight *= 0.15  # an unseen verb, adverb or time word of the reader ("省下", "改过", "早上")
@@ -231,7 +248,7 @@ class QuestionAnalyzer:
                 weight *= 0.35  # the reader's verbs and adverbs ("设在", "不够", "实行") say how, not what
             elif not seen and len(t) >= 3 and _CJK.search(t):
                 weight *= 1.2  # a name the knowledge base never uses is the strongest sign it cannot answer
-            concepts.append(Concept(t, alts, weight, seen, reader))
+            concepts.append(Concept(t, alts, weight, seen, reader, near=near))
         m = re.search(r"第([一二三四五六七八九十]|\d{1,2})(?:个|步|条|项|点|种|类|阶段)", text)
         ordinal = 0
         if m:
@@ -310,6 +327,16 @@ class QuestionAnalyzer:
         return list(dict.fromkeys(out))
 
 
+def near_words(term: str, alts: tuple[str, ...], snap: Snapshot) -> tuple[tuple[str, float], ...]:
+    """Words of the knowledge base near the term in meaning (general word vectors), not merely containing it or
+    contained in it; () without vectors."""
+    if snap.word_vectors is None or not _CJK.search(term):
+        return ()
+    return tuple((w, s) for w, s in snap.word_vectors.near(term, snap.wordset)
+                 if term not in w and w not in term and w not in alts and w not in STOPWORDS
+                 and w not in FUNCTION_WORDS)
+
+
 def compound_parts(term: str, snap: Snapshot) -> tuple[str, ...]:
     """The words of a compound the knowledge base never writes whole but uses each part of (书面报告 → 书面, 报告;
     软件著作权 → 软件, 著作权): a cover of the term by jieba's search cut, longest parts first, every part seen."""
@@ -339,13 +366,14 @@ def other_organisation(question: str, answer: str) -> bool:
 
 
 def answer_kinds(question: str) -> tuple[str, ...]:
-    """What the question asks for (time, quantity, place, phone, code, agent); a phone number or code asked as
-    "是多少" is that, not a quantity."""
+    """What the question asks for (a clock time, day, time, quantity, place, phone, code, agent); a phone number or
+    code asked as "是多少" is that, not a quantity."""
     kinds = [name for name, pat in _ANSWER_KINDS if pat.search(question)]
-    for specific in ("phone", "code", "day"):
+    for specific in ("phone", "code", "clock", "day"):
         if specific in kinds:
             return (specific,)
-    if "time" in kinds and "quantity" in kinds and re.search(r"多少(?:天|小时|分钟|个工作日|年|月)|多久|多长时间", question):
+    if "time" in kinds and "quantity" in kinds and re.search(r"(?:多少|几)个?(?:天|小时|分钟|工作日|交易日|年|月)|多久|多长时间",
+                                                                 question):
         return ("time",)
     return tuple(kinds)
 
@@ -356,8 +384,9 @@ def asked_measure(question: str) -> str:
         return "percent"
     if _MONEY_ASKED.search(question):
         return "money"
-    m = _MEASURE_ASKED.search(question)
-    if m:
+    for m in _MEASURE_ASKED.finditer(question):
+        if re.fullmatch(r"几\s*点", m.group(0)):
+            continue  # "几点截止" asks a time of day (the time kind), not a count of points ("多少点")
         return {"个百分点": "percent", "个点": "点"}.get(m.group(1), m.group(1))
     jieba_mod()
     import jieba.posseg as pseg
@@ -429,22 +458,23 @@ class HybridRetriever:
 # ---------------------------------------------------------------- stage 3: coverage reranking
 
 def match(concept: Concept, text: str) -> float:
-    """How well `text` states a concept: the word 1, an alternative 0.9, all its parts 0.85, most of its character
-    bigrams a part."""
+    """How well `text` states a concept: the word 1, an alternative 0.9, all its parts 0.85, a word near in meaning
+    its similarity (at most 0.85), most of its character bigrams a part."""
     if concept.term in text:
         return 1.0
     if any(a in text for a in concept.alts):
         return 0.9
+    near = min(0.85, max((sim for w, sim in concept.near if w in text), default=0.0))
     if concept.parts:
         frac = sum(1 for p in concept.parts if p in text) / len(concept.parts)
-        return 0.85 if frac == 1 else 0.5 * frac
+        return max(near, 0.85 if frac == 1 else 0.5 * frac)
     t = concept.term
     if len(t) >= 3 and _CJK.search(t):
         grams = [t[i:i + 2] for i in range(len(t) - 1)]
         frac = sum(1 for g in grams if g in text) / len(grams)
         if frac >= 0.5:
-            return 0.7 * frac * frac
-    return 0.0
+            return max(near, 0.7 * frac * frac)
+    return near
 
 
 def qmatch(query: Query, concept: Concept, text: str) -> float:
@@ -565,13 +595,14 @@ class SentenceExtractor:
         credit = {c.term: doc_credit(c, src, snap) for c in query.concepts}
         weights = {c.term: c.weight * (0.5 if credit[c.term] >= 0.8 else 1.0) for c in query.concepts}
         wtotal = sum(weights.values()) or 1.0
-        scored = []
+        scored, locals_ = [], []
         for i, (u, ctx) in enumerate(units):
             ul = squash_cjk_spaces(u.lower())
-            m_lab = re.match(r"^([^：:，。,]{1,12})[：:](.*)$", ul, re.S)
+            m_lab = re.match(r"^([^：:，。,]{1,12})[：:](?!(?<=\d:)\d{2}(?!\d))(.*)$", ul, re.S)  # not "16:30"
             label, value = (m_lab.group(1), m_lab.group(2)) if m_lab else ("", ul)
-            local = {c.term: max(qmatch(query, c, ul), 0.8 * match(c, ctx), 0.9 * match(c, heading))
-                     for c in query.concepts}
+            own = {c.term: qmatch(query, c, ul) for c in query.concepts}
+            local = {c.term: max(own[c.term], 0.8 * match(c, ctx), 0.9 * match(c, heading)) for c in query.concepts}
+            locals_.append((own, value))
             score = sum(weights[t] * m for t, m in local.items()) / wtotal
             cover = sum(c.weight * max(local[c.term], credit[c.term]) for c in query.concepts) / total
             lab = label.strip(" *#")
@@ -616,12 +647,51 @@ class SentenceExtractor:
             picked.add(scored[1][2])
         if len(units[best_i][0]) < 20 and best_i + 1 < len(units) and len(picked) == 1:
             picked.add(best_i + 1)  # "1、首问负责原则。" is followed by what it means
+        for i in clause_units(query, locals_, weights, {j for _, _, j, e in scored if e}):
+            if i not in picked and sum(len(units[j][0]) for j in picked) + len(units[i][0]) <= 320:
+                picked.add(i)  # "…几点截止？跟以前比有什么变化？": each asked part gets its own sentence
         parts = [units[i][0] for i in sorted(picked)]
         ev.answer = "".join(p if p.endswith(tuple("。！？；!?;")) else p + " " for p in parts).strip()
         ev.unit = units[best_i][0]
         ev.unit_score = best_s
         ev.unit_coverage = best_cov
         return ev
+
+
+def clauses(query: Query) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:
+    """A question asking several things at once ("几点截止？跟以前比有什么变化？"), as (its concepts, its kinds)
+    per asked part; [] for a question asking one thing."""
+    parts = [p for p in re.split(r"[？?]+", query.text) if p.strip()]
+    if len(parts) < 2:
+        return []
+    out = []
+    for p in parts:
+        terms = tuple(c.term for c in query.concepts if c.term in p)
+        kinds = answer_kinds(p)
+        if terms or kinds:
+            out.append((terms, kinds))
+    return out if len(out) >= 2 else []
+
+
+def clause_units(query: Query, locals_: list[tuple[dict, str]], weights: dict[str, float], empty: set[int]
+                 ) -> list[int]:
+    """For each asked part of a compound question, the unit that best states that part's own concepts and holds
+    its kind of answer (if any unit does so well enough)."""
+    out = []
+    for terms, kinds in clauses(query):
+        own = [t for t in terms if weights.get(t, 0) > 0]
+        best, best_s = None, 0.0
+        for i, (local, value) in enumerate(locals_):
+            if i in empty:
+                continue
+            s = (sum(weights[t] * local[t] for t in own) / sum(weights[t] for t in own)) if own else 0.5
+            if kinds:
+                s += 0.25 if has_kind(value, kinds, query.text) else -0.25
+            if s > best_s:
+                best, best_s = i, s
+        if best is not None and best_s >= 0.6:
+            out.append(best)
+    return out
 
 
 # ---------------------------------------------------------------- stage 5: answerability
@@ -631,8 +701,14 @@ class Answerability:
     document's context and the answer unit itself — discounted when the question asks for a kind of thing (a
     time, a figure, a code) that the answer does not hold. Refuse below `threshold` (calibrated on dev sets)."""
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD):
+    def __init__(self, threshold: float | None = None):
         self.threshold = threshold
+
+    def threshold_for(self, snap: Snapshot) -> float:
+        """The configured threshold, else the one calibrated for the snapshot's matching (with or without vectors)."""
+        if self.threshold is not None:
+            return self.threshold
+        return SEMANTIC_THRESHOLD if snap.word_vectors is not None else DEFAULT_THRESHOLD
 
     def score(self, query: Query, ev: Evidence) -> float:
         if not query.concepts or not ev.answer or ev.no_content:
@@ -715,7 +791,7 @@ class AnswerPipeline:
     """analyze → retrieve → rerank → extract → answerability (→ judge) (→ generate); stateless."""
 
     def __init__(self, embedder: Embedder | None = None, llm: LLMClient | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, llm_timeout: float | None = None, judge: bool = False,
+                 threshold: float | None = None, llm_timeout: float | None = None, judge: bool = False,
                  extract_top: int = 6):
         self.analyzer = QuestionAnalyzer()
         self.retriever = HybridRetriever(embedder)
@@ -726,9 +802,8 @@ class AnswerPipeline:
         self.generator = GroundedGenerator(llm, llm_timeout) if llm is not None else None
         self.extract_top = extract_top
 
-    @property
-    def threshold(self) -> float:
-        return self.answerability.threshold
+    def threshold(self, snap: Snapshot) -> float:
+        return self.answerability.threshold_for(snap)
 
     def evidence(self, question: str, snap: Snapshot) -> tuple[Query, list[Evidence]]:
         """The analysed question and its ranked evidence (the leading passages extracted)."""
@@ -749,19 +824,20 @@ class AnswerPipeline:
         best = ranked[0]
         score = self.answerability.score(query, best)
         decided_by = "answerability"
-        ok = score >= self.threshold
+        threshold = self.threshold(snap)
+        ok = score >= threshold
         if self.judge is not None:
-            verdict = self.judge.judge(question, snap.nodes[best.chunk_id].get_content(), score, self.threshold)
+            verdict = self.judge.judge(question, snap.nodes[best.chunk_id].get_content(), score, threshold)
             if verdict is not None:
                 ok, decided_by = verdict, "llm judge"
         if not ok:
-            return self._refuse(query, best, f"answerability {score:.2f} below {self.threshold:.2f}", score)
+            return self._refuse(query, best, f"answerability {score:.2f} below {threshold:.2f}", score)
         src = snap.source[best.chunk_id]
         cites = [cite(snap, best.chunk_id, score)]
         for ev in ranked[1:self.extract_top]:
             if len(cites) >= min(k, 3):
                 break
-            if snap.source[ev.chunk_id] == src and ev.coverage >= self.threshold:
+            if snap.source[ev.chunk_id] == src and ev.coverage >= threshold:
                 cites.append(cite(snap, ev.chunk_id, ev.coverage))
         result = {"answer": best.answer, "refused": False, "citations": cites, "mode": "extractive",
                   "reason": decided_by, "coverage": score, "answerability": score,

@@ -10,8 +10,9 @@ from typing import Callable, Iterable
 from otcdesk.knowledge.chunking import chunk_text
 from otcdesk.knowledge.index import KBIndex, iter_files
 from otcdesk.knowledge.masking import KINDS, PiiMasker
-from otcdesk.knowledge.pipeline import DEFAULT_THRESHOLD, AnswerPipeline, Snapshot, cite
+from otcdesk.knowledge.pipeline import AnswerPipeline, Snapshot, cite
 from otcdesk.knowledge.protocols import Embedder, LLMClient, Reranker
+from otcdesk.knowledge.semantic import WordVectors
 from otcdesk.knowledge.readers import SUPPORTED_SUFFIXES, ReadError, read_document
 from otcdesk.knowledge.vocabulary import Vocabulary, learn_vocabulary
 
@@ -33,7 +34,8 @@ class KnowledgeService:
 
     def __init__(self, root: Path, name: str = "default", embedder: Embedder | None = None,
                  llm: LLMClient | None = None, reranker: Reranker | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, llm_timeout: float | None = None, llm_judge: bool = False):
+                 threshold: float | None = None, llm_timeout: float | None = None, llm_judge: bool = False,
+                 semantic: bool = False):
         if not valid_kb_name(name):
             raise ValueError(f"invalid knowledge base name {name!r}")
         self.name = name
@@ -46,6 +48,12 @@ class KnowledgeService:
                                        judge=llm_judge)
         self._snapshot: Snapshot | None = None
         self._lock = threading.RLock()
+        self.semantic = semantic
+
+    @property
+    def word_vectors(self) -> WordVectors | None:
+        """General Chinese word vectors (`knowledge.semantic`) when installed and not switched off."""
+        return WordVectors.load() if self.semantic else None
 
     @property
     def vocab_path(self) -> Path:
@@ -60,7 +68,7 @@ class KnowledgeService:
                     vocab = Vocabulary.load(self.vocab_path)
                     if not self.vocab_path.exists() and self.index.manifest:
                         vocab = learn_vocabulary(self.index.nodes())  # an index from before vocabularies
-                    self._snapshot = Snapshot(self.index, vocab)
+                    self._snapshot = Snapshot(self.index, vocab, self.word_vectors)
                 snap = self._snapshot
         return snap
 
@@ -128,7 +136,7 @@ class KnowledgeService:
         self.index.persist()
         vocab = learn_vocabulary(self.index.nodes())
         vocab.save(self.vocab_path)
-        self._snapshot = Snapshot(self.index, vocab)
+        self._snapshot = Snapshot(self.index, vocab, self.word_vectors)
         elapsed = time.perf_counter() - t0
         return {
             "kb": self.name,

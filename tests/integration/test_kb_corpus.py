@@ -33,6 +33,9 @@ CORPUS4 = REPO_ROOT / "tests" / "data" / "kb_corpus4"
 FRESH_PILOT4 = REPO_ROOT / "tests" / "data" / "kb_fresh_pilot_b4.jsonl"
 FRESH_CORPUS5 = REPO_ROOT / "tests" / "data" / "kb_fresh_corpus5_b1.jsonl"
 CORPUS5 = REPO_ROOT / "tests" / "data" / "kb_corpus5"
+FRESH_PILOT5 = REPO_ROOT / "tests" / "data" / "kb_fresh_pilot_b5.jsonl"
+FRESH_CORPUS6 = REPO_ROOT / "tests" / "data" / "kb_fresh_corpus6_b1.jsonl"
+CORPUS6 = REPO_ROOT / "tests" / "data" / "kb_corpus6"
 GUIDE = REPO_ROOT / "otcdesk" / "app" / "data" / "product_guide.md"
 
 # Floors per batch: measured at threshold 0.75 minus a small margin. in-sample and dev-kbgen: development data from
@@ -52,6 +55,9 @@ FLOORS = {  # batch: (answered correctly with the right citation, out-of-corpus 
     # fourth round (session 5, after the round-3 fixes): first-sight 0.25 / 0.90 and 0.10 / 0.85
     "pilot-fresh-4": (0.20, 0.85),
     "corpus5-fresh-1": (0.05, 0.80),
+    # fifth round (session 6): first-sight 0.25 / 0.90 and 0.35 / 0.75 on main as found; 0.25 / 0.95 and 0.35 / 0.75 after
+    "pilot-fresh-5": (0.20, 0.85),
+    "corpus6-fresh-1": (0.30, 0.70),
 }
 
 
@@ -97,7 +103,7 @@ def test_qa_set_meets_the_bar(pilot_kb, tmp_path):
     assert sum(1 for r in rows if r["answerable"]) >= 60 and sum(1 for r in rows if not r["answerable"]) >= 15
     rows += [r for r in map(json.loads, DEV_SET.read_text(encoding="utf-8").splitlines()) if r["corpus"] == "pilot"]
     rows += _rows(FRESH_PILOT, "pilot-fresh-1") + _rows(FRESH_PILOT2, "pilot-fresh-2") + _rows(FRESH_PILOT3, "pilot-fresh-3")
-    rows += _rows(FRESH_PILOT4, "pilot-fresh-4")
+    rows += _rows(FRESH_PILOT4, "pilot-fresh-4") + _rows(FRESH_PILOT5, "pilot-fresh-5")
     result = pilot_kb.evaluate(rows, k=5)
     s = result["summary"]
     (tmp_path / "kb_report.html").write_text(html_report(result), encoding="utf-8")
@@ -106,7 +112,8 @@ def test_qa_set_meets_the_bar(pilot_kb, tmp_path):
               if (r["answerable"] and not (r["answer_correct"] and r["citation_correct"]))
               or (not r["answerable"] and not r["refused"])]
     print("\n".join(f"MISS {q} -> {a}" for q, a in misses))
-    _check_floors(s, ["in-sample", "dev-kbgen", "pilot-fresh-1", "pilot-fresh-2", "pilot-fresh-3", "pilot-fresh-4"])
+    _check_floors(s, ["in-sample", "dev-kbgen", "pilot-fresh-1", "pilot-fresh-2", "pilot-fresh-3", "pilot-fresh-4",
+                      "pilot-fresh-5"])
     assert s["hit_rate@5"] >= 0.9 and s["context_recall"] is not None and s["refusal_precision"] is not None
     assert s["latency_ms"]["p95"] < 1000
 
@@ -152,6 +159,7 @@ def test_second_corpus_fresh_batch(tmp_path):
     (CORPUS3, FRESH_CORPUS3, "corpus3-fresh-1", 0.9),  # collateral and settlement, an IT incident runbook, a compliance FAQ
     (CORPUS4, FRESH_CORPUS4, "corpus4-fresh-1", 0.9),  # counterparty credit lines, valuation and model validation, new products
     (CORPUS5, FRESH_CORPUS5, "corpus5-fresh-1", 0.85),  # total return swaps, trader conduct and mandates, reporting
+    (CORPUS6, FRESH_CORPUS6, "corpus6-fresh-1", 0.9),  # market risk limits, hedging and stock borrowing, complaints
 ])
 def test_unseen_corpus_fresh_batch(tmp_path, corpus, batch_file, batch, hit_floor):
     """Corpora no code had seen when their fresh batches were written (tests/data/README.md), three documents each."""

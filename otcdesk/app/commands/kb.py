@@ -71,6 +71,7 @@ def _service(args, settings, *, llm: bool):
         embedder=_optional("build_embedder", settings),
         llm=_optional("build_llm_client", settings) if llm else None,
         llm_timeout=settings.llm_timeout_s,
+        semantic=settings.kb_word_vectors,
     )
 
 
