@@ -38,10 +38,14 @@ SCAN_ALL = 4000  # up to this many chunks every passage is scored; above it, the
 _QUESTION_WORD = re.compile(r"^(?:哪|几|多少|什么|怎|如何|是否|为何|何)")
 _PUNCT = re.compile(r"^[\W_]+$", re.U)
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+# "几点截止" asks a time of day; "哪几点/第几点/几点要求" count points of a list, "跌了几点" index points
+_CLOCK_ASKED = re.compile(r"(?<![哪第跌涨])(?<!跌了)(?<!涨了)几点(?!要求|内容|意见|建议|原因|注意|区别|不同|事项)|几时|什么时间点|"
+                          r"哪个时间点|什么时点")
 _ANSWER_KINDS = [
-    ("clock", re.compile(r"几点|几时几分|什么时间点|哪个时间点|什么时点")),
+    ("clock", _CLOCK_ASKED),
     ("day", re.compile(r"哪一?天|几号|哪一?日|几月几[日号]|具体日期")),
-    ("time", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|日期|多久|多长时间|几点|时限|时间|频率|多少天|几天|几个工作日")),
+    ("time", re.compile(r"何时|什么时候|哪一?年|哪一?天|哪个月|几月|几号|日期|多久|多长时间|时限|时间|频率|"
+                         r"(?:多少|几)个?(?:天|小时|分钟|工作日|交易日|月|年|周|星期)")),
     ("quantity", re.compile(r"多少|几|多大|多高|多长|比例|金额|数量|规模|占比|比率|上限|下限|最多|最少|最低|最高")),
     ("place", re.compile(r"哪里|在哪|地址|位于|哪个城市|哪座城市|哪个省")),
     ("phone", re.compile(r"电话号码|联系电话|热线|传真号|(?:电话|传真)(?:是|号)?(?:多少|几号)|(?:打|拨)(?:哪个|什么)(?:电话|号)")),
@@ -49,8 +53,9 @@ _ANSWER_KINDS = [
     ("agent", re.compile(r"哪家|哪个(?:公司|机构|单位|部门)|哪些(?:公司|机构|单位|部门)|谁")),
 ]
 _KIND_EVIDENCE = {
-    "clock": re.compile(r"\d{1,2}\s*[:：]\s*\d{2}|(?<![\d.])\d{1,2}\s*[点时](?![\d.]*\s*[%％])|[上下中]午\s*\d|[早晚]上\s*\d|"
-                        r"凌晨\s*\d|全天|24\s*小时|7\s*[×x*]\s*24"),
+    "clock": re.compile(r"(?<![\d.])(?:[01]?\d|2[0-4])\s*[:：]\s*[0-5]\d(?!\d)|"
+                        r"(?<![\d.第])(?:[01]?\d|2[0-4])\s*点(?:\s*[0-5]?\d\s*分|半|整|钟|前|后|之前|以前|以后|至|到|—|-|～|~)|"
+                        r"(?:[上下中]午|[早晚]上|凌晨|每[日天])\s*(?:[01]?\d|2[0-4])\s*点|全天"),
     "day": re.compile(r"\d{1,2}\s*[日号]|\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|当天|次日|T\+\d"),
     "time": re.compile(r"\d{4}\s*年|\d{1,2}\s*月|\d+\s*日|\d+\s*个?\s*(?:天|工作日|交易日|小时|分钟|秒|周|月|年)|当天|次日|"
                        r"T\+\d|\d{1,2}:\d{2}|[一二两三四五六七八九十]+个?(?:天|工作日|交易日|周|月|年|小时)|[秒分]级|每[日天周月年]|"
@@ -385,8 +390,8 @@ def asked_measure(question: str) -> str:
     if _MONEY_ASKED.search(question):
         return "money"
     for m in _MEASURE_ASKED.finditer(question):
-        if re.fullmatch(r"几\s*点", m.group(0)):
-            continue  # "几点截止" asks a time of day (the time kind), not a count of points ("多少点")
+        if re.fullmatch(r"几\s*点", m.group(0)) and _CLOCK_ASKED.match(question, m.start()):
+            continue  # "几点截止" asks a time of day (the clock kind), not a count of points ("跌了几点")
         return {"个百分点": "percent", "个点": "点"}.get(m.group(1), m.group(1))
     jieba_mod()
     import jieba.posseg as pseg
@@ -598,7 +603,7 @@ class SentenceExtractor:
         scored, locals_ = [], []
         for i, (u, ctx) in enumerate(units):
             ul = squash_cjk_spaces(u.lower())
-            m_lab = re.match(r"^([^：:，。,]{1,12})[：:](?!(?<=\d:)\d{2}(?!\d))(.*)$", ul, re.S)  # not "16:30"
+            m_lab = re.match(r"^([^：:，。,]{1,12})[：:](?!(?<=\d[:：])\s*\d{2}(?!\d))(.*)$", ul, re.S)  # not "16:30"
             label, value = (m_lab.group(1), m_lab.group(2)) if m_lab else ("", ul)
             own = {c.term: qmatch(query, c, ul) for c in query.concepts}
             local = {c.term: max(own[c.term], 0.8 * match(c, ctx), 0.9 * match(c, heading)) for c in query.concepts}
@@ -680,11 +685,13 @@ def clause_units(query: Query, locals_: list[tuple[dict, str]], weights: dict[st
     out = []
     for terms, kinds in clauses(query):
         own = [t for t in terms if weights.get(t, 0) > 0]
+        if not own:
+            continue  # "发给谁？" alone names nothing to find its sentence by
         best, best_s = None, 0.0
         for i, (local, value) in enumerate(locals_):
             if i in empty:
                 continue
-            s = (sum(weights[t] * local[t] for t in own) / sum(weights[t] for t in own)) if own else 0.5
+            s = sum(weights[t] * local[t] for t in own) / sum(weights[t] for t in own)
             if kinds:
                 s += 0.25 if has_kind(value, kinds, query.text) else -0.25
             if s > best_s:
@@ -699,7 +706,8 @@ def clause_units(query: Query, locals_: list[tuple[dict, str]], weights: dict[st
 class Answerability:
     """ONE score in [0, 1]: how much of the question's meaning the best evidence covers — the passage in its
     document's context and the answer unit itself — discounted when the question asks for a kind of thing (a
-    time, a figure, a code) that the answer does not hold. Refuse below `threshold` (calibrated on dev sets)."""
+    time, a figure, a code) that the answer does not hold. Refuse below `threshold_for(snapshot)`: the configured
+    threshold, else the one calibrated on the development batches for the snapshot's matching."""
 
     def __init__(self, threshold: float | None = None):
         self.threshold = threshold
