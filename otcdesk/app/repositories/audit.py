@@ -68,7 +68,7 @@ class AuditRepository:
         `detail` is stored as its JSON round trip (string keys, lists for tuples), which is what is hashed
         and what either database gives back. Takes the chain's append lock until the transaction ends.
         """
-        self._lock_chain()
+        self.lock_chain()
         self.session.flush()  # this transaction's earlier entries are rows now, so the head below is current
         head = self.session.exec(select(AuditLog.id, AuditLog.entry_hash).order_by(AuditLog.id.desc()).limit(1)).first()
         row = AuditLog(id=head.id + 1 if head else 1, ts=utcnow(), actor=actor, action=action, subject=subject,
@@ -107,7 +107,9 @@ class AuditRepository:
         head = {"id": prev.id, "hash": prev.entry_hash} if prev is not None else None
         return {"ok": broken is None, "entries": count, "first_broken": broken, "head": head}
 
-    def _lock_chain(self) -> None:
+    def lock_chain(self) -> None:
+        """Hold the chain's append lock until the transaction ends: every audited write is serialised by it, so a
+        write that checks what others stored (then audits) sees every earlier one committed."""
         conn = self.session.connection()
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_CHAIN_LOCK})

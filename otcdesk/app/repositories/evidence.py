@@ -59,7 +59,7 @@ class EvidenceRepository:
         accepted = json.loads(json.dumps(dict(acceptance or {}), ensure_ascii=False))  # what the DB gives back
         if "token" in accepted:
             raise EvidenceError("the acceptance must carry the token's hash, never the token")
-        AuditRepository(self.session)._lock_chain()
+        AuditRepository(self.session).lock_chain()
         row = self.agreement(application_id)
         if row is not None and not replace:
             raise EvidenceError(f"application {application_id} already has a signed agreement")

@@ -8,6 +8,9 @@ before (a structure already in `structure_template` may get a new version; any o
 built-in), then its defaults are priced on the demo market by every engine that supports its blocks (when every
 parameter has a default). A refusal is a `TemplateError` with the reason per field.
 
+Two uploads at once (on any instances) are stored one at a time, under the audit chain's lock, and each checks the
+names the table holds for other structures before it stores: a name never comes to mean two structures.
+
 Versions: each accepted document of a structure is the next version of it in `structure_template` (the same document
 as the newest again is no new version); every version is declared to the pricer (`templates.declare`: a product that
 names its `template_version` is priced by that version), the newest to the parser too (`ner.structures.DECLARED`).
@@ -104,6 +107,22 @@ def declare_row(structure: str, version: int | None, document: dict) -> None:
     DECLARED.declare(DeclaredStructure(structure, t.names, t.params, version))
 
 
+def names_stored_by_others(tx, structure: str, names) -> str | None:
+    """Why a name is already another structure's in the table (its newest version), or None. The parser's check
+    sees only what this process declared; two uploads of different structures with one name, on two instances at
+    once, would both pass it."""
+    from otcdesk.ner.structures import name_key
+
+    mine = {name_key(n): n for n in names}
+    for row in tx.templates.latest_all():
+        if row.structure == structure:
+            continue
+        for other in row.document.get("names") or ():
+            if name_key(str(other)) in mine:
+                return f"name {mine[name_key(str(other))]!r} is {row.structure!r}'s (version {row.version})"
+    return None
+
+
 class TemplateService:
     """The structure templates of one database (see the module docstring)."""
 
@@ -184,6 +203,7 @@ class TemplateService:
     def _add(self, doc: Any, by: str, source: str, action: str) -> dict:
         self.sync()
         from otcdesk.ner.structures import DECLARED
+        from otcdesk.pricing_engine.templates.validate import TemplateError
 
         with transaction(self.engine) as tx:  # stored here, or declared from a stored version: not built-in
             replaceable = tx.templates.structures() | {e.structure for e in DECLARED.entries() if e.version}
@@ -191,6 +211,10 @@ class TemplateService:
         digest = sha256_of(doc)
         try:
             with transaction(self.engine) as tx:
+                tx.audit.lock_chain()  # uploads on any instance one at a time from here: the check below sees them all
+                taken = names_stored_by_others(tx, t.structure, t.names)
+                if taken:
+                    raise TemplateError(f"template refused: {taken}, stored at the same moment", {"names": taken})
                 latest = tx.templates.latest(t.structure)
                 if latest is not None and latest.sha256 == digest:
                     return {**template_row(latest), "engines": engines, "unchanged": True}

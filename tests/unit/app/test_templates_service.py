@@ -130,3 +130,35 @@ def test_an_oversized_template_is_refused_whatever_the_request_framing(db_engine
     with pytest.raises(TemplateError) as err:
         TemplateService(db_engine).upload({**capped_snowball(), "description": "x" * MAX_TEMPLATE_BYTES}, "admin1")
     assert err.value.fields == {"template": "too large"}
+
+
+def test_two_structures_uploaded_at_once_with_one_name_store_only_the_first(db_engine, monkeypatch):
+    """Two admins, two instances: each upload passes the parser's check (neither knows the other's structure yet);
+    the second to store is refused with the reason and stores and audits nothing (review finding of issue 15)."""
+    import otcdesk.app.trading.templates as templates
+
+    a, b = f"svc_race_a_{db_engine.dialect.name}", f"svc_race_b_{db_engine.dialect.name}"  # the pricer keeps both
+    first, second = TemplateService(db_engine), TemplateService(db_engine)
+    real_check, order = templates.check, []
+
+    def interleaved(doc, replaceable=frozenset()):
+        out = real_check(doc, replaceable)
+        order.append(doc["structure"])
+        if doc["structure"] == a:  # A is checked; B is checked and stored before A stores
+            second.upload(capped_snowball(b, ["同名雪球", "乙雪球"]), "admin2")
+        return out
+
+    monkeypatch.setattr(templates, "check", interleaved)
+    try:
+        with pytest.raises(TemplateError) as exc:
+            first.upload(capped_snowball(a, ["甲雪球", "同名雪球"]), "admin1")
+        assert order == [a, b]
+        assert "同名雪球" in str(exc.value) and b in str(exc.value) and "names" in exc.value.fields
+        assert [r["structure"] for r in first.table()] == [b]
+        assert [d["structure"] for _, d in _audit(db_engine, "template.uploaded")] == [b]
+        monkeypatch.setattr(templates, "check", real_check)
+        again = first.upload(capped_snowball(a, ["甲雪球"]), "admin1")  # without the taken name it is fine
+        assert again["version"] == 1
+    finally:
+        DECLARED.withdraw(a)
+        DECLARED.withdraw(b)
