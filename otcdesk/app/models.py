@@ -486,7 +486,8 @@ class StructureTemplate(SQLModel, table=True):
     """One version of a structure template (a structure declared as data, `pricing_engine.templates`): uploaded by
     admin or read from the data directory's templates/ folder. Every version is kept: a priced product names the
     version that priced it (`template_version`); the newest is the structure. `sha256` is that of the canonical JSON
-    of `document`."""
+    of `document`. `withdrawn_at`/`withdrawn_by` are set on the newest version when admin withdraws the structure
+    (the parser drops it; the pricer keeps every version); a later version brings it back."""
 
     __tablename__ = "structure_template"
     __table_args__ = (UniqueConstraint("structure", "version"),)
@@ -498,6 +499,8 @@ class StructureTemplate(SQLModel, table=True):
     source: str  # "upload" | "file:<name>"
     uploaded_by: str
     uploaded_at: datetime = Field(default_factory=utcnow)
+    withdrawn_at: Optional[datetime] = None
+    withdrawn_by: Optional[str] = None
 
 
 class CanaryGroup(SQLModel, table=True):

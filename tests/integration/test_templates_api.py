@@ -97,3 +97,35 @@ async def test_an_uploaded_template_is_quoted_by_its_chinese_alias_under_its_ver
     assert line["product"]["structure"] == "capped_loss_snowball" and line["product"]["template_version"] == 2
     assert 0 < line["solved"]["coupon_pct"] < line["fair_solved"]["coupon_pct"]  # the margin lowers the coupon
     assert "限亏雪球" in item["draft_reply"] and "年化票息" in item["draft_reply"]
+
+
+async def test_admin_withdraws_a_template_and_the_group_no_longer_gets_it(server):
+    withdraw = f"{URL}/capped_loss_snowball/withdraw"
+    async with server.session() as anonymous:
+        assert (await anonymous.post(withdraw, json={"reason": "broken"})).status == 401
+    for role in ("trader", "risk"):
+        async with await server.login(*USERS[role]) as s:
+            assert (await s.post(withdraw, json={"reason": "broken"})).status == 403, role
+    async with await server.login(*USERS["admin"]) as admin:
+        assert (await admin.post(f"{URL}/nothing_here/withdraw", json={"reason": "broken"})).status == 404
+        assert (await admin.post(URL, json=TEMPLATE)).status == 201
+        for bad in ({}, {"reason": ""}, {"reason": "   "}, {"reason": "x" * 501}, {"reason": 7}):
+            r = await admin.post(withdraw, json=bad)
+            assert r.status == 400, bad
+        r = await admin.post(withdraw, json={"reason": "broken"}, headers={"Origin": "https://evil.example"})
+        assert r.status == 403  # a cross-site withdrawal is refused before the handler
+        r = await admin.post(withdraw, json={"reason": "地板腿写错了"})
+        body = await r.json()
+        assert r.status == 200, body
+        assert (body["structure"], body["version"], body["versions"], body["withdrawn_by"]) == \
+            ("capped_loss_snowball", 1, 1, "admin1") and body["withdrawn_at"]
+        assert (await admin.post(withdraw, json={"reason": "again"})).status == 409
+        [listed] = await (await admin.get(URL)).json()
+        assert (listed["withdrawn_by"], listed["withdrawn_at"]) == ("admin1", body["withdrawn_at"])
+    assert [(a, d) for a, d in _audit(server, "template.withdrawn")] == \
+        [("admin1", {"structure": "capped_loss_snowball", "version": 1, "reason": "地板腿写错了"})]
+
+    await server.say("@询价机器人 封底雪球 中证500 一年 103/75 1000万，麻烦报个票息")
+    async with await server.login(*USERS["trader"]) as trader:
+        items = await wait_for(lambda: _pending(trader), timeout=60)
+    assert all(r.get("structure") != "capped_loss_snowball" for i in items for r in i.get("requests") or [])

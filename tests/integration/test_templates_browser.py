@@ -47,6 +47,26 @@ async def test_admin_uploads_a_template_and_sees_a_refusal_with_its_reason(brows
     assert w.problems == []
 
 
+async def test_admin_withdraws_a_template_and_sees_it_marked_withdrawn(browser, desk):
+    w = await logged_in(browser, desk, ADMIN)
+    page = w.page
+    await page.goto(f"{desk.url}/templates")
+    await page.fill("#doc", json.dumps(capped_snowball("browser_withdrawn", ["撤回浏览器雪球"]), ensure_ascii=False))
+    await page.click("#upload")
+    await expect(page.locator("#accepted")).to_contain_text("第 1 版")
+    row = page.locator('tr.template[data-structure="browser_withdrawn"]')
+    await expect(row.locator("td.status")).to_have_text("生效")
+    await row.locator("button.withdraw").click()  # no reason: nothing is sent
+    await expect(page.locator("#refusal")).to_contain_text("需填写原因")
+    await row.locator("input.reason").fill("<b>敲入线</b> 写错了")
+    await row.locator("button.withdraw").click()
+    await expect(page.locator("#withdrawn")).to_contain_text("已撤回 browser_withdrawn")
+    withdrawn = page.locator('tr.template.withdrawn[data-structure="browser_withdrawn"]')
+    await expect(withdrawn.locator("td.status")).to_contain_text("已撤回（admin1，")
+    await expect(withdrawn.locator("button.withdraw")).to_have_count(0)
+    assert w.problems == []
+
+
 async def test_the_page_is_not_for_a_trader(browser, desk):
     w = await logged_in(browser, desk, TRADER)
     await w.page.goto(f"{desk.url}/templates")

@@ -1,6 +1,7 @@
 // The structure templates page (templates.html), for admin: upload a template (POST /api/admin/templates; a refusal
 // shows its reason field by field), the newest version of each (GET /api/admin/templates) and a template's history
-// (GET /api/admin/templates/{structure}/versions).
+// (GET /api/admin/templates/{structure}/versions); withdraw a template with a reason
+// (POST /api/admin/templates/{structure}/withdraw): the parser stops understanding it, it shows as withdrawn.
 const short8 = (s) => (s ? String(s).slice(0, 12) : '-');
 
 function engines(e) {
@@ -49,14 +50,42 @@ async function history(structure) {
       h('td', {text: v.uploaded_by}), h('td', {text: when(v.uploaded_at)}), h('td', {class: 'mono', text: short8(v.sha256)}))))));
 }
 
+async function withdraw(row) {
+  const structure = row.dataset.structure;
+  const reason = row.querySelector('input.reason').value.trim();
+  if (!reason) { showResult(h('div', {class: 'err', id: 'refusal'}, h('p', {text: `撤回 ${structure} 需填写原因`}))); return; }
+  const button = row.querySelector('button.withdraw');
+  button.disabled = true;
+  try {
+    const t = await api(`/api/admin/templates/${encodeURIComponent(structure)}/withdraw`, {method: 'POST', body: JSON.stringify({reason})});
+    showResult(h('div', {class: 'ok', id: 'withdrawn', data: {structure: t.structure, version: t.version}},
+      h('p', {text: `已撤回 ${t.structure}（第 ${t.version} 版）：询价不再识别它的名称；已成交的交易仍按其版本估值。重新上传即恢复为新版本。`})));
+    await load();
+  } catch (ex) {
+    showResult(h('div', {class: 'err', id: 'refusal'}, h('p', {text: `撤回失败：${ex.message}`})));
+    button.disabled = false;
+  }
+}
+
+function status(t) {
+  if (t.withdrawn_at) return h('td', {class: 'status', text: `已撤回（${t.withdrawn_by}，${when(t.withdrawn_at)}）`});
+  return h('td', {class: 'status', text: '生效'});
+}
+
+function actions(t) {
+  const history = h('button', {class: 'plain history', text: '版本历史'});
+  if (t.withdrawn_at) return h('td', {}, history);
+  return h('td', {}, history, h('input', {class: 'reason', type: 'text', maxlength: '500', placeholder: '撤回原因'}),
+    h('button', {class: 'reject withdraw', text: '撤回'}));
+}
+
 async function load() {
   const rows = await api('/api/admin/templates');
   if (!rows.length) { fill($('list'), h('p', {class: 'meta', id: 'empty', text: '还没有上传的模板'})); return; }
-  fill($('list'), h('table', {}, h('thead', {}, h('tr', {}, ['结构', '名称', '版本', '上传人', '时间', ''].map((t) => h('th', {text: t})))),
-    h('tbody', {}, rows.map((t) => h('tr', {class: 'template', data: {structure: t.structure}},
+  fill($('list'), h('table', {}, h('thead', {}, h('tr', {}, ['结构', '名称', '版本', '上传人', '时间', '状态', ''].map((t) => h('th', {text: t})))),
+    h('tbody', {}, rows.map((t) => h('tr', {class: t.withdrawn_at ? 'template withdrawn' : 'template', data: {structure: t.structure}},
       h('td', {class: 'mono', text: t.structure}), h('td', {text: (t.names || []).join('、')}), h('td', {class: 'num', text: t.version}),
-      h('td', {text: t.uploaded_by}), h('td', {text: when(t.uploaded_at)}),
-      h('td', {}, h('button', {class: 'plain history', text: '版本历史'})))))));
+      h('td', {text: t.uploaded_by}), h('td', {text: when(t.uploaded_at)}), status(t), actions(t))))));
 }
 
 (async () => {
@@ -70,6 +99,7 @@ async function load() {
   $('list').addEventListener('click', (e) => {
     const row = e.target.closest('tr.template');
     if (row && e.target.closest('button.history')) history(row.dataset.structure).catch((ex) => showResult(h('div', {class: 'err', text: ex.message})));
+    if (row && e.target.closest('button.withdraw')) withdraw(row);
   });
   try { await load(); } catch (ex) { denied($('list'), `加载失败：${ex.message}`); }
 })();

@@ -14,11 +14,20 @@ names the table holds for other structures before it stores: a name never comes 
 Versions: each accepted document of a structure is the next version of it in `structure_template` (the same document
 as the newest again is no new version); every version is declared to the pricer (`templates.declare`: a product that
 names its `template_version` is priced by that version), the newest to the parser too (`ner.structures.DECLARED`).
-Every process catches up with the table before it parses or prices (`sync`, one `count(*)` query when nothing is new),
-so an upload on one instance is understood by the next message on every instance, no restart.
+Every process catches up with the table before it parses or prices (`sync`, one query counting the rows and the
+withdrawn rows when nothing is new), so an upload or a withdrawal on one instance is understood by the next message on
+every instance, no restart.
+
+Withdrawal (`withdraw`, admin): a broken structure stops being understood. Its newest version is marked
+`withdrawn_at`/`withdrawn_by`; every process's parser drops the structure at its next sync, while the pricer keeps
+every version declared (booked trades name the version that priced them and still revalue). Nothing is deleted. A
+later upload of the structure is its next version, not withdrawn: it brings the structure back. The folder loader
+leaves a withdrawn structure withdrawn while its file is the withdrawn document (same sha256); a changed file is a new
+version as before. A withdrawn structure's names are free for another structure.
 
 Audit: `template.uploaded` (by the admin) and `template.loaded` (from a file, by `system`), each with structure,
-version, sha256, names and source; a refused file is logged with its name and reason.
+version, sha256, names and source; `template.withdrawn` (by the admin) with structure, version and reason; a refused
+file is logged with its name and reason.
 """
 from __future__ import annotations
 
@@ -45,6 +54,17 @@ class TemplateConflict(RuntimeError):
     """Another upload of the same structure was stored at the same moment."""
 
 
+class TemplateNotFound(LookupError):
+    """No version of the structure is stored."""
+
+
+class TemplateAlreadyWithdrawn(TemplateConflict):
+    """The structure's newest version is withdrawn already."""
+
+
+MAX_REASON_CHARS = 500
+
+
 def canonical(doc: Any) -> str:
     """The JSON text that is hashed: sorted keys, no spaces, UTF-8 characters as they are."""
     return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -52,6 +72,14 @@ def canonical(doc: Any) -> str:
 
 def sha256_of(doc: Any) -> str:
     return hashlib.sha256(canonical(doc).encode("utf-8")).hexdigest()
+
+
+def _digest_or_none(doc: Any) -> str | None:
+    """sha256_of(doc), or None for a document that has no canonical JSON (the check refuses it with its reason)."""
+    try:
+        return sha256_of(doc)
+    except (TypeError, ValueError):
+        return None
 
 
 def read_template_file(path: Path) -> dict:
@@ -115,7 +143,7 @@ def names_stored_by_others(tx, structure: str, names) -> str | None:
 
     mine = {name_key(n): n for n in names}
     for row in tx.templates.latest_all():
-        if row.structure == structure:
+        if row.structure == structure or row.withdrawn_at is not None:  # a withdrawn structure's names are free
             continue
         for other in row.document.get("names") or ():
             if name_key(str(other)) in mine:
@@ -130,30 +158,48 @@ class TemplateService:
         self.engine = engine
         self.folder = folder
         self._seen: set[int] = set()  # the ids of the rows declared
+        self._withdrawn: set[int] = set()  # the ids of the withdrawn rows applied
         self._lock = threading.Lock()
 
     # ---- reading ----------------------------------------------------------------------------
     def sync(self) -> int:
-        """Declare the versions stored since the last call (by any process); returns how many. Rows are never
-        deleted, so a count equal to the rows declared means nothing is new; ids are not a high-water mark (on
-        PostgreSQL a lower id may commit after a higher one, when two instances store at once)."""
+        """Declare the versions stored since the last call (by any process) and drop from the parser the structures
+        withdrawn since; returns how many of those changes it applied. Rows are never deleted and a withdrawal is
+        never undone in place, so counts of rows and of withdrawn rows equal to those applied mean nothing is new;
+        ids are not a high-water mark (on PostgreSQL a lower id may commit after a higher one, when two instances
+        store at once)."""
         with transaction(self.engine) as tx:
-            if tx.templates.count() == len(self._seen):
+            if tx.templates.counts() == (len(self._seen), len(self._withdrawn)):
                 return 0
+        from otcdesk.ner.structures import DECLARED
+
         with self._lock:
             with transaction(self.engine) as tx:
-                rows = [(r.id, r.structure, r.version, r.document) for r in tx.templates.since(0)
-                        if r.id not in self._seen]
-            for rid, structure, version, document in rows:
+                stored = [(r.id, r.structure, r.version, r.document, r.withdrawn_at is not None)
+                          for r in tx.templates.since(0)]
+            new = sorted((r for r in stored if r[0] not in self._seen), key=lambda r: (r[1], r[2]))
+            for rid, structure, version, document, _ in new:  # oldest first: the parser keeps the newest
                 try:
                     declare_row(structure, version, document)
                 except Exception:  # a stored version that no longer declares must not stop the others
                     log.exception("stored template %s v%s could not be declared", structure, version)
                 self._seen.add(rid)
-            return len(rows)
+            new_ids = {r[0] for r in new}
+            newest: dict[str, tuple] = {}
+            for row in stored:
+                if row[1] not in newest or row[2] > newest[row[1]][2]:
+                    newest[row[1]] = row
+            withdrawn = {r[0] for r in stored if r[4]} - self._withdrawn
+            for rid, structure, version, _, is_withdrawn in newest.values():
+                if is_withdrawn and (rid in withdrawn or rid in new_ids):
+                    DECLARED.withdraw(structure)  # the parser only: the pricer keeps every version
+                    log.info("template %s withdrawn (version %s): no longer understood", structure, version)
+            self._withdrawn |= withdrawn
+            return len(new) + len(withdrawn)
 
     def table(self) -> list[dict]:
-        """The newest version of every stored template, with its number of versions."""
+        """The newest version of every stored template, with its number of versions (`withdrawn_at`/`withdrawn_by`
+        set when the structure is withdrawn)."""
         with transaction(self.engine) as tx:
             out = []
             for r in tx.templates.latest_all():
@@ -179,31 +225,72 @@ class TemplateService:
             raise TemplateError(f"a template is at most {MAX_TEMPLATE_BYTES} bytes", {"template": "too large"})
         return self._add(doc, by, "upload", "template.uploaded")
 
+    def withdraw(self, structure: str, by: str, reason: str) -> dict:
+        """Withdraw `structure` (audited `template.withdrawn` in the same transaction): its newest version is marked
+        withdrawn, every process's parser drops it at its next sync (this one's now), the pricer keeps every version.
+        Returns the newest version's row with `versions`. Raises ValueError (no reason, or too long),
+        TemplateNotFound, TemplateAlreadyWithdrawn."""
+        reason = (reason or "").strip() if isinstance(reason, str) else ""
+        if not reason:
+            raise ValueError("a withdrawal needs a reason")
+        if len(reason) > MAX_REASON_CHARS:
+            raise ValueError(f"a reason is at most {MAX_REASON_CHARS} characters")
+        with transaction(self.engine) as tx:
+            tx.audit.lock_chain()  # withdrawals and uploads on any instance one at a time: this sees them all
+            latest = tx.templates.latest(structure)
+            if latest is None:
+                raise TemplateNotFound(f"no stored template {structure!r}")
+            if latest.withdrawn_at is not None:
+                raise TemplateAlreadyWithdrawn(
+                    f"{structure} version {latest.version} was withdrawn already by {latest.withdrawn_by}")
+            row = tx.templates.withdraw(latest, by)
+            tx.audit.record(by, "template.withdrawn", f"{SUBJECT}:{structure}",
+                            {"structure": structure, "version": row.version, "reason": reason})
+            out = {**template_row(row), "versions": row.version}
+        self.sync()
+        return out
+
     def load_folder(self) -> dict:
         """Store every acceptable *.json of the folder that differs from its structure's newest version (audited
-        `template.loaded`, by system); a refused file is logged with its reason. Returns {"loaded", "refused"}."""
+        `template.loaded`, by system); a refused file is logged with its reason. A file that is the withdrawn newest
+        version of its structure (same sha256) leaves it withdrawn: no new version, listed under "withdrawn".
+        Returns {"loaded", "refused", "withdrawn"}."""
         from otcdesk.pricing_engine.templates.validate import TemplateError
 
-        loaded, refused = [], {}
+        loaded, refused, withdrawn = [], {}, []
         if self.folder is None or not self.folder.is_dir():
-            return {"loaded": loaded, "refused": refused}
+            return {"loaded": loaded, "refused": refused, "withdrawn": withdrawn}
         for path in sorted(self.folder.glob("*.json")):
             try:
-                row = self._add(read_template_file(path), "system", f"file:{path.name}", "template.loaded")
+                row = self._add(read_template_file(path), "system", f"file:{path.name}", "template.loaded",
+                                revive=False)
             except (TemplateError, TemplateConflict) as exc:
                 refused[path.name] = str(exc)
                 log.warning("template file %s refused: %s", path.name, exc)
                 continue
-            if not row["unchanged"]:
+            if row.get("withdrawn_at"):
+                withdrawn.append({"file": path.name, "structure": row["structure"], "version": row["version"]})
+            elif not row["unchanged"]:
                 loaded.append({"file": path.name, "structure": row["structure"], "version": row["version"]})
         if loaded:
             log.info("templates loaded from %s: %s", self.folder, loaded)
-        return {"loaded": loaded, "refused": refused}
+        if withdrawn:
+            log.info("template files left withdrawn (the withdrawn document unchanged): %s", withdrawn)
+        return {"loaded": loaded, "refused": refused, "withdrawn": withdrawn}
 
-    def _add(self, doc: Any, by: str, source: str, action: str) -> dict:
+    def _add(self, doc: Any, by: str, source: str, action: str, revive: bool = True) -> dict:
+        """Store `doc` as the next version unless it is the newest already. A withdrawn newest version with the same
+        document is stored again as a new version when `revive` (an admin's upload brings the structure back); else
+        (the folder at start) it stays withdrawn and is returned as it is, unchecked."""
         self.sync()
         from otcdesk.ner.structures import DECLARED
         from otcdesk.pricing_engine.templates.validate import TemplateError
+
+        if not revive and isinstance(doc.get("structure"), str):
+            with transaction(self.engine) as tx:
+                latest = tx.templates.latest(doc["structure"])
+                if latest is not None and latest.withdrawn_at is not None and latest.sha256 == _digest_or_none(doc):
+                    return {**template_row(latest), "engines": {}, "unchanged": True}
 
         with transaction(self.engine) as tx:  # stored here, or declared from a stored version: not built-in
             replaceable = tx.templates.structures() | {e.structure for e in DECLARED.entries() if e.version}
@@ -216,7 +303,9 @@ class TemplateService:
                 if taken:
                     raise TemplateError(f"template refused: {taken}, stored at the same moment", {"names": taken})
                 latest = tx.templates.latest(t.structure)
-                if latest is not None and latest.sha256 == digest:
+                if latest is not None and latest.withdrawn_at is not None and latest.sha256 == digest and not revive:
+                    return {**template_row(latest), "engines": {}, "unchanged": True}  # withdrawn meanwhile
+                if latest is not None and latest.sha256 == digest and latest.withdrawn_at is None:
                     return {**template_row(latest), "engines": engines, "unchanged": True}
                 row = tx.templates.add(t.structure, dict(doc), digest, source, by)
                 tx.audit.record(by, action, f"{SUBJECT}:{t.structure}",

@@ -263,3 +263,27 @@ def test_db_upgrade_refuses_an_unknown_schema_with_a_json_error(tmp_path, monkey
     assert main(["db", "upgrade"]) == 2
     doc = json.loads(capsys.readouterr().out)
     assert "lacks" in doc["error"] and doc["detail"]["database"].endswith("otcdesk.db")
+
+
+def test_template_withdrawal_revision_keeps_the_stored_versions_not_withdrawn(engine):
+    """0009 adds `withdrawn_at`/`withdrawn_by` to `structure_template`: a version stored under 0008 stays, not
+    withdrawn; the revision downgrades and upgrades again."""
+    from otcdesk.app.models import StructureTemplate
+
+    with engine.begin() as conn:
+        command.upgrade(migrations.alembic_config(conn), "0008")
+        conn.execute(text("INSERT INTO structure_template (structure, version, document, sha256, source, uploaded_by, "
+                          "uploaded_at) VALUES ('mig_capped', 1, '{}', 'abc', 'upload', 'admin1', :at)"),
+                     {"at": datetime.now(timezone.utc)})
+    assert "withdrawn_at" not in {c["name"] for c in inspect(engine).get_columns("structure_template")}
+    assert migrations.upgrade(engine)["current"] == migrations.head()
+    columns = {c["name"]: c for c in inspect(engine).get_columns("structure_template")}
+    assert columns["withdrawn_at"]["nullable"] and columns["withdrawn_by"]["nullable"]
+    with Session(engine) as s:
+        row = s.exec(select(StructureTemplate)).one()
+        assert (row.structure, row.withdrawn_at, row.withdrawn_by) == ("mig_capped", None, None)
+    assert schema_diff(engine) == []
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), "0008")
+    assert {"withdrawn_at", "withdrawn_by"}.isdisjoint(c["name"] for c in inspect(engine).get_columns("structure_template"))
+    assert migrations.upgrade(engine)["current"] == migrations.head() and schema_diff(engine) == []

@@ -162,3 +162,99 @@ def test_two_structures_uploaded_at_once_with_one_name_store_only_the_first(db_e
     finally:
         DECLARED.withdraw(a)
         DECLARED.withdraw(b)
+
+
+def _parsed_structures(text):
+    from otcdesk.ner import parse_message
+
+    return [r.get("structure") for r in parse_message(text).to_dict()["requests"]]
+
+
+def _price_version(structure, version):
+    from otcdesk.pricing_engine.api import price
+
+    market = {"spot": 100.0, "vol": 0.2, "rate": 0.03, "div": 0.0}
+    return price({"product": {"structure": structure, "tenor": "12M", "coupon_pct": 10, "template_version": version},
+                  "market": market, "valuation_date": "2026-11-20", "engine": "fd",
+                  "engine_options": {"greeks": False}})
+
+
+def test_a_withdrawn_template_is_no_longer_parsed_but_its_versions_still_price(db_engine):
+    """Withdrawal (admin): the parser drops the structure on this instance at once and on another at its next sync;
+    the pricer keeps every version (a booked trade names its version); audited; twice is a conflict; a re-upload
+    is the next version and brings it back."""
+    from otcdesk.app.trading.templates import TemplateAlreadyWithdrawn, TemplateConflict, TemplateNotFound
+
+    structure, bystander = f"svc_withdrawn_{db_engine.dialect.name}", f"svc_bystander_{db_engine.dialect.name}"
+    text = "中证500 一年 撤回测试雪球 103/75 2000万"
+    service, other = TemplateService(db_engine), TemplateService(db_engine)  # two instances on one database
+    try:
+        doc = capped_snowball(structure, ["撤回测试雪球"])
+        service.upload(doc, "admin1")
+        assert other.sync() == 1 and _parsed_structures(text) == [structure]
+        with pytest.raises(TemplateNotFound):
+            service.withdraw("svc_nothing_here", "admin1", "broken")
+        with pytest.raises(ValueError):
+            service.withdraw(structure, "admin1", "   ")
+        out = service.withdraw(structure, "admin2", "floor leg is wrong")
+        assert (out["structure"], out["version"], out["versions"], out["withdrawn_by"]) == (structure, 1, 1, "admin2")
+        assert out["withdrawn_at"] is not None
+        assert DECLARED.get(structure) is None and structure not in _parsed_structures(text)
+        assert _price_version(structure, 1)["product"]["template_version"] == 1  # the pricer keeps the version
+        [row] = service.table()
+        assert (row["withdrawn_by"], row["withdrawn_at"]) == ("admin2", out["withdrawn_at"])
+        assert [(a, d) for a, d in _audit(db_engine, "template.withdrawn")] == \
+            [("admin2", {"structure": structure, "version": 1, "reason": "floor leg is wrong"})]
+        with transaction(db_engine) as tx:
+            [entry] = tx.audit.entries(action="template.withdrawn")
+            assert entry.subject == f"structure_template:{structure}"
+        with pytest.raises(TemplateAlreadyWithdrawn) as exc:
+            service.withdraw(structure, "admin1", "again")
+        assert isinstance(exc.value, TemplateConflict) and len(_audit(db_engine, "template.withdrawn")) == 1
+
+        # another instance: it declared the structure before; its next sync sees the withdrawal
+        service.upload(capped_snowball(bystander, ["旁观雪球"]), "admin1")  # unrelated, seen in the same sync
+        from otcdesk.ner.structures import DeclaredStructure
+
+        DECLARED.declare(DeclaredStructure(structure, ("撤回测试雪球",), doc["params"], 1))  # as `other` had it
+        assert other.sync() == 2 and DECLARED.get(structure) is None and DECLARED.get(bystander) is not None
+        assert other.sync() == 0
+        fresh = TemplateService(db_engine)  # a process started after the withdrawal never parses it
+        assert fresh.sync() == 3 and DECLARED.get(structure) is None
+        assert _price_version(structure, 1)["product"]["template_version"] == 1
+
+        # the same document uploaded again is the next version, not withdrawn
+        back = service.upload(doc, "admin1")
+        assert (back["version"], back["unchanged"], back["withdrawn_at"]) == (2, False, None)
+        assert DECLARED.get(structure).version == 2 and _parsed_structures(text) == [structure]
+        assert other.sync() == 1 and DECLARED.get(structure).version == 2
+        assert [(r["version"], r["withdrawn_by"]) for r in service.versions(structure)] == [(2, None), (1, "admin2")]
+        assert service.withdraw(structure, "admin1", "still broken")["version"] == 2
+    finally:
+        DECLARED.withdraw(structure)
+        DECLARED.withdraw(bystander)
+
+
+def test_the_folder_leaves_a_withdrawn_template_withdrawn_until_its_file_changes(db_engine, tmp_path):
+    structure = f"svc_folder_wd_{db_engine.dialect.name}"
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    doc = capped_snowball(structure, ["文件撤回雪球"])
+    (folder / "w.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    try:
+        assert TemplateService(db_engine, folder).load_folder()["loaded"] == [
+            {"file": "w.json", "structure": structure, "version": 1}]
+        TemplateService(db_engine).withdraw(structure, "admin1", "wrong knock-in")
+        restarted = TemplateService(db_engine, folder)  # the next start reads the same file
+        out = restarted.load_folder()
+        assert out == {"loaded": [], "refused": {}, "withdrawn": [{"file": "w.json", "structure": structure,
+                                                                    "version": 1}]}
+        assert DECLARED.get(structure) is None and restarted.table()[0]["withdrawn_by"] == "admin1"
+        assert [d["version"] for _, d in _audit(db_engine, "template.loaded")] == [1]
+        doc["params"]["floor_pct"]["default"] = 60  # a fixed file is the next version
+        (folder / "w.json").write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        out = TemplateService(db_engine, folder).load_folder()
+        assert out["loaded"] == [{"file": "w.json", "structure": structure, "version": 2}] and out["withdrawn"] == []
+        assert DECLARED.get(structure).version == 2
+    finally:
+        DECLARED.withdraw(structure)
