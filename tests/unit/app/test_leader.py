@@ -19,8 +19,17 @@ def holder_pid(key: int) -> int | None:
 
 
 def kill_backend(pid: int) -> None:
+    """Terminate the backend and wait until it is gone: pg_terminate_backend only signals it, and its locks are
+    released when it exits (a standby checking a moment earlier still finds the lock held, and would on its next
+    retry take it)."""
+    import time
+
     with psycopg.connect(PG_URL.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 10
+        while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline, f"backend {pid} did not exit"
+            time.sleep(0.02)
 
 
 @pytest.fixture

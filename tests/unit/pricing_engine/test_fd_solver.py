@@ -4,6 +4,10 @@ prices against the values of the implementation they replaced, and the implied c
 Tolerances: a step agrees with the dense solve to 1e-12 relative (rounding; the penalty boundary rows are exact
 to 1e-16); prices agree with the replaced implementation to 1e-10 (measured: under 1e-12); a fair coupon by
 linearity agrees with the bracketing solver's to 1e-8 %, and re-pricing at it gives |price| < 1e-10.
+
+On a volatility surface the recorded values also carry the surface's fit (scipy `least_squares`, tolerance ~1e-8),
+which moves between scipy releases (scipy 1.17.1 moved a price by 4e-8 and a fair coupon by 1.3e-5 %): those cases
+are compared at SURFACE_ABS; the solver itself is held to 1e-10 by the flat-volatility cases and by re-pricing.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ GRID = {"expiries": ["2027-02-19", "2027-05-21", "2027-11-20"], "strikes_pct": [
                  [0.292, 0.265, 0.243, 0.222, 0.205, 0.192, 0.185],
                  [0.282, 0.26, 0.242, 0.225, 0.21, 0.20, 0.194]]}
 LV = {"spot": 100.0, "rate": 0.02, "div": 0.01, "vol_surface": GRID}
+SURFACE_ABS = {"price": 1e-6, "coupon_pct": 1e-4}  # see the module docstring: the fit, not the solver
 SB = {"structure": "snowball", "start_date": VD, "tenor": "12M", "ko_pct": 103, "ki_pct": 75, "lockup_months": 3,
       "coupon_pct": 15}
 PH = {"structure": "phoenix", "start_date": VD, "tenor": "12M", "ko_pct": 100, "ki_pct": 70,
@@ -118,7 +123,7 @@ BEFORE = [
 def test_prices_unchanged_from_the_replaced_solver(product, market, options, before):
     d = price({"product": product, "market": market, "valuation_date": VD, "engine": "fd",
                "engine_options": {"greeks": False, **options}})
-    assert d["price"] == pytest.approx(before, abs=1e-10)
+    assert d["price"] == pytest.approx(before, abs=SURFACE_ABS["price"] if "vol_surface" in market else 1e-10)
 
 
 # ---- implied coupon by linearity -------------------------------------------------------------------------------
@@ -131,7 +136,7 @@ def test_fair_coupon_by_linearity(product, market, before):
     d = _fd(product, market, solve_for="coupon_pct", target_price_pct=0.0)
     assert d["diagnostics"]["linear_in"] == "coupon_pct"  # two solves, no root search
     c = d["solved"]["coupon_pct"]
-    assert c == pytest.approx(before, abs=1e-8)
+    assert c == pytest.approx(before, abs=SURFACE_ABS["coupon_pct"] if "vol_surface" in market else 1e-8)
     assert abs(d["price"]) < 1e-10
     assert abs(_fd({**product, "coupon_pct": c}, market)["price"]) < 1e-10  # a plain solve at the answer
 
