@@ -33,7 +33,7 @@ class KnowledgeHub:
         self.root = settings.data_dir / "kb"
         self.llm, self.embedder = llm, embedder
         self.llm_timeout = settings.llm_timeout_s
-        self.word_vectors = settings.kb_word_vectors
+        self.semantic = settings.kb_word_vectors  # general word vectors in every service's matching
         self._services: dict = {}
         self._lock = threading.Lock()
 
@@ -62,7 +62,7 @@ class KnowledgeHub:
             if not self._exists(name) and not create:
                 raise UnknownKnowledgeBase(name)
             self._services[name] = KnowledgeService(self.root, name, embedder=self.embedder, llm=self.llm,
-                                                    llm_timeout=self.llm_timeout, semantic=self.word_vectors)
+                                                    llm_timeout=self.llm_timeout, semantic=self.semantic)
         return self._services[name]
 
     def _exists(self, name: str) -> bool:

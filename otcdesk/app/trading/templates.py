@@ -135,6 +135,11 @@ def declare_row(structure: str, version: int | None, document: dict) -> None:
     DECLARED.declare(DeclaredStructure(structure, t.names, t.params, version))
 
 
+def _withdrawn_as(latest, digest: str | None) -> bool:
+    """The structure's newest version is withdrawn and is this very document."""
+    return latest is not None and latest.withdrawn_at is not None and latest.sha256 == digest
+
+
 def names_stored_by_others(tx, structure: str, names) -> str | None:
     """Why a name is already another structure's in the table (its newest version), or None. The parser's check
     sees only what this process declared; two uploads of different structures with one name, on two instances at
@@ -289,7 +294,7 @@ class TemplateService:
         if not revive and isinstance(doc.get("structure"), str):
             with transaction(self.engine) as tx:
                 latest = tx.templates.latest(doc["structure"])
-                if latest is not None and latest.withdrawn_at is not None and latest.sha256 == _digest_or_none(doc):
+                if _withdrawn_as(latest, _digest_or_none(doc)):
                     return {**template_row(latest), "engines": {}, "unchanged": True}
 
         with transaction(self.engine) as tx:  # stored here, or declared from a stored version: not built-in
@@ -303,7 +308,7 @@ class TemplateService:
                 if taken:
                     raise TemplateError(f"template refused: {taken}, stored at the same moment", {"names": taken})
                 latest = tx.templates.latest(t.structure)
-                if latest is not None and latest.withdrawn_at is not None and latest.sha256 == digest and not revive:
+                if not revive and _withdrawn_as(latest, digest):
                     return {**template_row(latest), "engines": {}, "unchanged": True}  # withdrawn meanwhile
                 if latest is not None and latest.sha256 == digest and latest.withdrawn_at is None:
                     return {**template_row(latest), "engines": engines, "unchanged": True}
